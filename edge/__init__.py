@@ -1,0 +1,1 @@
+"""edge: a streaming bioacoustic daemon for field recorder boxes."""

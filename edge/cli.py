@@ -1,0 +1,122 @@
+"""The `edge` command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from edge import logs
+from edge.manifest import ModelError, default_models_dir, discover, file_sha256
+from edge.replay import ReplayOptions, replay
+from edge.sinks.files import FORMATS
+
+models_dir_option = click.option(
+    "--models-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=default_models_dir,
+    envvar="EDGE_MODELS_DIR",
+    show_default="models/ of this checkout",
+    help="Folder holding one directory per model.",
+)
+
+
+@click.group()
+@click.version_option(package_name="edge")
+def main() -> None:
+    """edge: identify wildlife and threats in field recordings with ONNX models on the CPU."""
+
+
+@main.command(name="replay")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--model", "model_names", multiple=True, default=["birdnet-v2.4"], show_default=True,
+              help="Model to run (repeat for an ensemble).")
+@models_dir_option
+@click.option("--window", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+              help="Analysis window, seconds.")
+@click.option("--hop", type=click.FloatRange(min=0, min_open=True), default=2.5, show_default=True,
+              help="Seconds between window starts.")
+@click.option("--crop-stride", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Grid step, seconds, of the crops a model with a shorter input takes inside a window.")
+@click.option("--sensitivity", type=click.FloatRange(0.5, 1.5), default=1.0, show_default=True,
+              help="BirdNET sensitivity: higher reports more.")
+@click.option("--min-conf", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+              help="Minimum confidence of a detection.")
+@click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="At most this many classes per window.")
+@click.option("--format", "formats", default="jsonl,csv,raven", show_default=True,
+              help=f"Comma-separated output formats: {', '.join(FORMATS)}.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("edge-out"),
+              show_default=True, help="Folder for the detection files (rewritten by each replay).")
+@click.option("--channel", type=click.IntRange(min=0), default=None,
+              help="Analyse this channel (0-based) of multi-channel files instead of their mix-down.")
+@click.option("--timezone", "zone", default="UTC", show_default=True,
+              help="Zone of the times in recorder file names that carry none (e.g. Europe/Berlin).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="ONNX Runtime threads per model.")
+@click.option("--quiet", is_flag=True, help="No progress bar, no summary.")
+def replay_command(paths, model_names, models_dir, window, hop, crop_stride, sensitivity, min_conf, top_k,
+                   formats, out, channel, zone, threads, quiet):
+    """Analyse recordings (files or folders) and write their detections."""
+    logs.configure()
+    try:
+        naive_zone = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"unknown time zone {zone!r}", param_hint="--timezone")
+    options = ReplayOptions.build(
+        window=window, hop=hop, crop_stride=crop_stride, sensitivity=sensitivity, min_conf=min_conf,
+        top_k=top_k, channel=channel, naive_zone=naive_zone, threads=threads,
+        formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+    )
+    console = Console(stderr=True)
+    try:
+        result = replay(list(paths), models_dir, list(model_names), out, options,
+                        progress=not quiet and console.is_terminal)
+    except (ModelError, ValueError) as error:
+        raise click.ClickException(str(error))
+    if not quiet:
+        print_summary(result, out)
+    if result.failed and len(result.failed) == result.recordings:
+        sys.exit(1)
+
+
+def print_summary(result, out: Path) -> None:
+    console = Console()
+    table = Table(title=f"{result.summary.detections} detections in {result.recordings} recording(s), "
+                        f"{result.audio_seconds:.1f} s of audio")
+    for column in ("species", "scientific name", "detections", "max confidence"):
+        table.add_column(column, justify="right" if column in ("detections", "max confidence") else "left")
+    for tally in result.summary.ranked():
+        table.add_row(tally.common_name, tally.scientific_name, str(tally.count), f"{tally.max_confidence:.3f}")
+    console.print(table)
+    for stream_id, error in result.failed:
+        console.print(f"[red]skipped[/red] {stream_id}: {error}")
+    console.print(f"detections written to {out}/")
+
+
+@main.command(name="models")
+@models_dir_option
+def models_command(models_dir: Path) -> None:
+    """List the bundled models and check their checksums."""
+    try:
+        manifests = discover(models_dir)
+    except ModelError as error:
+        raise click.ClickException(str(error))
+    table = Table(title=f"models in {models_dir}")
+    for column in ("name", "version", "licence", "input", "classes", "size", "sha256"):
+        table.add_column(column)
+    bad = 0
+    for m in manifests:
+        ok = file_sha256(m.path) == m.sha256
+        bad += not ok
+        table.add_row(
+            m.name, m.version, m.licence, f"{m.input_kind} {m.input_seconds:g} s @ {m.sample_rate} Hz",
+            str(len(m.labels())), f"{m.path.stat().st_size / 1e6:.1f} MB", "ok" if ok else "MISMATCH",
+        )
+    Console(width=120).print(table)
+    if bad:
+        raise click.ClickException(f"{bad} model file(s) do not match their manifest's sha256")

@@ -1,0 +1,69 @@
+"""Members blended into one set of probabilities over a common taxonomy keyed by scientific name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.member import Member
+from edge.types import Label, Scores, Window
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """The union of the members' labels (first member's names win), and where each member's classes land."""
+
+    labels: tuple[Label, ...]
+    columns: tuple[np.ndarray, ...]  # per member: taxonomy index of each of its outputs
+
+    @classmethod
+    def of(cls, members: list[Member]) -> Taxonomy:
+        index: dict[str, int] = {}
+        labels: list[Label] = []
+        columns = []
+        for member in members:
+            cols = []
+            for label in member.labels:
+                if label.scientific_name not in index:
+                    index[label.scientific_name] = len(labels)
+                    labels.append(label)
+                cols.append(index[label.scientific_name])
+            columns.append(np.array(cols, dtype=np.int64))
+        return cls(labels=tuple(labels), columns=tuple(columns))
+
+
+class Ensemble:
+    """Weighted mean of the members' probabilities; a class known to some members only is scored by those."""
+
+    def __init__(self, members: list[Member], weights: list[float] | None = None):
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = members
+        self.weights = np.asarray(weights or [1.0] * len(members), dtype=np.float64)
+        self.taxonomy = Taxonomy.of(members)
+        self._coverage = np.zeros(len(self.taxonomy.labels))
+        for weight, cols in zip(self.weights, self.taxonomy.columns):
+            np.add.at(self._coverage, cols, weight)
+        self.name = "+".join(m.manifest.name for m in members)
+        self.version = "+".join(m.manifest.version for m in members)
+
+    @property
+    def sample_rates(self) -> tuple[int, ...]:
+        return tuple(sorted({m.sample_rate for m in self.members}))
+
+    def score(self, window: Window) -> Scores:
+        if len(self.members) == 1:
+            blended = self.members[0].score(window)
+        else:
+            total = np.zeros(len(self.taxonomy.labels))
+            for member, weight, cols in zip(self.members, self.weights, self.taxonomy.columns):
+                np.add.at(total, cols, weight * member.score(window))
+            blended = (total / self._coverage).astype(np.float32)
+        return Scores(
+            window=window,
+            probabilities=blended,
+            labels=self.taxonomy.labels,
+            model=self.name,
+            model_version=self.version,
+        )

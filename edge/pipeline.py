@@ -1,0 +1,31 @@
+"""The run loop: source -> windower -> ensemble -> detector -> sinks, in one direction."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from edge.detector import Detector
+from edge.ensemble import Ensemble
+from edge.types import AudioChunk, Sink, Source
+from edge.windower import Windower
+
+
+def run(
+    source: Source,
+    windower: Windower,
+    ensemble: Ensemble,
+    detector: Detector,
+    sinks: list[Sink],
+    on_chunk: Callable[[AudioChunk], None] = lambda chunk: None,
+) -> None:
+    """Feed every chunk of the source through the pipeline, then close the sinks (also on error)."""
+    try:
+        for chunk in source.chunks():
+            for window in windower.push(chunk):
+                for detection in detector.update(ensemble.score(window)):
+                    for sink in sinks:
+                        sink.emit(detection)
+            on_chunk(chunk)
+    finally:
+        for sink in sinks:
+            sink.close()

@@ -1,0 +1,86 @@
+"""`edge replay`: wire a file source, the ensemble and file sinks together and run the pipeline once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import tzinfo
+from pathlib import Path
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from edge import pipeline
+from edge.detector import Detector, DetectorOptions
+from edge.ensemble import Ensemble
+from edge.manifest import find
+from edge.member import Member, MemberOptions
+from edge.sinks.files import file_sinks
+from edge.sources.files import DecodeOptions, FileSource
+from edge.summary import Summary
+from edge.windower import WindowSpec, Windower
+
+LONG_INPUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    window: WindowSpec
+    member: MemberOptions
+    detector: DetectorOptions
+    decode: DecodeOptions
+    formats: tuple[str, ...]
+
+    @classmethod
+    def build(cls, *, window: float, hop: float, crop_stride: float, sensitivity: float, min_conf: float,
+              top_k: int, channel: int | None, naive_zone: tzinfo, threads: int, formats: tuple[str, ...]):
+        return cls(
+            window=WindowSpec(seconds=window, hop=hop),
+            member=MemberOptions(crop_stride=crop_stride, sensitivity=sensitivity, intra_op_threads=threads),
+            detector=DetectorOptions(min_confidence=min_conf, top_k=top_k),
+            decode=DecodeOptions(channel=channel, naive_zone=naive_zone),
+            formats=formats,
+        )
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    summary: Summary
+    recordings: int
+    failed: list[tuple[str, str]]
+    audio_seconds: float
+
+
+def load_ensemble(models_dir: Path, names: list[str], window: WindowSpec, options: MemberOptions) -> Ensemble:
+    members = [Member(find(models_dir, name), options) for name in names]
+    for member in members:
+        slack = window.seconds - member.manifest.input_seconds
+        if slack > 0 and options.crop_stride > slack + 1e-9:
+            raise ValueError(
+                f"crop stride {options.crop_stride} s would leave part of each {window.seconds} s window "
+                f"unscored by {member.manifest.name} ({member.manifest.input_seconds:g} s input): "
+                f"use at most {slack:g} s"
+            )
+    return Ensemble(members)
+
+
+def replay(paths: list[Path], models_dir: Path, model_names: list[str], out: Path, options: ReplayOptions,
+           progress: bool = False) -> ReplayResult:
+    ensemble = load_ensemble(models_dir, model_names, options.window, options.member)
+    source = FileSource(paths, options.decode)
+    windower = Windower(options.window, ensemble.sample_rates)
+    summary = Summary()
+    sinks = [*file_sinks(out, options.formats, append=False), summary]
+    total = source.total_seconds()
+    seconds = 0.0
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+                   TimeRemainingColumn(), disable=not progress or total < LONG_INPUT_SECONDS, transient=True)
+    with bar:
+        task = bar.add_task("replay", total=total)
+
+        def advance(chunk):
+            nonlocal seconds
+            seconds += chunk.seconds
+            bar.update(task, advance=chunk.seconds, description=chunk.stream.id[-40:])
+
+        pipeline.run(source, windower, ensemble, Detector(options.detector), sinks, on_chunk=advance)
+    return ReplayResult(summary=summary, recordings=len(source.recordings), failed=source.failed,
+                        audio_seconds=seconds)

@@ -1,0 +1,126 @@
+"""The values that flow through the pipeline, and the contracts of its plug-ins.
+
+Source ─AudioChunk─▶ Windower ─Window─▶ Ensemble ─Scores─▶ Detector ─Detection─▶ Sinks
+
+Time inside the pipeline is counted in samples on the audio clock of each stream; wall-clock UTC is known only
+through `Stream.started_utc`, stamped once by the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Iterator, Mapping, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One continuous recording: a file, or a microphone session.
+
+    `sample_rate` is the rate the source delivers (the file's own); `started_utc` is the UTC time of its first
+    sample when known (file name, WAV header, stream clock), else None.
+    """
+
+    id: str
+    sample_rate: int
+    started_utc: datetime | None = None
+
+    def utc_at(self, sample: int) -> datetime | None:
+        if self.started_utc is None:
+            return None
+        return self.started_utc + timedelta(seconds=sample / self.sample_rate)
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """Mono float32 samples of `stream` at its sample rate, the first one `start` samples into the stream.
+
+    `last` marks the end of the stream: no chunk of it follows.
+    """
+
+    stream: Stream
+    start: int
+    samples: np.ndarray
+    last: bool = False
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.samples)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.stream.sample_rate
+
+
+@dataclass(frozen=True)
+class Window:
+    """The `index`-th analysis window of a stream: samples [start, end) on the stream's clock.
+
+    `audio` holds the window's samples at every rate a model needs (rate -> float32 array of
+    window_seconds * rate samples, zero-padded past the end of the stream). `offset` is where the window
+    starts on the clock of each rate, so that crops can be placed on a grid in absolute stream time.
+    """
+
+    stream: Stream
+    index: int
+    start: int
+    end: int
+    audio: Mapping[int, np.ndarray]
+    offset: Mapping[int, int]
+
+    @property
+    def start_seconds(self) -> float:
+        return self.start / self.stream.sample_rate
+
+    @property
+    def end_seconds(self) -> float:
+        return self.end / self.stream.sample_rate
+
+
+@dataclass(frozen=True)
+class Label:
+    """One class of the common taxonomy, keyed by scientific name."""
+
+    scientific_name: str
+    common_name: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Blended probabilities (0..1) of every class in `labels` for one window."""
+
+    window: Window
+    probabilities: np.ndarray
+    labels: tuple[Label, ...]
+    model: str
+    model_version: str
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One class reported for one window, with the confidence (0..1) it was reported at."""
+
+    window: Window
+    label: Label
+    confidence: float
+    model: str
+    model_version: str
+
+
+class Source(Protocol):
+    def chunks(self) -> Iterator[AudioChunk]:
+        """Yield chunks of one stream after another, each stream ending with a chunk marked `last`.
+
+        A stream that cannot be read is logged and skipped; it never ends the iteration.
+        """
+
+
+class Sink(Protocol):
+    def emit(self, detection: Detection) -> None:
+        """Take one detection; it must be durable or handed on once `close` returns."""
+
+    def close(self) -> None:
+        """Flush and release everything; called once at the end of a run."""

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Set up edge on a fresh Debian 12 machine: the system packages it needs, a virtualenv in .venv, and edge
+# installed into it (editable) with the extras named as arguments, e.g. `tools/setup.sh test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+system_packages=()
+python3 -m venv --help >/dev/null 2>&1 || system_packages+=(python3-venv)
+missing=()
+for pkg in "${system_packages[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+extras=$(IFS=,; echo "$*")
+.venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
