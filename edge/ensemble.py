@@ -52,18 +52,18 @@ class Ensemble:
     def sample_rates(self) -> tuple[int, ...]:
         return tuple(sorted({m.sample_rate for m in self.members}))
 
-    def score(self, window: Window) -> Scores:
-        if len(self.members) == 1:
-            blended = self.members[0].score(window)
-        else:
-            total = np.zeros(len(self.taxonomy.labels))
-            for member, weight, cols in zip(self.members, self.weights, self.taxonomy.columns):
-                np.add.at(total, cols, weight * member.score(window))
-            blended = (total / self._coverage).astype(np.float32)
-        return Scores(
-            window=window,
-            probabilities=blended,
-            labels=self.taxonomy.labels,
-            model=self.name,
-            model_version=self.version,
-        )
+    def score(self, windows: list[Window]) -> list[Scores]:
+        """Blended scores of each window, in order."""
+        per_member = [member.score(windows) for member in self.members]
+        results = []
+        for i, window in enumerate(windows):
+            if len(self.members) == 1:
+                blended = per_member[0][i]
+            else:
+                total = np.zeros(len(self.taxonomy.labels))
+                for scores, weight, cols in zip(per_member, self.weights, self.taxonomy.columns):
+                    np.add.at(total, cols, weight * scores[i])
+                blended = (total / self._coverage).astype(np.float32)
+            results.append(Scores(window=window, probabilities=blended, labels=self.taxonomy.labels,
+                                  model=self.name, model_version=self.version))
+        return results

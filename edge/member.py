@@ -63,44 +63,41 @@ class Member:
     def sample_rate(self) -> int:
         return self.manifest.sample_rate
 
-    def score(self, window: Window) -> np.ndarray:
-        """Probabilities [n_labels] for the window."""
+    def score(self, windows: list[Window]) -> list[np.ndarray]:
+        """Probabilities [n_labels] for each window; the new crops of all of them go through shared batches."""
+        if windows and windows[0].stream != self._cache_stream:
+            self._cache, self._cache_stream = {}, windows[0].stream
+        plans = [self._crops_of(window) for window in windows]
+        pending: dict[int, np.ndarray] = {}
+        for crops in plans:
+            pending.update((start, audio) for start, audio in crops.items() if start not in self._cache)
+        if pending:
+            self._cache.update(zip(pending, self._run(np.stack(list(pending.values())))))
+        scores = [np.max([self._cache[start] for start in crops], axis=0) for crops in plans]
+        if plans:
+            oldest_needed = min(plans[-1])
+            self._cache = {start: p for start, p in self._cache.items() if start >= oldest_needed}
+        return scores
+
+    def _crops_of(self, window: Window) -> dict[int, np.ndarray]:
+        """The window's crops by start sample on the member's clock; audio is only cut for crops not cached."""
         audio = window.audio[self.sample_rate]
+        offset = window.offset[self.sample_rate]
         length = self.manifest.input_length
-        if len(audio) <= length:
-            crop = np.zeros(length, np.float32)
-            crop[: len(audio)] = audio
-            return self._run(crop[None])[0]
-        if window.stream != self._cache_stream:
-            self._cache, self._cache_stream = {}, window.stream
-        grid = self._crop_grid(window.offset[self.sample_rate], len(audio))
-        missing = [k for k in grid if k not in self._cache]
-        if missing:
-            crops = np.stack([self._crop(audio, window.offset[self.sample_rate], k) for k in missing])
-            for k, probabilities in zip(missing, self._run(crops)):
-                self._cache[k] = probabilities
-        first = grid[0]
-        for k in [k for k in self._cache if k < first]:
-            del self._cache[k]
-        return np.max([self._cache[k] for k in grid], axis=0)
-
-    def _crop_grid(self, offset: int, window_length: int) -> list[int]:
+        if len(audio) <= length:  # the window is one crop, zero-padded to the model's input
+            return {offset: np.pad(audio, (0, length - len(audio)))}
         step = self.options.crop_stride * self.sample_rate
-        length = self.manifest.input_length
-        first = int(np.ceil(offset / step - 1e-9))
-        grid = []
-        k = first
-        while round(k * step) + length <= offset + window_length:
-            grid.append(k)
+        k = int(np.ceil(offset / step - 1e-9))
+        crops = {}
+        while round(k * step) + length <= offset + len(audio) or not crops:
+            start = round(k * step)
+            crops[start] = None if start in self._cache else self._cut(audio, start - offset)
             k += 1
-        return grid or [first]
+        return crops
 
-    def _crop(self, audio: np.ndarray, offset: int, k: int) -> np.ndarray:
-        start = round(k * self.options.crop_stride * self.sample_rate) - offset
-        crop = audio[start : start + self.manifest.input_length]
-        if len(crop) < self.manifest.input_length:
-            crop = np.pad(crop, (0, self.manifest.input_length - len(crop)))
-        return crop
+    def _cut(self, audio: np.ndarray, at: int) -> np.ndarray:
+        crop = audio[at : at + self.manifest.input_length]
+        return np.pad(crop, (0, self.manifest.input_length - len(crop)))
 
     def _run(self, crops: np.ndarray) -> np.ndarray:
         outputs = []

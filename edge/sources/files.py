@@ -16,6 +16,9 @@ from edge.types import AudioChunk, Stream
 
 log = structlog.get_logger(__name__)
 
+# At most this many samples (all channels) are decoded at once: 4 MB of float32, whatever the rate.
+MAX_BLOCK_SAMPLES = 1 << 20
+
 AUDIO_SUFFIXES = {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".w64", ".rf64"}
 
 
@@ -25,11 +28,12 @@ class AudioError(Exception):
 
 @dataclass(frozen=True)
 class DecodeOptions:
-    """`channel`: None mixes all channels down to mono, N picks channel N (0-based). `block_seconds` bounds
-    memory: a multi-hour file is read this much at a time. `naive_zone`: the zone of times in file names."""
+    """`channel`: None mixes all channels down to mono, N picks channel N (0-based). `block_seconds` (and
+    MAX_BLOCK_SAMPLES) bound memory: a multi-hour file is read this much at a time. `naive_zone`: the zone of
+    the times in file names that carry none."""
 
     channel: int | None = None
-    block_seconds: float = 10.0
+    block_seconds: float = 20.0
     naive_zone: tzinfo = timezone.utc
 
 
@@ -94,7 +98,7 @@ class FileSource:
                 started_utc=recording_start(path, f.copy_metadata().get("comment"), self.options.naive_zone),
             )
             position = 0
-            block = max(1, int(self.options.block_seconds * f.samplerate))
+            block = max(1, min(int(self.options.block_seconds * f.samplerate), MAX_BLOCK_SAMPLES // f.channels))
             while True:
                 try:
                     data = f.read(block, dtype="float32", always_2d=True)

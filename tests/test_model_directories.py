@@ -1,0 +1,77 @@
+"""A BirdCLEF-style model (5 s at 32 kHz, 128-mel input, 234 classes) is added by dropping in a directory."""
+
+import json
+import shutil
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import edge_cli
+from edge.frontend import LogMelFrontEnd, mel_filterbank
+from edge.manifest import LogMelSpec, ModelError, discover, load_manifest
+from tiny_models import LOGMEL, write_logmel_model
+
+
+@pytest.fixture
+def models_with_birdclef(tmp_path, models_dir):
+    folder = tmp_path / "models"
+    shutil.copytree(models_dir / "birdnet-v2.4", folder / "birdnet-v2.4")
+    write_logmel_model(folder)
+    return folder
+
+
+def test_logmel_matches_librosa(data):
+    audio, rate = sf.read(str(data / "opso_birds_10s.wav"), dtype="float32")
+    crop = audio[: 5 * rate]
+    spec = LogMelSpec(**{**LOGMEL, "normalise": "none"})
+    ours = LogMelFrontEnd(spec, rate)(crop[None])[0, 0]
+    power = librosa.feature.melspectrogram(y=crop, sr=rate, n_fft=1024, hop_length=320, n_mels=128, fmin=50,
+                                           fmax=14000, htk=True, norm=None, center=True, pad_mode="reflect")
+    theirs = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=80.0)
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, atol=2e-3)
+
+
+def test_slaney_filters_match_librosa():
+    spec = LogMelSpec(n_fft=2048, hop_length=512, n_mels=64, fmin=0, fmax=16000, mel_scale="slaney",
+                      mel_norm="slaney")
+    theirs = librosa.filters.mel(sr=32000, n_fft=2048, n_mels=64, fmin=0, fmax=16000, htk=False, norm="slaney")
+    np.testing.assert_allclose(mel_filterbank(spec, 32000), theirs.T, atol=1e-6)
+
+
+def test_dropped_in_model_is_listed(models_with_birdclef):
+    names = [m.name for m in discover(models_with_birdclef)]
+    assert names == ["birdclef-tiny", "birdnet-v2.4"]
+    result = edge_cli("models", "--models-dir", str(models_with_birdclef))
+    assert "birdclef-tiny" in result.stdout and "logmel 5 s @ 32000 Hz" in result.stdout
+    assert "234" in result.stdout
+
+
+def test_dropped_in_model_replays(models_with_birdclef, tmp_path):
+    """A tone at the centre of mel band 60 lights up class 60, in every window."""
+    centre = librosa.mel_frequencies(n_mels=130, fmin=50, fmax=14000, htk=True)[1:-1][60]
+    rate = 44100
+    t = np.arange(12 * rate) / rate
+    sf.write(str(tmp_path / "tone.wav"), 0.3 * np.sin(2 * np.pi * centre * t), rate)
+    edge_cli("replay", str(tmp_path / "tone.wav"), "--model", "birdclef-tiny", "--models-dir",
+             str(models_with_birdclef), "--out", str(tmp_path / "out"), "--min-conf", "0.5", "--top-k", "1")
+    records = [json.loads(x) for x in (tmp_path / "out" / "detections.jsonl").read_text().splitlines()]
+    assert [r["start_s"] for r in records] == [0.0, 2.5, 5.0, 7.5], "the last window holds 4.5 s, padded"
+    assert {r["scientific_name"] for r in records} == {"Tonus band060"}
+    assert {r["model"] for r in records} == {"birdclef-tiny"}
+
+
+def test_checksum_mismatch_is_reported(models_with_birdclef):
+    with (models_with_birdclef / "birdclef-tiny" / "model.onnx").open("ab") as f:
+        f.write(b"\0")
+    result = edge_cli("models", "--models-dir", str(models_with_birdclef), check=False)
+    assert result.returncode != 0 and "MISMATCH" in result.stdout
+
+
+def test_broken_manifest_names_the_file(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "manifest.toml").write_text('name = "m"\n')
+    with pytest.raises(ModelError, match="manifest.toml: invalid manifest"):
+        load_manifest(tmp_path / "m")
