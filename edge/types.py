@@ -110,6 +110,31 @@ class Detection:
     model_version: str
 
 
+@dataclass(frozen=True)
+class Event:
+    """A detection event of one species in one stream, as its lifecycle goes: `kind` is "start" (first
+    confident window), "update" (confidence or duration grew) or "end" (quiet for long enough). The three share
+    `id`. [start, end) are samples on the stream's clock; `confidence` (0..1) is the highest reached so far."""
+
+    id: str
+    kind: str
+    stream: Stream
+    label: Label
+    start: int
+    end: int
+    confidence: float
+    model: str
+    model_version: str
+
+    @property
+    def start_seconds(self) -> float:
+        return self.start / self.stream.sample_rate
+
+    @property
+    def end_seconds(self) -> float:
+        return self.end / self.stream.sample_rate
+
+
 class Source(Protocol):
     def chunks(self) -> Iterator[AudioChunk]:
         """Yield chunks of one stream after another, each stream ending with a chunk marked `last`.
