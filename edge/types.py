@@ -54,8 +54,24 @@ class AudioChunk:
         return len(self.samples) / self.stream.sample_rate
 
 
+class StreamSpan:
+    """Samples [start, end) of `stream`, also in seconds from the start of the stream."""
+
+    stream: Stream
+    start: int
+    end: int
+
+    @property
+    def start_seconds(self) -> float:
+        return self.start / self.stream.sample_rate
+
+    @property
+    def end_seconds(self) -> float:
+        return self.end / self.stream.sample_rate
+
+
 @dataclass(frozen=True)
-class Window:
+class Window(StreamSpan):
     """The `index`-th analysis window of a stream: samples [start, end) on the stream's clock.
 
     `audio` holds the window's samples at every rate a model needs (rate -> float32 array of
@@ -69,14 +85,6 @@ class Window:
     end: int
     audio: Mapping[int, np.ndarray]
     offset: Mapping[int, int]
-
-    @property
-    def start_seconds(self) -> float:
-        return self.start / self.stream.sample_rate
-
-    @property
-    def end_seconds(self) -> float:
-        return self.end / self.stream.sample_rate
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,7 @@ class Detection:
 
 
 @dataclass(frozen=True)
-class Event:
+class Event(StreamSpan):
     """A detection event of one species in one stream, as its lifecycle goes: `kind` is "start" (first
     confident window), "update" (confidence or duration grew) or "end" (quiet for long enough). The three share
     `id`. [start, end) are samples on the stream's clock; `confidence` (0..1) is the highest reached so far."""
@@ -125,14 +133,6 @@ class Event:
     confidence: float
     model: str
     model_version: str
-
-    @property
-    def start_seconds(self) -> float:
-        return self.start / self.stream.sample_rate
-
-    @property
-    def end_seconds(self) -> float:
-        return self.end / self.stream.sample_rate
 
 
 class Source(Protocol):
