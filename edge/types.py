@@ -8,6 +8,7 @@ through `Stream.started_utc`, stamped once by the source.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterator, Mapping, Protocol
@@ -141,6 +142,28 @@ class Source(Protocol):
 
         A stream that cannot be read is logged and skipped; it never ends the iteration.
         """
+
+
+class LiveSource(Protocol):
+    """A source of the daemon: it runs until told to stop, and owns whatever thread feeds it."""
+
+    def start(self) -> None:
+        """Start feeding (open the device, start watching the folder); constructors start nothing."""
+
+    def chunks(self, stop: threading.Event) -> Iterator[AudioChunk | None]:
+        """Yield chunks as `Source.chunks` does, and None whenever nothing new arrived for about a second,
+        so that the loop keeps its watchdog and health record going while the box is quiet.
+
+        A stream counts as processed once the consumer asks for the item after its `last` chunk. When `stop`
+        is set, the iterator ends soon: a stream cut short then has no `last` chunk, and is taken up again
+        (from its start) by the next run when the source can do so.
+        """
+
+    def stats(self) -> Mapping[str, int | float]:
+        """Counters for the health record (queue depth, overflows, files quarantined...), by name."""
+
+    def stop(self) -> None:
+        """Stop and join the feeding threads; idempotent."""
 
 
 class Sink(Protocol):
