@@ -120,3 +120,64 @@ def models_command(models_dir: Path) -> None:
     Console(width=120).print(table)
     if bad:
         raise click.ClickException(f"{bad} model file(s) do not match their manifest's sha256")
+
+
+@main.command(name="run")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              envvar="EDGE_CONFIG", help="The daemon's TOML configuration (e.g. /etc/edge/edge.toml).")
+@click.option("--replay", "replay_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Replay these recordings (files or folders) instead of the configured source, then exit.")
+@click.option("--realtime", is_flag=True, help="With --replay: deliver audio at 1x real time, as a microphone.")
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="With --replay: deliver audio at this multiple of real time (implies --realtime).")
+def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | None) -> None:
+    """Run the field daemon: analyse the configured source until stopped (SIGTERM), reload on SIGHUP."""
+    import signal
+
+    from edge.daemon import Daemon
+    from edge.notify import Notifier
+    from edge.settings import SettingsError, load_settings
+    from edge.sources.files import ReplayConfig
+
+    logs.configure(json=True, stream=sys.stdout)
+    try:
+        settings = load_settings(config_path)
+    except SettingsError as error:
+        raise click.ClickException(str(error))
+    if replay_paths:
+        pace = speed or (1.0 if realtime else None)
+        settings = settings.model_copy(update={"source": ReplayConfig(paths=list(replay_paths), speed=pace)})
+    elif realtime or speed:
+        raise click.UsageError("--realtime and --speed go with --replay")
+    logs.configure(json=True, level=settings.log_level, stream=sys.stdout)
+    daemon = Daemon(settings, config_path, Notifier.from_environ())
+    signal.signal(signal.SIGTERM, lambda *_: daemon.stop_requested.set())
+    signal.signal(signal.SIGINT, lambda *_: daemon.stop_requested.set())
+    signal.signal(signal.SIGHUP, lambda *_: daemon.reload_requested.set())
+    try:
+        daemon.start()
+    except (ModelError, ValueError, OSError) as error:
+        raise click.ClickException(f"cannot start: {error}")
+    try:
+        daemon.run()
+    finally:
+        daemon.stop()
+
+
+@main.group(name="config")
+def config_group() -> None:
+    """Work with the daemon's configuration file."""
+
+
+@config_group.command(name="check")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def config_check(path: Path) -> None:
+    """Validate a configuration file (and EDGE_ variables) without starting anything."""
+    from edge.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(path)
+    except SettingsError as error:
+        raise click.ClickException(str(error))
+    click.echo(f"{path}: valid; source {settings.source.type}, models {', '.join(settings.model.names)}, "
+               f"data in {settings.data_dir}")

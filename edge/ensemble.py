@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from edge.member import Member
+from edge.manifest import find
+from edge.member import Member, MemberOptions
 from edge.types import Label, Scores, Window
+from edge.windower import WindowSpec
 
 
 @dataclass(frozen=True)
@@ -67,3 +70,16 @@ class Ensemble:
             results.append(Scores(window=window, probabilities=blended, labels=self.taxonomy.labels,
                                   model=self.name, model_version=self.version))
         return results
+
+
+def load_ensemble(models_dir: Path, names: list[str], window: WindowSpec, options: MemberOptions) -> Ensemble:
+    members = [Member(find(models_dir, name), options) for name in names]
+    for member in members:
+        slack = window.seconds - member.manifest.input_seconds
+        if slack > 0 and options.crop_stride > slack + 1e-9:
+            raise ValueError(
+                f"crop stride {options.crop_stride} s would leave part of each {window.seconds} s window "
+                f"unscored by {member.manifest.name} ({member.manifest.input_seconds:g} s input): "
+                f"use at most {slack:g} s"
+            )
+    return Ensemble(members)

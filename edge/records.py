@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from edge.types import Detection
+from edge.types import Detection, Event
 
 SCHEMA = "edge.detection/1"
 
@@ -45,4 +45,29 @@ def to_record(detection: Detection) -> dict:
         "confidence": round(detection.confidence, 4),
         "model": detection.model,
         "model_version": detection.model_version,
+    }
+
+
+EVENT_SCHEMA = "edge.event/1"
+
+
+def event_record(event: Event, box: str) -> dict:
+    """A detection event as published: its `id` is shared by the start, updates and end of one event."""
+    stream = event.stream
+    return {
+        "schema": EVENT_SCHEMA,
+        "id": event.id,
+        "kind": event.kind,
+        "box": box,
+        "source": stream.id,
+        "start_s": round(event.start_seconds, 3),
+        "end_s": round(event.end_seconds, 3),
+        "start_utc": iso(stream.utc_at(event.start)),
+        "end_utc": iso(stream.utc_at(event.end)),
+        "scientific_name": event.label.scientific_name,
+        "common_name": event.label.common_name,
+        "label": event.label.label,
+        "confidence": round(event.confidence, 4),
+        "model": event.model,
+        "model_version": event.model_version,
     }

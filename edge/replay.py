@@ -10,9 +10,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from edge import pipeline
 from edge.detector import Detector, DetectorOptions
-from edge.ensemble import Ensemble
-from edge.manifest import find
-from edge.member import Member, MemberOptions
+from edge.ensemble import load_ensemble
+from edge.member import MemberOptions
 from edge.sinks.files import file_sinks
 from edge.sources.files import DecodeOptions, FileSource
 from edge.summary import Summary
@@ -47,19 +46,6 @@ class ReplayResult:
     recordings: int
     failed: list[tuple[str, str]]
     audio_seconds: float
-
-
-def load_ensemble(models_dir: Path, names: list[str], window: WindowSpec, options: MemberOptions) -> Ensemble:
-    members = [Member(find(models_dir, name), options) for name in names]
-    for member in members:
-        slack = window.seconds - member.manifest.input_seconds
-        if slack > 0 and options.crop_stride > slack + 1e-9:
-            raise ValueError(
-                f"crop stride {options.crop_stride} s would leave part of each {window.seconds} s window "
-                f"unscored by {member.manifest.name} ({member.manifest.input_seconds:g} s input): "
-                f"use at most {slack:g} s"
-            )
-    return Ensemble(members)
 
 
 def replay(paths: list[Path], models_dir: Path, model_names: list[str], out: Path, options: ReplayOptions,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timezone, tzinfo
 from pathlib import Path
-from typing import Iterator
+from typing import Annotated, Iterator, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import soundfile as sf
 import structlog
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from edge.recording_time import recording_start
 from edge.types import AudioChunk, Stream
@@ -19,11 +24,29 @@ log = structlog.get_logger(__name__)
 # At most this many samples (all channels) are decoded at once: 4 MB of float32, whatever the rate.
 MAX_BLOCK_SAMPLES = 1 << 20
 
+# A paced replay hands audio over in blocks this long, as a microphone would.
+PACED_BLOCK_SECONDS = 0.5
+
 AUDIO_SUFFIXES = {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".w64", ".rf64"}
+
+
+def known_zone(zone: str) -> str:
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {zone!r} (use a name such as 'UTC' or 'Europe/Berlin')") from None
+    return zone
+
+
+ZoneName = Annotated[str, AfterValidator(known_zone)]
 
 
 class AudioError(Exception):
     """A recording that cannot be decoded, with the reason in words."""
+
+
+class DamagedAudio(AudioError):
+    """A recording whose readable part has been analysed, but which is cut short or fails part-way."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +83,8 @@ def _sort_time(path: Path) -> str:
 
 
 class FileSource:
-    """Yields each recording as a stream of chunks at the file's own rate; a bad file is logged and skipped."""
+    """Yields each recording as a stream of chunks at the file's own rate; a bad file is logged and skipped,
+    a damaged one is analysed as far as it can be read."""
 
     def __init__(self, paths: list[Path], options: DecodeOptions = DecodeOptions()):
         self.recordings = list_recordings(paths)
@@ -70,7 +94,9 @@ class FileSource:
     def chunks(self) -> Iterator[AudioChunk]:
         for path, stream_id in self.recordings:
             try:
-                yield from self._decode(path, stream_id)
+                yield from decode(path, stream_id, self.options)
+            except DamagedAudio as error:
+                log.warning("damaged_audio", file=str(path), error=str(error))
             except AudioError as error:
                 self.failed.append((stream_id, str(error)))
                 log.error("unreadable_audio", file=str(path), error=str(error))
@@ -86,34 +112,50 @@ class FileSource:
                 pass
         return total
 
-    def _decode(self, path: Path, stream_id: str) -> Iterator[AudioChunk]:
-        f = open_audio(path)
-        with f:
-            channel = self.options.channel
-            if channel is not None and not 0 <= channel < f.channels:
-                raise AudioError(f"has {f.channels} channel(s), channel {channel} asked for")
-            stream = Stream(
-                id=stream_id,
-                sample_rate=f.samplerate,
-                started_utc=recording_start(path, f.copy_metadata().get("comment"), self.options.naive_zone),
-            )
-            position = 0
-            block = max(1, min(int(self.options.block_seconds * f.samplerate), MAX_BLOCK_SAMPLES // f.channels))
-            while True:
-                try:
-                    data = f.read(block, dtype="float32", always_2d=True)
-                except (sf.LibsndfileError, RuntimeError) as error:
-                    log.error("audio_read_failed", file=str(path), after_seconds=position / f.samplerate,
-                              error=str(error))
-                    break
-                if len(data) == 0:
-                    break
-                mono = data.mean(axis=1) if channel is None else data[:, channel]
-                yield AudioChunk(stream=stream, start=position, samples=np.ascontiguousarray(mono))
-                position += len(data)
-            if position == 0:
-                raise AudioError("holds no audio samples")
-            yield AudioChunk(stream=stream, start=position, samples=np.zeros(0, np.float32), last=True)
+
+def decode(path: Path, stream_id: str, options: DecodeOptions = DecodeOptions()) -> Iterator[AudioChunk]:
+    """The recording as one stream of chunks, ending with a chunk marked `last`.
+
+    Raises AudioError before the first chunk when nothing can be read, and DamagedAudio after the last one
+    when the file is cut short or fails mid-way: what could be read has been yielded by then.
+    """
+    with open_audio(path) as f:
+        channel = options.channel
+        if channel is not None and not 0 <= channel < f.channels:
+            raise AudioError(f"has {f.channels} channel(s), channel {channel} asked for")
+        stream = Stream(id=stream_id, sample_rate=f.samplerate,
+                        started_utc=recording_start(path, f.copy_metadata().get("comment"), options.naive_zone))
+        position = 0
+        damage = truncation(f.extra_info)
+        block = max(1, min(int(options.block_seconds * f.samplerate), MAX_BLOCK_SAMPLES // f.channels))
+        while True:
+            try:
+                data = f.read(block, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as error:
+                damage = f"unreadable after {position / f.samplerate:.1f} s ({error})"
+                break
+            if len(data) == 0:
+                break
+            mono = data.mean(axis=1) if channel is None else data[:, channel]
+            yield AudioChunk(stream=stream, start=position, samples=np.ascontiguousarray(mono))
+            position += len(data)
+        if position == 0:
+            raise AudioError("holds no audio samples" + (f": {damage}" if damage else ""))
+        yield AudioChunk(stream=stream, start=position, samples=np.zeros(0, np.float32), last=True)
+    if damage:
+        raise DamagedAudio(damage)
+
+
+# libsndfile's header log, e.g. "data : 648526 (should be 216146)": the header promises more than the file holds.
+SHORT_CHUNK = re.compile(r"^(\w+)\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
+
+
+def truncation(header_log: str) -> str | None:
+    """Why a file looks cut short (a recorder that lost power, a copy that stopped), from libsndfile's log."""
+    for chunk, declared, present in SHORT_CHUNK.findall(header_log or ""):
+        if chunk == "data" and int(declared) > int(present):
+            return f"truncated: the header declares {int(declared)} bytes of audio, the file holds {int(present)}"
+    return None
 
 
 def open_audio(path: Path) -> sf.SoundFile:
@@ -130,3 +172,50 @@ def open_audio(path: Path) -> sf.SoundFile:
         f.close()
         raise AudioError("holds no audio samples")
     return f
+
+
+class ReplayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["replay"] = "replay"
+    paths: list[Path] = Field(min_length=1, description="Recordings or folders to replay, in recording-time order.")
+    speed: float | None = Field(
+        None, gt=0, description="Deliver audio at this multiple of real time (1: as a microphone would); "
+                                "unset: as fast as it can be analysed.")
+    timezone: ZoneName = Field("UTC", description="Zone of recorder clocks whose file names carry none.")
+    channel: int | None = Field(None, ge=0, description="Channel to analyse (0-based); default: the mix-down.")
+
+
+class ReplaySource:
+    """Recordings replayed as a daemon source, optionally paced to `speed` x real time to simulate a live
+    stream; the iteration ends after the last recording."""
+
+    def __init__(self, config: ReplayConfig, clock=time.monotonic, sleep=time.sleep):
+        options = DecodeOptions(channel=config.channel, naive_zone=ZoneInfo(config.timezone),
+                                block_seconds=PACED_BLOCK_SECONDS if config.speed else 20.0)
+        self.files = FileSource(config.paths, options)
+        self.speed = config.speed
+        self._clock, self._sleep = clock, sleep
+        self._sent = 0.0
+
+    def start(self) -> None:
+        if not self.files.recordings:
+            raise AudioError("no recordings to replay")
+
+    def chunks(self, stop: threading.Event) -> Iterator[AudioChunk | None]:
+        began = self._clock()
+        for chunk in self.files.chunks():
+            if stop.is_set():
+                return
+            if self.speed:
+                self._sent += chunk.seconds
+                ahead = self._sent / self.speed - (self._clock() - began)
+                if ahead > 0:
+                    stop.wait(ahead)
+            yield chunk
+
+    def stats(self) -> dict[str, int]:
+        return {"files_failed": len(self.files.failed)}
+
+    def stop(self) -> None:
+        pass

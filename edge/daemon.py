@@ -1,0 +1,159 @@
+"""`edge run`: the long-running service. One place builds the pipeline from settings and owns its threads.
+
+source ─AudioChunk─▶ windower ─Window─▶ ensemble ─Scores─▶ smoother ─Event─▶ daily files (and later MQTT)
+
+The loop runs in the main thread; the source's own thread (folder watcher, audio callback) only hands it
+work. Signals set flags that the loop reads between chunks: SIGTERM/SIGINT stop, SIGHUP reloads.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import structlog
+
+from edge import logs
+from edge.ensemble import Ensemble, load_ensemble
+from edge.health import Health
+from edge.member import MemberOptions
+from edge.notify import Notifier
+from edge.records import event_record
+from edge.settings import Settings, SettingsError, load_settings
+from edge.sinks.daily import DailyFiles
+from edge.smoother import Smoother
+from edge.sources.files import ReplayConfig, ReplaySource
+from edge.sources.folder import FolderConfig, FolderSource
+from edge.sources.microphone import Microphone, MicrophoneConfig
+from edge.state import RecordingState
+from edge.types import AudioChunk, Event, LiveSource
+from edge.windower import WindowSpec, Windower
+
+log = structlog.get_logger(__name__)
+
+# Sections SIGHUP applies at once; a change anywhere else is logged as needing a restart.
+RELOADABLE = ("smoothing", "health", "log_level")
+
+
+def build_source(settings: Settings, state: RecordingState) -> LiveSource:
+    config = settings.source
+    if isinstance(config, FolderConfig):
+        return FolderSource(config, state, settings.done_dir, settings.quarantine_dir)
+    if isinstance(config, MicrophoneConfig):
+        return Microphone(config)
+    if isinstance(config, ReplayConfig):
+        return ReplaySource(config)
+    raise TypeError(f"no source for {type(config).__name__}")
+
+
+def build_ensemble(settings: Settings) -> Ensemble:
+    model = settings.model
+    options = MemberOptions(crop_stride=model.crop_stride, sensitivity=model.sensitivity,
+                            intra_op_threads=model.threads)
+    return load_ensemble(model.models_dir, model.names, window_spec(settings), options)
+
+
+def window_spec(settings: Settings) -> WindowSpec:
+    return WindowSpec(seconds=settings.window.seconds, hop=settings.window.hop)
+
+
+class Daemon:
+    def __init__(self, settings: Settings, config_path: Path, notifier: Notifier):
+        self.settings = settings
+        self.config_path = config_path
+        self.notifier = notifier
+        self.stop_requested = threading.Event()
+        self.reload_requested = threading.Event()
+        self.health = Health(settings.box_id, settings.data_dir)
+        self._next_health = 0.0
+
+    def start(self) -> None:
+        """Load the models, open the state and the outputs, start the source; then tell systemd we are ready."""
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+        self.ensemble = build_ensemble(s)
+        self.windower = Windower(window_spec(s), self.ensemble.sample_rates)
+        self.smoother = Smoother(s.smoothing.options())
+        self.outputs = DailyFiles(s.records_dir, tuple(s.output.formats), fsync=s.output.fsync)
+        self.state = RecordingState(s.state_path)
+        self.source = build_source(s, self.state)
+        self.source.start()
+        log.info("daemon_ready", box=s.box_id, models=self.ensemble.name, source=s.source.type,
+                 load_seconds=round(time.monotonic() - began, 2), data_dir=str(s.data_dir))
+        self._next_health = time.monotonic() + s.health.interval_seconds
+        self.notifier.ready()
+        self.notifier.status(f"analysing {s.source.type} input with {self.ensemble.name}")
+
+    def run(self) -> None:
+        """The loop: until stopped (or a replay ends), then flush everything."""
+        for chunk in self.source.chunks(self.stop_requested):
+            if chunk is not None:
+                self._analyse(chunk)
+            self._tick()
+        log.info("loop_ended", stop_requested=self.stop_requested.is_set(),
+                 audio_seconds=round(self.health.audio_seconds, 1), events=self.health.events)
+
+    def stop(self) -> None:
+        """Stop the source's threads and close what is open, in reverse order of `start`."""
+        self.notifier.stopping()
+        self.source.stop()
+        self.state.close()
+        self.outputs.close()
+        log.info("daemon_stopped")
+
+    def _analyse(self, chunk: AudioChunk) -> None:
+        windows = self.windower.push(chunk)
+        self.health.audio_seconds += chunk.seconds
+        self.health.windows += len(windows)
+        for scores in self.ensemble.score(windows):
+            self._publish_events(self.smoother.update(scores))
+        if chunk.last:
+            self._publish_events(self.smoother.close())
+
+    def _publish_events(self, events: list[Event]) -> None:
+        for event in events:
+            record = event_record(event, self.settings.box_id)
+            self.outputs.publish("events", record)
+            self.health.events += 1
+            log.info("detection_event", kind=event.kind, species=event.label.scientific_name,
+                     confidence=record["confidence"], source=event.stream.id, start_s=record["start_s"],
+                     id=event.id)
+
+    def _tick(self) -> None:
+        self.notifier.watchdog()
+        if self.reload_requested.is_set():
+            self.reload_requested.clear()
+            self._reload()
+        if time.monotonic() >= self._next_health:
+            self._next_health = time.monotonic() + self.settings.health.interval_seconds
+            self.publish_health()
+
+    def publish_health(self) -> None:
+        record = self.health.record(self.source.stats(), {"suppressed_by_cooldown": self.smoother.suppressed})
+        self.outputs.publish("health", record)
+        log.info("health", **{k: v for k, v in record.items() if k not in ("schema", "box")})
+        rtf = record["real_time_factor"]
+        self.notifier.status(
+            f"{record['audio_seconds'] / 3600:.2f} h of audio analysed, "
+            f"real-time factor {rtf if rtf is not None else '-'}, {record['events']} events"
+        )
+
+    def _reload(self) -> None:
+        self.notifier.reloading()
+        try:
+            new = load_settings(self.config_path)
+        except SettingsError as error:
+            log.error("reload_failed", error=str(error))
+            self.notifier.ready()
+            return
+        old = self.settings
+        changed = [name for name in Settings.model_fields if getattr(new, name) != getattr(old, name)]
+        self.smoother.options = new.smoothing.options()
+        logs.configure(json=True, level=new.log_level, stream=sys.stdout)
+        self.settings = old.model_copy(update={name: getattr(new, name) for name in RELOADABLE})
+        needs_restart = [name for name in changed if name not in RELOADABLE]
+        log.info("config_reloaded", applied=[n for n in changed if n in RELOADABLE], needs_restart=needs_restart)
+        self.notifier.ready()

@@ -1,0 +1,148 @@
+"""The daemon's settings: one TOML file, overridden by EDGE_... environment variables, checked at start.
+
+`EDGE_SMOOTHING__ON=0.6` overrides `[smoothing] on`; `EDGE_SOURCE='{"type": "microphone"}'` replaces a
+whole table. Paths under the data folder are derived from it, so moving `data_dir` moves all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from edge.manifest import default_models_dir
+from edge.smoother import SmootherOptions
+from edge.sources.files import ReplayConfig
+from edge.sources.folder import FolderConfig
+from edge.sources.microphone import MicrophoneConfig
+
+ENV_PREFIX = "EDGE_"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSettings(Section):
+    names: list[str] = Field(["birdnet-v2.4"], min_length=1, description="Models to run (an ensemble if several).")
+    models_dir: Path = Field(default_factory=default_models_dir, description="Folder of model directories.")
+    threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads per model.")
+    sensitivity: float = Field(1.0, ge=0.5, le=1.5, description="BirdNET sensitivity: higher reports more.")
+    crop_stride: float = Field(1.0, gt=0, description="Grid step of the crops of a model shorter than a window, s.")
+
+
+class WindowSettings(Section):
+    seconds: float = Field(5.0, gt=0, le=60, description="Analysis window, seconds.")
+    hop: float = Field(2.5, gt=0, le=60, description="Seconds between window starts.")
+
+
+class SmoothingSettings(Section):
+    """The stages of edge.smoother; see SmootherOptions for their meaning."""
+
+    neighbours: float = Field(0.5, ge=0, le=1, description="Weight of each neighbouring window (0: off).")
+    ema: float = Field(0.0, ge=0, lt=1, description="Weight of the past in an exponential moving average (0: off).")
+    on: float = Field(0.5, ge=0, le=1, description="Smoothed score that starts an event.")
+    off: float = Field(0.35, ge=0, le=1, description="Smoothed score that keeps an event going.")
+    instant: float = Field(0.8, ge=0, le=1, description="A single raw window this confident starts an event at once.")
+    min_duration: float = Field(0.0, ge=0, description="Seconds above `on` before an event starts.")
+    end_after: float = Field(10.0, gt=0, description="Seconds without a window above `off` that end an event.")
+    cooldown: float = Field(0.0, ge=0, description="Seconds after an end before the species can start anew.")
+    update_delta: float = Field(0.05, gt=0, description="Confidence gain that sends an update.")
+    update_every: float = Field(60.0, gt=0, description="Duration growth, seconds, that sends an update.")
+
+    def options(self) -> SmootherOptions:
+        return SmootherOptions(**self.model_dump())
+
+    @model_validator(mode="after")
+    def consistent(self) -> SmoothingSettings:
+        self.options()  # raises ValueError when the thresholds contradict each other
+        return self
+
+
+class OutputSettings(Section):
+    formats: list[Literal["jsonl", "csv"]] = Field(["jsonl", "csv"], description="Daily files written locally.")
+    directory: Path | None = Field(None, description="Folder of the daily files (default: <data_dir>/records).")
+    fsync: bool = Field(True, description="Sync each record to storage before going on (survives power cuts).")
+
+
+class HealthSettings(Section):
+    interval_seconds: float = Field(60.0, ge=1, description="Seconds between health records.")
+
+
+SourceSettings = Annotated[Union[FolderConfig, MicrophoneConfig, ReplayConfig], Field(discriminator="type")]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
+
+    box_id: str = Field(default_factory=socket.gethostname, description="Name of this box in every record.")
+    data_dir: Path = Field(Path("/var/lib/edge"), description="State, daily records, done and quarantine folders.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    model: ModelSettings = ModelSettings()
+    window: WindowSettings = WindowSettings()
+    smoothing: SmoothingSettings = SmoothingSettings()
+    source: SourceSettings
+    output: OutputSettings = OutputSettings()
+    health: HealthSettings = HealthSettings()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls), file_secret_settings
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / "state.sqlite"
+
+    @property
+    def records_dir(self) -> Path:
+        return self.output.directory or self.data_dir / "records"
+
+    @property
+    def done_dir(self) -> Path:
+        return getattr(self.source, "done_dir", None) or self.data_dir / "done"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return getattr(self.source, "quarantine_dir", None) or self.data_dir / "quarantine"
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used, with every problem named by option and origin."""
+
+
+def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings:
+    """Settings from the TOML file at `path` and the environment; SettingsError names what is wrong."""
+    environ = os.environ if environ is None else environ
+    if not path.is_file():
+        raise SettingsError(f"{path}: no such configuration file")
+    try:
+        tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SettingsError(f"{path}: not valid TOML: {error}") from error
+
+    class FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    try:
+        return FromFile()
+    except ValidationError as error:
+        raise SettingsError(describe(error, path, environ)) from error
+
+
+def describe(error: ValidationError, path: Path, environ) -> str:
+    lines = [f"{path}: {error.error_count()} problem(s) in the configuration"]
+    for problem in error.errors():
+        location = [str(part) for part in problem["loc"]]
+        option = ".".join(location) or "(top level)"
+        variable = ENV_PREFIX + "__".join(location).upper()
+        overridden = [name for name in environ if name == variable or variable.startswith(name + "__")]
+        origin = f"environment variable {overridden[0]}" if overridden else f"{path}"
+        value = f" (got {problem['input']!r})" if problem["type"] != "missing" else ""
+        lines.append(f"  {option}: {problem['msg']}{value} [from {origin}]")
+    return "\n".join(lines)
