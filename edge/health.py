@@ -14,6 +14,11 @@ import psutil
 
 HEALTH_SCHEMA = "edge.health/1"
 
+# Every record carries these, whatever the source, so that a subscriber reads one schema; a source fills in
+# what applies to it (queue depth in files or in seconds of audio, overflows of a sound card...).
+SOURCE_FIELDS = {"queue_seconds": 0.0, "files_pending": 0, "input_overflows": 0, "dropped_blocks": 0,
+                 "restarts": 0, "files_done": 0, "files_quarantined": 0}
+
 # adjtimex(2) returns TIME_ERROR (5) while the kernel's clock is not synchronised (STA_UNSYNC): no NTP, no GPS.
 TIME_ERROR = 5
 TIMEX_BYTES = 512  # larger than struct timex on every architecture; only the return value is read
@@ -77,6 +82,7 @@ class Health:
             "disk_free_mb": round(disk.free / 1e6, 1),
             "disk_free_percent": round(100 * disk.free / disk.total, 1),
             "clock": clock_state(),
+            **SOURCE_FIELDS,
             **dict(source_stats),
             **dict(extra or {}),
         }
