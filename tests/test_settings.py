@@ -1,0 +1,79 @@
+"""The daemon's settings: the example file, overrides from the environment, errors that name the option."""
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, edge_cli
+from daemon_process import write_config
+from edge.records import event_record
+from edge.settings import SettingsError, load_settings
+from edge.types import Event, Label, Stream
+
+EXAMPLE = ROOT / "config" / "edge.toml"
+GOLDEN = Path(__file__).parent / "golden" / "event_v1.json"
+
+
+def test_example_configuration_is_valid_and_documents_every_option():
+    settings = load_settings(EXAMPLE, environ={})
+    assert settings.source.type == "folder" and settings.model.names == ["birdnet-v2.4"]
+    text = EXAMPLE.read_text()
+    for section in ("model", "window", "smoothing", "output", "health"):
+        for option in type(getattr(settings, section)).model_fields:
+            assert f"{option} =" in text, f"[{section}] {option} is not in the example"
+    for option in type(settings.source).model_fields:
+        assert f"{option} =" in text, f"[source] {option} is not in the example"
+    result = edge_cli("config", "check", str(EXAMPLE))
+    assert "valid" in result.stdout
+
+
+def test_environment_overrides_the_file(tmp_path, monkeypatch):
+    config = write_config(tmp_path / "edge.toml", tmp_path / "data", {"type": "folder", "path": "/srv/in"},
+                          smoothing={"on": 0.6})
+    settings = load_settings(config, environ={})
+    assert settings.smoothing.on == 0.6
+    monkeypatch.setenv("EDGE_SMOOTHING__ON", "0.7")
+    monkeypatch.setenv("EDGE_SOURCE__AFTER", "keep")
+    settings = load_settings(config)
+    assert settings.smoothing.on == 0.7 and settings.source.after == "keep"
+    assert settings.done_dir == tmp_path / "data" / "done", "derived from data_dir"
+
+
+def test_errors_name_the_option_and_where_it_came_from(tmp_path, monkeypatch):
+    config = write_config(tmp_path / "edge.toml", tmp_path / "data", {"type": "folder", "path": "/srv/in"},
+                          smoothing={"on": 0.3, "off": 0.4}, window={"hop": "fast"})
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config, environ={})
+    message = str(caught.value)
+    assert str(config) in message and "window.hop" in message and "smoothing" in message
+    assert "off <= on" in message
+    monkeypatch.setenv("EDGE_HEALTH__INTERVAL_SECONDS", "0")
+    write_config(config, tmp_path / "data", {"type": "folder", "path": "/srv/in"})
+    with pytest.raises(SettingsError, match="health.interval_seconds.*EDGE_HEALTH__INTERVAL_SECONDS"):
+        load_settings(config)
+
+
+def test_unknown_source_type_and_bad_files(tmp_path):
+    config = write_config(tmp_path / "edge.toml", tmp_path / "data", {"type": "radio"})
+    result = edge_cli("config", "check", str(config), check=False)
+    assert result.returncode != 0 and "source" in result.stderr and "'folder', 'microphone', 'replay'" in result.stderr
+    (tmp_path / "broken.toml").write_text("[source\ntype = 'folder'\n")
+    result = edge_cli("config", "check", str(tmp_path / "broken.toml"), check=False)
+    assert result.returncode != 0 and "not valid TOML" in result.stderr
+    result = edge_cli("config", "check", str(tmp_path / "missing.toml"), check=False)
+    assert result.returncode != 0 and "no such configuration file" in result.stderr
+    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
+                          {"type": "folder", "path": "/srv/in", "timezone": "Mars/Olympus"})
+    result = edge_cli("config", "check", str(config), check=False)
+    assert "unknown time zone 'Mars/Olympus'" in result.stderr
+
+
+def test_event_record_matches_golden():
+    stream = Stream("site-a/S4A03895_20190522_120000.wav", 22050, datetime(2019, 5, 22, 10, tzinfo=timezone.utc))
+    label = Label("Strix aluco", "Tawny Owl", "Strix aluco_Tawny Owl")
+    event = Event(id="2f0d5c61-7d4b-5b8e-9c55-2b1f1a8c7e10", kind="start", stream=stream, label=label,
+                  start=int(7.5 * 22050), end=int(12.5 * 22050), confidence=0.912345, model="birdnet-v2.4",
+                  model_version="2.4")
+    assert event_record(event, "wetland-03") == json.loads(GOLDEN.read_text())
