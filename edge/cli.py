@@ -137,7 +137,8 @@ def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | 
     from edge.daemon import Daemon
     from edge.notify import Notifier
     from edge.settings import SettingsError, load_settings
-    from edge.sources.files import ReplayConfig
+    from edge.sources.files import AudioError, ReplayConfig
+    from edge.sources.microphone import MicrophoneError
 
     logs.configure(json=True, stream=sys.stdout)
     try:
@@ -156,7 +157,7 @@ def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | 
     signal.signal(signal.SIGHUP, lambda *_: daemon.reload_requested.set())
     try:
         daemon.start()
-    except (ModelError, ValueError, OSError) as error:
+    except (ModelError, ValueError, OSError, AudioError, MicrophoneError) as error:
         raise click.ClickException(f"cannot start: {error}")
     try:
         daemon.run()

@@ -134,7 +134,11 @@ class Daemon:
     def publish_health(self) -> None:
         record = self.health.record(self.source.stats(), {"suppressed_by_cooldown": self.smoother.suppressed})
         self.outputs.publish("health", record)
-        log.info("health", **{k: v for k, v in record.items() if k not in ("schema", "box")})
+        fields = {k: v for k, v in record.items() if k not in ("schema", "box")}
+        if record["disk_free_percent"] < self.settings.health.min_free_percent:
+            log.warning("disk_low", **fields)
+        else:
+            log.info("health", **fields)
         rtf = record["real_time_factor"]
         self.notifier.status(
             f"{record['audio_seconds'] / 3600:.2f} h of audio analysed, "

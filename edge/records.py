@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from edge.types import Detection, Event
+from edge.types import Detection, Event, Label, StreamSpan
 
 SCHEMA = "edge.detection/1"
 
@@ -28,46 +28,38 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat(timespec="milliseconds")
 
 
-def to_record(detection: Detection) -> dict:
-    """Offsets in seconds from the start of the source; UTC times only when the recording time is known."""
-    window = detection.window
-    stream = window.stream
+def observation(span: StreamSpan, label: Label, confidence: float, model: str, model_version: str) -> dict:
+    """Where and when in a source something was heard, what, and by which model: shared by every record.
+
+    Offsets in seconds from the start of the source; UTC times only when the recording time is known."""
+    stream = span.stream
     return {
-        "schema": SCHEMA,
         "source": stream.id,
-        "start_s": round(window.start_seconds, 3),
-        "end_s": round(window.end_seconds, 3),
-        "start_utc": iso(stream.utc_at(window.start)),
-        "end_utc": iso(stream.utc_at(window.end)),
-        "scientific_name": detection.label.scientific_name,
-        "common_name": detection.label.common_name,
-        "label": detection.label.label,
-        "confidence": round(detection.confidence, 4),
-        "model": detection.model,
-        "model_version": detection.model_version,
+        "start_s": round(span.start_seconds, 3),
+        "end_s": round(span.end_seconds, 3),
+        "start_utc": iso(stream.utc_at(span.start)),
+        "end_utc": iso(stream.utc_at(span.end)),
+        "scientific_name": label.scientific_name,
+        "common_name": label.common_name,
+        "label": label.label,
+        "confidence": round(confidence, 4),
+        "model": model,
+        "model_version": model_version,
     }
 
 
+def to_record(detection: Detection) -> dict:
+    """One class in one window, as `edge replay` writes it."""
+    d = detection
+    return {"schema": SCHEMA, **observation(d.window, d.label, d.confidence, d.model, d.model_version)}
+
+
 EVENT_SCHEMA = "edge.event/1"
+EVENT_FIELDS = ("schema", "id", "kind", "box", *FIELDS[1:])
 
 
 def event_record(event: Event, box: str) -> dict:
     """A detection event as published: its `id` is shared by the start, updates and end of one event."""
-    stream = event.stream
-    return {
-        "schema": EVENT_SCHEMA,
-        "id": event.id,
-        "kind": event.kind,
-        "box": box,
-        "source": stream.id,
-        "start_s": round(event.start_seconds, 3),
-        "end_s": round(event.end_seconds, 3),
-        "start_utc": iso(stream.utc_at(event.start)),
-        "end_utc": iso(stream.utc_at(event.end)),
-        "scientific_name": event.label.scientific_name,
-        "common_name": event.label.common_name,
-        "label": event.label.label,
-        "confidence": round(event.confidence, 4),
-        "model": event.model,
-        "model_version": event.model_version,
-    }
+    e = event
+    return {"schema": EVENT_SCHEMA, "id": e.id, "kind": e.kind, "box": box,
+            **observation(e, e.label, e.confidence, e.model, e.model_version)}

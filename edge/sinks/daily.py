@@ -15,8 +15,8 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-EVENT_FIELDS = ("schema", "id", "kind", "box", "source", "start_s", "end_s", "start_utc", "end_utc",
-                "scientific_name", "common_name", "label", "confidence", "model", "model_version")
+from edge.records import EVENT_FIELDS
+
 FORMATS = ("jsonl", "csv")
 
 
