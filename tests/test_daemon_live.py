@@ -6,6 +6,9 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
+import soundfile as sf
+
 from conftest import DATA
 from daemon_process import DaemonProcess, read_records, write_config
 from pulse import pulse_server
@@ -20,8 +23,17 @@ def best_by_species(records, threshold):
     return {name: conf for name, conf in best.items() if conf >= threshold}
 
 
+def noise_floor(path, seconds=90.0, rate=48000):
+    """A microphone's self-noise (white, -60 dBFS): a real input is never digital zero, and BirdNET scores
+    crops of pure zeros as birds (Tangara arthus 0.45)."""
+    rng = np.random.default_rng(5)
+    sf.write(str(path), (rng.standard_normal(int(seconds * rate)) * 1e-3).astype(np.float32), rate)
+    return path
+
+
 def test_live_microphone_events_match_replay(tmp_path):
     with pulse_server(tmp_path / "pulse") as pulse:
+        hiss = pulse.play(noise_floor(tmp_path / "hiss.wav"))
         config = write_config(tmp_path / "edge.toml", tmp_path / "live",
                               {"type": "microphone", "device": "pulse", "sample_rate": 48000})
         daemon = DaemonProcess(config, env={"PULSE_SERVER": pulse.env["PULSE_SERVER"],
@@ -37,6 +49,7 @@ def test_live_microphone_events_match_replay(tmp_path):
             code, seconds = daemon.terminate()
         finally:
             daemon.close()
+            hiss.kill()
     assert code == 0 and seconds < 10
     live = read_records(tmp_path / "live" / "records")
     assert live, "the live stream gives events"
@@ -53,13 +66,13 @@ def test_live_microphone_events_match_replay(tmp_path):
     replayed.close()
     replay = read_records(tmp_path / "replayed" / "records")
 
-    # The window grid of the live stream starts when the stream opened, not with the recording, and the
-    # audio went through PulseAudio's resampler: confidences differ a little, the species do not.
-    live_best, replay_best = best_by_species(live, 0.5), best_by_species(replay, 0.5)
-    assert "Cranioleuca erythrops" in replay_best
-    assert set(live_best) == set(replay_best), (live_best, replay_best)
-    for name, confidence in replay_best.items():
-        assert abs(live_best[name] - confidence) < 0.15, (name, live_best[name], confidence)
+    # The window grid of the live stream starts when the stream opened, not with the recording, and BirdNET
+    # is sensitive to where a song falls in its crops: over 60 random shifts of 0-2 s the spinetail scored
+    # 0.73-0.97 (0.92 in replay) and the best other species 0.66 (0.28 in replay).
+    live_best, replay_best = best_by_species(live, 0.5), best_by_species(replay, 0.25)
+    assert replay_best["Cranioleuca erythrops"] > 0.9
+    assert abs(live_best["Cranioleuca erythrops"] - replay_best["Cranioleuca erythrops"]) < 0.25
+    assert set(live_best) <= set(replay_best), (live_best, replay_best)
     first = min((r for r in live if r["scientific_name"] == "Cranioleuca erythrops"), key=lambda r: r["start_s"])
     start = datetime.fromisoformat(first["start_utc"])
     assert abs(start - played_at) < timedelta(seconds=6), "UTC from the stream clock, anchored to the wall clock"
