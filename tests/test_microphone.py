@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 from conftest import DATA, MODELS
 from edge.detector import Detector, DetectorOptions
 from edge.member import MemberOptions
-from edge.replay import load_ensemble
+from edge.ensemble import load_ensemble
 from edge.sources.files import FileSource
 from edge.sources.microphone import Microphone, MicrophoneConfig
 from edge.types import AudioChunk, Stream
