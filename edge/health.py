@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import shutil
 import time
 from datetime import datetime, timezone
@@ -26,16 +27,23 @@ EARLIEST_PLAUSIBLE_YEAR = 2025  # a box without a real-time clock boots in 1970 
 
 
 def clock_state(now: datetime | None = None) -> str:
-    """"synchronized", "unsynchronized" (free-running: times may drift) or "implausible" (before 2025)."""
+    """"synchronized", "unsynchronized" (free-running: times may drift), "implausible" (before 2025) or
+    "unknown" (the kernel would not say)."""
     now = now or datetime.now(timezone.utc)
     if now.year < EARLIEST_PLAUSIBLE_YEAR:
         return "implausible"
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        state = libc.adjtimex(ctypes.create_string_buffer(TIMEX_BYTES))
+        state = libc().adjtimex(ctypes.create_string_buffer(TIMEX_BYTES))
     except (OSError, AttributeError):
         return "unknown"
+    if state < 0:  # refused (a seccomp filter without adjtimex): nothing known
+        return "unknown"
     return "unsynchronized" if state == TIME_ERROR else "synchronized"
+
+
+@functools.cache
+def libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
 class Health:

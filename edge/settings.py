@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+import pydantic_settings
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from edge.manifest import default_models_dir
@@ -119,9 +120,9 @@ class SettingsError(Exception):
     """Settings that cannot be used, with every problem named by option and origin."""
 
 
-def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings:
-    """Settings from the TOML file at `path` and the environment; SettingsError names what is wrong."""
-    environ = os.environ if environ is None else environ
+def load_settings(path: Path) -> Settings:
+    """Settings from the TOML file at `path` and the EDGE_ environment variables; SettingsError names what is
+    wrong and where it came from."""
     if not path.is_file():
         raise SettingsError(f"{path}: no such configuration file")
     try:
@@ -135,16 +136,25 @@ def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings
     try:
         return FromFile()
     except ValidationError as error:
-        raise SettingsError(describe(error, path, environ)) from error
+        raise SettingsError(describe(error, path)) from error
+    except pydantic_settings.SettingsError as error:  # an environment value that is not the JSON it must be
+        raise SettingsError(f"{path}: {error}; lists and tables in EDGE_ variables are written as JSON, "
+                            f"e.g. EDGE_MODEL__NAMES='[\"birdnet-v2.4\"]'") from error
 
 
-def describe(error: ValidationError, path: Path, environ) -> str:
+SOURCE_TYPES = ("folder", "microphone", "replay")
+
+
+def describe(error: ValidationError, path: Path) -> str:
     lines = [f"{path}: {error.error_count()} problem(s) in the configuration"]
     for problem in error.errors():
         location = [str(part) for part in problem["loc"]]
+        if location[:1] == ["source"] and location[1:2] and location[1] in SOURCE_TYPES:
+            del location[1]  # the union's tag, not an option
         option = ".".join(location) or "(top level)"
         variable = ENV_PREFIX + "__".join(location).upper()
-        overridden = [name for name in environ if name == variable or variable.startswith(name + "__")]
+        overridden = [name for name in os.environ
+                      if name.upper() == variable or variable.startswith(name.upper() + "__")]
         origin = f"environment variable {overridden[0]}" if overridden else f"{path}"
         value = f" (got {problem['input']!r})" if problem["type"] != "missing" else ""
         lines.append(f"  {option}: {problem['msg']}{value} [from {origin}]")

@@ -152,7 +152,8 @@ class Smoother:
         if track is None:
             if not (smoothed >= o.on or raw >= o.instant):
                 return []
-            key = f"{window.stream.id}|{scores.labels[i].scientific_name}|{window.start}"
+            stream = window.stream
+            key = f"{stream.id}|{stream.instance}|{scores.labels[i].scientific_name}|{window.start}"
             track = _Track(id=str(uuid.uuid5(EVENT_NAMESPACE, key)), index=i, start=window.start,
                            end=window.end, confidence=max(raw, smoothed), last_confident=window.end,
                            reported_end=window.end, reported_confidence=0.0)

@@ -72,6 +72,10 @@ class RecordingState:
         )
         return self.get(key).attempts
 
+    def release(self, key: str) -> None:
+        """An analysis stopped on purpose (shutdown, an output that failed): not counted as cut off."""
+        self._db.execute("UPDATE recordings SET attempts = MAX(attempts - 1, 0) WHERE key = ?", (key,))
+
     def finish(self, key: str, path: str, status: str, audio_seconds: float = 0.0, error: str | None = None):
         if status not in FINAL:
             raise ValueError(f"status {status!r} is not one of {FINAL}")
@@ -81,10 +85,6 @@ class RecordingState:
             "finished_utc = excluded.finished_utc, audio_seconds = excluded.audio_seconds, error = excluded.error",
             (key, path, status, utc_now(), audio_seconds, error),
         )
-
-    def counts(self) -> dict[str, int]:
-        rows = self._db.execute("SELECT status, COUNT(*) FROM recordings GROUP BY status").fetchall()
-        return {status: 0 for status in ("processing", *FINAL)} | dict(rows)
 
     def close(self) -> None:
         self._db.close()

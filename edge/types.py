@@ -21,12 +21,14 @@ class Stream:
     """One continuous recording: a file, or a microphone session.
 
     `sample_rate` is the rate the source delivers (the file's own); `started_utc` is the UTC time of its first
-    sample when known (file name, WAV header, stream clock), else None.
+    sample when known (file name, WAV header, stream clock), else None. `instance` tells apart streams that
+    share an id (a recorder that reuses a file name): for a file, its size and modification time.
     """
 
     id: str
     sample_rate: int
     started_utc: datetime | None = None
+    instance: str = ""
 
     def utc_at(self, sample: int) -> datetime | None:
         if self.started_utc is None:

@@ -61,6 +61,11 @@ def test_folder_daemon_end_to_end(data, tmp_path):
             daemon.wait_log("recording_done", file=name)
         for name in ("notes.wav", "cut.wav"):
             daemon.wait_log("recording_quarantined", file=name)
+        shutil.copy(data / "maad_spinetail.wav", inbox / "copied.wav")  # a recorder reusing a file name
+        deadline = time.monotonic() + 60
+        while len([e for e in daemon.logged("recording_done") if e["file"] == "copied.wav"]) < 2:
+            assert time.monotonic() < deadline, "the second copied.wav was not analysed"
+            daemon.wait_log("health", timeout=10)
         daemon.wait_log("health", timeout=10)
         code, seconds = daemon.terminate()
     finally:
@@ -71,6 +76,10 @@ def test_folder_daemon_end_to_end(data, tmp_path):
 
     events = read_records(tmp_path / "data" / "records")
     copied = comparable(events, "copied.wav")
+    assert copied[::2] == copied[1::2], "the same recording twice under one name: the same events, twice"
+    copied = copied[::2]
+    assert len({r["id"] for r in events if r["source"] == "copied.wav"}) == 2 * len(
+        {r["id"] for r in events if r["source"] == "site-b/20240501_053000.wav"}), "but other ids"
     assert copied, "the spinetail recording gives events"
     assert any(r[0] == "start" and r[1] == SPINETAIL and r[4] > 0.8 for r in copied)
     assert comparable(events, "site-b/20240501_053000.wav") == copied, \
@@ -92,7 +101,7 @@ def test_folder_daemon_end_to_end(data, tmp_path):
     done = sorted(p.relative_to(tmp_path / "data" / "done").as_posix()
                   for p in (tmp_path / "data" / "done").rglob("*.wav"))
     assert done == sorted(["S4A03895_20190522_060000.wav", "S4A03895_20190522_230000.wav", "copied.wav",
-                           "site-b/20240501_053000.wav"])
+                           "copied-1.wav", "site-b/20240501_053000.wav"])
     assert not list(inbox.rglob("*.wav")), "every file was put away"
 
     health = read_records(tmp_path / "data" / "records", "health")
@@ -154,8 +163,8 @@ def test_kill_9_and_restart_analyses_each_file_once(data, tmp_path):
     expected_ids = {(r["id"], r["kind"]) for r in read_records(tmp_path / "reference-data" / "records")}
 
     config, inbox = folder_config(tmp_path)
-    for path in reference_dir.iterdir():
-        shutil.copy(path, inbox / path.name)
+    for path in reference_dir.iterdir():  # the same files: same size and modification time
+        shutil.copy2(path, inbox / path.name)
     rng = random.Random(7)
     kills = 0
     for attempt in range(12):
@@ -238,8 +247,8 @@ def test_sighup_reloads_what_it_can(data, tmp_path):
 
 
 @pytest.mark.parametrize("problem, expected", [
-    ({"settle_seconds": -1}, "source.folder.settle_seconds"),
-    ({"colour": "green"}, "source.folder.colour"),
+    ({"settle_seconds": -1}, "source.settle_seconds"),
+    ({"colour": "green"}, "source.colour"),
 ])
 def test_bad_configuration_stops_start_up_with_its_option_named(tmp_path, problem, expected):
     config, _ = folder_config(tmp_path, **problem)

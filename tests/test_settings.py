@@ -13,11 +13,20 @@ from edge.settings import SettingsError, load_settings
 from edge.types import Event, Label, Stream
 
 EXAMPLE = ROOT / "config" / "edge.toml"
+
+
+@pytest.fixture(autouse=True)
+def no_edge_variables(monkeypatch):
+    """The settings are read from the process environment: start each test without EDGE_ variables."""
+    import os
+
+    for name in [n for n in os.environ if n.upper().startswith("EDGE_")]:
+        monkeypatch.delenv(name)
 GOLDEN = Path(__file__).parent / "golden" / "event_v1.json"
 
 
 def test_example_configuration_is_valid_and_documents_every_option():
-    settings = load_settings(EXAMPLE, environ={})
+    settings = load_settings(EXAMPLE)
     assert settings.source.type == "folder" and settings.model.names == ["birdnet-v2.4"]
     text = EXAMPLE.read_text()
     for section in ("model", "window", "smoothing", "output", "health"):
@@ -32,7 +41,7 @@ def test_example_configuration_is_valid_and_documents_every_option():
 def test_environment_overrides_the_file(tmp_path, monkeypatch):
     config = write_config(tmp_path / "edge.toml", tmp_path / "data", {"type": "folder", "path": "/srv/in"},
                           smoothing={"on": 0.6})
-    settings = load_settings(config, environ={})
+    settings = load_settings(config)
     assert settings.smoothing.on == 0.6
     monkeypatch.setenv("EDGE_SMOOTHING__ON", "0.7")
     monkeypatch.setenv("EDGE_SOURCE__AFTER", "keep")
@@ -45,13 +54,21 @@ def test_errors_name_the_option_and_where_it_came_from(tmp_path, monkeypatch):
     config = write_config(tmp_path / "edge.toml", tmp_path / "data", {"type": "folder", "path": "/srv/in"},
                           smoothing={"on": 0.3, "off": 0.4}, window={"hop": "fast"})
     with pytest.raises(SettingsError) as caught:
-        load_settings(config, environ={})
+        load_settings(config)
     message = str(caught.value)
     assert str(config) in message and "window.hop" in message and "smoothing" in message
     assert "off <= on" in message
     monkeypatch.setenv("EDGE_HEALTH__INTERVAL_SECONDS", "0")
     write_config(config, tmp_path / "data", {"type": "folder", "path": "/srv/in"})
     with pytest.raises(SettingsError, match="health.interval_seconds.*EDGE_HEALTH__INTERVAL_SECONDS"):
+        load_settings(config)
+    monkeypatch.delenv("EDGE_HEALTH__INTERVAL_SECONDS")
+    monkeypatch.setenv("edge_source__settle_seconds", "abc")
+    with pytest.raises(SettingsError, match=r"  source.settle_seconds: .*\[from environment variable edge_source"):
+        load_settings(config)
+    monkeypatch.delenv("edge_source__settle_seconds")
+    monkeypatch.setenv("EDGE_MODEL__NAMES", "birdnet-v2.4")
+    with pytest.raises(SettingsError, match="written as JSON"):
         load_settings(config)
 
 

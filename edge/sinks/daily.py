@@ -45,8 +45,12 @@ class DailyFiles:
 
     def _append(self, path: Path, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with path.open("a+b") as f:
+            if f.tell() > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":  # a line torn by a power cut: end it, rather than glue a record to it
+                    text = "\n" + text
+            f.write(text.encode("utf-8"))
             f.flush()
             if self.fsync:
                 os.fsync(f.fileno())

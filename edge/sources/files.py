@@ -6,7 +6,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timezone, tzinfo
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Annotated, Iterator, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -60,26 +60,37 @@ class DecodeOptions:
     naive_zone: tzinfo = timezone.utc
 
 
-def list_recordings(paths: list[Path]) -> list[tuple[Path, str]]:
+def list_recordings(paths: list[Path], naive_zone: tzinfo = timezone.utc) -> list[tuple[Path, str]]:
     """(file, stream id) for every file given and every audio file under every folder given.
 
-    A folder's files are ordered by recording time (from their names), then by path; their ids are their
+    A folder's files are ordered by recording time (see `recording_time`), then by path; their ids are their
     paths inside the folder.
     """
     found = []
     for path in paths:
         if path.is_dir():
             inside = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
-            inside.sort(key=lambda p: (_sort_time(p), str(p)))
+            inside.sort(key=lambda p: (sort_key(recording_time(p, naive_zone)), str(p)))
             found += [(p, p.relative_to(path).as_posix()) for p in inside]
         else:
             found.append((path, path.name))
     return found
 
 
-def _sort_time(path: Path) -> str:
-    start = recording_start(path, None)
-    return start.isoformat() if start else "~"  # files with no time in their name sort last
+def recording_time(path: Path, naive_zone: tzinfo = timezone.utc) -> datetime | None:
+    """When a recording started (AudioMoth header, else file name), without decoding it; None if unknown or
+    unreadable (a damaged file is named when its turn comes)."""
+    comment = None
+    try:
+        with sf.SoundFile(str(path)) as f:
+            comment = f.copy_metadata().get("comment")
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        pass
+    return recording_start(path, comment, naive_zone)
+
+
+def sort_key(start: datetime | None) -> str:
+    return start.isoformat() if start else "~"  # recordings of unknown time sort last
 
 
 class FileSource:
@@ -87,7 +98,7 @@ class FileSource:
     a damaged one is analysed as far as it can be read."""
 
     def __init__(self, paths: list[Path], options: DecodeOptions = DecodeOptions()):
-        self.recordings = list_recordings(paths)
+        self.recordings = list_recordings(paths, options.naive_zone)
         self.options = options
         self.failed: list[tuple[str, str]] = []
 
@@ -123,8 +134,10 @@ def decode(path: Path, stream_id: str, options: DecodeOptions = DecodeOptions())
         channel = options.channel
         if channel is not None and not 0 <= channel < f.channels:
             raise AudioError(f"has {f.channels} channel(s), channel {channel} asked for")
+        st = path.stat()
         stream = Stream(id=stream_id, sample_rate=f.samplerate,
-                        started_utc=recording_start(path, f.copy_metadata().get("comment"), options.naive_zone))
+                        started_utc=recording_start(path, f.copy_metadata().get("comment"), options.naive_zone),
+                        instance=f"{st.st_size}:{st.st_mtime_ns}")
         position = 0
         damage = truncation(f.extra_info)
         block = max(1, min(int(options.block_seconds * f.samplerate), MAX_BLOCK_SAMPLES // f.channels))
@@ -209,10 +222,17 @@ class ReplaySource:
                 return
             if self.speed:
                 self._sent += chunk.seconds
-                ahead = self._sent / self.speed - (self._clock() - began)
-                if ahead > 0:
-                    stop.wait(ahead)
+                self._pace(began, stop)
             yield chunk
+
+    def _pace(self, began: float, stop: threading.Event) -> None:
+        """Sleep until the audio sent so far is due, in short naps that watch `stop` (waiting on the Event
+        itself could deadlock with a signal handler that sets it)."""
+        while not stop.is_set():
+            ahead = self._sent / self.speed - (self._clock() - began)
+            if ahead <= 0:
+                return
+            self._sleep(min(ahead, 0.1))
 
     def stats(self) -> dict[str, int]:
         return {"files_failed": len(self.files.failed)}

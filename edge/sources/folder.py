@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Iterator, Literal
 from zoneinfo import ZoneInfo
 
-import soundfile as sf
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from edge.recording_time import recording_start
-from edge.sources.files import AUDIO_SUFFIXES, AudioError, DecodeOptions, ZoneName, decode
+from edge.sources.files import (AUDIO_SUFFIXES, AudioError, DecodeOptions, ZoneName, decode, recording_time,
+                                sort_key)
 from edge.state import FINAL, RecordingState, recording_key
 from edge.types import AudioChunk
 
@@ -92,8 +91,8 @@ class FolderSource:
         self.config = config
         self.root = config.path.resolve()
         self.state = state
-        self.done_dir = done_dir
-        self.quarantine_dir = quarantine_dir
+        self.done_dir = done_dir.resolve()
+        self.quarantine_dir = quarantine_dir.resolve()
         self.decode_options = DecodeOptions(channel=config.channel, naive_zone=ZoneInfo(config.timezone))
         self._clock = clock
         self._paths: queue.Queue = queue.Queue(maxsize=NOTIFICATION_QUEUE)
@@ -141,7 +140,7 @@ class FolderSource:
                 self.counters["notification_overflows"] += 1
                 self._overflowed.clear()
             self._next_scan = now + self.config.rescan_seconds
-            for path in sorted(self.root.rglob("*")):
+            for path in walk(self.root):
                 self._observe(path, complete=False)
             wait = 0.0
         try:
@@ -177,7 +176,11 @@ class FolderSource:
             known.closed = True
 
     def _wanted(self, path: Path) -> bool:
-        if path.suffix.lower() not in AUDIO_SUFFIXES or path.name.startswith("."):
+        """Audio files, but none under a hidden folder (a card's .Trash, a sync tool's old versions), none
+        that is hidden itself (a copy in progress), none already put away."""
+        if path.suffix.lower() not in AUDIO_SUFFIXES or not path.is_relative_to(self.root):
+            return False
+        if any(part.startswith(".") for part in path.relative_to(self.root).parts):
             return False
         if any(path.is_relative_to(d) for d in (self.done_dir, self.quarantine_dir)):
             return False
@@ -199,15 +202,9 @@ class FolderSource:
 
     def _sort_time(self, candidate: _Candidate) -> str:
         if not candidate.sort_known:
-            comment = None
-            try:
-                with sf.SoundFile(str(candidate.path)) as f:
-                    comment = f.copy_metadata().get("comment")
-            except (sf.LibsndfileError, RuntimeError, OSError):
-                pass  # a damaged file sorts by its name alone and is quarantined when its turn comes
-            candidate.sort_time = recording_start(candidate.path, comment, self.decode_options.naive_zone)
+            candidate.sort_time = recording_time(candidate.path, self.decode_options.naive_zone)
             candidate.sort_known = True
-        return candidate.sort_time.isoformat() if candidate.sort_time else "~"  # unknown times sort last
+        return sort_key(candidate.sort_time)
 
     def _relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -230,6 +227,7 @@ class FolderSource:
             for chunk in decode(path, relative, self.decode_options):
                 if stop.is_set():
                     log.info("recording_interrupted", file=relative, after_seconds=round(seconds, 1))
+                    self.state.release(key)
                     return
                 yield chunk
                 seconds += chunk.seconds
@@ -239,6 +237,9 @@ class FolderSource:
         except OSError as error:
             log.error("recording_vanished", file=relative, error=str(error))
             return
+        except GeneratorExit:  # the loop gave up on it (an output failed): taken up again at the next start
+            self.state.release(key)
+            raise
         self._settle(path, key, "done", seconds)
 
     def _settle(self, path: Path, key: str, status: str, seconds: float, error: str | None = None) -> None:
@@ -273,6 +274,13 @@ class FolderSource:
                 path.unlink()
         except OSError as error:  # a full or read-only card: the file stays, and is known to be finished
             log.error("recording_not_put_away", file=relative, status=status, error=str(error))
+
+
+def walk(root: Path) -> Iterator[Path]:
+    """Every file under `root`; folders that vanish or cannot be read during the walk are passed over."""
+    for folder, _, files in os.walk(root):
+        for name in sorted(files):
+            yield Path(folder) / name
 
 
 def free_name(target: Path) -> Path:
