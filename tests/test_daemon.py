@@ -121,7 +121,7 @@ def test_folder_daemon_end_to_end(data, tmp_path):
 def test_burst_of_files_each_analysed_once(data, tmp_path):
     config, inbox = folder_config(tmp_path, after="delete")
     daemon = DaemonProcess(config)
-    n = 120
+    n = 200
     try:
         daemon.wait_notification("READY=1")
         staging = tmp_path / "staging"

@@ -21,8 +21,9 @@ def make_source(tmp_path, done_dir=None, **config):
     return source, inbox, state
 
 
-def analysed(source, seconds=4.0, stop_after_chunks=None):
-    """Stream ids of the recordings whose last chunk the source gave within `seconds`."""
+def analysed(source, seconds=4.0, stop_after_chunks=None, expected=None):
+    """Stream ids of the recordings whose last chunk the source gave within `seconds` (or until `expected`
+    recordings were given: more cannot be ruled out then, only fewer)."""
     stop = threading.Event()
     finished, chunks = [], 0
     deadline = time.monotonic() + seconds
@@ -34,6 +35,8 @@ def analysed(source, seconds=4.0, stop_after_chunks=None):
                 if chunk.last:
                     finished.append(chunk.stream.id)
                 if stop_after_chunks is not None and chunks >= stop_after_chunks:
+                    stop.set()
+                if expected is not None and len(finished) >= expected:
                     stop.set()
             if time.monotonic() > deadline:
                 stop.set()
@@ -65,7 +68,7 @@ def test_a_clean_stop_is_not_counted_as_a_cut_off_analysis(data, tmp_path):
         assert analysed(source, stop_after_chunks=3) == []
         state.close()
     source, inbox, state = make_source(tmp_path, max_attempts=3)
-    assert analysed(source, seconds=10) == ["long.wav"], "analysed, not quarantined"
+    assert analysed(source, seconds=10, expected=1) == ["long.wav"], "analysed, not quarantined"
     assert not (tmp_path / "quarantine" / "long.wav").exists()
 
 
@@ -100,3 +103,15 @@ def test_a_torn_line_does_not_swallow_the_next_record(tmp_path):
     files.publish("events", {"id": "c"})
     lines = path.read_text().splitlines()
     assert lines[0] == '{"id": "a"}' and lines[-1] == '{"id": "c"}'
+
+
+def test_kept_files_are_not_analysed_again_after_a_restart(data, tmp_path):
+    source, inbox, state = make_source(tmp_path, after="keep")
+    shutil.copy(data / "curlew_call_1.wav", inbox / "20240501_050000.wav")
+    shutil.copy(data / "curlew_call_1.wav", inbox / "20240501_040000.wav")
+    assert analysed(source) == ["20240501_040000.wav", "20240501_050000.wav"]
+    state.close()
+    source, inbox, state = make_source(tmp_path, after="keep")
+    shutil.copy(data / "curlew_call_1.wav", inbox / "20240501_060000.wav")
+    assert analysed(source) == ["20240501_060000.wav"], "only the new one"
+    assert len(list(inbox.iterdir())) == 3, "all left in place"
