@@ -161,6 +161,8 @@ def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | 
         raise click.ClickException(f"cannot start: {error}")
     try:
         daemon.run()
+    except OSError as error:  # records cannot be written (a full or failing card): systemd restarts us later
+        raise click.ClickException(f"stopped: {error}")
     finally:
         daemon.stop()
 

@@ -89,10 +89,14 @@ class Daemon:
 
     def run(self) -> None:
         """The loop: until stopped (or a replay ends), then flush everything."""
-        for chunk in self.source.chunks(self.stop_requested):
-            if chunk is not None:
-                self._analyse(chunk)
-            self._tick()
+        chunks = self.source.chunks(self.stop_requested)
+        try:
+            for chunk in chunks:
+                if chunk is not None:
+                    self._analyse(chunk)
+                self._tick()
+        finally:
+            chunks.close()  # a failed output leaves the recording in flight to the next start, uncounted
         log.info("loop_ended", stop_requested=self.stop_requested.is_set(),
                  audio_seconds=round(self.health.audio_seconds, 1), events=self.health.events)
 
