@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
@@ -14,6 +14,7 @@ from edge import logs
 from edge.manifest import ModelError, default_models_dir, discover, file_sha256
 from edge.replay import ReplayOptions, replay
 from edge.sinks.files import FORMATS
+from edge.sources.files import known_zone
 
 models_dir_option = click.option(
     "--models-dir",
@@ -64,9 +65,9 @@ def replay_command(paths, model_names, models_dir, window, hop, crop_stride, sen
     """Analyse recordings (files or folders) and write their detections."""
     logs.configure()
     try:
-        naive_zone = ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise click.BadParameter(f"unknown time zone {zone!r}", param_hint="--timezone")
+        naive_zone = ZoneInfo(known_zone(zone))
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--timezone")
     options = ReplayOptions.build(
         window=window, hop=hop, crop_stride=crop_stride, sensitivity=sensitivity, min_conf=min_conf,
         top_k=top_k, channel=channel, naive_zone=naive_zone, threads=threads,

@@ -209,27 +209,26 @@ class ReplaySource:
         self.files = FileSource(config.paths, options)
         self.speed = config.speed
         self._clock, self._sleep = clock, sleep
-        self._sent = 0.0
 
     def start(self) -> None:
         if not self.files.recordings:
             raise AudioError("no recordings to replay")
 
     def chunks(self, stop: threading.Event) -> Iterator[AudioChunk | None]:
-        began = self._clock()
+        began, sent = self._clock(), 0.0
         for chunk in self.files.chunks():
             if stop.is_set():
                 return
             if self.speed:
-                self._sent += chunk.seconds
-                self._pace(began, stop)
+                sent += chunk.seconds
+                self._pace(began + sent / self.speed, stop)
             yield chunk
 
-    def _pace(self, began: float, stop: threading.Event) -> None:
-        """Sleep until the audio sent so far is due, in short naps that watch `stop` (waiting on the Event
-        itself could deadlock with a signal handler that sets it)."""
+    def _pace(self, due: float, stop: threading.Event) -> None:
+        """Sleep until `due` (on the clock), in short naps that watch `stop` (waiting on the Event itself
+        could deadlock with a signal handler that sets it)."""
         while not stop.is_set():
-            ahead = self._sent / self.speed - (self._clock() - began)
+            ahead = due - self._clock()
             if ahead <= 0:
                 return
             self._sleep(min(ahead, 0.1))

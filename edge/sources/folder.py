@@ -123,12 +123,11 @@ class FolderSource:
     def chunks(self, stop: threading.Event) -> Iterator[AudioChunk | None]:
         while not stop.is_set():
             candidate = self._next_complete()
-            if candidate is None:
-                self._collect(wait=POLL_SECONDS)
-                if self._next_complete() is None:
-                    yield None
+            if candidate is not None:
+                yield from self._analyse(candidate, stop)
                 continue
-            yield from self._analyse(candidate, stop)
+            self._collect(wait=POLL_SECONDS)
+            yield None
 
     # --- noticing files -------------------------------------------------------------------------------------
 
