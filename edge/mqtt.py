@@ -1,0 +1,129 @@
+"""What the box's publisher and the station's subscriber share: the broker settings, the topics, a client built
+from them, the reconnect back-off, and plain words for a broker's refusal.
+
+Topics: `<prefix>/<box>/events`, `/alerts`, `/health` (records, QoS 1) and `/status` (retained).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import ssl
+from pathlib import Path
+from typing import Literal
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+KINDS = ("events", "alerts", "health", "status")
+STATUS_SCHEMA = "edge.status/1"
+PROTOCOLS = {"5": mqtt.MQTTv5, "3.1.1": mqtt.MQTTv311}
+
+
+class BrokerConfig(BaseModel):
+    """Where the broker is and how to log in to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(..., min_length=1, description="Broker host name or address.")
+    port: int | None = Field(None, ge=1, le=65535, description="Broker port (default 1883, or 8883 with TLS).")
+    protocol: Literal["auto", "5", "3.1.1"] = Field(
+        "auto", description="MQTT version; auto tries 5 and falls back to 3.1.1 when the broker refuses it.")
+    keepalive: int = Field(60, ge=5, le=3600, description="Seconds between pings; a silent link is noticed "
+                                                          "within 1.5 times this.")
+    username: str | None = Field(None, description="User name, if the broker asks for one.")
+    password: SecretStr | None = Field(None, description="Password (better: password_file).")
+    password_file: Path | None = Field(
+        None, description="File holding the password; relative to $CREDENTIALS_DIRECTORY when systemd passes "
+                          "credentials (LoadCredential=).")
+    tls: bool = Field(False, description="Use TLS with the system's CAs (implied by ca_file).")
+    ca_file: Path | None = Field(None, description="CA certificate(s) that signed the broker's certificate.")
+    cert_file: Path | None = Field(None, description="Client certificate, for brokers that require one.")
+    key_file: Path | None = Field(None, description="Private key of the client certificate.")
+
+    @model_validator(mode="after")
+    def consistent(self) -> BrokerConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls or self.ca_file is not None or self.cert_file is not None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port or (8883 if self.uses_tls else 1883)
+
+    def secret(self) -> str | None:
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is None:
+            return None
+        path = self.password_file
+        if not path.is_absolute() and os.environ.get("CREDENTIALS_DIRECTORY"):
+            path = Path(os.environ["CREDENTIALS_DIRECTORY"]) / path
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+
+
+def topic(prefix: str, box: str, kind: str) -> str:
+    return f"{prefix}/{box}/{kind}"
+
+
+def new_client(config: BrokerConfig, client_id: str, protocol: int) -> mqtt.Client:
+    """A paho client with the credentials and TLS of `config`; it connects when asked. OSError or ValueError
+    for a password file or certificate that cannot be read."""
+    clean = None if protocol == mqtt.MQTTv5 else True
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
+                         clean_session=clean, reconnect_on_failure=False)
+    if config.username is not None:
+        client.username_pw_set(config.username, config.secret())
+    if config.uses_tls:
+        client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None,
+                       certfile=str(config.cert_file) if config.cert_file else None,
+                       keyfile=str(config.key_file) if config.key_file else None,
+                       cert_reqs=ssl.CERT_REQUIRED)
+    return client
+
+
+def protocols(config: BrokerConfig) -> list[int]:
+    """The MQTT versions to try, in order."""
+    return list(PROTOCOLS.values()) if config.protocol == "auto" else [PROTOCOLS[config.protocol]]
+
+
+def refused_version(reason: ReasonCode) -> bool:
+    """The broker does not speak the version we asked for (paho reads a 3.1.1 broker's answer to an MQTT 5
+    CONNECT as this code)."""
+    return reason.value == 0x84
+
+
+REFUSALS = {0x86: "wrong user name or password (check username and password_file)",
+            0x87: "not authorized (check the user's rights on the broker)",
+            0x85: "client id rejected", 0x84: "MQTT version not supported by the broker",
+            0x88: "broker unavailable", 0x89: "broker busy", 0x8A: "banned by the broker"}
+
+
+def refusal(reason: ReasonCode) -> str:
+    """A broker's CONNACK refusal in words a ranger can act on (paho gives 3.1.1 codes as MQTT 5 ones)."""
+    return REFUSALS.get(reason.value, str(reason))
+
+
+class Backoff:
+    """Capped exponential back-off with jitter: a box behind a flaky link neither hammers the broker nor waits
+    long once it is back. Each delay is drawn between half and all of min(cap, first * 2**n)."""
+
+    def __init__(self, first: float, cap: float, rng: random.Random | None = None):
+        self.first, self.cap = first, cap
+        self.failures = 0
+        self.rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.first * 2 ** min(self.failures, 30))
+        self.failures += 1
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.failures = 0

@@ -1,0 +1,119 @@
+"""A real MQTT broker for the tests: Debian's mosquitto on 127.0.0.1, a free port, a config of its own.
+
+With CI=true a missing mosquitto is a failure; elsewhere the tests that need it are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def require_mosquitto() -> str:
+    path = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("mosquitto is not installed (tools/setup.sh test installs it)")
+        pytest.skip("mosquitto is not installed")
+    return path
+
+
+class Mosquitto:
+    """One broker process; `stop()` and `start()` again keep its port, its users and its persisted sessions."""
+
+    def __init__(self, folder: Path, users: dict[str, str] | None = None, tls: dict[str, Path] | None = None):
+        self.binary = require_mosquitto()
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.tls_port = free_port() if tls else None
+        self.users = users
+        self.tls = tls
+        self.process: subprocess.Popen | None = None
+        self.log_path = folder / "mosquitto.log"
+
+    def _config(self) -> Path:
+        lines = ["user root", "persistence true", f"persistence_location {self.folder}/",
+                 "log_type all", f"log_dest file {self.log_path}", f"listener {self.port} 127.0.0.1"]
+        if self.users:
+            passwords = self.folder / "passwords"
+            passwords.write_text("")
+            for name, password in self.users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwords), name, password], check=True)
+            lines += ["allow_anonymous false", f"password_file {passwords}"]
+        else:
+            lines.append("allow_anonymous true")
+        if self.tls:
+            lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {self.tls['ca']}",
+                      f"certfile {self.tls['cert']}", f"keyfile {self.tls['key']}", "require_certificate true"]
+        path = self.folder / "mosquitto.conf"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def start(self) -> Mosquitto:
+        self.process = subprocess.Popen([self.binary, "-c", str(self._config())],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {self.process.stderr.read().decode()} {self.log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not listen on {self.port}: {self.log()}")
+
+    def stop(self) -> None:
+        """SIGTERM: the broker saves its persistent sessions, as a broker does when its host shuts down."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class Subscriber:
+    """A plain MQTT client collecting messages into a queue; `expect` waits on it with a timeout."""
+
+    def __init__(self, broker: Mosquitto, topic: str, **credentials):
+        self.messages: queue.Queue = queue.Queue()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        if credentials:
+            self.client.username_pw_set(credentials["username"], credentials["password"])
+        subscribed = queue.Queue()
+        self.client.on_message = lambda client, userdata, message: self.messages.put(message)
+        self.client.on_subscribe = lambda *args: subscribed.put(True)
+        self.client.on_connect = lambda client, *args: client.subscribe(topic, qos=1)
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        subscribed.get(timeout=10)
+
+    def expect(self, count: int, timeout: float = 30) -> list[mqtt.MQTTMessage]:
+        got, deadline = [], time.monotonic() + timeout
+        while len(got) < count:
+            try:
+                got.append(self.messages.get(timeout=max(0.01, deadline - time.monotonic())))
+            except queue.Empty:
+                raise AssertionError(f"{len(got)} of {count} messages within {timeout} s") from None
+        return got
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
