@@ -1,9 +1,9 @@
 """`edge run`: the long-running service. One place builds the pipeline from settings and owns its threads.
 
-source ─AudioChunk─▶ windower ─Window─▶ ensemble ─Scores─▶ smoother ─Event─▶ daily files (and later MQTT)
+source ─AudioChunk─▶ windower ─Window─▶ ensemble ─Scores─▶ smoother ─Event─▶ outputs (daily files, outbox ─▶ MQTT)
 
 The loop runs in the main thread; the source's own thread (folder watcher, audio callback) only hands it
-work. Signals set flags that the loop reads between chunks: SIGTERM/SIGINT stop, SIGHUP reloads.
+work, and the uplink's thread only reads the outbox. Signals set flags that the loop reads between chunks: SIGTERM/SIGINT stop, SIGHUP reloads.
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ from edge.ensemble import Ensemble, load_ensemble
 from edge.health import Health
 from edge.member import MemberOptions
 from edge.notify import Notifier
-from edge.records import event_record
+from edge.outbox import Outbox
+from edge.records import alert_record, event_record, record_key
 from edge.settings import Settings, SettingsError, load_settings
 from edge.sinks.daily import DailyFiles
+from edge.sinks.mqtt import MqttPublisher
+from edge.sinks.outputs import Outputs
 from edge.smoother import Smoother
 from edge.sources.files import ReplayConfig, ReplaySource
 from edge.sources.folder import FolderConfig, FolderSource
@@ -55,6 +58,14 @@ def build_ensemble(settings: Settings) -> Ensemble:
     return load_ensemble(model.models_dir, model.names, window_spec(settings), options)
 
 
+def build_outputs(settings: Settings) -> Outputs:
+    s = settings
+    outbox = Outbox(s.outbox_path, s.outbox.max_records, s.outbox.when_full, queue=s.mqtt is not None)
+    uplink = MqttPublisher(s.mqtt, s.box_id, outbox) if s.mqtt is not None else None
+    files = DailyFiles(s.records_dir, tuple(s.output.formats), fsync=s.output.fsync)
+    return Outputs(outbox, files, uplink, s.output.when)
+
+
 def window_spec(settings: Settings) -> WindowSpec:
     return WindowSpec(seconds=settings.window.seconds, hop=settings.window.hop)
 
@@ -77,7 +88,8 @@ class Daemon:
         self.ensemble = build_ensemble(s)
         self.windower = Windower(window_spec(s), self.ensemble.sample_rates)
         self.smoother = Smoother(s.smoothing.options())
-        self.outputs = DailyFiles(s.records_dir, tuple(s.output.formats), fsync=s.output.fsync)
+        self.outputs = build_outputs(s)
+        self.outputs.start()
         self.state = RecordingState(s.state_path)
         self.source = build_source(s, self.state)
         self.source.start()
@@ -105,7 +117,7 @@ class Daemon:
         self.notifier.stopping()
         self.source.stop()
         self.state.close()
-        self.outputs.close()
+        self.outputs.stop()
         log.info("daemon_stopped")
 
     def _analyse(self, chunk: AudioChunk) -> None:
@@ -120,7 +132,13 @@ class Daemon:
     def _publish_events(self, events: list[Event]) -> None:
         for event in events:
             record = event_record(event, self.settings.box_id)
-            self.outputs.publish("events", record)
+            self.outputs.publish("events", record, record_key(record))
+            if self.settings.alerts.matches(event.label.scientific_name, event.label.common_name,
+                                            event.label.label):
+                alert = alert_record(record)
+                self.outputs.publish("alerts", alert, record_key(alert))
+                log.warning("alert", kind=event.kind, species=event.label.scientific_name,
+                            confidence=record["confidence"], id=event.id)
             self.health.events += 1
             log.info("detection_event", kind=event.kind, species=event.label.scientific_name,
                      confidence=record["confidence"], source=event.stream.id, start_s=record["start_s"],
@@ -136,17 +154,21 @@ class Daemon:
             self.publish_health()
 
     def publish_health(self) -> None:
-        record = self.health.record(self.source.stats(), {"suppressed_by_cooldown": self.smoother.suppressed})
-        self.outputs.publish("health", record)
+        extra = {"suppressed_by_cooldown": self.smoother.suppressed, **self.outputs.stats()}
+        record = self.outputs.publish("health", self.health.record(self.source.stats(), extra))
         fields = {k: v for k, v in record.items() if k not in ("schema", "box")}
         if record["disk_free_percent"] < self.settings.health.min_free_percent:
             log.warning("disk_low", **fields)
+        elif record["outbox_full"]:
+            log.error("outbox_full", **fields)
         else:
             log.info("health", **fields)
         rtf = record["real_time_factor"]
+        uplink = {None: "", True: ", uplink up", False: f", uplink down ({record['outbox_pending']} waiting)"}
         self.notifier.status(
             f"{record['audio_seconds'] / 3600:.2f} h of audio analysed, "
             f"real-time factor {rtf if rtf is not None else '-'}, {record['events']} events"
+            f"{uplink[record['mqtt_connected']]}"
         )
 
     def _reload(self) -> None:

@@ -101,7 +101,9 @@ def refused_version(reason: ReasonCode) -> bool:
 
 
 REFUSALS = {0x86: "wrong user name or password (check username and password_file)",
-            0x87: "not authorized (check the user's rights on the broker)",
+            # mosquitto answers a wrong password with this code too
+            0x87: "not authorized: wrong user name or password, or a user without rights on this broker "
+                  "(check username and password_file)",
             0x85: "client id rejected", 0x84: "MQTT version not supported by the broker",
             0x88: "broker unavailable", 0x89: "broker busy", 0x8A: "banned by the broker"}
 

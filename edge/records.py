@@ -55,7 +55,9 @@ def to_record(detection: Detection) -> dict:
 
 
 EVENT_SCHEMA = "edge.event/1"
-EVENT_FIELDS = ("schema", "id", "kind", "box", *FIELDS[1:])
+ALERT_SCHEMA = "edge.alert/1"
+# As published: the outputs add the box's sequence number to every record.
+EVENT_FIELDS = ("schema", "id", "kind", "box", *FIELDS[1:], "seq")
 
 
 def event_record(event: Event, box: str) -> dict:
@@ -63,3 +65,13 @@ def event_record(event: Event, box: str) -> dict:
     e = event
     return {"schema": EVENT_SCHEMA, "id": e.id, "kind": e.kind, "box": box,
             **observation(e, e.label, e.confidence, e.model, e.model_version)}
+
+
+def alert_record(record: dict) -> dict:
+    """An event of a class configured as a threat, for the alerts topic: the event's fields, its own schema."""
+    return {**record, "schema": ALERT_SCHEMA}
+
+
+def record_key(record: dict) -> str:
+    """What identifies an event record across a re-analysis of its recording: the event, the kind, how far."""
+    return f"{record['schema']}/{record['id']}/{record['kind']}/{record['end_s']}"

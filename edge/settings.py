@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from edge.manifest import default_models_dir
+from edge.outbox import WhenFull
+from edge.sinks.mqtt import MqttConfig
+from edge.sinks.outputs import FilesWhen
 from edge.smoother import SmootherOptions
 from edge.sources.files import ReplayConfig
 from edge.sources.folder import FolderConfig
@@ -69,6 +72,26 @@ class OutputSettings(Section):
     formats: list[Literal["jsonl", "csv"]] = Field(["jsonl", "csv"], description="Daily files written locally.")
     directory: Path | None = Field(None, description="Folder of the daily files (default: <data_dir>/records).")
     fsync: bool = Field(True, description="Sync each record to storage before going on (survives power cuts).")
+    when: FilesWhen = Field("always", description="Write daily files always, or only while the MQTT uplink "
+                                                  "is down (offline).")
+
+
+class OutboxSettings(Section):
+    max_records: int = Field(1_000_000, ge=100, description="Records kept for the broker at most (about 600 "
+                                                            "bytes each).")
+    when_full: WhenFull = Field(
+        "drop_oldest", description="When full: health records go first, then drop_oldest drops the oldest "
+                                   "record, drop_newest refuses new ones. Each drop is logged and counted.")
+
+
+class AlertSettings(Section):
+    classes: list[str] = Field(
+        ["Gun", "Power tools", "Engine", "Siren", "Fireworks"],
+        description="Classes (scientific name, common name or label) whose events also go to the alerts topic.")
+
+    def matches(self, *names: str) -> bool:
+        wanted = {c.casefold() for c in self.classes}
+        return any(name.casefold() in wanted for name in names)
 
 
 class HealthSettings(Section):
@@ -93,6 +116,9 @@ class Settings(BaseSettings):
     source: SourceSettings
     output: OutputSettings = OutputSettings()
     health: HealthSettings = HealthSettings()
+    mqtt: MqttConfig | None = Field(None, description="The uplink to the ranger station (none: files only).")
+    outbox: OutboxSettings = OutboxSettings()
+    alerts: AlertSettings = AlertSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -102,6 +128,10 @@ class Settings(BaseSettings):
     @property
     def state_path(self) -> Path:
         return self.data_dir / "state.sqlite"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.data_dir / "outbox.sqlite"
 
     @property
     def records_dir(self) -> Path:

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 import pytest
 
 
@@ -92,16 +94,22 @@ class Mosquitto:
 class Subscriber:
     """A plain MQTT client collecting messages into a queue; `expect` waits on it with a timeout."""
 
-    def __init__(self, broker: Mosquitto, topic: str, **credentials):
+    def __init__(self, broker: Mosquitto, topic: str, session: str | None = None, **credentials):
+        """`session`: a client id whose session the broker keeps (and queues for) across disconnections."""
         self.messages: queue.Queue = queue.Queue()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=session or "", protocol=mqtt.MQTTv5)
+        self.client.reconnect_delay_set(0.2, 1)
         if credentials:
             self.client.username_pw_set(credentials["username"], credentials["password"])
         subscribed = queue.Queue()
         self.client.on_message = lambda client, userdata, message: self.messages.put(message)
         self.client.on_subscribe = lambda *args: subscribed.put(True)
         self.client.on_connect = lambda client, *args: client.subscribe(topic, qos=1)
-        self.client.connect("127.0.0.1", broker.port)
+        properties = None
+        if session:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", broker.port, clean_start=session is None, properties=properties)
         self.client.loop_start()
         subscribed.get(timeout=10)
 

@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT, edge_cli
 from daemon_process import write_config
 from edge.records import event_record
+from edge.sinks.mqtt import MqttConfig
 from edge.settings import SettingsError, load_settings
 from edge.types import Event, Label, Stream
 
@@ -29,9 +30,11 @@ def test_example_configuration_is_valid_and_documents_every_option():
     settings = load_settings(EXAMPLE)
     assert settings.source.type == "folder" and settings.model.names == ["birdnet-v2.4"]
     text = EXAMPLE.read_text()
-    for section in ("model", "window", "smoothing", "output", "health"):
+    for section in ("model", "window", "smoothing", "output", "health", "outbox", "alerts"):
         for option in type(getattr(settings, section)).model_fields:
             assert f"{option} =" in text, f"[{section}] {option} is not in the example"
+    for option in MqttConfig.model_fields:
+        assert f"# {option} =" in text, f"[mqtt] {option} is not in the example"
     for option in type(settings.source).model_fields:
         assert f"{option} =" in text, f"[source] {option} is not in the example"
     result = edge_cli("config", "check", str(EXAMPLE))

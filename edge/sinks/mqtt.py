@@ -1,0 +1,254 @@
+"""The uplink: a thread that sends the outbox to the broker, QoS 1, and forgets a record only at its PUBACK.
+
+One paho client per connection, driven by this thread's own loop (paho's built-in reconnect has no jitter and
+its in-memory resend would duplicate ours). After each (re)connect the outbox as it stands is the backlog,
+sent oldest first; records added since are live and may use every free slot, while the backlog never takes
+more than three quarters of them, so a week of backlog does not hold back a gunshot alert. Every record
+carries the box's `seq`, so a subscriber can restore the order.
+
+The retained status topic says `online` on connect, `offline` (the last will) when the box vanishes, and
+`stopped` after a clean shutdown.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import version
+
+import paho.mqtt.client as mqtt
+import structlog
+from pydantic import Field
+
+from edge.mqtt import STATUS_SCHEMA, Backoff, BrokerConfig, new_client, protocols, refusal, refused_version, topic
+from edge.outbox import Outbox
+
+log = structlog.get_logger(__name__)
+
+LOOP_SECONDS = 0.1
+
+
+class MqttConfig(BrokerConfig):
+    prefix: str = Field("edge", min_length=1, description="First level of every topic: <prefix>/<box>/<kind>.")
+    client_id: str | None = Field(None, description="MQTT client id (default edge-<box_id>).")
+    max_inflight: int = Field(20, ge=1, le=1000, description="Records sent and not yet acknowledged.")
+    reconnect_min_seconds: float = Field(1.0, gt=0, description="First reconnect delay; doubles per failure.")
+    reconnect_max_seconds: float = Field(300.0, gt=0, description="Longest reconnect delay.")
+    drain_seconds: float = Field(5.0, ge=0, le=60, description="On a clean stop, time allowed to send what "
+                                                               "is pending before disconnecting.")
+
+
+def status_payload(box: str, state: str) -> str:
+    return json.dumps({"schema": STATUS_SCHEMA, "box": box, "state": state,
+                       "time_utc": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                       "version": version("edge")})
+
+
+@dataclass
+class Connection:
+    """What one connection knows: its CONNACK, what is in flight, how far each lane has been sent."""
+
+    connack: object = None
+    lost: bool = False
+    inflight: dict[int, tuple[int, bool]] = field(default_factory=dict)  # mid -> (seq, from the backlog)
+    acked: list[int] = field(default_factory=list)
+    backlog_end: int = 0
+    backlog_cursor: int = 0
+    live_cursor: int = 0
+    backlog_done: bool = False
+    freed: bool = True  # slots came free (or the connection is new): look for live records
+    status_acked: bool = False
+    status_mid: int | None = None
+
+
+class MqttPublisher:
+    def __init__(self, config: MqttConfig, box: str, outbox: Outbox):
+        self.config = config
+        self.box = box
+        self.outbox = outbox
+        self.client_id = config.client_id or f"edge-{box}"
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.connected = False
+        self.sent = 0
+        self.connects = 0
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """A record was added to the outbox."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Send what is pending for up to drain_seconds, say `stopped`, disconnect."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.config.drain_seconds + 10)
+
+    def stats(self) -> dict:
+        return {"mqtt_connected": self.connected, "mqtt_sent": self.sent, "mqtt_connects": self.connects,
+                "mqtt_last_error": self.last_error}
+
+    def _topic(self, kind: str) -> str:
+        return topic(self.config.prefix, self.box, kind)
+
+    def _run(self) -> None:
+        backoff = Backoff(self.config.reconnect_min_seconds, self.config.reconnect_max_seconds)
+        versions = protocols(self.config)
+        attempt = 0
+        while not self._stop.is_set():
+            outcome = self._session(versions[attempt % len(versions)], backoff)
+            if outcome == "version" and attempt % len(versions) < len(versions) - 1:
+                attempt += 1
+                continue  # the same broker, at once, in the older version
+            if outcome == "stopped":
+                return
+            delay = backoff.next_delay()
+            log.info("mqtt_reconnect_wait", seconds=round(delay, 2), pending=self.outbox.stats()["outbox_pending"])
+            self._stop.wait(delay)
+
+    def _session(self, protocol: int, backoff: Backoff) -> str:
+        """Connect, send until the link is lost or we are stopped; "stopped", "lost", "refused" or "version"."""
+        host, port = self.config.address
+        state = Connection()
+        try:
+            client = new_client(self.config, self.client_id, protocol)
+            client.will_set(self._topic("status"), status_payload(self.box, "offline"), qos=1, retain=True)
+            client.max_inflight_messages_set(self.config.max_inflight)
+            self._callbacks(client, state)
+            client.connect(host, port, keepalive=self.config.keepalive)
+        except (OSError, ValueError) as error:  # refused, unreachable, TLS failure, unreadable credentials
+            self._failed("mqtt_connect_failed", f"{type(error).__name__}: {error}", host=host, port=port)
+            return "lost"
+        if not self._await_connack(client, state):
+            client.disconnect()
+            return "stopped" if self._stop.is_set() else "lost"
+        if state.connack.is_failure:
+            client.disconnect()
+            self._failed("mqtt_refused", refusal(state.connack), host=host, port=port,
+                         version="5" if protocol == mqtt.MQTTv5 else "3.1.1")
+            return "version" if refused_version(state.connack) else "refused"
+        backoff.reset()
+        self.connected, self.last_error = True, None
+        self.connects += 1
+        state.backlog_end = state.live_cursor = self.outbox.newest()
+        log.info("mqtt_connected", host=host, port=port, version="5" if protocol == mqtt.MQTTv5 else "3.1.1",
+                 backlog=self.outbox.stats()["outbox_pending"])
+        client.publish(self._topic("status"), status_payload(self.box, "online"), qos=1, retain=True)
+        try:
+            return self._send(client, state)
+        finally:
+            self.connected = False
+
+    def _callbacks(self, client: mqtt.Client, state: Connection) -> None:
+        def on_connect(client, userdata, flags, reason_code, properties):
+            state.connack = reason_code
+
+        def on_disconnect(client, userdata, flags, reason_code, properties):
+            state.lost = True
+
+        def on_publish(client, userdata, mid, reason_code, properties):
+            if mid == state.status_mid:
+                state.status_acked = True
+            entry = state.inflight.pop(mid, None)
+            if entry is None:
+                return
+            state.freed = True
+            if reason_code.is_failure:  # e.g. not authorized to publish there: kept, tried on the next connection
+                self._failed("mqtt_publish_refused", str(reason_code), seq=entry[0])
+            else:
+                state.acked.append(entry[0])
+
+        client.on_connect, client.on_disconnect, client.on_publish = on_connect, on_disconnect, on_publish
+
+    def _await_connack(self, client: mqtt.Client, state: Connection) -> bool:
+        """Wait for the broker's answer; a stop in the meantime still lets it come, within drain_seconds, so
+        that a short replay ending while the connection is being set up still delivers."""
+        deadline = time.monotonic() + self.config.keepalive
+        while state.connack is None and not state.lost:
+            if self._stop.is_set():
+                deadline = min(deadline, time.monotonic() + self.config.drain_seconds)
+            if client.loop(LOOP_SECONDS) != mqtt.MQTT_ERR_SUCCESS or time.monotonic() > deadline:
+                break
+        if state.connack is None:
+            self._failed("mqtt_connect_failed", "the broker closed the connection or did not answer (no CONNACK)")
+        return state.connack is not None
+
+    def _send(self, client: mqtt.Client, state: Connection) -> str:
+        while not state.lost:
+            if self._stop.is_set():
+                return self._drain(client, state)
+            self._fill(client, state)
+            rc = client.loop(LOOP_SECONDS)
+            self._settle(state)
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                state.lost = True
+        self._settle(state)
+        self._failed("mqtt_connection_lost", "the link to the broker dropped", in_flight=len(state.inflight))
+        return "lost"
+
+    def _fill(self, client: mqtt.Client, state: Connection) -> None:
+        """Send what fits in the free slots: live records first, then the backlog, oldest first."""
+        look = self._wake.is_set() or state.freed
+        self._wake.clear()
+        state.freed = False
+        free = self.config.max_inflight - len(state.inflight)
+        if free <= 0:
+            return
+        if look:
+            for record in self.outbox.pending(state.live_cursor, free):
+                self._publish(client, state, record, backlog=False)
+                state.live_cursor = record.seq
+        if state.backlog_done:
+            return
+        backlog_slots = max(1, self.config.max_inflight * 3 // 4)
+        room = min(self.config.max_inflight - len(state.inflight),
+                   backlog_slots - sum(1 for _, from_backlog in state.inflight.values() if from_backlog))
+        if room <= 0:
+            return
+        records = self.outbox.pending(state.backlog_cursor, room, upto=state.backlog_end)
+        for record in records:
+            self._publish(client, state, record, backlog=True)
+            state.backlog_cursor = record.seq
+        state.backlog_done = len(records) < room
+
+    def _publish(self, client: mqtt.Client, state: Connection, record, backlog: bool) -> None:
+        info = client.publish(self._topic(record.kind), record.payload, qos=1)
+        state.inflight[info.mid] = (record.seq, backlog)
+
+    def _settle(self, state: Connection) -> None:
+        if state.acked:
+            self.outbox.acknowledge(state.acked)
+            self.sent += len(state.acked)
+            state.acked = []
+
+    def _drain(self, client: mqtt.Client, state: Connection) -> str:
+        deadline = time.monotonic() + self.config.drain_seconds
+        while not state.lost and time.monotonic() < deadline:
+            self._wake.set()
+            self._fill(client, state)
+            client.loop(LOOP_SECONDS)
+            self._settle(state)
+            if not state.inflight and self.outbox.stats()["outbox_pending"] == 0:
+                break
+        if not state.lost:
+            state.status_mid = client.publish(self._topic("status"), status_payload(self.box, "stopped"),
+                                              qos=1, retain=True).mid
+            deadline = time.monotonic() + 2
+            while not state.status_acked and not state.lost and time.monotonic() < deadline:
+                client.loop(LOOP_SECONDS)
+            self._settle(state)
+            client.disconnect()
+        log.info("mqtt_stopped", pending=self.outbox.stats()["outbox_pending"])
+        return "stopped"
+
+    def _failed(self, event: str, error: str, **context) -> None:
+        self.last_error = error
+        log.warning(event, error=error, **context)

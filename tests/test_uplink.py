@@ -1,0 +1,236 @@
+"""The uplink against a real mosquitto: broker outages, kill -9, TLS and credentials, the status topic."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import sqlite3
+import time
+
+import pytest
+
+from broker import Mosquitto, Subscriber
+from certificates import make_certificates
+from daemon_process import DaemonProcess, read_records, write_config
+
+RECORDINGS = ["maad_spinetail.wav", "opso_birds_10s.wav", "pheasantCoucal_file0123.wav",
+              "birdvox_warblr_fd79e55d_POSITIVE.wav", "opso_great_plains_toad.wav", "S4A03895_20190522_120000.wav"]
+
+
+def recordings(data, folder):
+    """110 s of real recordings named as a recorder names them, one hour apart."""
+    folder.mkdir()
+    for i, name in enumerate(RECORDINGS):
+        shutil.copy(data / name, folder / f"20240501_{i:02d}0000.wav")
+    return folder
+
+
+def mqtt_table(broker, **options):
+    return {"host": "127.0.0.1", "port": broker.port, "reconnect_min_seconds": 0.2,
+            "reconnect_max_seconds": 1.0, **options}
+
+
+def key(record):
+    return record["id"], record["kind"], record["end_s"]
+
+
+class Station:
+    """What a station keeps: every record once (by event id, kind and end), whatever MQTT repeats."""
+
+    def __init__(self, broker, **credentials):
+        self.subscriber = Subscriber(broker, "edge/+/#", session="station-test", **credentials)
+        self.records: dict[tuple, dict] = {}
+        self.health: dict[str, dict] = {}
+        self.status: list[tuple[str, bool]] = []
+        self.arrivals = 0
+
+    def take(self, timeout: float) -> None:
+        for message in self.subscriber.expect(1, timeout):
+            payload = json.loads(message.payload)
+            kind = message.topic.split("/")[-1]
+            if kind == "status":
+                self.status.append((payload["state"], message.retain))
+            elif kind == "health":
+                self.health[payload["time_utc"]] = payload
+            else:
+                self.arrivals += 1
+                self.records.setdefault((kind, *key(payload)), payload)
+
+    def wait_for(self, wanted: set, status: str | None = None, timeout: float = 60) -> None:
+        """Until every record in `wanted` has arrived, and the last status is `status`."""
+        deadline = time.monotonic() + timeout
+        while not wanted <= set(self.records) or (status and self.status[-1:] != [(status, False)]):
+            missing = wanted - set(self.records)
+            assert time.monotonic() < deadline, \
+                f"{len(missing)} records never arrived, e.g. {sorted(missing)[:3]}; status {self.status}"
+            self.take(max(0.1, deadline - time.monotonic()))
+
+    def seqs(self) -> list[int]:
+        return sorted([r["seq"] for r in self.records.values()] + [h["seq"] for h in self.health.values()])
+
+    def close(self):
+        self.subscriber.close()
+
+
+def expected_keys(records_dir, kind="events"):
+    return {(kind, *key(r)) for r in read_records(records_dir, kind)}
+
+
+def test_broker_down_for_30_s_in_the_middle_of_a_replay(data, tmp_path):
+    broker = Mosquitto(tmp_path / "broker").start()
+    station = Station(broker)
+    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
+                          {"type": "replay", "paths": [str(recordings(data, tmp_path / "in"))], "speed": 2},
+                          mqtt=mqtt_table(broker))
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_log("mqtt_connected")
+        daemon.wait_log("detection_event")
+        broker.stop()
+        down = time.monotonic()
+        daemon.wait_log("mqtt_connection_lost", timeout=10)
+        during = len(daemon.logged("detection_event"))
+        while time.monotonic() - down < 30:
+            assert daemon.process.poll() is None, "the replay outlasts the outage"
+            time.sleep(0.5)
+        assert len(daemon.logged("detection_event")) > during, "events were found while the broker was down"
+        broker.start()
+        assert daemon.wait_exit(timeout=180) == 0
+    finally:
+        daemon.close()
+
+    records = read_records(tmp_path / "data" / "records")
+    station.wait_for(expected_keys(tmp_path / "data" / "records"), status="stopped")
+    station.close()
+    broker.stop()
+    events = sorted((r for k, r in station.records.items() if k[0] == "events"), key=lambda r: r["seq"])
+    assert [key(r) for r in events] == [key(r) for r in records], "every event once, in the box's order"
+    assert [r["seq"] for r in events] == [r["seq"] for r in records]
+    seqs = station.seqs()
+    assert seqs == list(range(1, seqs[-1] + 1)), "no record of any kind is missing"
+    assert len(daemon.logged("mqtt_connected")) >= 2
+
+
+def test_kill_9_with_the_broker_up_and_down_loses_nothing(data, tmp_path):
+    folder = recordings(data, tmp_path / "in")
+    reference = DaemonProcess(write_config(tmp_path / "reference.toml", tmp_path / "reference",
+                                           {"type": "replay", "paths": [str(folder)]}))
+    assert reference.wait_exit() == 0
+    reference.close()
+    wanted = expected_keys(tmp_path / "reference" / "records")
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    station = Station(broker)
+    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
+                          {"type": "replay", "paths": [str(folder)], "speed": 6}, mqtt=mqtt_table(broker))
+    rng = random.Random(11)
+    broker_up = [True, False, True, False]
+    for up in broker_up:
+        if up and broker.process is None:
+            broker.start()
+        if not up:
+            broker.stop()
+        daemon = DaemonProcess(config)
+        try:
+            daemon.wait_notification("READY=1")
+            time.sleep(rng.uniform(2, 8))
+            daemon.process.send_signal(signal.SIGKILL)
+            daemon.process.wait(timeout=10)
+        finally:
+            daemon.close()
+    if broker.process is None:
+        broker.start()
+    final = DaemonProcess(config)
+    assert final.wait_exit(timeout=180) == 0
+    final.close()
+    assert final.logged("record_already_published"), "the killed runs' records were not published twice"
+
+    station.wait_for(wanted)
+    station.close()
+    broker.stop()
+    assert {k for k in station.records if k[0] == "events"} == wanted
+    seqs = station.seqs()
+    assert seqs == list(range(1, seqs[-1] + 1)), "no record of any kind is missing"
+    with sqlite3.connect(tmp_path / "data" / "outbox.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0, "all acknowledged"
+
+
+def test_tls_and_a_wrong_password_keep_records_until_fixed(data, tmp_path):
+    certificates = make_certificates(tmp_path / "tls")
+    broker = Mosquitto(tmp_path / "broker", users={"box": "right-secret-42", "station": "s"},
+                       tls={k: certificates[k] for k in ("ca", "cert", "key")}).start()
+    station = Station(broker, username="station", password="s")
+    secret = tmp_path / "password"
+    secret.write_text("wrong-secret-41\n")
+    tls = {"port": broker.tls_port, "ca_file": str(certificates["ca"]), "cert_file": str(certificates["client_cert"]),
+           "key_file": str(certificates["client_key"]), "username": "box", "password_file": str(secret)}
+    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
+                          {"type": "replay", "paths": [str(data / "maad_spinetail.wav")]},
+                          mqtt=mqtt_table(broker, **tls))
+    refused = DaemonProcess(config)
+    assert refused.wait_exit() == 0
+    refused.close()
+    errors = {entry["error"] for entry in refused.logged("mqtt_refused")}
+    assert len(errors) == 1 and "wrong user name or password" in errors.pop()
+    assert "secret-4" not in json.dumps(refused.lines), "a password is never logged"
+    with sqlite3.connect(tmp_path / "data" / "outbox.sqlite") as db:
+        kept = db.execute("SELECT count(*) FROM outbox WHERE kind = 'events'").fetchone()[0]
+    records = read_records(tmp_path / "data" / "records")
+    assert kept == len(records) > 0
+
+    wrong_ca = write_config(tmp_path / "wrong-ca.toml", tmp_path / "data",
+                            {"type": "replay", "paths": [str(data / "opso_birds_10s.wav")]},
+                            mqtt=mqtt_table(broker, **{**tls, "ca_file": str(certificates["other_ca"])}))
+    untrusted = DaemonProcess(wrong_ca)
+    assert untrusted.wait_exit() == 0
+    untrusted.close()
+    assert any("certificate verify failed" in e["error"] for e in untrusted.logged("mqtt_connect_failed"))
+
+    secret.write_text("right-secret-42\n")
+    fixed = DaemonProcess(write_config(tmp_path / "fixed.toml", tmp_path / "data",
+                                       {"type": "replay", "paths": [str(data / "opso_birds_10s.wav")]},
+                                       mqtt=mqtt_table(broker, **tls)))
+    assert fixed.wait_exit() == 0
+    fixed.close()
+    fixed.wait_log("mqtt_connected")
+    station.wait_for(expected_keys(tmp_path / "data" / "records"))
+    station.close()
+    broker.stop()
+    assert sum(1 for k in station.records if k[0] == "events") == len(read_records(tmp_path / "data" / "records"))
+
+
+def test_status_tells_a_crash_from_a_stop(data, tmp_path):
+    broker = Mosquitto(tmp_path / "broker").start()
+    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
+                          {"type": "folder", "path": str(tmp_path / "inbox")}, mqtt=mqtt_table(broker))
+    (tmp_path / "inbox").mkdir()
+
+    def retained_status() -> dict:
+        """What a subscriber arriving now learns first (the retained message, or a newer one racing it)."""
+        late = Subscriber(broker, "edge/test-box/status")
+        message = late.expect(1, timeout=10)[0]
+        late.close()
+        return {**json.loads(message.payload), "retained": message.retain}
+
+    daemon = DaemonProcess(config)
+    daemon.wait_log("mqtt_connected")
+    assert retained_status()["state"] == "online"
+    daemon.process.send_signal(signal.SIGKILL)
+    daemon.process.wait(timeout=10)
+    daemon.close()
+    deadline = time.monotonic() + 5  # the broker sends the will as soon as it sees the socket closed
+    while (status := retained_status())["state"] != "offline":
+        assert time.monotonic() < deadline, status
+    assert status["retained"]
+    daemon = DaemonProcess(config)
+    daemon.wait_log("mqtt_connected")
+    code, _ = daemon.terminate()
+    daemon.close()
+    assert code == 0
+    status = retained_status()
+    broker.stop()
+    assert status["state"] == "stopped" and status["retained"]
+    assert status["schema"] == "edge.status/1" and status["box"] == "test-box"
+    assert status["time_utc"].endswith("+00:00")
