@@ -10,6 +10,7 @@ import queue
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -49,7 +50,10 @@ class Mosquitto:
         self.log_path = folder / "mosquitto.log"
 
     def _config(self) -> Path:
+        # As the README tells a station to configure its broker: sessions survive a restart, and a slow or
+        # absent station has a backlog queued for it rather than dropped (mosquitto's default keeps 1000).
         lines = ["user root", "persistence true", f"persistence_location {self.folder}/",
+                 "max_queued_messages 1000000",
                  "log_type all", f"log_dest file {self.log_path}", f"listener {self.port} 127.0.0.1"]
         if self.users:
             passwords = self.folder / "passwords"
@@ -125,3 +129,58 @@ class Subscriber:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+class OldBroker:
+    """A broker that speaks MQTT 3.1.1 only, as older installations do: a TCP relay to mosquitto that answers
+    an MQTT 5 CONNECT the way a 3.1.1 broker must (CONNACK return code 1, then close) and relays the rest."""
+
+    def __init__(self, broker: Mosquitto):
+        self.target = ("127.0.0.1", broker.port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.levels: list[int] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        head = b""
+        while len(head) < 12:
+            chunk = client.recv(4096)
+            if not chunk:
+                return client.close()
+            head += chunk
+        length_bytes = next(i for i in range(1, 5) if head[i] < 0x80)  # the remaining length's varint
+        level = head[1 + length_bytes + 6]  # after the protocol name: 2-byte length, "MQTT"
+        self.levels.append(level)
+        if level == 5:
+            client.sendall(bytes([0x20, 0x02, 0x00, 0x01]))
+            return client.close()
+        upstream = socket.create_connection(self.target)
+        upstream.sendall(head)
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.listener.close()

@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from broker import Mosquitto, Subscriber
+from broker import Mosquitto, OldBroker, Subscriber
 from certificates import make_certificates
 from daemon_process import DaemonProcess, read_records, write_config
+from edge.outbox import Outbox
 
 RECORDINGS = ["maad_spinetail.wav", "opso_birds_10s.wav", "pheasantCoucal_file0123.wav",
               "birdvox_warblr_fd79e55d_POSITIVE.wav", "opso_great_plains_toad.wav", "S4A03895_20190522_120000.wav"]
@@ -234,3 +235,61 @@ def test_status_tells_a_crash_from_a_stop(data, tmp_path):
     assert status["state"] == "stopped" and status["retained"]
     assert status["schema"] == "edge.status/1" and status["box"] == "test-box"
     assert status["time_utc"].endswith("+00:00")
+
+
+def test_falls_back_to_mqtt_3_1_1_for_an_older_broker(data, tmp_path):
+    broker = Mosquitto(tmp_path / "broker").start()
+    old = OldBroker(broker)
+    station = Station(broker)
+    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
+                          {"type": "replay", "paths": [str(data / "maad_spinetail.wav")]},
+                          mqtt={**mqtt_table(broker), "port": old.port})
+    daemon = DaemonProcess(config)
+    assert daemon.wait_exit() == 0
+    daemon.close()
+    station.wait_for(expected_keys(tmp_path / "data" / "records"), status="stopped")
+    station.close()
+    old.close()
+    broker.stop()
+    assert old.levels[:2] == [5, 4], "MQTT 5 first, then 3.1.1 at once"
+    assert daemon.wait_log("mqtt_connected")["version"] == "3.1.1"
+    assert [e["error"] for e in daemon.logged("mqtt_refused")] == ["MQTT version not supported by the broker"]
+
+
+def backlog(path, count: int) -> None:
+    """`count` health records left in the outbox by a long outage, written in one transaction."""
+    Outbox(path).close()
+    with sqlite3.connect(path) as db:
+        db.executemany("INSERT INTO outbox VALUES (?, 'health', ?, 0)",
+                       ((seq, json.dumps({"schema": "edge.health/1", "box": "test-box", "seq": seq,
+                                          "time_utc": f"backlog-{seq}"})) for seq in range(1, count + 1)))
+        db.execute("INSERT INTO counters VALUES ('seq', ?)", (count,))
+
+
+def test_live_events_do_not_wait_behind_a_long_backlog(data, tmp_path):
+    count = 30_000
+    backlog(tmp_path / "data" / "outbox.sqlite", count)
+    broker = Mosquitto(tmp_path / "broker").start()
+    station = Station(broker)
+    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
+                          {"type": "replay", "paths": [str(data / "maad_spinetail.wav")]},
+                          health={"interval_seconds": 3600}, mqtt=mqtt_table(broker, drain_seconds=60))
+    daemon = DaemonProcess(config)
+    began = time.monotonic()
+    first_event_after = None
+    while first_event_after is None:
+        station.take(timeout=60)
+        if station.records:
+            first_event_after = len(station.health)
+    assert daemon.wait_exit() == 0
+    station.wait_for(expected_keys(tmp_path / "data" / "records"), status="stopped", timeout=120)
+    drained = time.monotonic() - began
+    daemon.close()
+    station.close()
+    broker.stop()
+    print(f"backlog of {count} records drained in {drained:.1f} s; first live event after {first_event_after}")
+    assert first_event_after < count / 2, "the first event overtook most of the backlog"
+    assert len([h for h in station.health.values() if h["time_utc"].startswith("backlog-")]) == count
+    seqs = station.seqs()
+    assert seqs == list(range(1, seqs[-1] + 1))
+    assert seqs[-1] >= count + len(read_records(tmp_path / "data" / "records"))
