@@ -97,3 +97,26 @@ def test_event_record_matches_golden():
                   start=int(7.5 * 22050), end=int(12.5 * 22050), confidence=0.912345, model="birdnet-v2.4",
                   model_version="2.4")
     assert event_record(event, "wetland-03") == json.loads(GOLDEN.read_text())
+
+
+def test_mqtt_settings_keep_the_password_secret_and_check_certificates(tmp_path, monkeypatch):
+    config = write_config(tmp_path / "edge.toml", tmp_path / "data", {"type": "folder", "path": "/srv/in"},
+                          mqtt={"host": "station", "username": "box", "password": "hunter2-secret"})
+    monkeypatch.setenv("EDGE_MQTT__PORT", "8884")
+    settings = load_settings(config)
+    assert settings.mqtt.address == ("station", 8884)
+    assert "hunter2-secret" not in repr(settings) and "hunter2-secret" not in str(settings.model_dump())
+    assert settings.mqtt.secret() == "hunter2-secret"
+    bad = write_config(tmp_path / "bad.toml", tmp_path / "data", {"type": "folder", "path": "/srv/in"},
+                       mqtt={"host": "station", "cert_file": "/etc/edge/box.crt"})
+    with pytest.raises(SettingsError, match="cert_file and key_file go together"):
+        load_settings(bad)
+
+
+def test_password_file_is_read_from_systemd_credentials(tmp_path, monkeypatch):
+    (tmp_path / "mqtt-password").write_text("from-credentials\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    config = write_config(tmp_path / "edge.toml", tmp_path / "data", {"type": "folder", "path": "/srv/in"},
+                          mqtt={"host": "station", "username": "box", "password_file": "mqtt-password"})
+    assert load_settings(config).mqtt.secret() == "from-credentials"
+    assert load_settings(config).mqtt.uses_tls is False
