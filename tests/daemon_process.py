@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def write_config(path: Path, data_dir: Path, source: dict, **sections) -> Path:
     """A TOML configuration: `source` is the [source] table, `sections` other tables (or top-level values)."""
-    lines = [f'data_dir = "{data_dir}"', 'box_id = "test-box"']
+    lines = [f'data_dir = "{data_dir}"'] + ([] if "box_id" in sections else ['box_id = "test-box"'])
     tables = {"health": {"interval_seconds": 1}, **sections, "source": source}
     for name, table in tables.items():
         if not isinstance(table, dict):

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import random
+import shlex
 import shutil
 import signal
 import sqlite3
+import subprocess
 import time
 
-import pytest
+import paho.mqtt.client as paho
 
 from broker import Mosquitto, OldBroker, Subscriber
 from certificates import make_certificates
+from conftest import ROOT
 from daemon_process import DaemonProcess, read_records, write_config
 from edge.outbox import Outbox
 
@@ -293,3 +296,45 @@ def test_live_events_do_not_wait_behind_a_long_backlog(data, tmp_path):
     seqs = station.seqs()
     assert seqs == list(range(1, seqs[-1] + 1))
     assert seqs[-1] >= count + len(read_records(tmp_path / "data" / "records"))
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return [line.split("  #")[0].strip() for line in text.splitlines() if line.startswith("mosquitto_sub ")]
+
+
+def test_alerts_reach_their_topic_and_the_readme_commands_show_them(data, tmp_path):
+    """A species configured as a threat goes to the alerts topic; the README's commands, typed as shown
+    (with the test broker's address), print a box's status, its records and its alerts."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    station = Station(broker)
+    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
+                          {"type": "replay", "paths": [str(data / "maad_spinetail.wav")]},
+                          mqtt=mqtt_table(broker), alerts={"classes": ["Red-faced Spinetail"]}, box_id="wetland-03")
+    daemon = DaemonProcess(config)
+    assert daemon.wait_exit() == 0
+    daemon.close()
+    events = read_records(tmp_path / "data" / "records")
+    spinetail = [e for e in events if e["common_name"] == "Red-faced Spinetail"]
+    station.wait_for({("alerts", *key(e)) for e in spinetail} | expected_keys(tmp_path / "data" / "records"))
+    station.close()
+    alerts = [r for k, r in station.records.items() if k[0] == "alerts"]
+    assert {a["schema"] for a in alerts} == {"edge.alert/1"} and len(alerts) == len(spinetail) > 0
+    assert {a["seq"] for a in alerts}.isdisjoint(e["seq"] for e in events), "an alert has a seq of its own"
+
+    commands = readme_commands()
+    assert len(commands) == 3
+    box = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    box.connect("127.0.0.1", broker.port)
+    box.loop_start()
+    for command in commands:
+        argv = shlex.split(command.replace("-h station.example.org", f"-h 127.0.0.1 -p {broker.port}"))
+        watcher = subprocess.Popen([*argv, "-C", "1", "-W", "20"], stdout=subprocess.PIPE, text=True)
+        while watcher.poll() is None:  # the status is retained; an alert must come after the subscription
+            box.publish("edge/wetland-03/alerts", json.dumps(alerts[0]), qos=1)
+            time.sleep(0.2)
+        output = watcher.stdout.read()
+        assert watcher.returncode == 0, command
+        assert "wetland-03" in output, (command, output)
+    box.loop_stop()
+    broker.stop()
