@@ -1,0 +1,5 @@
+"""The ranger station: subscribes to every box's records, keeps them in SQLite, shows and exports them.
+
+messages (topic and payload checked into a Record) ─▶ store (SQLite) ◀─ table, export
+subscriber (the MQTT session) ─┘
+"""

@@ -1,0 +1,155 @@
+"""The station's SQLite database: every record once, one row per detection event, one row per box.
+
+Each record is committed (WAL, synchronous=FULL) before the broker is told it arrived, so a station killed
+at any moment loses nothing: what was not committed was not acknowledged and comes again.
+
+Tables:
+- records: box, kind (events, alerts, health, status), key (unique per box and kind), seq, event_id,
+  payload (the JSON as received), received_utc.
+- seqs: every (box, seq) seen, duplicates' included: a re-published record still took its number.
+- detections: one row per (box, event id), rebuilt from that event's records, so that their arrival order
+  does not matter.
+- boxes: status (and when it was given and received), version, last_seen_utc, the newest health payload,
+  the lowest and highest seq, how many distinct seqs arrived and how many between them are missing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import structlog
+
+from edge.station.messages import Record
+
+log = structlog.get_logger(__name__)
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    box TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER, event_id TEXT,
+    payload TEXT NOT NULL, received_utc TEXT NOT NULL,
+    UNIQUE (box, kind, key));
+CREATE INDEX IF NOT EXISTS records_event ON records (box, event_id) WHERE event_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS seqs (box TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (box, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS detections (
+    box TEXT NOT NULL, id TEXT NOT NULL, alert INTEGER NOT NULL,
+    scientific_name TEXT, common_name TEXT, label TEXT, source TEXT, model TEXT, model_version TEXT,
+    start_s REAL, start_utc TEXT, end_s REAL, end_utc TEXT, max_confidence REAL,
+    state TEXT NOT NULL, first_seq INTEGER, records INTEGER NOT NULL,
+    first_received_utc TEXT NOT NULL, last_received_utc TEXT NOT NULL,
+    PRIMARY KEY (box, id));
+CREATE TABLE IF NOT EXISTS boxes (
+    box TEXT PRIMARY KEY,
+    status TEXT, status_utc TEXT, status_received_utc TEXT, version TEXT, last_seen_utc TEXT,
+    health TEXT, health_utc TEXT,
+    seq_min INTEGER, seq_max INTEGER, seq_count INTEGER NOT NULL DEFAULT 0,
+    missing_seq INTEGER GENERATED ALWAYS AS (seq_max - seq_min + 1 - seq_count) VIRTUAL);
+"""
+
+# One event's row from all its records: the first start, the last end, the highest confidence, ended once any
+# end record is in, whichever order they came in. (json_extract rather than ->>: SQLite before 3.38.)
+def field(name: str) -> str:
+    return f"json_extract(payload, '$.{name}')"
+
+
+REBUILD_DETECTION = f"""
+INSERT OR REPLACE INTO detections
+SELECT box, event_id, max(kind = 'alerts'),
+    {", ".join(f"max({field(name)})" for name in
+               ("scientific_name", "common_name", "label", "source", "model", "model_version"))},
+    min({field("start_s")}), min({field("start_utc")}), max({field("end_s")}), max({field("end_utc")}),
+    max({field("confidence")}), CASE WHEN max({field("kind")} = 'end') THEN 'ended' ELSE 'open' END,
+    min(seq), count(*), min(received_utc), max(received_utc)
+FROM records WHERE box = ? AND event_id = ? GROUP BY box, event_id
+"""
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or is of another version."""
+
+
+def connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit); read_only for the table and the export."""
+    try:
+        if read_only:
+            if not path.exists():
+                raise StoreError(f"{path}: no such database")
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+        else:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA busy_timeout = 5000")
+        return db
+    except sqlite3.Error as error:
+        raise StoreError(f"{path}: {error}") from None
+
+
+class Store:
+    """Writes records; one writer (the MQTT thread), any number of readers on their own connections."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        db = connect(path)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise StoreError(f"{path}: database version {version}, this station writes {SCHEMA_VERSION}")
+            db.executescript(SCHEMA)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as error:
+            db.close()
+            raise StoreError(f"{path}: {error}") from None
+        return cls(db)
+
+    def add(self, record: Record) -> bool:
+        """Commits the record and what follows from it; False when it was already stored. sqlite3.Error when
+        the database cannot be written (nothing of the record is then kept)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            new = db.execute(
+                "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record.box, record.kind, record.key, record.seq, record.event_id, record.text,
+                 record.received_utc)).rowcount == 1
+            self._note_box(record)
+            if new and record.event_id is not None:
+                db.execute(REBUILD_DETECTION, (record.box, record.event_id))
+            if new and record.kind == "health":
+                db.execute("UPDATE boxes SET health = ?, health_utc = ? WHERE box = ? "
+                           "AND (health_utc IS NULL OR health_utc < ?)",
+                           (record.text, record.key, record.box, record.key))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:  # a failed COMMIT may have rolled back already
+                db.execute("ROLLBACK")
+            raise
+        return new
+
+    def _note_box(self, record: Record) -> None:
+        db = self.db
+        db.execute("INSERT OR IGNORE INTO boxes (box) VALUES (?)", (record.box,))
+        # A retained status is the broker's memory and a last will the broker speaking: neither is the box.
+        if not record.retained and not (record.kind == "status" and record.payload["state"] == "offline"):
+            db.execute("UPDATE boxes SET last_seen_utc = max(coalesce(last_seen_utc, ''), ?) WHERE box = ?",
+                       (record.received_utc, record.box))
+        if record.seq is not None and db.execute("INSERT OR IGNORE INTO seqs VALUES (?, ?)",
+                                                 (record.box, record.seq)).rowcount == 1:
+            db.execute("UPDATE boxes SET seq_count = seq_count + 1, seq_min = min(coalesce(seq_min, ?1), ?1), "
+                       "seq_max = max(coalesce(seq_max, ?1), ?1) WHERE box = ?2", (record.seq, record.box))
+        if record.kind == "status":
+            # The broker hands a topic's messages over in order and a status is retained: the latest to arrive
+            # is the box's state, whatever time it carries (a last will carries the time of its connection).
+            p = record.payload
+            db.execute("UPDATE boxes SET status = ?, status_utc = ?, status_received_utc = ?, "
+                       "version = coalesce(?, version) WHERE box = ?",
+                       (p["state"], p.get("time_utc"), record.received_utc, p.get("version"), record.box))
+
+    def close(self) -> None:
+        self.db.close()
