@@ -1,0 +1,101 @@
+"""`edge station`: the subscriber on a thread of its own, and on the main thread either the live table or
+nothing but waiting (the records are then logged one line each)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import structlog
+from rich.console import Console
+from rich.live import Live
+
+from edge import logs
+from edge.mqtt import BrokerConfig
+from edge.station import table
+from edge.station.messages import Record
+from edge.station.store import Store, connect
+from edge.station.subscriber import StationOptions, Subscriber
+
+log = structlog.get_logger(__name__)
+
+REFRESH_S = 1.0
+
+
+def broker_address(text: str) -> tuple[str, int | None]:
+    """HOST, HOST:PORT, [V6ADDRESS] or [V6ADDRESS]:PORT. ValueError for a port that is not a number."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":") or None
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host, port = text, None
+    return host, int(port) if port else None
+
+
+def run(config: BrokerConfig, options: StationOptions, db_path: Path, stop: threading.Event,
+        show_table: bool) -> int:
+    """Until `stop` is set; the exit code: 1 when the subscriber failed (a certificate or password file that
+    cannot be read...), else 0. StoreError when the database cannot be opened."""
+    store = Store.open(db_path)
+    subscriber = Subscriber(config, options, store, on_stored=None if show_table else log_stored)
+    failed = threading.Event()
+
+    def network() -> None:
+        try:
+            subscriber.run(stop)
+        except Exception:  # whatever ends the subscriber ends the station, with an exit code systemd sees
+            log.exception("station_failed")
+            failed.set()
+        finally:
+            stop.set()
+
+    thread = threading.Thread(target=network, name="mqtt")
+    log.info("station_started", db=str(db_path), broker=f"{config.address[0]}:{config.address[1]}",
+             client_id=options.client_id, topic=options.topic_filter)
+    thread.start()
+    try:
+        if show_table:
+            live_table(db_path, stop)
+        else:
+            while not stop.wait(REFRESH_S):
+                pass
+    finally:
+        stop.set()
+        thread.join()
+        store.close()
+    log.info("station_stopped")
+    return 1 if failed.is_set() else 0
+
+
+def live_table(db_path: Path, stop: threading.Event) -> None:
+    db = connect(db_path, read_only=True)
+    try:
+        with Live(console=Console(), auto_refresh=False) as live:
+            # Live redirects stderr while it runs: warnings set up now are printed above the table.
+            logs.configure(level="warning", stream=sys.stderr)
+            while True:
+                now = datetime.now(timezone.utc)
+                live.update(table.render(table.box_lines(db, now), now), refresh=True)
+                if stop.wait(REFRESH_S):
+                    return
+    finally:
+        db.close()
+
+
+def log_stored(record: Record, new: bool) -> None:
+    p = record.payload
+    if not new:
+        log.debug("record_duplicate", box=record.box, kind=record.kind, key=record.key, seq=record.seq)
+    elif record.kind in ("events", "alerts"):
+        log.info("event_stored" if record.kind == "events" else "alert_stored", box=record.box, seq=record.seq,
+                 id=p["id"], phase=p["kind"], species=p.get("common_name"), confidence=p.get("confidence"),
+                 end_s=p["end_s"])
+    elif record.kind == "health":
+        log.info("health_stored", box=record.box, seq=record.seq, time_utc=p["time_utc"],
+                 real_time_factor=p.get("real_time_factor"), outbox_pending=p.get("outbox_pending"))
+    else:
+        log.info("status_stored", box=record.box, state=p["state"], time_utc=p.get("time_utc"))

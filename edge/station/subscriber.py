@@ -1,0 +1,189 @@
+"""The station's MQTT session: persistent, so that the broker queues the boxes' records while the station is
+off; every record committed to the store before it is acknowledged; reconnection with back-off.
+
+All of paho runs on the thread that calls `run`: the callbacks, the store's writes, the acknowledgements.
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+import structlog
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from edge.mqtt import Backoff, BrokerConfig, new_client, protocols, refusal, refused_version
+from edge.records import iso
+from edge.station.messages import Record, RecordError, parse, topic_parts
+from edge.station.store import Store
+
+log = structlog.get_logger(__name__)
+
+# How long the broker keeps the session (and queues records) while the station is away: a station closed for
+# the off-season still gets everything when it comes back, within the broker's own queue limits.
+SESSION_EXPIRY_S = 30 * 24 * 3600
+LOOP_S = 0.5  # how often the loop looks at the stop event
+
+
+def default_client_id() -> str:
+    return f"edge-station-{socket.gethostname()}"
+
+
+@dataclass(frozen=True)
+class StationOptions:
+    """The station's side of the session: the topic prefix, a client id that stays the same from one run to the
+    next (the broker keeps the session under it), and the reconnect back-off in seconds."""
+
+    prefix: str = "edge"
+    client_id: str = field(default_factory=default_client_id)
+    first_retry_s: float = 1.0
+    max_retry_s: float = 60.0
+
+    @property
+    def topic_filter(self) -> str:
+        return f"{self.prefix}/+/#"
+
+
+class Subscriber:
+    """Receives every box's records into `store` until stopped; `subscribed` is set once the broker confirms
+    the subscription. `on_stored(record, new)` is called after each commit (new: not a duplicate)."""
+
+    def __init__(self, config: BrokerConfig, options: StationOptions, store: Store,
+                 on_stored: Callable[[Record, bool], None] | None = None):
+        self.config, self.options, self.store = config, options, store
+        self.on_stored = on_stored
+        self.subscribed = threading.Event()
+        self._protocols = protocols(config)
+        self._backoff = Backoff(options.first_retry_s, options.max_retry_s)
+        self._refused = None
+        self._accepted = False
+        self._store_failed = False
+        self._had_session = False
+
+    def run(self, stop: threading.Event) -> None:
+        """Connects, receives, and reconnects after a pause whenever the link is lost, until `stop` is set.
+        OSError or ValueError for a password file or certificate that cannot be read."""
+        while not stop.is_set():
+            self._connection(stop)
+            if self._accepted and not self._store_failed:
+                self._backoff.reset()  # the link was good: the next attempt comes soon
+            if self._refused is not None and refused_version(self._refused) and len(self._protocols) > 1:
+                self._protocols.pop(0)
+                log.info("broker_protocol_fallback", protocol="3.1.1")
+                continue
+            if self._refused is not None:
+                log.error("broker_refused", reason=refusal(self._refused), client_id=self.options.client_id)
+            if not stop.is_set():
+                delay = self._backoff.next_delay()
+                log.info("broker_retry", seconds=round(delay, 1))
+                stop.wait(delay)
+
+    def _connection(self, stop: threading.Event) -> None:
+        """One connection, from connect to its loss (or to `stop`)."""
+        protocol = self._protocols[0]
+        client = self._client(protocol)
+        self._refused, self._accepted, self._store_failed = None, False, False
+        host, port = self.config.address
+        session = {}
+        if protocol == mqtt.MQTTv5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = SESSION_EXPIRY_S
+            session = {"clean_start": False, "properties": properties}
+        try:
+            client.connect(host, port, self.config.keepalive, **session)
+        except OSError as error:
+            log.warning("broker_unreachable", host=host, port=port, error=str(error))
+            return
+        while not stop.is_set() and client.loop(timeout=LOOP_S) == mqtt.MQTT_ERR_SUCCESS:
+            pass
+        self.subscribed.clear()
+        if stop.is_set():
+            client.disconnect()  # a clean DISCONNECT: the broker keeps the session for SESSION_EXPIRY_S
+
+    def _client(self, protocol: int) -> mqtt.Client:
+        client = new_client(self.config, self.options.client_id, protocol)
+        if protocol != mqtt.MQTTv5:
+            # new_client asks 3.1.1 brokers for a clean session and paho has no setter for it: without this,
+            # the broker would drop our queue whenever the station is off.
+            client._clean_session = False
+        # Acknowledged only once committed: a record the store could not take comes again.
+        client.manual_ack_set(True)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.on_disconnect = self._on_disconnect
+        return client
+
+    def _on_connect(self, client: mqtt.Client, userdata, flags, reason, properties) -> None:
+        if reason.is_failure:
+            self._refused = reason
+            return
+        self._accepted = True
+        log.info("broker_connected", host=self.config.address[0], port=self.config.address[1],
+                 protocol="5" if client.protocol == mqtt.MQTTv5 else "3.1.1",
+                 session_present=flags.session_present)
+        if self._had_session and not flags.session_present:
+            log.warning("broker_session_lost", note="records published while the station was away are lost")
+        self._had_session = True
+        # Subscribing again to a kept session would make the broker send the retained statuses again, possibly
+        # behind newer ones still queued; MQTT 5 can ask for them only when the subscription is new.
+        if client.protocol == mqtt.MQTTv5:
+            client.subscribe(self.options.topic_filter, options=SubscribeOptions(qos=1, retainHandling=1))
+        elif not flags.session_present:
+            client.subscribe(self.options.topic_filter, qos=1)
+        else:
+            self._subscription_confirmed()
+
+    def _on_subscribe(self, client: mqtt.Client, userdata, mid, reason_codes, properties) -> None:
+        failed = [code for code in reason_codes if code.is_failure]
+        if failed:
+            log.error("subscription_refused", topic=self.options.topic_filter, reason=str(failed[0]))
+            client.disconnect()
+            return
+        self._subscription_confirmed()
+
+    def _subscription_confirmed(self) -> None:
+        log.info("station_subscribed", topic=self.options.topic_filter, client_id=self.options.client_id)
+        self.subscribed.set()
+
+    def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
+        if self._store_failed:
+            return  # disconnecting: unacknowledged, it comes again
+        record = self._record(message)
+        if record is None:
+            client.ack(message.mid, message.qos)
+            return
+        try:
+            new = self.store.add(record)
+        except sqlite3.Error as error:
+            log.error("record_not_stored", topic=message.topic, error=str(error))
+            self._store_failed = True
+            client.disconnect()
+            return
+        client.ack(message.mid, message.qos)
+        if self.on_stored is not None:
+            self.on_stored(record, new)
+
+    def _record(self, message: mqtt.MQTTMessage) -> Record | None:
+        """The message's record; None (logged) for what is not a box's record, which is acknowledged all the
+        same: it could never be stored, and the broker would send it for ever."""
+        parts = topic_parts(message.topic, self.options.prefix)
+        if parts is None:
+            log.debug("topic_ignored", topic=message.topic)
+            return None
+        try:
+            return parse(*parts, message.payload, iso(datetime.now(timezone.utc)), bool(message.retain))
+        except RecordError as error:
+            log.warning("record_rejected", topic=message.topic, reason=str(error))
+            return None
+
+    def _on_disconnect(self, client: mqtt.Client, userdata, flags, reason, properties) -> None:
+        if reason.is_failure and self._refused is None:  # a refusal is told by run()
+            log.warning("broker_disconnected", reason=str(reason))

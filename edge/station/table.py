@@ -1,0 +1,112 @@
+"""The live table a ranger watches: one line per box, read from the station's database."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from rich import box as boxes
+from rich.markup import escape
+from rich.table import Table
+
+from edge.records import iso
+
+CAPTION = ("events, alerts: today's; gaps: sequence numbers never received; rtf: CPU seconds per second of "
+           "audio (above 1 a box falls behind); outbox: records waiting on the box; disk: free space")
+STATUS_STYLES = {"online": "green", "offline": "bold red", "stopped": "yellow"}
+
+BOXES = """
+SELECT box, status, last_seen_utc, missing_seq,
+    json_extract(health, '$.real_time_factor') AS real_time_factor,
+    json_extract(health, '$.outbox_pending') AS outbox_pending,
+    json_extract(health, '$.disk_free_percent') AS disk_free_percent,
+    (SELECT count(*) FROM detections d WHERE d.box = b.box AND NOT alert
+        AND coalesce(start_utc, first_received_utc) >= :day) AS events_today,
+    (SELECT count(*) FROM detections d WHERE d.box = b.box AND alert
+        AND coalesce(start_utc, first_received_utc) >= :day) AS alerts_today
+FROM boxes b ORDER BY box
+"""
+
+
+@dataclass(frozen=True)
+class BoxLine:
+    """What the table shows of one box. Times are UTC ISO strings; missing_seq counts the sequence numbers
+    never received between the lowest and the highest received (None before any)."""
+
+    box: str
+    status: str | None
+    last_seen_utc: str | None
+    recent_species: tuple[str, ...]
+    events_today: int
+    alerts_today: int
+    missing_seq: int | None
+    real_time_factor: float | None
+    outbox_pending: int | None
+    disk_free_percent: float | None
+
+
+def local_day_start(now: datetime) -> datetime:
+    """Midnight of the station's local day, in UTC: "today" is the ranger's day."""
+    return now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
+
+
+def box_lines(db: sqlite3.Connection, now: datetime) -> list[BoxLine]:
+    rows = db.execute(BOXES, {"day": iso(local_day_start(now))}).fetchall()
+    return [BoxLine(recent_species=recent_species(db, row["box"]), **dict(row)) for row in rows]
+
+
+def recent_species(db: sqlite3.Connection, box: str, count: int = 3) -> tuple[str, ...]:
+    """The last `count` distinct species the box heard, newest first (in the box's order: a backlog that arrives
+    late stays behind what the box sent live)."""
+    names: list[str] = []
+    for (name,) in db.execute("SELECT coalesce(common_name, scientific_name) FROM detections WHERE box = ? "
+                              "ORDER BY first_seq DESC LIMIT 200", (box,)):
+        if name and name not in names:
+            names.append(name)
+            if len(names) == count:
+                break
+    return tuple(names)
+
+
+def age(moment_utc: str | None, now: datetime) -> str:
+    if moment_utc is None:
+        return "never"
+    seconds = max(0.0, (now - datetime.fromisoformat(moment_utc)).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def shown(value: object, pattern: str = "{}") -> str:
+    if value is None:
+        return "–"
+    try:
+        return pattern.format(value)
+    except (TypeError, ValueError):  # a health field of another type than expected: shown as it came
+        return str(value)
+
+
+def render(lines: list[BoxLine], now: datetime) -> Table:
+    # No vertical rules: the species keep room on an 80-column terminal.
+    table = Table(title=f"edge station, {now.astimezone():%Y-%m-%d %H:%M:%S}", caption=CAPTION,
+                  box=boxes.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    for column in ("box", "status", "seen", "recent species", "events", "alerts", "gaps", "rtf", "outbox",
+                   "disk"):
+        species = column == "recent species"
+        table.add_column(column, justify="left" if column in ("box", "status") or species else "right",
+                         no_wrap=not species, min_width=14 if species else None)
+    for line in lines:
+        status = shown(line.status, f"[{STATUS_STYLES.get(line.status, 'default')}]{{}}[/]")
+        missing = shown(line.missing_seq)
+        if line.missing_seq:
+            missing = f"[bold red]{missing}[/]"
+        alerts = f"[bold red]{line.alerts_today}[/]" if line.alerts_today else "0"
+        species = escape(", ".join(line.recent_species))
+        table.add_row(escape(line.box), status, age(line.last_seen_utc, now), species,
+                      str(line.events_today), alerts, missing, shown(line.real_time_factor, "{:.2f}"),
+                      shown(line.outbox_pending), shown(line.disk_free_percent, "{:.0f}%"))
+    if not lines:
+        table.add_row("(no box heard yet)", *[""] * 9)
+    return table
