@@ -332,6 +332,7 @@ def filled_store(db_path: Path) -> None:
     records = [("box-b", "events", event("b1", "start", 5, 0.0, 2.5, box="box-b", name="Robin")),
                ("box-a", "events", event("a2", "end", 9, 40.0, 45.0, 0.6)),
                ("box-a", "alerts", event("a1", "start", 3, 3.0, 5.5, 0.9, name="Chainsaw", schema="edge.alert/1")),
+               ("box-a", "events", event("a1", "start", 4, 3.0, 5.5, 0.9, name="Chainsaw")),  # its event record
                ("box-a", "events", {**event("a0", "start", 7, 0.0, 2.5), "start_utc": None, "end_utc": None}),
                ("box-a", "health", health(8, 60))]
     for box, kind, payload in records:
@@ -366,9 +367,9 @@ def test_export_csv(tmp_path):
     export("--db", str(db), "--out", str(out))
     assert len(list(csv.DictReader(out.open(newline="")))) == 4
     records = export("--db", str(db), "--records", "--box", "box-a")
-    assert [(r["kind"], r["seq"]) for r in records] == [("alerts", "3"), ("events", "7"), ("health", "8"),
-                                                        ("events", "9")]
-    assert json.loads(records[2]["payload"])["schema"] == "edge.health/1"
+    assert [(r["kind"], r["seq"]) for r in records] == [("alerts", "3"), ("events", "4"), ("events", "7"),
+                                                        ("health", "8"), ("events", "9")]
+    assert json.loads(records[3]["payload"])["schema"] == "edge.health/1"
 
 
 def test_table_shows_boxes(tmp_path, monkeypatch):
@@ -380,7 +381,7 @@ def test_table_shows_boxes(tmp_path, monkeypatch):
     lines = box_lines(store.db, T0 + timedelta(hours=1))
     store.close()
     assert [(line.box, line.recent_species, line.missing_seq) for line in lines] == [
-        ("box-a", ("Eurasian Wren", "Chainsaw"), 3), ("box-b", ("Robin",), 0)]
+        ("box-a", ("Eurasian Wren", "Chainsaw"), 2), ("box-b", ("Robin",), 0)]
     assert (lines[0].events_today, lines[0].alerts_today, lines[0].disk_free_percent) == (2, 1, 71.5)
     console = Console(file=io.StringIO(), width=160)
     console.print(render(lines, T0 + timedelta(hours=1)))
