@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from broker import Mosquitto
+from certificates import make_certificates
 from edge.cli import main
 from edge.mqtt import BrokerConfig
 from edge.station.app import broker_address
@@ -54,9 +55,12 @@ def health(seq: int, seconds: float, box: str = "box-a", **fields) -> dict:
 class Box:
     """Publishes as a box does: QoS 1, on <prefix>/<box>/<kind>."""
 
-    def __init__(self, broker: Mosquitto, box: str = "box-a"):
+    def __init__(self, broker: Mosquitto, box: str = "box-a", username: str | None = None,
+                 password: str | None = None):
         self.box = box
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
 
@@ -131,9 +135,10 @@ def station_thread(broker: Mosquitto, db_path: Path, protocol: str = "auto", cli
 class StationProcess:
     """`python -m edge station --no-table` with its JSON log lines collected."""
 
-    def __init__(self, broker: Mosquitto, db_path: Path, *args: str):
+    def __init__(self, broker: Mosquitto, db_path: Path, *args: str, port: int | None = None):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "edge", "station", "--broker", f"127.0.0.1:{broker.port}", "--db", str(db_path),
+            [sys.executable, "-m", "edge", "station", "--broker", f"127.0.0.1:{port or broker.port}",
+             "--db", str(db_path),
              "--client-id", "station-test", "--no-table", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
         self.lines: list[dict] = []
@@ -313,15 +318,29 @@ def test_a_3_1_1_station_keeps_its_session(broker, tmp_path):
     box.close()
 
 
-def test_a_refusal_is_logged_in_words_and_sigterm_exits_0(tmp_path):
-    broker = Mosquitto(tmp_path / "broker", users={"station": "right"}).start()
+def test_tls_with_a_client_certificate_and_a_password_refused_in_words(tmp_path):
+    certificates = make_certificates(tmp_path / "tls")
+    broker = Mosquitto(tmp_path / "broker", users={"station": "right", "box": "b"},
+                       tls={k: certificates[k] for k in ("ca", "cert", "key")}).start()
+    password = tmp_path / "password"
+    password.write_text("wrong\n")
+    tls = ["--ca-file", str(certificates["ca"]),
+           "--cert-file", str(certificates["client_cert"]), "--key-file", str(certificates["client_key"]),
+           "--username", "station", "--password-file", str(password)]
+    db = tmp_path / "station.sqlite"
     try:
-        (tmp_path / "password").write_text("wrong\n")
-        station = StationProcess(broker, tmp_path / "station.sqlite", "--username", "station",
-                                 "--password-file", str(tmp_path / "password"))
+        station = StationProcess(broker, db, *tls, port=broker.tls_port)
         assert "user name or password" in station.wait_log("broker_refused")["reason"]
         station.wait_log("broker_retry")
         assert station.terminate() == 0
+        password.write_text("right\n")
+        station = StationProcess(broker, db, *tls, port=broker.tls_port)
+        station.wait_log("station_subscribed")
+        box = Box(broker, username="box", password="b")
+        box.send("events", event("tls", "start", 1, 0, 2.5))
+        wait_for(lambda: count(db, "SELECT count(*) FROM records") == 1, what="the record over TLS")
+        assert station.terminate() == 0
+        box.close()
     finally:
         broker.stop()
 
