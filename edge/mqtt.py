@@ -73,10 +73,11 @@ def topic(prefix: str, box: str, kind: str) -> str:
     return f"{prefix}/{box}/{kind}"
 
 
-def new_client(config: BrokerConfig, client_id: str, protocol: int) -> mqtt.Client:
+def new_client(config: BrokerConfig, client_id: str, protocol: int, clean_session: bool = True) -> mqtt.Client:
     """A paho client with the credentials and TLS of `config`; it connects when asked. OSError or ValueError
-    for a password file or certificate that cannot be read."""
-    clean = None if protocol == mqtt.MQTTv5 else True
+    for a password file or certificate that cannot be read. `clean_session` applies to MQTT 3.1.1 (MQTT 5
+    asks for it at connect time)."""
+    clean = None if protocol == mqtt.MQTTv5 else clean_session
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
                          clean_session=clean, reconnect_on_failure=False)
     if config.username is not None:

@@ -104,7 +104,11 @@ class MqttPublisher:
         versions = protocols(self.config)
         attempt = 0
         while not self._stop.is_set():
-            outcome = self._session(versions[attempt % len(versions)], backoff)
+            try:
+                outcome = self._session(versions[attempt % len(versions)], backoff)
+            except Exception as error:  # a bug or a full disk must not silence the uplink for good
+                log.exception("mqtt_session_failed")
+                self.connected, self.last_error, outcome = False, f"{type(error).__name__}: {error}", "lost"
             if outcome == "version" and attempt % len(versions) < len(versions) - 1:
                 attempt += 1
                 continue  # the same broker, at once, in the older version

@@ -108,11 +108,8 @@ class Subscriber:
             client.disconnect()  # a clean DISCONNECT: the broker keeps the session for SESSION_EXPIRY_S
 
     def _client(self, protocol: int) -> mqtt.Client:
-        client = new_client(self.config, self.options.client_id, protocol)
-        if protocol != mqtt.MQTTv5:
-            # new_client asks 3.1.1 brokers for a clean session and paho has no setter for it: without this,
-            # the broker would drop our queue whenever the station is off.
-            client._clean_session = False
+        # A 3.1.1 session that is not clean: the broker keeps our queue while the station is off.
+        client = new_client(self.config, self.options.client_id, protocol, clean_session=False)
         # Acknowledged only once committed: a record the store could not take comes again.
         client.manual_ack_set(True)
         client.on_connect = self._on_connect
