@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from broker import Mosquitto
+from station_process import StationProcess, query, wait_for
 from certificates import make_certificates
 from edge.cli import main
 from edge.mqtt import BrokerConfig
@@ -75,28 +75,6 @@ class Box:
         self.client.loop_stop()
 
 
-def query(db_path: Path, sql: str, *params) -> list[sqlite3.Row]:
-    db = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)
-    db.row_factory = sqlite3.Row
-    try:
-        return db.execute(sql, params).fetchall()
-    except sqlite3.OperationalError:  # not created yet
-        return []
-    finally:
-        db.close()
-
-
-def wait_for(check, timeout: float = 15.0, what: str = "condition"):
-    """Polls `check` until it returns something truthy; that value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout} s")
-
-
 def count(db_path: Path, sql: str, *params) -> int:
     rows = query(db_path, sql, *params)
     return rows[0][0] if rows else 0
@@ -130,41 +108,6 @@ def station_thread(broker: Mosquitto, db_path: Path, protocol: str = "auto", cli
         thread.join(timeout=10)
         store.close()
     assert not thread.is_alive()
-
-
-class StationProcess:
-    """`python -m edge station --no-table` with its JSON log lines collected."""
-
-    def __init__(self, broker: Mosquitto, db_path: Path, *args: str, port: int | None = None):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "edge", "station", "--broker", f"127.0.0.1:{port or broker.port}",
-             "--db", str(db_path),
-             "--client-id", "station-test", "--no-table", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-        self.lines: list[dict] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(json.loads(line) if line.startswith("{") else {"event": "text", "line": line})
-
-    def wait_log(self, name: str, timeout: float = 15.0, **fields) -> dict:
-        def found():
-            return next((e for e in list(self.lines) if e.get("event") == name
-                         and all(e.get(k) == v for k, v in fields.items())), None)
-        try:
-            return wait_for(found, timeout, f"log {name} {fields}")
-        except AssertionError:
-            raise AssertionError(f"no {name} {fields}; exit {self.process.poll()}; lines {self.lines[-8:]}")
-
-    def terminate(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=15)
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=10)
 
 
 def test_duplicates_are_stored_once(broker, tmp_path):

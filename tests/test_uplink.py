@@ -10,12 +10,14 @@ import signal
 import sqlite3
 import subprocess
 import time
+from datetime import datetime, timedelta, timezone
 
 import paho.mqtt.client as paho
 
 from broker import Mosquitto, OldBroker, Subscriber
 from certificates import make_certificates
 from conftest import ROOT
+from station_process import StationProcess, query, wait_for
 from daemon_process import DaemonProcess, read_records, write_config
 from edge.outbox import Outbox
 
@@ -41,41 +43,39 @@ def key(record):
 
 
 class Station:
-    """What a station keeps: every record once (by event id, kind and end), whatever MQTT repeats."""
+    """`edge station` as a ranger runs it, and what its database holds."""
 
-    def __init__(self, broker, **credentials):
-        self.subscriber = Subscriber(broker, "edge/+/#", session="station-test", **credentials)
-        self.records: dict[tuple, dict] = {}
-        self.health: dict[str, dict] = {}
-        self.status: list[tuple[str, bool]] = []
-        self.arrivals = 0
+    def __init__(self, broker, folder, *args: str):
+        self.db = folder / "station.sqlite"
+        self.process = StationProcess(broker, self.db, *args)
+        self.process.wait_log("station_subscribed")
 
-    def take(self, timeout: float) -> None:
-        for message in self.subscriber.expect(1, timeout):
-            payload = json.loads(message.payload)
-            kind = message.topic.split("/")[-1]
-            if kind == "status":
-                self.status.append((payload["state"], message.retain))
-            elif kind == "health":
-                self.health[payload["time_utc"]] = payload
-            else:
-                self.arrivals += 1
-                self.records.setdefault((kind, *key(payload)), payload)
+    def records(self, kind: str) -> list[dict]:
+        """Every record of `kind` the station kept, in the box's order."""
+        return [json.loads(row[0]) for row in query(self.db, "SELECT payload FROM records WHERE kind = ? "
+                                                             "ORDER BY box, seq", kind)]
+
+    def keys(self) -> set:
+        return {(kind, *key(r)) for kind in ("events", "alerts") for r in self.records(kind)}
+
+    def status(self) -> str | None:
+        rows = query(self.db, "SELECT status FROM boxes")
+        return rows[0][0] if rows else None
 
     def wait_for(self, wanted: set, status: str | None = None, timeout: float = 60) -> None:
-        """Until every record in `wanted` has arrived, and the last status is `status`."""
-        deadline = time.monotonic() + timeout
-        while not wanted <= set(self.records) or (status and self.status[-1:] != [(status, False)]):
-            missing = wanted - set(self.records)
-            assert time.monotonic() < deadline, \
-                f"{len(missing)} records never arrived, e.g. {sorted(missing)[:3]}; status {self.status}"
-            self.take(max(0.1, deadline - time.monotonic()))
+        """Until every record in `wanted` is in the database, and the box's status is `status`."""
+        try:
+            wait_for(lambda: wanted <= self.keys() and (status is None or self.status() == status), timeout)
+        except AssertionError:
+            missing = wanted - self.keys()
+            raise AssertionError(f"{len(missing)} records never arrived, e.g. {sorted(missing)[:3]}; "
+                                 f"status {self.status()}") from None
 
     def seqs(self) -> list[int]:
-        return sorted([r["seq"] for r in self.records.values()] + [h["seq"] for h in self.health.values()])
+        return sorted(row[0] for row in query(self.db, "SELECT seq FROM seqs"))
 
-    def close(self):
-        self.subscriber.close()
+    def close(self) -> None:
+        assert self.process.terminate() == 0
 
 
 def expected_keys(records_dir, kind="events"):
@@ -84,7 +84,7 @@ def expected_keys(records_dir, kind="events"):
 
 def test_broker_down_for_30_s_in_the_middle_of_a_replay(data, tmp_path):
     broker = Mosquitto(tmp_path / "broker").start()
-    station = Station(broker)
+    station = Station(broker, tmp_path)
     config = write_config(tmp_path / "edge.toml", tmp_path / "data",
                           {"type": "replay", "paths": [str(recordings(data, tmp_path / "in"))], "speed": 2},
                           mqtt=mqtt_table(broker))
@@ -109,7 +109,7 @@ def test_broker_down_for_30_s_in_the_middle_of_a_replay(data, tmp_path):
     station.wait_for(expected_keys(tmp_path / "data" / "records"), status="stopped")
     station.close()
     broker.stop()
-    events = sorted((r for k, r in station.records.items() if k[0] == "events"), key=lambda r: r["seq"])
+    events = station.records("events")
     assert [key(r) for r in events] == [key(r) for r in records], "every event once, in the box's order"
     assert [r["seq"] for r in events] == [r["seq"] for r in records]
     seqs = station.seqs()
@@ -126,7 +126,7 @@ def test_kill_9_with_the_broker_up_and_down_loses_nothing(data, tmp_path):
     wanted = expected_keys(tmp_path / "reference" / "records")
 
     broker = Mosquitto(tmp_path / "broker").start()
-    station = Station(broker)
+    station = Station(broker, tmp_path)
     config = write_config(tmp_path / "edge.toml", tmp_path / "data",
                           {"type": "replay", "paths": [str(folder)], "speed": 6}, mqtt=mqtt_table(broker))
     rng = random.Random(11)
@@ -154,7 +154,7 @@ def test_kill_9_with_the_broker_up_and_down_loses_nothing(data, tmp_path):
     station.wait_for(wanted)
     station.close()
     broker.stop()
-    assert {k for k in station.records if k[0] == "events"} == wanted
+    assert {k for k in station.keys() if k[0] == "events"} == wanted
     seqs = station.seqs()
     assert seqs == list(range(1, seqs[-1] + 1)), "no record of any kind is missing"
     with sqlite3.connect(tmp_path / "data" / "outbox.sqlite") as db:
@@ -165,7 +165,8 @@ def test_tls_and_a_wrong_password_keep_records_until_fixed(data, tmp_path):
     certificates = make_certificates(tmp_path / "tls")
     broker = Mosquitto(tmp_path / "broker", users={"box": "right-secret-42", "station": "s"},
                        tls={k: certificates[k] for k in ("ca", "cert", "key")}).start()
-    station = Station(broker, username="station", password="s")
+    (tmp_path / "station-password").write_text("s")
+    station = Station(broker, tmp_path, "--username", "station", "--password-file", str(tmp_path / "station-password"))
     secret = tmp_path / "password"
     secret.write_text("wrong-secret-41\n")
     tls = {"port": broker.tls_port, "ca_file": str(certificates["ca"]), "cert_file": str(certificates["client_cert"]),
@@ -202,7 +203,7 @@ def test_tls_and_a_wrong_password_keep_records_until_fixed(data, tmp_path):
     station.wait_for(expected_keys(tmp_path / "data" / "records"))
     station.close()
     broker.stop()
-    assert sum(1 for k in station.records if k[0] == "events") == len(read_records(tmp_path / "data" / "records"))
+    assert len(station.records("events")) == len(read_records(tmp_path / "data" / "records"))
 
 
 def test_status_tells_a_crash_from_a_stop(data, tmp_path):
@@ -243,7 +244,7 @@ def test_status_tells_a_crash_from_a_stop(data, tmp_path):
 def test_falls_back_to_mqtt_3_1_1_for_an_older_broker(data, tmp_path):
     broker = Mosquitto(tmp_path / "broker").start()
     old = OldBroker(broker)
-    station = Station(broker)
+    station = Station(broker, tmp_path)
     config = write_config(tmp_path / "edge.toml", tmp_path / "data",
                           {"type": "replay", "paths": [str(data / "maad_spinetail.wav")]},
                           mqtt={**mqtt_table(broker), "port": old.port})
@@ -262,10 +263,12 @@ def test_falls_back_to_mqtt_3_1_1_for_an_older_broker(data, tmp_path):
 def backlog(path, count: int) -> None:
     """`count` health records left in the outbox by a long outage, written in one transaction."""
     Outbox(path).close()
+    began = datetime(2026, 11, 1, tzinfo=timezone.utc)
     with sqlite3.connect(path) as db:
-        db.executemany("INSERT INTO outbox VALUES (?, 'health', ?, 0)",
-                       ((seq, json.dumps({"schema": "edge.health/1", "box": "test-box", "seq": seq,
-                                          "time_utc": f"backlog-{seq}"})) for seq in range(1, count + 1)))
+        db.executemany("INSERT INTO outbox VALUES (?, 'health', ?, 0)", (
+            (seq, json.dumps({"schema": "edge.health/1", "box": "test-box", "seq": seq, "backlog": True,
+                              "time_utc": (began + timedelta(seconds=seq)).isoformat(timespec="milliseconds")}))
+            for seq in range(1, count + 1)))
         db.execute("INSERT INTO counters VALUES ('seq', ?)", (count,))
 
 
@@ -273,26 +276,27 @@ def test_live_events_do_not_wait_behind_a_long_backlog(data, tmp_path):
     count = 30_000
     backlog(tmp_path / "data" / "outbox.sqlite", count)
     broker = Mosquitto(tmp_path / "broker").start()
-    station = Station(broker)
+    station = Station(broker, tmp_path)
     config = write_config(tmp_path / "edge.toml", tmp_path / "data",
                           {"type": "replay", "paths": [str(data / "maad_spinetail.wav")]},
                           health={"interval_seconds": 3600}, mqtt=mqtt_table(broker, drain_seconds=60))
-    daemon = DaemonProcess(config)
     began = time.monotonic()
-    first_event_after = None
-    while first_event_after is None:
-        station.take(timeout=60)
-        if station.records:
-            first_event_after = len(station.health)
+    daemon = DaemonProcess(config)
     assert daemon.wait_exit() == 0
-    station.wait_for(expected_keys(tmp_path / "data" / "records"), status="stopped", timeout=120)
-    drained = time.monotonic() - began
+    sent = time.monotonic() - began
     daemon.close()
+    assert daemon.wait_log("mqtt_stopped")["pending"] == 0
+    station.wait_for(expected_keys(tmp_path / "data" / "records"), status="stopped", timeout=300)
+    wait_for(lambda: len(station.records("health")) >= count, timeout=300)
+    stored = time.monotonic() - began
     station.close()
     broker.stop()
-    print(f"backlog of {count} records drained in {drained:.1f} s; first live event after {first_event_after}")
+    first_event_after = query(station.db, "SELECT count(*) FROM records WHERE kind = 'health' AND rowid < "
+                                          "(SELECT min(rowid) FROM records WHERE kind = 'events')")[0][0]
+    print(f"backlog of {count} records sent in {sent:.1f} s, stored by the station after {stored:.1f} s; "
+          f"the first live event arrived after {first_event_after} of them")
     assert first_event_after < count / 2, "the first event overtook most of the backlog"
-    assert len([h for h in station.health.values() if h["time_utc"].startswith("backlog-")]) == count
+    assert sum(1 for h in station.records("health") if h.get("backlog")) == count
     seqs = station.seqs()
     assert seqs == list(range(1, seqs[-1] + 1))
     assert seqs[-1] >= count + len(read_records(tmp_path / "data" / "records"))
@@ -307,7 +311,7 @@ def test_alerts_reach_their_topic_and_the_readme_commands_show_them(data, tmp_pa
     """A species configured as a threat goes to the alerts topic; the README's commands, typed as shown
     (with the test broker's address), print a box's status, its records and its alerts."""
     broker = Mosquitto(tmp_path / "broker").start()
-    station = Station(broker)
+    station = Station(broker, tmp_path)
     config = write_config(tmp_path / "edge.toml", tmp_path / "data",
                           {"type": "replay", "paths": [str(data / "maad_spinetail.wav")]},
                           mqtt=mqtt_table(broker), alerts={"classes": ["Red-faced Spinetail"]}, box_id="wetland-03")
@@ -318,7 +322,7 @@ def test_alerts_reach_their_topic_and_the_readme_commands_show_them(data, tmp_pa
     spinetail = [e for e in events if e["common_name"] == "Red-faced Spinetail"]
     station.wait_for({("alerts", *key(e)) for e in spinetail} | expected_keys(tmp_path / "data" / "records"))
     station.close()
-    alerts = [r for k, r in station.records.items() if k[0] == "alerts"]
+    alerts = station.records("alerts")
     assert {a["schema"] for a in alerts} == {"edge.alert/1"} and len(alerts) == len(spinetail) > 0
     assert {a["seq"] for a in alerts}.isdisjoint(e["seq"] for e in events), "an alert has a seq of its own"
 
