@@ -50,10 +50,12 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     assert INSTALLED_EXEC_START in text
     unit = tmp_path / "edge.service"
     unit.write_text(text.replace(INSTALLED_EXEC_START, f"ExecStart={edge} run --config {config}"))
+    verify(unit)
 
+
+def verify(unit: Path) -> None:
     result = subprocess.run([systemd_analyze(), "verify", "--man=no", str(unit)], capture_output=True,
                             text=True, timeout=120)
-
     # verify exits 0 on unknown keys and bad values, which it only prints; what it says about other units
     # of the machine it runs on is not ours to judge.
     about_ours = [line for line in (result.stdout + result.stderr).splitlines() if unit.name in line]
@@ -82,3 +84,14 @@ def test_the_unit_keeps_its_service_and_hardening_settings() -> None:
     assert "Service.PrivateDevices" not in unit
     assert "Service.MemoryDenyWriteExecute" not in unit
     assert "PYTHONUNBUFFERED=1" in unit["Service.Environment"]
+
+
+def test_systemd_accepts_the_station_unit(tmp_path: Path) -> None:
+    edge = Path(sys.executable).parent / "edge"
+    text = (ROOT / "systemd" / "edge-station.service").read_text()
+    assert "ExecStart=/opt/edge/.venv/bin/edge station " in text
+    unit = tmp_path / "edge-station.service"
+    unit.write_text(text.replace("/opt/edge/.venv/bin/edge", str(edge)))
+    verify(unit)
+    station = settings(text)
+    assert station["Service.Restart"] == ["on-failure"] and station["Service.StateDirectory"] == ["edge-station"]
