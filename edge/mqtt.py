@@ -90,6 +90,10 @@ def new_client(config: BrokerConfig, client_id: str, protocol: int, clean_sessio
     return client
 
 
+def version_name(protocol: int) -> str:
+    return next(name for name, value in PROTOCOLS.items() if value == protocol)
+
+
 def protocols(config: BrokerConfig) -> list[int]:
     """The MQTT versions to try, in order."""
     return list(PROTOCOLS.values()) if config.protocol == "auto" else [PROTOCOLS[config.protocol]]

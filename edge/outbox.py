@@ -145,6 +145,11 @@ class Outbox:
             self._db.execute("COMMIT")
             self._pending -= removed
 
+    @property
+    def pending_count(self) -> int:
+        """Records waiting for the broker (kept in memory: the uplink's loop asks often)."""
+        return self._pending
+
     def stats(self) -> dict:
         with self._lock:
             oldest = self._db.execute("SELECT min(created) FROM outbox").fetchone()[0]

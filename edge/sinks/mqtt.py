@@ -23,7 +23,8 @@ import paho.mqtt.client as mqtt
 import structlog
 from pydantic import Field
 
-from edge.mqtt import STATUS_SCHEMA, Backoff, BrokerConfig, new_client, protocols, refusal, refused_version, topic
+from edge.mqtt import (STATUS_SCHEMA, Backoff, BrokerConfig, new_client, protocols, refusal, refused_version, topic,
+                       version_name)
 from edge.outbox import Outbox
 
 log = structlog.get_logger(__name__)
@@ -102,20 +103,19 @@ class MqttPublisher:
     def _run(self) -> None:
         backoff = Backoff(self.config.reconnect_min_seconds, self.config.reconnect_max_seconds)
         versions = protocols(self.config)
-        attempt = 0
         while not self._stop.is_set():
             try:
-                outcome = self._session(versions[attempt % len(versions)], backoff)
+                outcome = self._session(versions[0], backoff)
             except Exception as error:  # a bug or a full disk must not silence the uplink for good
                 log.exception("mqtt_session_failed")
                 self.connected, self.last_error, outcome = False, f"{type(error).__name__}: {error}", "lost"
-            if outcome == "version" and attempt % len(versions) < len(versions) - 1:
-                attempt += 1
+            if outcome == "version" and len(versions) > 1:
+                versions.pop(0)
                 continue  # the same broker, at once, in the older version
             if outcome == "stopped":
                 return
             delay = backoff.next_delay()
-            log.info("mqtt_reconnect_wait", seconds=round(delay, 2), pending=self.outbox.stats()["outbox_pending"])
+            log.info("mqtt_reconnect_wait", seconds=round(delay, 2), pending=self.outbox.pending_count)
             self._stop.wait(delay)
 
     def _session(self, protocol: int, backoff: Backoff) -> str:
@@ -137,14 +137,14 @@ class MqttPublisher:
         if state.connack.is_failure:
             client.disconnect()
             self._failed("mqtt_refused", refusal(state.connack), host=host, port=port,
-                         version="5" if protocol == mqtt.MQTTv5 else "3.1.1")
+                         version=version_name(protocol))
             return "version" if refused_version(state.connack) else "refused"
         backoff.reset()
         self.connected, self.last_error = True, None
         self.connects += 1
         state.backlog_end = state.live_cursor = self.outbox.newest()
-        log.info("mqtt_connected", host=host, port=port, version="5" if protocol == mqtt.MQTTv5 else "3.1.1",
-                 backlog=self.outbox.stats()["outbox_pending"])
+        log.info("mqtt_connected", host=host, port=port, version=version_name(protocol),
+                 backlog=self.outbox.pending_count)
         client.publish(self._topic("status"), status_payload(self.box, "online"), qos=1, retain=True)
         try:
             return self._send(client, state)
@@ -240,7 +240,7 @@ class MqttPublisher:
             self._fill(client, state)
             client.loop(LOOP_SECONDS)
             self._settle(state)
-            if not state.inflight and self.outbox.stats()["outbox_pending"] == 0:
+            if not state.inflight and self.outbox.pending_count == 0:
                 break
         if not state.lost:
             state.status_mid = client.publish(self._topic("status"), status_payload(self.box, "stopped"),
@@ -250,7 +250,7 @@ class MqttPublisher:
                 client.loop(LOOP_SECONDS)
             self._settle(state)
             client.disconnect()
-        log.info("mqtt_stopped", pending=self.outbox.stats()["outbox_pending"])
+        log.info("mqtt_stopped", pending=self.outbox.pending_count)
         return "stopped"
 
     def _failed(self, event: str, error: str, **context) -> None:

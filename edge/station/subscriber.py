@@ -19,7 +19,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge.mqtt import Backoff, BrokerConfig, new_client, protocols, refusal, refused_version
+from edge.mqtt import Backoff, BrokerConfig, new_client, protocols, refusal, refused_version, version_name
 from edge.records import iso
 from edge.station.messages import Record, RecordError, parse, topic_parts
 from edge.station.store import Store
@@ -124,7 +124,7 @@ class Subscriber:
             return
         self._accepted = True
         log.info("broker_connected", host=self.config.address[0], port=self.config.address[1],
-                 protocol="5" if client.protocol == mqtt.MQTTv5 else "3.1.1",
+                 protocol=version_name(client.protocol),
                  session_present=flags.session_present)
         if self._had_session and not flags.session_present:
             log.warning("broker_session_lost", note="records published while the station was away are lost")
