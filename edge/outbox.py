@@ -9,7 +9,6 @@ records already published, so that a recording analysed again after a crash does
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Literal
 
 import structlog
+
+from edge.database import open_durable
 
 log = structlog.get_logger(__name__)
 
@@ -56,15 +57,11 @@ class Outbox:
 
     def __init__(self, path: Path, max_records: int = 1_000_000, when_full: WhenFull = "drop_oldest",
                  queue: bool = True):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.max_records = max_records
         self.when_full = when_full
         self.queue = queue
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self._db = open_durable(path, SCHEMA, shared=True)
         self._db.execute("DELETE FROM published WHERE created < ?", (time.time() - KEEP_KEYS_SECONDS,))
         self._pending = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
         self._last_full_log = 0.0

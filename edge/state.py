@@ -6,10 +6,11 @@ restart neither repeats a finished recording nor skips one, and a recorder that 
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from edge.database import open_durable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS recordings (
@@ -49,12 +50,8 @@ class RecordingState:
     """Owned by one thread (the daemon's loop); every change is committed before the call returns."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a recording marked done survives a power cut, so it is not analysed twice.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        # A recording marked done survives a power cut, so it is not analysed twice.
+        self._db = open_durable(path, SCHEMA)
 
     def get(self, key: str) -> Recording | None:
         row = self._db.execute(

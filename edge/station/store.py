@@ -20,6 +20,7 @@ from pathlib import Path
 
 import structlog
 
+from edge.database import make_durable
 from edge.station.messages import Record
 
 log = structlog.get_logger(__name__)
@@ -96,8 +97,7 @@ class Store:
     def open(cls, path: Path) -> Store:
         db = connect(path)
         try:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
+            make_durable(db)
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION):
                 raise StoreError(f"{path}: database version {version}, this station writes {SCHEMA_VERSION}")
