@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edge import logs
-from edge.manifest import ModelError, default_models_dir, discover, file_sha256
+from edge.manifest import ModelError, cpu_features, default_models_dir, discover, file_sha256
 from edge.replay import ReplayOptions, replay
 from edge.sinks.files import FORMATS
 from edge.sources.files import known_zone
@@ -108,7 +108,7 @@ def models_command(models_dir: Path) -> None:
     except ModelError as error:
         raise click.ClickException(str(error))
     table = Table(title=f"models in {models_dir}")
-    for column in ("name", "version", "licence", "input", "classes", "size", "sha256"):
+    for column in ("name", "version", "licence", "input", "classes", "precision", "size", "sha256"):
         table.add_column(column)
     bad = 0
     for m in manifests:
@@ -116,9 +116,20 @@ def models_command(models_dir: Path) -> None:
         bad += not ok
         table.add_row(
             m.name, m.version, m.licence, f"{m.input_kind} {m.input_seconds:g} s @ {m.sample_rate} Hz",
-            str(len(m.labels())), f"{m.path.stat().st_size / 1e6:.1f} MB", "ok" if ok else "MISMATCH",
+            str(len(m.labels())), m.precision, f"{m.path.stat().st_size / 1e6:.1f} MB", "ok" if ok else "MISMATCH",
         )
-    Console(width=120).print(table)
+    console = Console(width=120)
+    console.print(table)
+    # Below the table, where no column width can cut a feature name; a missing feature slows a model, no more.
+    features = cpu_features()
+    for m in (m for m in manifests if m.tuned_for):
+        if features is None:
+            verdict = "this system does not say which it has (no /proc/cpuinfo)"
+        elif missing := m.missing_features(features):
+            verdict = f"this CPU lacks {', '.join(missing)}: it runs, but slower than measured"
+        else:
+            verdict = "this CPU has them all"
+        console.print(f"{m.name}: {m.precision}, tuned for {', '.join(m.tuned_for)}; {verdict}", highlight=False)
     if bad:
         raise click.ClickException(f"{bad} model file(s) do not match their manifest's sha256")
 

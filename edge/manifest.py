@@ -6,6 +6,7 @@ A model is added by dropping a directory into the models folder; nothing about a
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,10 @@ from typing import Literal
 from edge.types import Label
 
 MANIFEST = "manifest.toml"
+
+# /proc/cpuinfo flags that make INT8 inference fast: VNNI on x86 (AVX-512 or AVX), the dot-product and int8
+# matrix instructions on Arm. A quantized model names those it was tuned on; without them it runs, slower.
+INT8_CPU_FEATURES = ("avx2", "avx_vnni", "avx512_vnni", "asimddp", "i8mm")
 
 
 class ModelError(Exception):
@@ -65,6 +70,8 @@ class Manifest:
     output_kind: Literal["logits", "probabilities"]
     output_name: str
     logmel: LogMelSpec | None = None
+    precision: str = "fp32"
+    tuned_for: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -81,6 +88,10 @@ class Manifest:
     def checksum_ok(self) -> bool:
         return file_sha256(self.path) == self.sha256
 
+    def missing_features(self, available: frozenset[str]) -> tuple[str, ...]:
+        """The CPU features this model was tuned for that `available` (see cpu_features) lacks."""
+        return tuple(f for f in self.tuned_for if f not in available)
+
 
 def parse_label(text: str, label_format: str) -> Label:
     if label_format == "scientific_common" and "_" in text:
@@ -95,6 +106,22 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str] | None:
+    """The flags of this CPU (x86 "flags", Arm "Features"), or None where there is no /proc/cpuinfo."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return None
+    return frozenset(word for line in text.splitlines() if re.match(r"(flags|Features)\s*:", line)
+                     for word in line.split(":", 1)[1].split())
+
+
+def feature_list(value) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"tuned_for must be a list of CPU flags, got {value!r}")
+    return tuple(value)
 
 
 def load_manifest(directory: Path) -> Manifest:
@@ -119,6 +146,9 @@ def load_manifest(directory: Path) -> Manifest:
             output_kind=out["kind"],
             output_name=out.get("name", "output"),
             logmel=LogMelSpec(**inp["logmel"]) if inp["kind"] == "logmel" else None,
+            # A quantized model says so in an optional [quantization] table; FP32 manifests have none.
+            precision=str(data.get("quantization", {}).get("precision", "fp32")),
+            tuned_for=feature_list(data.get("quantization", {}).get("tuned_for", [])),
         )
     except FileNotFoundError as error:
         raise ModelError(f"{path}: no manifest") from error
