@@ -16,8 +16,10 @@ from pathlib import Path
 import structlog
 
 from edge import logs
+from edge.budget import BudgetGuard, ladder
 from edge.ensemble import Ensemble, load_ensemble
 from edge.health import Health
+from edge.latency import Latencies
 from edge.member import MemberOptions
 from edge.notify import Notifier
 from edge.outbox import Outbox
@@ -30,6 +32,7 @@ from edge.smoother import Smoother
 from edge.sources.files import ReplayConfig, ReplaySource
 from edge.sources.folder import FolderConfig, FolderSource
 from edge.sources.microphone import Microphone, MicrophoneConfig
+from edge.stages import Stages
 from edge.state import RecordingState
 from edge.types import AudioChunk, Event, LiveSource
 from edge.windower import WindowSpec, Windower
@@ -51,11 +54,18 @@ def build_source(settings: Settings, state: RecordingState) -> LiveSource:
     raise TypeError(f"no source for {type(config).__name__}")
 
 
-def build_ensemble(settings: Settings) -> Ensemble:
+def build_ensemble(settings: Settings, stages: Stages) -> Ensemble:
     model = settings.model
     options = MemberOptions(crop_stride=model.crop_stride, sensitivity=model.sensitivity,
-                            intra_op_threads=model.threads)
-    return load_ensemble(model.models_dir, model.names, window_spec(settings), options)
+                            intra_op_threads=model.threads, inter_op_threads=model.inter_op_threads)
+    specs = [member.spec() for member in model.members]
+    return load_ensemble(model.models_dir, specs, window_spec(settings), options, stages)
+
+
+def build_guard(settings: Settings, ensemble: Ensemble, live: bool) -> BudgetGuard:
+    options = settings.budget.options()
+    loads = ladder(ensemble.priorities, ensemble.has_tta, options.order, options.max_hop_factor)
+    return BudgetGuard(options, loads, [m.name for m in ensemble.members], live)
 
 
 def build_outputs(settings: Settings) -> Outputs:
@@ -78,6 +88,8 @@ class Daemon:
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
         self.health = Health(settings.box_id, settings.data_dir)
+        self.stages = Stages()
+        self.latencies = Latencies()
         self._next_health = 0.0
 
     def start(self) -> None:
@@ -85,16 +97,18 @@ class Daemon:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
-        self.ensemble = build_ensemble(s)
+        self.ensemble = build_ensemble(s, self.stages)
         self.windower = Windower(window_spec(s), self.ensemble.sample_rates)
         self.smoother = Smoother(s.smoothing.options())
         self.outputs = build_outputs(s)
         self.outputs.start()
         self.state = RecordingState(s.state_path)
         self.source = build_source(s, self.state)
+        self.guard = build_guard(s, self.ensemble, self.source.live)
         self.source.start()
         log.info("daemon_ready", box=s.box_id, models=self.ensemble.name, source=s.source.type,
-                 load_seconds=round(time.monotonic() - began, 2), data_dir=str(s.data_dir))
+                 load_seconds=round(time.monotonic() - began, 2), data_dir=str(s.data_dir),
+                 cpu_budget=s.budget.cpu_budget, load_levels=len(self.guard.loads))
         self._next_health = time.monotonic() + s.health.interval_seconds
         self.notifier.ready()
         self.notifier.status(f"analysing {s.source.type} input with {self.ensemble.name}")
@@ -106,6 +120,7 @@ class Daemon:
             for chunk in chunks:
                 if chunk is not None:
                     self._analyse(chunk)
+                    self._account(chunk)
                 self._tick()
         finally:
             chunks.close()  # a failed output leaves the recording in flight to the next start, uncounted
@@ -121,15 +136,30 @@ class Daemon:
         log.info("daemon_stopped")
 
     def _analyse(self, chunk: AudioChunk) -> None:
-        windows = self.windower.push(chunk)
+        load = self.guard.load
+        with self.stages.measure("windows"):
+            windows = [w for w in self.windower.push(chunk) if w.index % load.hop_factor == 0]
         self.health.audio_seconds += chunk.seconds
         self.health.windows += len(windows)
-        for scores in self.ensemble.score(windows):
+        for scores in self.ensemble.score(windows, active=load.active, tta=load.tta):
             self._publish_events(self.smoother.update(scores))
         if chunk.last:
             self._publish_events(self.smoother.close())
+        self.latencies.record(chunk, windows, time.monotonic())
+
+    def _account(self, chunk: AudioChunk) -> None:
+        """The chunk's cost goes to the budget guard; live input is steered, file input paced."""
+        lag = None if chunk.received is None else time.monotonic() - chunk.received
+        self.guard.account(chunk.seconds, lag)
+        if not self.guard.live:
+            self.guard.pace(self.stop_requested)
 
     def _publish_events(self, events: list[Event]) -> None:
+        if events:
+            with self.stages.measure("publish", items=len(events)):
+                self._publish(events)
+
+    def _publish(self, events: list[Event]) -> None:
         for event in events:
             record = event_record(event, self.settings.box_id)
             self.outputs.publish("events", record, record_key(record))
@@ -154,7 +184,8 @@ class Daemon:
             self.publish_health()
 
     def publish_health(self) -> None:
-        extra = {"suppressed_by_cooldown": self.smoother.suppressed, **self.outputs.stats()}
+        extra = {"suppressed_by_cooldown": self.smoother.suppressed, **self.outputs.stats(), **self.guard.stats(),
+                 **self.latencies.summary(), "member_ms_per_crop": self._member_costs()}
         record = self.outputs.publish("health", self.health.record(self.source.stats(), extra))
         fields = {k: v for k, v in record.items() if k not in ("schema", "box")}
         if record["disk_free_percent"] < self.settings.health.min_free_percent:
@@ -170,6 +201,14 @@ class Daemon:
             f"real-time factor {rtf if rtf is not None else '-'}, {record['events']} events"
             f"{uplink[record['mqtt_connected']]}"
         )
+
+    def _member_costs(self) -> dict[str, float]:
+        """CPU milliseconds per crop of each member since start (its session run alone)."""
+        costs = {}
+        for name, cost in self.stages.costs.items():
+            if name.startswith("member:") and cost.items:
+                costs[name.removeprefix("member:")] = round(1000 * cost.cpu / cost.items, 2)
+        return costs
 
     def _reload(self) -> None:
         self.notifier.reloading()

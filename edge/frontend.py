@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge.manifest import LogMelSpec, Manifest
+from edge.stages import Stages
 
 
 def hz_to_mel(hz: np.ndarray, scale: str) -> np.ndarray:
@@ -75,3 +76,34 @@ def front_end_for(manifest: Manifest):
     if manifest.input_kind == "logmel":
         return LogMelFrontEnd(manifest.logmel, manifest.sample_rate)
     return lambda crops: np.ascontiguousarray(crops, dtype=np.float32)
+
+
+def front_end_key(manifest: Manifest) -> tuple:
+    """Members whose keys are equal take the same tensor for the same crop."""
+    return manifest.input_kind, manifest.logmel, manifest.sample_rate, manifest.input_length
+
+
+class SharedFrontEnd:
+    """One front-end for every member that declares it: a crop's features are computed once, by whichever
+    member asks first, and kept until `clear` (the ensemble clears it after each batch of windows)."""
+
+    def __init__(self, manifest: Manifest, stages: Stages):
+        self.compute = front_end_for(manifest)
+        self.stages = stages
+        spec = manifest.logmel
+        shape = f"{spec.n_mels}x{spec.hop_length}" if spec else ""
+        self.name = f"{manifest.input_kind}{shape}@{manifest.sample_rate}"
+        self.memoise = manifest.input_kind != "waveform"  # the waveform is its own feature: nothing to share
+        self._memo: dict[object, np.ndarray] = {}
+
+    def features(self, keys: list, crops: np.ndarray) -> np.ndarray:
+        if not self.memoise:
+            return self.compute(crops)
+        missing = [i for i, key in enumerate(keys) if key not in self._memo]
+        if missing:
+            with self.stages.measure(f"frontend:{self.name}", items=len(missing)):
+                self._memo.update(zip((keys[i] for i in missing), self.compute(crops[missing])))
+        return np.stack([self._memo[key] for key in keys])
+
+    def clear(self) -> None:
+        self._memo.clear()

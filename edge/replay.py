@@ -10,7 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from edge import pipeline
 from edge.detector import Detector, DetectorOptions
-from edge.ensemble import load_ensemble
+from edge.ensemble import MemberSpec, load_ensemble
 from edge.member import MemberOptions
 from edge.sinks.files import file_sinks
 from edge.sources.files import DecodeOptions, FileSource
@@ -50,7 +50,7 @@ class ReplayResult:
 
 def replay(paths: list[Path], models_dir: Path, model_names: list[str], out: Path, options: ReplayOptions,
            progress: bool = False) -> ReplayResult:
-    ensemble = load_ensemble(models_dir, model_names, options.window, options.member)
+    ensemble = load_ensemble(models_dir, [MemberSpec(name) for name in model_names], options.window, options.member)
     source = FileSource(paths, options.decode)
     windower = Windower(options.window, ensemble.sample_rates)
     summary = Summary()

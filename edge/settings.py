@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import pydantic_settings
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from edge.budget import SHED_ORDER, BudgetOptions, Lever
+from edge.ensemble import MemberSpec
 from edge.manifest import default_models_dir
 from edge.outbox import WhenFull
 from edge.sinks.mqtt import MqttConfig
@@ -26,18 +28,65 @@ from edge.sources.folder import FolderConfig
 from edge.sources.microphone import MicrophoneConfig
 
 ENV_PREFIX = "EDGE_"
+DEFAULT_MODEL = "birdnet-v2.4"
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class MemberSettings(Section):
+    name: str = Field(description="Model directory name.")
+    weight: float = Field(1.0, gt=0, description="Weight in the blend (a weighted mean of probabilities).")
+    priority: int = Field(0, description="Under a CPU budget, members of lower priority are shed first.")
+    tta: list[float] = Field([], description="Time-shift test-time augmentation: shifts in seconds, e.g. "
+                                             "[-0.5, 0.5] (three variants, averaged).")
+
+    def spec(self) -> MemberSpec:
+        return MemberSpec(self.name, self.weight, self.priority, tuple(self.tta))
+
+
 class ModelSettings(Section):
-    names: list[str] = Field(["birdnet-v2.4"], min_length=1, description="Models to run (an ensemble if several).")
+    members: list[MemberSettings] = Field(
+        [MemberSettings(name=DEFAULT_MODEL)], min_length=1,
+        description="Models to run: names, or tables with name, weight, priority and tta (an ensemble if several).")
     models_dir: Path = Field(default_factory=default_models_dir, description="Folder of model directories.")
-    threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads per model.")
+    threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads inside an operator, per model.")
+    inter_op_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads across graph branches.")
     sensitivity: float = Field(1.0, ge=0.5, le=1.5, description="BirdNET sensitivity: higher reports more.")
     crop_stride: float = Field(1.0, gt=0, description="Grid step of the crops of a model shorter than a window, s.")
+
+    @field_validator("members", mode="before")
+    @classmethod
+    def names_are_members(cls, value):
+        """`members = ["a", "b"]` is short for tables that give only the name."""
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.members]
+
+
+class BudgetSettings(Section):
+    cpu_budget: float | None = Field(
+        None, gt=0, le=64, description="CPU-seconds per second of audio for the whole daemon (0.5: half a core); "
+                                       "unset: no limit. Live input sheds load over it, file input is paced.")
+    shed_order: list[Lever] = Field(list(SHED_ORDER), description="Order of the levers that shed load: tta, "
+                                    "members (lowest priority first), hop (skip windows).")
+    max_hop_factor: int = Field(4, ge=1, le=16, description="Longest hop the guard may use, in hops.")
+    headroom: float = Field(0.8, gt=0, le=1, description="Restore load when it is predicted to cost at most "
+                                                         "this share of the budget.")
+    settle_seconds: float = Field(10.0, gt=0, description="Audio seconds measured at a level before judging it.")
+    hold_seconds: float = Field(60.0, gt=0, description="Audio seconds at a level before restoring load.")
+    max_lag: float = Field(3.0, gt=0, description="Seconds live audio may wait before load is shed at once.")
+
+    def options(self) -> BudgetOptions:
+        return BudgetOptions(cpu_budget=self.cpu_budget, order=tuple(self.shed_order),
+                             max_hop_factor=self.max_hop_factor, headroom=self.headroom,
+                             settle_seconds=self.settle_seconds, hold_seconds=self.hold_seconds,
+                             max_lag=self.max_lag)
 
 
 class WindowSettings(Section):
@@ -119,6 +168,7 @@ class Settings(BaseSettings):
     mqtt: MqttConfig | None = Field(None, description="The uplink to the ranger station (none: files only).")
     outbox: OutboxSettings = OutboxSettings()
     alerts: AlertSettings = AlertSettings()
+    budget: BudgetSettings = BudgetSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -169,7 +219,7 @@ def load_settings(path: Path) -> Settings:
         raise SettingsError(describe(error, path)) from error
     except pydantic_settings.SettingsError as error:  # an environment value that is not the JSON it must be
         raise SettingsError(f"{path}: {error}; lists and tables in EDGE_ variables are written as JSON, "
-                            f"e.g. EDGE_MODEL__NAMES='[\"birdnet-v2.4\"]'") from error
+                            f"e.g. EDGE_MODEL__MEMBERS='[\"birdnet-v2.4\"]'") from error
 
 
 SOURCE_TYPES = ("folder", "microphone", "replay")

@@ -40,13 +40,15 @@ class Stream:
 class AudioChunk:
     """Mono float32 samples of `stream` at its sample rate, the first one `start` samples into the stream.
 
-    `last` marks the end of the stream: no chunk of it follows.
+    `last` marks the end of the stream: no chunk of it follows. `received` is when its last sample reached the
+    box (time.monotonic()) for live input, None for files: the start of the latency clock.
     """
 
     stream: Stream
     start: int
     samples: np.ndarray
     last: bool = False
+    received: float | None = None
 
     @property
     def end(self) -> int:
@@ -147,7 +149,10 @@ class Source(Protocol):
 
 
 class LiveSource(Protocol):
-    """A source of the daemon: it runs until told to stop, and owns whatever thread feeds it."""
+    """A source of the daemon: it runs until told to stop, and owns whatever thread feeds it. `live` sources
+    deliver audio in real time and cannot wait for the analysis (a microphone); the others (files) can."""
+
+    live: bool
 
     def start(self) -> None:
         """Start feeding (open the device, start watching the folder); constructors start nothing."""

@@ -16,9 +16,9 @@ class CountingMember(Member):
 
     crops_scored = 0
 
-    def _run(self, crops):
+    def _run(self, keys, crops):
         self.crops_scored += len(crops)
-        return super()._run(crops)
+        return super()._run(keys, crops)
 
 
 def windows_of(audio, rate, spec, chunk):

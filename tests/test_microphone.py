@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 from conftest import DATA, MODELS
 from edge.detector import Detector, DetectorOptions
 from edge.member import MemberOptions
-from edge.ensemble import load_ensemble
+from edge.ensemble import MemberSpec, load_ensemble
 from edge.sources.files import FileSource
 from edge.sources.microphone import Microphone, MicrophoneConfig
 from edge.types import AudioChunk, Stream
@@ -195,7 +195,7 @@ def test_live_detections_match_replay(spinetail):
     and BirdNET on a crop that ends in digital zeros reports species of its own (a hummingbird at 0.52 in
     the last window of this capture), which no real microphone delivers."""
     windows = WindowSpec()
-    ensemble = load_ensemble(MODELS, ["birdnet-v2.4"], windows, MemberOptions())
+    ensemble = load_ensemble(MODELS, [MemberSpec("birdnet-v2.4")], windows, MemberOptions())
     recording = recording_at(SPINETAIL, RATE)
     audio = np.concatenate([c.samples for c in spinetail.chunks])
     at, _ = locate(recording, audio)

@@ -30,7 +30,7 @@ def test_example_configuration_is_valid_and_documents_every_option():
     settings = load_settings(EXAMPLE)
     assert settings.source.type == "folder" and settings.model.names == ["birdnet-v2.4"]
     text = EXAMPLE.read_text()
-    for section in ("model", "window", "smoothing", "output", "health", "outbox", "alerts"):
+    for section in ("model", "window", "smoothing", "output", "health", "outbox", "alerts", "budget"):
         for option in type(getattr(settings, section)).model_fields:
             assert f"{option} =" in text, f"[{section}] {option} is not in the example"
     for option in MqttConfig.model_fields:
@@ -70,7 +70,7 @@ def test_errors_name_the_option_and_where_it_came_from(tmp_path, monkeypatch):
     with pytest.raises(SettingsError, match=r"  source.settle_seconds: .*\[from environment variable edge_source"):
         load_settings(config)
     monkeypatch.delenv("edge_source__settle_seconds")
-    monkeypatch.setenv("EDGE_MODEL__NAMES", "birdnet-v2.4")
+    monkeypatch.setenv("EDGE_MODEL__MEMBERS", "birdnet-v2.4")
     with pytest.raises(SettingsError, match="written as JSON"):
         load_settings(config)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Annotated, Iterator, Literal
@@ -208,6 +208,7 @@ class ReplaySource:
                                 block_seconds=PACED_BLOCK_SECONDS if config.speed else 20.0)
         self.files = FileSource(config.paths, options)
         self.speed = config.speed
+        self.live = config.speed is not None  # paced audio cannot wait, as a microphone's cannot
         self._clock, self._sleep = clock, sleep
 
     def start(self) -> None:
@@ -221,7 +222,9 @@ class ReplaySource:
                 return
             if self.speed:
                 sent += chunk.seconds
-                self._pace(began + sent / self.speed, stop)
+                due = began + sent / self.speed
+                self._pace(due, stop)
+                chunk = replace(chunk, received=due)  # a microphone would have delivered it then
             yield chunk
 
     def _pace(self, due: float, stop: threading.Event) -> None:

@@ -86,6 +86,8 @@ class _Notifications(FileSystemEventHandler):
 
 
 class FolderSource:
+    live = False  # a recorder's files wait on the card until analysed
+
     def __init__(self, config: FolderConfig, state: RecordingState, done_dir: Path, quarantine_dir: Path,
                  clock=time.monotonic):
         self.config = config

@@ -73,6 +73,7 @@ class _Block:
     start: int
     samples: np.ndarray
     last: bool = False
+    received: float | None = None
 
 
 class _Session:
@@ -101,6 +102,8 @@ def first_sample_utc(time_info, frames: int, sample_rate: int) -> datetime:
 
 class Microphone:
     """A `LiveSource` on a PortAudio input device. Threads: PortAudio's callback and one supervisor."""
+
+    live = True
 
     def __init__(self, config: MicrophoneConfig):
         self.config = config
@@ -164,7 +167,7 @@ class Microphone:
             session.last_sound = now  # silence is counted from the first block
         channel = self.config.channel
         samples = indata.mean(axis=1, dtype=np.float32) if channel is None else indata[:, channel].copy()
-        self._enqueue(_Block(session.stream, session.position, samples))
+        self._enqueue(_Block(session.stream, session.position, samples, received=now))
         session.position += frames
         session.last_block = now
         if samples.any():
@@ -269,11 +272,13 @@ class _Reassembly:
 
     def __init__(self, max_gap: int):
         self.max_gap = max_gap
+        self.received: float | None = None  # arrival of the newest block handed out
         self.stream: Stream | None = None
         self.position = 0  # next sample of `stream` to hand out
 
     def chunks_of(self, blocks: list[_Block]) -> list[AudioChunk]:
         chunks, parts, start = [], [], self.position
+        self.received = None
         for block in blocks:
             if block.stream != self.stream:
                 chunks += self._flush(parts, start)
@@ -289,14 +294,16 @@ class _Reassembly:
                 start = self.position
             parts.append(block.samples)
             self.position += len(block.samples)
+            self.received = block.received
             if block.last:
-                chunks.append(AudioChunk(self.stream, start, np.concatenate(parts), last=True))
+                chunks.append(AudioChunk(self.stream, start, np.concatenate(parts), last=True,
+                                         received=self.received))
                 parts, self.stream = [], None
         return chunks + self._flush(parts, start)
 
     def _flush(self, parts: list[np.ndarray], start: int) -> list[AudioChunk]:
         samples = np.concatenate(parts) if parts else EMPTY
-        return [AudioChunk(self.stream, start, samples)] if len(samples) else []
+        return [AudioChunk(self.stream, start, samples, received=self.received)] if len(samples) else []
 
 
 def load_portaudio():
