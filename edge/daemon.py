@@ -140,9 +140,12 @@ class Daemon:
         with self.stages.measure("windows"):
             windows = [w for w in self.windower.push(chunk) if w.index % load.hop_factor == 0]
         self.health.audio_seconds += chunk.seconds
+        first = self.health.windows == 0 and windows
         self.health.windows += len(windows)
         for scores in self.ensemble.score(windows, active=load.active, tta=load.tta):
             self._publish_events(self.smoother.update(scores))
+        if first:  # cold start: from the process's start to its first scored window
+            log.info("first_result", seconds=round(time.time() - self.health.process.create_time(), 2))
         if chunk.last:
             self._publish_events(self.smoother.close())
         self.latencies.record(chunk, windows, time.monotonic())

@@ -70,6 +70,7 @@ class Manifest:
     output_kind: Literal["logits", "probabilities"]
     output_name: str
     logmel: LogMelSpec | None = None
+    batch: int | None = None  # most crops per session run that pays off (large activations: 1)
     precision: str = "fp32"
     tuned_for: tuple[str, ...] = ()
 
@@ -146,6 +147,7 @@ def load_manifest(directory: Path) -> Manifest:
             output_kind=out["kind"],
             output_name=out.get("name", "output"),
             logmel=LogMelSpec(**inp["logmel"]) if inp["kind"] == "logmel" else None,
+            batch=int(inp["batch"]) if "batch" in inp else None,
             # A quantized model says so in an optional [quantization] table; FP32 manifests have none.
             precision=str(data.get("quantization", {}).get("precision", "fp32")),
             tuned_for=feature_list(data.get("quantization", {}).get("tuned_for", [])),

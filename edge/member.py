@@ -19,7 +19,8 @@ CropKey = tuple[int, int, int]  # start of the crop, and the stream range [lo, h
 class MemberOptions:
     """`crop_stride` (seconds) places crops on the grid k * crop_stride of the stream when the model's input is
     shorter than the window. `sensitivity` is BirdNET-Analyzer's (0.5 to 1.5): higher values flatten the
-    sigmoid, so more classes reach a confidence threshold below 0.5. `batch` is the most crops per session run.
+    sigmoid, so more classes reach a confidence threshold below 0.5. `batch` is the most crops per session run
+    (a manifest may ask for fewer: `[input] batch`).
     ONNX Runtime's thread counts: `intra_op_threads` inside an operator (1: the caller's thread alone),
     `inter_op_threads` across independent branches of the graph.
     """
@@ -28,7 +29,7 @@ class MemberOptions:
     sensitivity: float = 1.0
     intra_op_threads: int = 1
     inter_op_threads: int = 1
-    batch: int = 8
+    batch: int = 4
 
 
 def flat_sigmoid(logits: np.ndarray, sensitivity: float) -> np.ndarray:
@@ -132,8 +133,9 @@ class Member:
 
     def _run(self, keys: list[CropKey], crops: np.ndarray) -> np.ndarray:
         outputs = []
-        for i in range(0, len(crops), self.options.batch):
-            features = self.front_end.features(keys[i : i + self.options.batch], crops[i : i + self.options.batch])
+        batch = min(self.options.batch, self.manifest.batch or self.options.batch)
+        for i in range(0, len(crops), batch):
+            features = self.front_end.features(keys[i : i + batch], crops[i : i + batch])
             with self.stages.measure(f"member:{self.name}", items=len(features)):
                 (out,) = self.session.run([self.manifest.output_name], {self.manifest.input_name: features})
             outputs.append(out)

@@ -1,16 +1,22 @@
-"""Throughput and memory of `edge replay` against birdnetlib on the same recording, side by side in one run.
+"""Benchmark of edge against its peers and of its own ensemble, measured side by side in one run.
 
-Both analyse the same file (real recordings from tests/data, resampled once to the rate asked for and repeated
-to the length asked for) at BirdNET-Analyzer's segmentation: 3 s windows, no overlap. At 48 kHz, BirdNET's
-own rate, both read identical samples, so their detections must be identical; at other rates each resamples
-with its own library (edge: libsoxr; birdnetlib: librosa's kaiser_fast). Each runs as its own process, timed
-from start to exit (imports and model loading included); CPU seconds are user + system time of that process.
+Sections (all by default, or those named with --sections):
+* peers: BirdNET-Analyzer's segmentation (3 s windows, no overlap) on the same recording: birdnetlib (on the
+  interpreter it picks itself, and on LiteRT) against the edge daemon with BirdNET FP32 and INT8.
+* ensemble: 5 s windows every 2.5 s: BirdNET alone, the 4-member ensemble (BirdNET INT8 + three
+  EfficientNet-B0 log-mel members with random weights, two sharing one front-end), and the same with TTA.
+* growth: how the cost grows with members (1 to 4), with the hop, and with ONNX Runtime's thread count.
+* live: latency from the last sample of a window to its events committed, p50/p95/p99, with the cost of each
+  stage, under a budget of 0.5 core; the default model, then the 4-member ensemble.
+* feed: audio fed faster than the full ensemble can analyse it, once without a budget (the queue grows) and
+  once with the guard (it sheds load instead).
 
-birdnetlib is measured twice when it can be: with the interpreter it picks itself (tflite_runtime, else
-TensorFlow: pip install -e '.[bench]'), and on LiteRT (ai-edge-litert, tflite_runtime's successor), the
-fastest way to run its code today.
+Every edge run is the whole daemon (`edge run`: decode, resample, front-ends, members, blend, smoothing, daily
+files and the durable outbox) in a process of its own, timed from start to exit (imports and model loading
+included); CPU seconds are its user + system time, peak RSS its ru_maxrss. The recording is made of the real
+recordings in tests/data, resampled once to 48 kHz and repeated to the length asked for.
 
-Usage: python tools/bench.py [--minutes 10] [--repeat 2]
+Usage: python tools/bench.py [--minutes 10] [--sections peers,ensemble,growth,live,feed]
 """
 
 from __future__ import annotations
@@ -30,8 +36,20 @@ import soundfile as sf
 import soxr
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from bench_live import fast_feed_table, latency_table, run_live  # noqa: E402
+from mel_member import BIRDCLEF_LOGMEL, write_mel_member  # noqa: E402
+
 RECORDINGS = ["maad_spinetail.wav", "opso_birds_10s.wav", "opso_great_plains_toad.wav", "pheasantCoucal_file0123.wav",
               "birdvox_warblr_fd79e55d_POSITIVE.wav", "S4A03895_20190522_120000.wav"]
+FP32, INT8 = "birdnet-v2.4", "birdnet-v2.4-int8"
+MEL_MEMBERS = [  # name, seed, log-mel front-end: a and b share one
+    ("effnet-a", 1, BIRDCLEF_LOGMEL),
+    ("effnet-b", 2, BIRDCLEF_LOGMEL),
+    ("effnet-c", 3, {**BIRDCLEF_LOGMEL, "n_fft": 2048, "hop_length": 512, "fmin": 0.0, "fmax": 16000.0}),
+]
+TTA = [-0.5, 0.5]
 
 BIRDNETLIB_SCRIPT = """
 import json, sys, types
@@ -62,25 +80,168 @@ def make_input(folder: Path, minutes: float, rate: int) -> tuple[Path, float]:
     return path, len(audio) / rate
 
 
-def measure(command: list[str], stdout_path: Path) -> dict:
+
+def measure(command: list[str], stdout_path: Path, env: dict | None = None) -> dict:
     """Run a command to completion; its CPU seconds, peak RSS and wall time."""
     started = time.perf_counter()
     with stdout_path.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL, cwd=ROOT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE, cwd=ROOT,
+                                   env={**os.environ, **(env or {})})
         _, status, usage = os.wait4(process.pid, 0)
     if status != 0:
-        raise SystemExit(f"{' '.join(command)} failed with status {status}")
+        raise SystemExit(f"{' '.join(command)} failed with status {status}: {process.stderr.read().decode()[-2000:]}")
     return {"cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
             "wall": time.perf_counter() - started}
 
 
-def edge_run(path: Path, folder: Path) -> tuple[dict, set]:
-    out = folder / "edge-out"
-    stats = measure([sys.executable, "-m", "edge", "replay", str(path), "--window", "3", "--hop", "3",
-                     "--min-conf", "0.25", "--top-k", "6522", "--format", "jsonl", "--quiet", "--out", str(out)],
-                    folder / "edge.stdout")
-    records = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
-    return stats, {(r["start_s"], r["end_s"], r["scientific_name"], r["confidence"]) for r in records}
+class Bench:
+    def __init__(self, folder: Path, audio: Path, seconds: float):
+        self.folder, self.audio, self.seconds = folder, audio, seconds
+        self.models = folder / "models"
+        self.models.mkdir()
+        for name in (FP32, INT8):
+            if (ROOT / "models" / name).is_dir():
+                (self.models / name).symlink_to(ROOT / "models" / name)
+        for name, seed, logmel in MEL_MEMBERS:
+            write_mel_member(self.models, name, seed=seed, logmel=logmel)
+        self.default = INT8 if (self.models / INT8).is_dir() else FP32
+        self.runs = 0
+
+    def members(self, count: int = 4, tta: bool = False) -> list[dict]:
+        names = [self.default] + [name for name, _, _ in MEL_MEMBERS]
+        return [{"name": name, "priority": 1 if i == 0 else 0, **({"tta": TTA} if tta else {})}
+                for i, name in enumerate(names[:count])]
+
+    def edge(self, members: list[dict], window: float = 5.0, hop: float = 2.5, threads: int = 1) -> dict:
+        """The daemon over the whole recording, as fast as it can go."""
+        self.runs += 1
+        run = self.folder / f"run{self.runs}"
+        run.mkdir()
+        config = run / "edge.toml"
+        config.write_text(f'data_dir = "{run / "data"}"\nbox_id = "bench"\n\n[source]\ntype = "replay"\n'
+                          f'paths = ["{self.audio}"]\n')
+        env = {"EDGE_MODEL__MEMBERS": json.dumps(members), "EDGE_MODEL__MODELS_DIR": str(self.models),
+               "EDGE_WINDOW__SECONDS": str(window), "EDGE_WINDOW__HOP": str(hop), "EDGE_MODEL__THREADS": str(threads)}
+        stats = measure([sys.executable, "-m", "edge", "run", "--config", str(config)], run / "stdout", env)
+        log = [json.loads(line) for line in (run / "stdout").read_text().splitlines() if line.startswith("{")]
+        stats["cold_start"] = next(e["seconds"] for e in log if e["event"] == "first_result")
+        stats["events"] = sum(1 for e in log if e["event"] == "detection_event")
+        return stats
+
+    def throughput(self, stats: dict) -> float:
+        return self.seconds / stats["cpu"]
+
+
+def row(name: str, bench: Bench, stats: dict, reference: dict | None = None) -> str:
+    ratio = f"{reference['cpu'] / stats['cpu']:8.2f}x" if reference else f"{'':9}"
+    cold = f"{stats['cold_start']:7.2f}" if "cold_start" in stats else f"{'-':>7}"
+    return (f"  {name:44}{stats['cpu']:7.1f}{bench.throughput(stats):10.1f}{ratio}{stats['rss_mb']:8.0f}{cold}"
+            f"{stats['wall']:7.1f}")
+
+
+HEADER = f"  {'':44}{'CPU s':>7}{'audio/CPU':>10}{'vs ref':>9}{'RSS MB':>8}{'cold s':>7}{'wall':>7}"
+
+
+def peers(bench: Bench) -> None:
+    print(f"\n## Peers: {bench.seconds / 60:.0f} min at 48 kHz, 3 s windows, no overlap (ref = birdnetlib)")
+    results = {}
+    for runtime in birdnetlib_runtimes():
+        label = "birdnetlib (TensorFlow)" if runtime == "own" else "birdnetlib (LiteRT)"
+        results[label] = birdnetlib_run(bench.audio, bench.folder, runtime)[0]
+    for name in (FP32, INT8):
+        if (bench.models / name).is_dir():
+            results[f"edge, {name}"] = bench.edge([{"name": name}], window=3.0, hop=3.0)
+    reference = results.get("birdnetlib (TensorFlow)") or next(iter(results.values()))
+    print(HEADER)
+    for name, stats in results.items():
+        print(row(name, bench, stats, reference))
+    for name, stats in results.items():
+        if name.startswith("birdnetlib"):
+            for mine in (n for n in results if n.startswith("edge")):
+                print(f"  {mine} vs {name}: {stats['cpu'] / results[mine]['cpu']:.2f}x throughput, "
+                      f"{stats['rss_mb'] / results[mine]['rss_mb']:.2f}x less memory")
+
+
+def ensemble(bench: Bench) -> None:
+    print(f"\n## Ensemble: {bench.seconds / 60:.0f} min, 5 s windows every 2.5 s (ref = {bench.default} alone)")
+    results = {f"{bench.default} alone": bench.edge(bench.members(1)),
+               "4 members": bench.edge(bench.members(4)),
+               f"4 members, TTA {TTA} s on each": bench.edge(bench.members(4, tta=True))}
+    reference = next(iter(results.values()))
+    print(HEADER)
+    for name, stats in results.items():
+        print(row(name, bench, stats, reference))
+        print(f"  {'':44}= {stats['cpu'] / bench.seconds:.4f} CPU-s per audio s")
+
+
+def growth(bench: Bench) -> None:
+    print("\n## Growth (ref = first row of each group)")
+    print(HEADER)
+    groups = {
+        "members": [(f"{n} member(s)", dict(members=bench.members(n))) for n in (1, 2, 3, 4)],
+        "hop": [(f"hop {hop} s, {who}", dict(members=bench.members(n), hop=hop))
+                for n, who in ((1, bench.default), (4, "4 members")) for hop in (1.0, 2.5, 5.0)],
+        "threads": [(f"{t} intra-op thread(s), 4 members", dict(members=bench.members(4), threads=t)) for t in (1, 2)],
+    }
+    for group, runs in groups.items():
+        reference = None
+        for name, kwargs in runs:
+            stats = bench.edge(**kwargs)
+            reference = reference or stats
+            print(row(name, bench, stats, reference))
+
+
+def live(bench: Bench, seconds: float) -> None:
+    print(f"\n## Live: {seconds:.0f} s of audio at 1x real time, budget 0.5 core")
+    clip = cut(bench, seconds)
+    for title, members in ((bench.default, bench.members(1)), ("4 members", bench.members(4))):
+        print(latency_table(title, run_live(clip, bench.models, members, speed=1.0, cpu_budget=0.5)))
+
+
+def feed(bench: Bench) -> None:
+    members = bench.members(4, tta=True)
+    clip = cut(bench, min(bench.seconds, 300.0))
+    flat_out = run_live(clip, bench.models, members, speed=None, cpu_budget=None)  # analysis alone, no start-up
+    full_cost = flat_out.cpu_seconds / flat_out.audio_seconds
+    speed = round(1.0 / full_cost, 1)  # the full load alone would need one whole core, the pipeline's thread
+    budget = full_cost / 2
+    print(f"\n## Fast feed: 4 members with TTA ({full_cost:.3f} CPU-s per audio s) fed at {speed}x real time: "
+          f"the full load needs a whole core; the budget ({budget:.3f} CPU-s per audio s) half of one")
+    for title, cpu_budget in (("no budget", None), ("budget guard", budget)):
+        result = run_live(clip, bench.models, members, speed=speed, cpu_budget=cpu_budget)
+        print(fast_feed_table(title, result, speed))
+
+
+def cut(bench: Bench, seconds: float) -> Path:
+    path = bench.folder / f"clip_{seconds:.0f}.wav"
+    if not path.exists():
+        audio, rate = sf.read(str(bench.audio), dtype="float32")
+        sf.write(str(path), audio[: int(seconds * rate)], rate, subtype="PCM_16")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of the benchmark recording")
+    parser.add_argument("--live-seconds", type=float, default=60.0, help="length of each live run")
+    parser.add_argument("--sections", default="peers,ensemble,growth,live,feed")
+    args = parser.parse_args()
+    sections = args.sections.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        audio, seconds = make_input(folder, args.minutes, 48000)
+        bench = Bench(folder, audio, seconds)
+        print(f"edge benchmark on {os.cpu_count()} CPUs; default BirdNET variant: {bench.default}")
+        if "peers" in sections:
+            peers(bench)
+        if "ensemble" in sections:
+            ensemble(bench)
+        if "growth" in sections:
+            growth(bench)
+        if "live" in sections:
+            live(bench, args.live_seconds)
+        if "feed" in sections:
+            feed(bench)
 
 
 def birdnetlib_run(path: Path, folder: Path, runtime: str) -> tuple[dict, set]:
@@ -91,18 +252,6 @@ def birdnetlib_run(path: Path, folder: Path, runtime: str) -> tuple[dict, set]:
     return stats, {(float(s), float(e), name, c) for s, e, name, c in found}
 
 
-def compare(ours: set, theirs: set) -> str:
-    mine = {(s, e, n): c for s, e, n, c in ours}
-    other = {(s, e, n): c for s, e, n, c in theirs}
-    shared = set(mine) & set(other)
-    worst = max((abs(mine[k] - other[k]) for k in shared), default=0.0)
-    text = f"{len(mine)} vs {len(other)}, max |confidence difference| {worst:.1e}"
-    if set(mine) == set(other):
-        return text + ", identical set"
-    only = [mine[k] for k in set(mine) - shared] + [other[k] for k in set(other) - shared]
-    return text + f", {len(only)} found by one side only (highest confidence {max(only):.3f})"
-
-
 def birdnetlib_runtimes() -> list[str]:
     runtimes = []
     if importlib.util.find_spec("tflite_runtime") or importlib.util.find_spec("tensorflow"):
@@ -111,41 +260,6 @@ def birdnetlib_runtimes() -> list[str]:
         runtimes.append("litert")
     return runtimes
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=10.0, help="length of the benchmark recording")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each, best kept")
-    parser.add_argument("--rates", default="48000,44100", help="sample rates of the benchmark recording")
-    args = parser.parse_args()
-    runners = {"edge replay": lambda folder, path: edge_run(path, folder)}
-    for runtime in birdnetlib_runtimes():
-        label = "birdnetlib (TensorFlow)" if runtime == "own" else "birdnetlib (LiteRT)"
-        runners[label] = lambda folder, path, runtime=runtime: birdnetlib_run(path, folder, runtime)
-    for rate in (int(r) for r in args.rates.split(",")):
-        bench_rate(runners, args.minutes, rate, args.repeat)
-
-
-def bench_rate(runners: dict, minutes: float, rate: int, repeat: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        path, seconds = make_input(folder, minutes, rate)
-        results = {}
-        for _ in range(repeat):  # interleaved, so that machine load hits all alike
-            for name, run in runners.items():
-                stats, found = run(folder, path)
-                if name not in results or stats["cpu"] < results[name][0]["cpu"]:
-                    results[name] = (stats, found)
-    print(f"\n{seconds / 60:.1f} min at {rate} Hz, 3 s windows, no overlap, min confidence 0.25, best of {repeat}")
-    print(f"{'':26}{'CPU s':>8}{'audio s / CPU s':>17}{'wall s':>8}{'peak RSS MB':>13}")
-    for name, (stats, _) in results.items():
-        print(f"{name:26}{stats['cpu']:8.1f}{seconds / stats['cpu']:17.1f}{stats['wall']:8.1f}"
-              f"{stats['rss_mb']:13.0f}")
-    ours = results["edge replay"]
-    for name, (stats, found) in results.items():
-        if name != "edge replay":
-            print(f"edge vs {name}: throughput {stats['cpu'] / ours[0]['cpu']:.2f}x, "
-                  f"peak RSS {ours[0]['rss_mb'] / stats['rss_mb']:.2f}x; detections: {compare(ours[1], found)}")
 
 
 if __name__ == "__main__":

@@ -223,7 +223,9 @@ def write_mel_member(folder: Path, name: str, *, seed: int = 0, sample_rate: int
         f'title = "EfficientNet-B0 on log-mel, RANDOM weights (seed {seed}): for timing only, scores mean nothing"\n'
         f'licence = "MIT"\nfile = "model.onnx"\nsha256 = "{digest}"\nlabels = "labels.txt"\n'
         f'label_format = "scientific_common"\n\n'
-        f'[input]\nkind = "logmel"\nsample_rate = {sample_rate}\nlength = {length}\nname = "mel"\n\n'
+        f'[input]\nkind = "logmel"\nsample_rate = {sample_rate}\nlength = {length}\nname = "mel"\n'
+        "# One input per run: batches of EfficientNet activations cost memory and buy no speed on a CPU.\n"
+        "batch = 1\n\n"
         f"[input.logmel]\n{logmel_table(spec)}\n\n"
         f'[output]\nkind = "probabilities"\nname = "probabilities"\n',
         encoding="utf-8",
