@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,17 @@ def data() -> Path:
 @pytest.fixture
 def models_dir() -> Path:
     return MODELS
+
+
+@pytest.fixture
+def models_with_birdclef(tmp_path, models_dir) -> Path:
+    """A models folder with BirdNET and a BirdCLEF-style log-mel member (tests/tiny_models.py)."""
+    from tiny_models import write_logmel_model
+
+    folder = tmp_path / "models"
+    shutil.copytree(models_dir / "birdnet-v2.4", folder / "birdnet-v2.4")
+    write_logmel_model(folder)
+    return folder
 
 
 def edge_cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:

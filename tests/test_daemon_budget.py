@@ -1,28 +1,17 @@
 """The daemon under a CPU budget: live input sheds load down the ladder and says so; file input is paced."""
 
-import shutil
 import time
 
 import pytest
 
 from daemon_process import DaemonProcess, read_records, write_config
-from tiny_models import write_logmel_model
 
 
-@pytest.fixture
-def ensemble_models(tmp_path, models_dir):
-    """BirdNET plus a BirdCLEF-style log-mel member."""
-    folder = tmp_path / "models"
-    shutil.copytree(models_dir / "birdnet-v2.4", folder / "birdnet-v2.4")
-    write_logmel_model(folder)
-    return folder
-
-
-def test_live_input_over_budget_sheds_tta_then_members_then_hop(data, tmp_path, ensemble_models):
+def test_live_input_over_budget_sheds_tta_then_members_then_hop(data, tmp_path, models_with_birdclef):
     members = [{"name": "birdnet-v2.4", "priority": 1}, {"name": "birdclef-tiny", "tta": [-0.5, 0.5]}]
     config = write_config(
         tmp_path / "edge.toml", tmp_path / "data", {"type": "folder", "path": str(tmp_path / "unused")},
-        model={"members": members, "models_dir": str(ensemble_models)},
+        model={"members": members, "models_dir": str(models_with_birdclef)},
         budget={"cpu_budget": 0.001, "settle_seconds": 6.0, "max_hop_factor": 3},  # no box can do this
     )
     daemon = DaemonProcess(config, "--replay", str(data / "opso_great_plains_toad.wav"), "--speed", "4")

@@ -1,7 +1,6 @@
 """A BirdCLEF-style model (5 s at 32 kHz, 128-mel input, 234 classes) is added by dropping in a directory."""
 
 import json
-import shutil
 
 import librosa
 import numpy as np
@@ -11,15 +10,7 @@ import soundfile as sf
 from conftest import edge_cli
 from edge.frontend import LogMelFrontEnd, mel_filterbank
 from edge.manifest import LogMelSpec, ModelError, discover, load_manifest
-from tiny_models import LOGMEL, write_logmel_model
-
-
-@pytest.fixture
-def models_with_birdclef(tmp_path, models_dir):
-    folder = tmp_path / "models"
-    shutil.copytree(models_dir / "birdnet-v2.4", folder / "birdnet-v2.4")
-    write_logmel_model(folder)
-    return folder
+from tiny_models import LOGMEL
 
 
 def test_logmel_matches_librosa(data):

