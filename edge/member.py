@@ -38,6 +38,19 @@ def flat_sigmoid(logits: np.ndarray, sensitivity: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-slope * np.clip(logits, -15.0, 15.0)))
 
 
+def crop_starts(window_length: int, offset: int, input_length: int, step: float, moved: int = 0) -> list[int]:
+    """Where a window's crops start, in samples into the window: on the stream grid k * step + moved, those that
+    fit in the window (the first one at least). A window not longer than the input is one crop, at `moved`."""
+    if window_length <= input_length:
+        return [moved]
+    k = int(np.ceil((offset - moved) / step - 1e-9))
+    starts = [round(k * step) + moved - offset]
+    while round((k + 1) * step) + moved + input_length <= offset + window_length:
+        k += 1
+        starts.append(round(k * step) + moved - offset)
+    return starts
+
+
 def make_session(path, intra_op_threads: int = 1, inter_op_threads: int = 1) -> ort.InferenceSession:
     """Built once per member and reused for every crop, with all graph optimisations."""
     session_options = ort.SessionOptions()
@@ -108,18 +121,9 @@ class Member:
         audio = window.audio[self.sample_rate]
         offset = window.offset[self.sample_rate]
         length = self.manifest.input_length
-        moved = round(shift * self.sample_rate)
-        if len(audio) <= length:  # the window is one crop
-            starts = [moved]
-        else:
-            step = self.options.crop_stride * self.sample_rate
-            k = int(np.ceil((offset - moved) / step - 1e-9))
-            starts = [round(k * step) + moved - offset]
-            while round((k + 1) * step) + moved + length <= offset + len(audio):
-                k += 1
-                starts.append(round(k * step) + moved - offset)
+        step = self.options.crop_stride * self.sample_rate
         crops: dict[CropKey, np.ndarray | None] = {}
-        for at in starts:
+        for at in crop_starts(len(audio), offset, length, step, round(shift * self.sample_rate)):
             lo, hi = max(at, 0), max(min(at + length, len(audio)), 0)
             key = (offset + at, offset + lo, offset + hi)
             crops[key] = None if key in self._cache else self._cut(audio, at, lo, hi)

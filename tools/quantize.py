@@ -30,7 +30,7 @@ from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, Q
 from edge.agreement import Agreement, agreement
 from edge.manifest import INT8_CPU_FEATURES, Manifest, cpu_features, file_sha256, load_manifest
 from edge.frontend import front_end_for
-from edge.member import flat_sigmoid, make_session
+from edge.member import crop_starts, flat_sigmoid, make_session
 from edge.sources.files import decode
 from edge.windower import Windower, WindowSpec
 
@@ -144,14 +144,9 @@ def edge_crops(paths: list[Path], manifest: Manifest, stride: float = 1.0) -> Cr
         for chunk in decode(path, path.name):
             for window in windower.push(chunk):
                 audio, offset = window.audio[rate], window.offset[rate]
-                starts = [offset] if len(audio) <= length else []
-                k = int(np.ceil(offset / step - 1e-9))
-                while not starts or round(k * step) + length <= offset + len(audio):
-                    starts.append(round(k * step))
-                    k += 1
-                for start in starts:
-                    crop = audio[start - offset : start - offset + length]
-                    crops.setdefault(start, np.pad(crop, (0, length - len(crop))))
+                for at in crop_starts(len(audio), offset, length, step):
+                    crop = audio[at : at + length]
+                    crops.setdefault(offset + at, np.pad(crop, (0, length - len(crop))))
         inputs += [crops[start] for start in sorted(crops)]
         on_second += [start % rate == 0 for start in sorted(crops)]
     return Crops(front_end_for(manifest)(np.stack(inputs)), np.array(on_second))
