@@ -94,6 +94,7 @@ class BudgetGuard:
         self._cpu_clock, self._clock, self._sleep = cpu_clock, clock, sleep
         self._last_cpu = cpu_clock()
         self._samples: deque[tuple[float, float]] = deque()  # (audio s, cpu s) per chunk at this level
+        self._audio_sum = self._cpu_sum = 0.0  # over _samples
         self._audio_at_level = 0.0
         self._left_at: dict[int, float] = {}  # cost of a level when it was shed
         self._entered_at: dict[int, float] = {}  # first settled cost of a level
@@ -115,11 +116,14 @@ class BudgetGuard:
             return
         o = self.options
         self._samples.append((audio_seconds, cpu))
+        self._audio_sum += audio_seconds
+        self._cpu_sum += cpu
         self._audio_at_level += audio_seconds
-        while sum(a for a, _ in self._samples) - self._samples[0][0] >= o.settle_seconds * 3:
-            self._samples.popleft()
-        audio = sum(a for a, _ in self._samples)
-        self.cost = sum(c for _, c in self._samples) / audio
+        while self._audio_sum - self._samples[0][0] >= o.settle_seconds * 3:  # keep the last 3 settles
+            audio, cpu_then = self._samples.popleft()
+            self._audio_sum -= audio
+            self._cpu_sum -= cpu_then
+        self.cost = self._cpu_sum / self._audio_sum
         if o.cpu_budget is None:
             return
         if self.live:
@@ -156,6 +160,7 @@ class BudgetGuard:
         log.warning(event, level=self.level, load=self.load.describe(self.names), was=before.describe(self.names),
                     cost=round(self.cost, 4), budget=self.options.cpu_budget, **context)
         self._samples.clear()
+        self._audio_sum = self._cpu_sum = 0.0
         self._audio_at_level = 0.0
 
     def pace(self, stop: threading.Event) -> None:

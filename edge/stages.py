@@ -21,7 +21,7 @@ class StageCost:
 
 
 class Stages:
-    """Accumulates the cost of named stages; `snapshot` copies the totals so a caller can take differences."""
+    """Accumulates the cost of named stages; `snapshot` copies the totals."""
 
     def __init__(self):
         self.costs: dict[str, StageCost] = {}
@@ -40,12 +40,3 @@ class Stages:
 
     def snapshot(self) -> dict[str, StageCost]:
         return {name: StageCost(c.calls, c.items, c.cpu, c.wall) for name, c in self.costs.items()}
-
-    def since(self, before: dict[str, StageCost]) -> dict[str, StageCost]:
-        """The cost of each stage since `before` (a snapshot)."""
-        out = {}
-        for name, now in self.costs.items():
-            then = before.get(name, StageCost())
-            out[name] = StageCost(now.calls - then.calls, now.items - then.items, now.cpu - then.cpu,
-                                  now.wall - then.wall)
-        return out

@@ -208,8 +208,12 @@ class ReplaySource:
                                 block_seconds=PACED_BLOCK_SECONDS if config.speed else 20.0)
         self.files = FileSource(config.paths, options)
         self.speed = config.speed
-        self.live = config.speed is not None  # paced audio cannot wait, as a microphone's cannot
         self._clock, self._sleep = clock, sleep
+
+    @property
+    def live(self) -> bool:
+        """Paced audio cannot wait, as a microphone's cannot."""
+        return self.speed is not None
 
     def start(self) -> None:
         if not self.files.recordings:
