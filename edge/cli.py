@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edge import logs
+from edge.cli_species import species_command
 from edge.manifest import ModelError, cpu_features, default_models_dir, discover, file_sha256
 from edge.replay import ReplayOptions, replay
 from edge.sinks.files import FORMATS
@@ -30,6 +31,9 @@ models_dir_option = click.option(
 @click.version_option(package_name="edge")
 def main() -> None:
     """edge: identify wildlife and threats in field recordings with ONNX models on the CPU."""
+
+
+main.add_command(species_command)
 
 
 @main.command(name="replay")

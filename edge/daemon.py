@@ -1,6 +1,10 @@
 """`edge run`: the long-running service. One place builds the pipeline from settings and owns its threads.
 
-source ─AudioChunk─▶ windower ─Window─▶ ensemble ─Scores─▶ smoother ─Event─▶ outputs (daily files, outbox ─▶ MQTT)
+source ─AudioChunk─▶ windower ─Window─▶ ensemble ─Scores─▶ screen ─Scores─▶ smoother ─Event─▶ outputs
+                                                                 └─alerts─▶ outputs   (daily files, outbox ─▶ MQTT)
+
+Every chunk also goes to the speech detector and, when clips are on, to the clip recorder's ring: a clip is
+cut from it once its event's end is known, unless it would hold speech.
 
 The loop runs in the main thread; the source's own thread (folder watcher, audio callback) only hands it
 work, and the uplink's thread only reads the outbox. Signals set flags that the loop reads between chunks: SIGTERM/SIGINT stop, SIGHUP reloads.
@@ -11,36 +15,46 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
 
 from edge import logs
+from edge.alerts import AlertGate
 from edge.budget import BudgetGuard, ladder
+from edge.clip_store import ClipStore
+from edge.clips import ClipOptions, ClipRecorder
 from edge.ensemble import Ensemble, load_ensemble
 from edge.health import Health
 from edge.latency import Latencies
 from edge.member import MemberOptions
+from edge.names import CommonNames, localise
 from edge.notify import Notifier
 from edge.outbox import Outbox
-from edge.records import alert_record, event_record, record_key
+from edge.range_model import RangeModel
+from edge.records import event_record, record_key
 from edge.settings import Settings, SettingsError, load_settings
 from edge.sinks.daily import DailyFiles
 from edge.sinks.mqtt import MqttPublisher
 from edge.sinks.outputs import Outputs
+from edge.screen import Screen
 from edge.smoother import Smoother
 from edge.sources.files import ReplayConfig, ReplaySource
 from edge.sources.folder import FolderConfig, FolderSource
 from edge.sources.microphone import Microphone, MicrophoneConfig
+from edge.species import SpeciesFilter, SpeciesListError
+from edge.speech import SpeechDetector, SpeechModel
 from edge.stages import Stages
 from edge.state import RecordingState
-from edge.types import AudioChunk, Event, LiveSource
+from edge.types import AudioChunk, Event, Label, LiveSource
 from edge.windower import WindowSpec, Windower
 
 log = structlog.get_logger(__name__)
 
-# Sections SIGHUP applies at once; a change anywhere else is logged as needing a restart.
-RELOADABLE = ("smoothing", "health", "log_level")
+# Sections SIGHUP applies at once (the species lists and thresholds file are read again even when the
+# configuration is unchanged); a change anywhere else is logged as needing a restart.
+RELOADABLE = ("smoothing", "health", "log_level", "species", "alerts")
 
 
 def build_source(settings: Settings, state: RecordingState) -> LiveSource:
@@ -59,7 +73,31 @@ def build_ensemble(settings: Settings, stages: Stages) -> Ensemble:
     options = MemberOptions(crop_stride=model.crop_stride, sensitivity=model.sensitivity,
                             intra_op_threads=model.threads, inter_op_threads=model.inter_op_threads)
     specs = [member.spec() for member in model.members]
-    return load_ensemble(model.models_dir, specs, window_spec(settings), options, stages)
+    ensemble = load_ensemble(model.models_dir, specs, window_spec(settings), options, stages)
+    if settings.language != "en":
+        names = CommonNames.load(model.models_dir, settings.language)
+        ensemble.taxonomy = replace(ensemble.taxonomy, labels=localise(ensemble.taxonomy.labels, names))
+    return ensemble
+
+
+def build_species(settings: Settings, labels: tuple[Label, ...], alerts: AlertGate) -> SpeciesFilter:
+    options = settings.species.options()
+    range_model = RangeModel.load(settings.model.models_dir) if options.located else None
+    return SpeciesFilter(options, labels, range_model, exempt=alerts.indices)
+
+
+def build_screen(settings: Settings, labels: tuple[Label, ...], speech: SpeechDetector | None) -> Screen:
+    alerts = AlertGate(settings.alerts.options(), labels, settings.box_id)
+    return Screen(alerts, build_species(settings, labels, alerts), speech, settings.privacy.suppress_detections)
+
+
+def build_clips(settings: Settings, speech: SpeechDetector | None) -> ClipRecorder | None:
+    c = settings.clips
+    if not c.enabled:
+        return None
+    store = ClipStore(settings.clips_dir, c.max_age_days, c.max_megabytes, c.min_free_percent)
+    options = ClipOptions(settings.clips_dir, c.pre_roll, c.post_roll, c.max_seconds)
+    return ClipRecorder(options, store, veto=lambda stream, start, end: speech.speech_between(stream, start, end) > 0)
 
 
 def build_guard(settings: Settings, ensemble: Ensemble, live: bool) -> BudgetGuard:
@@ -99,7 +137,11 @@ class Daemon:
         began = time.monotonic()
         self.ensemble = build_ensemble(s, self.stages)
         self.windower = Windower(window_spec(s), self.ensemble.sample_rates)
-        self.smoother = Smoother(s.smoothing.options())
+        self.speech = (SpeechDetector(SpeechModel.load(s.model.models_dir), s.privacy.options())
+                       if s.privacy.speech_detector else None)
+        self.screen = build_screen(s, self.ensemble.taxonomy.labels, self.speech)
+        self.clips = build_clips(s, self.speech)
+        self.smoother = Smoother(s.smoothing.options(), self.screen.species.thresholds)
         self.outputs = build_outputs(s)
         self.outputs.start()
         self.state = RecordingState(s.state_path)
@@ -126,23 +168,33 @@ class Daemon:
             chunks.close()  # a failed output leaves the recording in flight to the next start, uncounted
         log.info("loop_ended", stop_requested=self.stop_requested.is_set(),
                  audio_seconds=round(self.health.audio_seconds, 1), events=self.health.events)
+        self.publish_health()  # the last word: totals (alerts, speech, clips) up to the stop
 
     def stop(self) -> None:
         """Stop the source's threads and close what is open, in reverse order of `start`."""
         self.notifier.stopping()
         self.source.stop()
+        if self.clips is not None:
+            self.clips.close()
         self.state.close()
         self.outputs.stop()
         log.info("daemon_stopped")
 
     def _analyse(self, chunk: AudioChunk) -> None:
         load = self.guard.load
+        if self.speech is not None:
+            with self.stages.measure("speech"):
+                self.speech.push(chunk)
+        if self.clips is not None:
+            self.clips.push(chunk)
         with self.stages.measure("windows"):
             windows = [w for w in self.windower.push(chunk) if w.index % load.hop_factor == 0]
         self.health.audio_seconds += chunk.seconds
         first = self.health.windows == 0 and windows
         self.health.windows += len(windows)
         for scores in self.ensemble.score(windows, active=load.active, tta=load.tta):
+            alerts, scores = self.screen.screen(scores)
+            self._publish_alerts(alerts)
             self._publish_events(self.smoother.update(scores))
         if first:  # cold start: from the process's start to its first scored window
             log.info("first_result", seconds=round(time.time() - self.health.process.create_time(), 2))
@@ -162,20 +214,33 @@ class Daemon:
             with self.stages.measure("publish", items=len(events)):
                 self._publish(events)
 
+    def _publish_alerts(self, alerts: list[dict]) -> None:
+        for alert in alerts:
+            with self.stages.measure("publish", items=1):
+                self.outputs.publish("alerts", alert, record_key(alert))
+            log.warning("alert", alert_class=alert["alert_class"], confidence=alert["confidence"],
+                        source=alert["source"], start_s=alert["start_s"], start_utc=alert["start_utc"],
+                        held_back=alert["held_back"], id=alert["id"])
+
     def _publish(self, events: list[Event]) -> None:
         for event in events:
-            record = event_record(event, self.settings.box_id)
+            clip = self._clip(event)
+            record = event_record(event, self.settings.box_id, clip)
             self.outputs.publish("events", record, record_key(record))
-            if self.settings.alerts.matches(event.label.scientific_name, event.label.common_name,
-                                            event.label.label):
-                alert = alert_record(record)
-                self.outputs.publish("alerts", alert, record_key(alert))
-                log.warning("alert", kind=event.kind, species=event.label.scientific_name,
-                            confidence=record["confidence"], id=event.id)
             self.health.events += 1
             log.info("detection_event", kind=event.kind, species=event.label.scientific_name,
                      confidence=record["confidence"], source=event.stream.id, start_s=record["start_s"],
                      id=event.id)
+
+    def _clip(self, event: Event) -> str | None:
+        """The clip of the event, once written (its end, or earlier for an event longer than a clip)."""
+        if self.clips is None:
+            return None
+        if event.kind == "start":
+            self.clips.begin(event)
+        elif event.kind == "end":
+            self.clips.finish(event)
+        return self.clips.path_of(event.id)
 
     def _tick(self) -> None:
         self.notifier.watchdog()
@@ -187,8 +252,12 @@ class Daemon:
             self.publish_health()
 
     def publish_health(self) -> None:
+        if self.clips is not None:
+            self.clips.store.prune()
+        clips = {} if self.clips is None else self.clips.stats()
         extra = {"suppressed_by_cooldown": self.smoother.suppressed, **self.outputs.stats(), **self.guard.stats(),
-                 **self.latencies.summary(), "member_ms_per_crop": self._member_costs()}
+                 **self.latencies.summary(), "member_ms_per_crop": self._member_costs(), **self.screen.stats(),
+                 **clips}
         record = self.outputs.publish("health", self.health.record(self.source.stats(), extra))
         fields = {k: v for k, v in record.items() if k not in ("schema", "box")}
         if record["disk_free_percent"] < self.settings.health.min_free_percent:
@@ -221,9 +290,20 @@ class Daemon:
             log.error("reload_failed", error=str(error))
             self.notifier.ready()
             return
+        try:
+            screen = build_screen(new, self.ensemble.taxonomy.labels, self.speech)
+        except (SpeciesListError, ValueError, OSError) as error:
+            log.error("reload_failed", error=str(error))
+            self.notifier.ready()
+            return
         old = self.settings
         changed = [name for name in Settings.model_fields if getattr(new, name) != getattr(old, name)]
         self.smoother.options = new.smoothing.options()
+        self.smoother.thresholds = screen.species.thresholds
+        screen.alerts.carry_over(self.screen.alerts)
+        screen.windows_with_speech = self.screen.windows_with_speech
+        screen.windows_suppressed = self.screen.windows_suppressed
+        self.screen = screen
         logs.configure(json=True, level=new.log_level, stream=sys.stdout)
         self.settings = old.model_copy(update={name: getattr(new, name) for name in RELOADABLE})
         needs_restart = [name for name in changed if name not in RELOADABLE]

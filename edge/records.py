@@ -55,21 +55,19 @@ def to_record(detection: Detection) -> dict:
 
 
 EVENT_SCHEMA = "edge.event/1"
-ALERT_SCHEMA = "edge.alert/1"
+# An alert is one window of a threat class (edge.alerts); /1 was a copy of the event record.
+ALERT_SCHEMA = "edge.alert/2"
 # As published: the outputs add the box's sequence number to every record.
-EVENT_FIELDS = ("schema", "id", "kind", "box", *FIELDS[1:], "seq")
+# `clip` (added within /1: consumers ignore fields they do not know) is the event's audio clip, relative to the
+# box's clip folder, once written; null before, and when clips are off or the clip was refused.
+EVENT_FIELDS = ("schema", "id", "kind", "box", *FIELDS[1:], "clip", "seq")
 
 
-def event_record(event: Event, box: str) -> dict:
+def event_record(event: Event, box: str, clip: str | None = None) -> dict:
     """A detection event as published: its `id` is shared by the start, updates and end of one event."""
     e = event
     return {"schema": EVENT_SCHEMA, "id": e.id, "kind": e.kind, "box": box,
-            **observation(e, e.label, e.confidence, e.model, e.model_version)}
-
-
-def alert_record(record: dict) -> dict:
-    """An event of a class configured as a threat, for the alerts topic: the event's fields, its own schema."""
-    return {**record, "schema": ALERT_SCHEMA}
+            **observation(e, e.label, e.confidence, e.model, e.model_version), "clip": clip}
 
 
 def record_key(record: dict) -> str:

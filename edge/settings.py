@@ -16,6 +16,7 @@ import pydantic_settings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from edge.alerts import AlertClass, AlertOptions
 from edge.budget import SHED_ORDER, BudgetOptions, Lever
 from edge.ensemble import MemberSpec
 from edge.manifest import default_models_dir
@@ -23,6 +24,8 @@ from edge.outbox import WhenFull
 from edge.sinks.mqtt import MqttConfig
 from edge.sinks.outputs import FilesWhen
 from edge.smoother import SmootherOptions
+from edge.species import SpeciesOptions
+from edge.speech import SpeechOptions
 from edge.sources.files import ReplayConfig
 from edge.sources.folder import FolderConfig
 from edge.sources.microphone import MicrophoneConfig
@@ -133,14 +136,80 @@ class OutboxSettings(Section):
                                    "record, drop_newest refuses new ones. Each drop is logged and counted.")
 
 
-class AlertSettings(Section):
-    classes: list[str] = Field(
-        ["Gun", "Power tools", "Engine", "Siren", "Fireworks"],
-        description="Classes (scientific name, common name or label) whose events also go to the alerts topic.")
+class AlertClassSettings(Section):
+    name: str = Field(description="Class: scientific name, common name or label of a model's class.")
+    threshold: float | None = Field(None, ge=0, le=1, description="Score of one window that alerts "
+                                                                  "(default: the section's threshold).")
 
-    def matches(self, *names: str) -> bool:
-        wanted = {c.casefold() for c in self.classes}
-        return any(name.casefold() in wanted for name in names)
+
+class AlertSettings(Section):
+    classes: list[AlertClassSettings] = Field(
+        [AlertClassSettings(name=n) for n in ("Gun", "Power tools", "Engine", "Siren", "Fireworks")],
+        description="Threat classes alerted from a single window: names, or tables with name and threshold.")
+    threshold: float = Field(0.5, ge=0, le=1, description="Window score that alerts, for classes without "
+                                                          "their own.")
+    min_interval: float = Field(60.0, ge=0, description="Seconds of audio after an alert before its class "
+                                                        "alerts again (windows held back are counted).")
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def names_are_classes(cls, value):
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    def options(self) -> AlertOptions:
+        classes = tuple(AlertClass(c.name, self.threshold if c.threshold is None else c.threshold)
+                        for c in self.classes)
+        return AlertOptions(classes=classes, min_interval=self.min_interval)
+
+
+class SpeciesSettings(Section):
+    latitude: float | None = Field(None, ge=-90, le=90, description="The box's latitude, degrees north: with "
+                                                                    "longitude, turns the range filter on.")
+    longitude: float | None = Field(None, ge=-180, le=180, description="The box's longitude, degrees east.")
+    range_threshold: float = Field(0.03, ge=0, le=1, description="Species expected below this occurrence at "
+                                                                 "the location and week are dropped.")
+    include: list[str] = Field([], description="Species always reported, whatever the range filter says.")
+    exclude: list[str] = Field([], description="Species never reported (wins over include).")
+    thresholds_file: Path | None = Field(None, description="File of 'Scientific name,threshold' lines: the "
+                                                           "smoothed score that starts an event of that species.")
+
+    @model_validator(mode="after")
+    def both_or_neither(self) -> SpeciesSettings:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("latitude and longitude go together: set both for the range filter, or neither")
+        return self
+
+    def options(self) -> SpeciesOptions:
+        return SpeciesOptions(latitude=self.latitude, longitude=self.longitude,
+                              range_threshold=self.range_threshold, include=tuple(self.include),
+                              exclude=tuple(self.exclude), thresholds_file=self.thresholds_file)
+
+
+class PrivacySettings(Section):
+    speech_detector: bool = Field(True, description="Run the speech detector: speech is counted (never "
+                                                    "recorded) and audio with speech is never saved as a clip.")
+    threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability of a 32 ms frame that counts "
+                                                          "as speech.")
+    suppress_detections: bool = Field(False, description="Drop the scores of windows that overlap speech: "
+                                                         "no detection event comes from them (alerts still do).")
+
+    def options(self) -> SpeechOptions:
+        return SpeechOptions(threshold=self.threshold)
+
+
+class ClipSettings(Section):
+    enabled: bool = Field(False, description="Save a FLAC clip of each detection event (never of speech).")
+    directory: Path | None = Field(None, description="Folder of the clips (default: <data_dir>/clips).")
+    pre_roll: float = Field(3.0, ge=0, le=60, description="Seconds before the event's start.")
+    post_roll: float = Field(3.0, ge=0, le=60, description="Seconds after its end.")
+    max_seconds: float = Field(30.0, gt=0, le=600, description="Longest clip from the event's start, seconds.")
+    max_age_days: float = Field(30.0, gt=0, description="Clips older than this are deleted.")
+    max_megabytes: float = Field(2048.0, gt=0, description="The clip folder is kept under this size, oldest "
+                                                           "clips deleted first.")
+    min_free_percent: float = Field(10.0, ge=0, lt=100, description="Oldest clips are deleted while the "
+                                                                    "disk has less free space than this.")
 
 
 class HealthSettings(Section):
@@ -169,11 +238,27 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     alerts: AlertSettings = AlertSettings()
     budget: BudgetSettings = BudgetSettings()
+    species: SpeciesSettings = SpeciesSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    clips: ClipSettings = ClipSettings()
+    language: str = Field("en", description="Language of common names: en (the models' own) or one of "
+                                            "`edge species --languages`, e.g. pt_BR, es, fr.")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
                                    file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls), file_secret_settings
+
+    @model_validator(mode="after")
+    def clips_need_speech_detector(self) -> Settings:
+        if self.clips.enabled and not self.privacy.speech_detector:
+            raise ValueError("clips.enabled needs privacy.speech_detector: audio is only saved once it is "
+                             "known to hold no speech")
+        return self
+
+    @property
+    def clips_dir(self) -> Path:
+        return self.clips.directory or self.data_dir / "clips"
 
     @property
     def state_path(self) -> Path:

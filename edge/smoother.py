@@ -73,10 +73,23 @@ class _StreamState:
 
 
 class Smoother:
-    def __init__(self, options: SmootherOptions = SmootherOptions()):
+    """`thresholds` (optional, per class of the taxonomy, NaN for the default) replaces `on` for a class: a
+    species with its own threshold also keeps going at min(off, its threshold) and starts at once only from
+    max(instant, its threshold)."""
+
+    def __init__(self, options: SmootherOptions = SmootherOptions(), thresholds: np.ndarray | None = None):
         self.options = options
+        self.thresholds = thresholds
         self._state: _StreamState | None = None
         self.suppressed = 0
+
+    def _limits(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """on, off and instant of each of `n` classes."""
+        o = self.options
+        on = np.full(n, o.on, dtype=np.float32)
+        if self.thresholds is not None:
+            on = np.where(np.isnan(self.thresholds), on, self.thresholds).astype(np.float32)
+        return on, np.minimum(on, o.off), np.maximum(on, o.instant)
 
     def update(self, scores: Scores) -> list:
         """Events caused by one more window of scores (of the current stream, or of a new one)."""
@@ -130,27 +143,31 @@ class Smoother:
         window = scores.window
         raw = scores.probabilities
         events = []
-        candidates = set(np.flatnonzero((smoothed >= o.off) | (raw >= o.instant)).tolist()) | set(state.tracks)
+        on, off, instant = self._limits(len(raw))
+        candidates = set(np.flatnonzero((smoothed >= off) | (raw >= instant)).tolist()) | set(state.tracks)
         for i in sorted(candidates):
-            events += self._step(i, float(raw[i]), float(smoothed[i]), scores)
+            limits = (float(on[i]), float(off[i]), float(instant[i]))
+            events += self._step(i, float(raw[i]), float(smoothed[i]), scores, limits)
         rate = window.stream.sample_rate
         for i, track in list(state.tracks.items()):
             if track.closed_at is not None and window.start - track.closed_at >= o.cooldown * rate:
                 del state.tracks[i]
         return events
 
-    def _step(self, i: int, raw: float, smoothed: float, scores: Scores) -> list:
+    def _step(self, i: int, raw: float, smoothed: float, scores: Scores,
+              limits: tuple[float, float, float]) -> list:
         o = self.options
+        on, off, instant = limits
         state = self._state
         window = scores.window
         rate = window.stream.sample_rate
-        confident = smoothed >= o.off or raw >= o.instant
+        confident = smoothed >= off or raw >= instant
         track = state.tracks.get(i)
         if track is not None and track.closed_at is not None:  # cooling down
-            self.suppressed += smoothed >= o.on or raw >= o.instant
+            self.suppressed += smoothed >= on or raw >= instant
             return []
         if track is None:
-            if not (smoothed >= o.on or raw >= o.instant):
+            if not (smoothed >= on or raw >= instant):
                 return []
             stream = window.stream
             key = f"{stream.id}|{stream.instance}|{scores.labels[i].scientific_name}|{window.start}"
@@ -161,11 +178,11 @@ class Smoother:
         if confident:
             track.end = window.end
             track.last_confident = window.end
-            track.confidence = max(track.confidence, raw if raw >= o.instant else smoothed)
+            track.confidence = max(track.confidence, raw if raw >= instant else smoothed)
         events = []
         if not track.started:
             long_enough = track.end - track.start >= o.min_duration * rate
-            if long_enough or raw >= o.instant:
+            if long_enough or raw >= instant:
                 track.started = True
                 track.reported_end, track.reported_confidence = track.end, track.confidence
                 events.append(self._event("start", track, scores))

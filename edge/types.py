@@ -100,6 +100,21 @@ class Label:
     common_name: str
     label: str
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name a user may give it in a configuration: scientific, common (translated when the common
+        names are), the model's label, and the label's own common name ("Sci name_Common name")."""
+        return (self.scientific_name, self.common_name, self.label, self.label.partition("_")[2] or self.label)
+
+
+def index_by_name(labels: tuple[Label, ...]) -> dict[str, int]:
+    """Casefolded names (Label.names) to the index of the first label carrying them."""
+    index: dict[str, int] = {}
+    for i, label in enumerate(labels):
+        for name in label.names:
+            index.setdefault(name.casefold(), i)
+    return index
+
 
 @dataclass(frozen=True)
 class Scores:

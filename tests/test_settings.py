@@ -30,7 +30,8 @@ def test_example_configuration_is_valid_and_documents_every_option():
     settings = load_settings(EXAMPLE)
     assert settings.source.type == "folder" and settings.model.names == ["birdnet-v2.4"]
     text = EXAMPLE.read_text()
-    for section in ("model", "window", "smoothing", "output", "health", "outbox", "alerts", "budget"):
+    for section in ("model", "window", "smoothing", "output", "health", "outbox", "alerts", "budget",
+                    "species", "privacy", "clips"):
         for option in type(getattr(settings, section)).model_fields:
             assert f"{option} =" in text, f"[{section}] {option} is not in the example"
     for option in MqttConfig.model_fields:

@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import paho.mqtt.client as paho
+import soundfile
 
 from broker import Mosquitto, OldBroker, Subscriber
 from certificates import make_certificates
@@ -302,29 +303,59 @@ def test_live_events_do_not_wait_behind_a_long_backlog(data, tmp_path):
     assert seqs[-1] >= count + len(read_records(tmp_path / "data" / "records"))
 
 
+def edge_replay_scores(path, class_name) -> list[tuple[float, float]]:
+    """(window start, score) of one class in each window of a recording, as `edge replay` reports them."""
+    from edge.ensemble import MemberSpec, load_ensemble
+    from edge.manifest import default_models_dir
+    from edge.member import MemberOptions
+    from edge.types import AudioChunk, Stream
+    from edge.windower import WindowSpec, Windower
+    ensemble = load_ensemble(default_models_dir(), [MemberSpec("birdnet-v2.4")], WindowSpec(), MemberOptions())
+    column = [label.scientific_name for label in ensemble.taxonomy.labels].index(class_name)
+    samples, rate = soundfile.read(path, dtype="float32")
+    windows = Windower(WindowSpec(), ensemble.sample_rates).push(AudioChunk(Stream("x", rate), 0, samples, True))
+    return [(s.window.start_seconds, float(s.probabilities[column])) for s in ensemble.score(windows)]
+
+
 def readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
     return [line.split("  #")[0].strip() for line in text.splitlines() if line.startswith("mosquitto_sub ")]
 
 
 def test_alerts_reach_their_topic_and_the_readme_commands_show_them(data, tmp_path):
-    """A species configured as a threat goes to the alerts topic; the README's commands, typed as shown
-    (with the test broker's address), print a box's status, its records and its alerts."""
+    """A threat class heard in a real recording (hand claps, which BirdNET scores as "Power tools" and
+    "Fireworks") goes to the alerts topic from the window that heard it, once per class and interval, with its
+    confidence and time; the health record sums the alerts up. The README's commands, typed as shown (with the
+    test broker's address), print a box's status, its records and its alerts."""
     broker = Mosquitto(tmp_path / "broker").start()
     station = Station(broker, tmp_path)
+    classes = [{"name": "Power tools", "threshold": 0.3}, {"name": "Fireworks", "threshold": 0.15}, "Gun"]
     config = write_config(tmp_path / "edge.toml", tmp_path / "data",
-                          {"type": "replay", "paths": [str(data / "maad_spinetail.wav")]},
-                          mqtt=mqtt_table(broker), alerts={"classes": ["Red-faced Spinetail"]}, box_id="wetland-03")
+                          {"type": "replay", "paths": [str(data / "perch_clap.wav")]},
+                          mqtt=mqtt_table(broker), alerts={"classes": classes, "min_interval": 60},
+                          box_id="wetland-03")
     daemon = DaemonProcess(config)
     assert daemon.wait_exit() == 0
     daemon.close()
-    events = read_records(tmp_path / "data" / "records")
-    spinetail = [e for e in events if e["common_name"] == "Red-faced Spinetail"]
-    station.wait_for({("alerts", *key(e)) for e in spinetail} | expected_keys(tmp_path / "data" / "records"))
+    records = tmp_path / "data" / "records"
+    sent = read_records(records, "alerts")
+    assert sorted(a["alert_class"] for a in sent) == ["Fireworks", "Power tools"]
+    station.wait_for({("alerts", *key(a)) for a in sent} | expected_keys(records))
     station.close()
     alerts = station.records("alerts")
-    assert {a["schema"] for a in alerts} == {"edge.alert/1"} and len(alerts) == len(spinetail) > 0
-    assert {a["seq"] for a in alerts}.isdisjoint(e["seq"] for e in events), "an alert has a seq of its own"
+    assert {a["schema"] for a in alerts} == {"edge.alert/2"} and {a["kind"] for a in alerts} == {"alert"}
+    for alert in alerts:
+        assert alert["confidence"] >= alert["threshold"] and 0 < alert["end_s"] - alert["start_s"] <= 5.0
+        assert alert["box"] == "wetland-03" and alert["detected_utc"]
+    assert {a["seq"] for a in alerts}.isdisjoint(e["seq"] for e in read_records(records)), \
+        "an alert has a seq of its own"
+    # The first window over the threshold alerts: no smoothing delay, no waiting for a second window.
+    power = next(a for a in alerts if a["alert_class"] == "Power tools")
+    window_scores = edge_replay_scores(data / "perch_clap.wav", "Power tools")
+    assert power["start_s"] == min(start for start, score in window_scores if score >= 0.3)
+    summary = read_records(records, "health")[-1]["alerts"]
+    assert summary["Power tools"]["sent"] == 1 and summary["Gun"]["sent"] == 0
+    assert summary["Power tools"]["held_back"] == sum(score >= 0.3 for _, score in window_scores) - 1
 
     commands = readme_commands()
     assert len(commands) == 3

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from edge.mqtt import KINDS
 
-EVENT_KINDS = ("start", "update", "end")
+EVENT_KINDS = ("start", "update", "end", "alert")  # an alert is one window: edge.alerts
 STATES = ("online", "offline", "stopped")
 
 

@@ -61,7 +61,7 @@ SELECT box, event_id, max(kind = 'alerts'),
     {", ".join(f"max({field(name)})" for name in
                ("scientific_name", "common_name", "label", "source", "model", "model_version"))},
     min({field("start_s")}), min({field("start_utc")}), max({field("end_s")}), max({field("end_utc")}),
-    max({field("confidence")}), CASE WHEN max({field("kind")} = 'end') THEN 'ended' ELSE 'open' END,
+    max({field("confidence")}), CASE WHEN max({field("kind")} IN ('end', 'alert')) THEN 'ended' ELSE 'open' END,
     min(seq), count(*), min(received_utc), max(received_utc)
 FROM records WHERE box = ? AND event_id = ? GROUP BY box, event_id
 """

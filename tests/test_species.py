@@ -1,0 +1,140 @@
+"""The species filter on real recordings: BirdNET's range model, include/exclude lists and per-species
+thresholds, reloaded by SIGHUP; `edge species`."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from datetime import date
+
+import numpy as np
+import pytest
+
+from conftest import MODELS, edge_cli
+from daemon_process import DaemonProcess, read_records, write_config
+from edge.manifest import find
+from edge.range_model import RangeModel
+from edge.species import SpeciesFilter, SpeciesListError, SpeciesOptions, read_thresholds
+from test_daemon import FAST_FOLDER
+
+SPINETAIL = "Cranioleuca erythrops"  # Red-faced Spinetail: the bird of maad_spinetail.wav, recorded in Colombia
+ROBIN = "Erithacus rubecula"  # European Robin
+COLOMBIA = (5.0, -75.5)  # the Central Andes, Caldas: occurrence 0.10-0.15 through the year
+GERMANY = (50.1, 8.7)  # Frankfurt
+LABELS = find(MODELS, "birdnet-v2.4").labels()
+COLUMN = {label.scientific_name: i for i, label in enumerate(LABELS)}
+
+
+@pytest.fixture(scope="module")
+def range_model():
+    return RangeModel.load(MODELS)
+
+
+def allowed(range_model, place, day=date(2024, 6, 10), **options) -> set[str]:
+    species = SpeciesFilter(SpeciesOptions(*place, **options), LABELS, range_model)
+    mask = species.allowed_on(day)
+    return {LABELS[i].scientific_name for i in np.flatnonzero(mask)}
+
+
+def test_range_filter_keeps_a_species_in_its_range_and_drops_it_outside(range_model):
+    in_colombia, in_germany = allowed(range_model, COLOMBIA), allowed(range_model, GERMANY)
+    assert SPINETAIL in in_colombia and SPINETAIL not in in_germany
+    assert ROBIN in in_germany and ROBIN not in in_colombia
+    # not species: never range-filtered
+    assert {"Engine", "Gun", "Human vocal"} <= in_germany & in_colombia
+    assert 100 < len(in_germany) < len(in_colombia) < 1000
+
+
+def test_lists_and_the_range_threshold(range_model):
+    assert SPINETAIL in allowed(range_model, GERMANY, include=("Red-faced Spinetail",))
+    assert SPINETAIL not in allowed(range_model, COLOMBIA, exclude=(SPINETAIL,))
+    assert SPINETAIL not in allowed(range_model, COLOMBIA, include=(SPINETAIL,), exclude=(SPINETAIL,))
+    assert len(allowed(range_model, GERMANY, range_threshold=0.3)) < len(allowed(range_model, GERMANY))
+
+
+def test_season_moves_migrants(range_model):
+    """A Barn Swallow is in Germany in June and in southern Africa in January."""
+    swallow = "Hirundo rustica"
+    assert swallow in allowed(range_model, GERMANY, date(2024, 6, 10))
+    assert swallow not in allowed(range_model, GERMANY, date(2024, 1, 10))
+
+
+def test_thresholds_file_is_checked_line_by_line(tmp_path):
+    path = tmp_path / "thresholds.csv"
+    path.write_text("# species,threshold\nTurdus merula, 0.8\nStrix aluco,0.2  # owls are rare\n")
+    assert read_thresholds(path) == {"Turdus merula": 0.8, "Strix aluco": 0.2}
+    path.write_text("Turdus merula,0.8\nStrix aluco;0.2\n")
+    with pytest.raises(SpeciesListError, match=r"thresholds.csv:2: expected"):
+        read_thresholds(path)
+
+
+def spinetail_events(records_dir) -> list[dict]:
+    return [e for e in read_records(records_dir) if e["scientific_name"] == SPINETAIL]
+
+
+def test_daemon_filters_a_real_recording_and_sighup_reloads_lists_and_thresholds(data, tmp_path):
+    """In Germany the spinetail of a Colombian recording is dropped; put on the include list and reloaded
+    with SIGHUP it is reported; a thresholds file above its confidence silences it again, after another SIGHUP
+    re-reads the file."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    thresholds = tmp_path / "thresholds.csv"
+    thresholds.write_text("")
+    source = {"type": "folder", "path": str(inbox), **FAST_FOLDER}
+
+    def configure(**species):
+        write_config(tmp_path / "edge.toml", tmp_path / "data", source,
+                     species={"latitude": GERMANY[0], "longitude": GERMANY[1], "thresholds_file": str(thresholds),
+                              **species})
+
+    configure()
+    records = tmp_path / "data" / "records"
+    daemon = DaemonProcess(tmp_path / "edge.toml")
+    try:
+        daemon.wait_notification("READY=1")
+        shutil.copy(data / "maad_spinetail.wav", inbox / "a.wav")
+        daemon.wait_log("recording_done", file="a.wav", timeout=120)
+        assert daemon.wait_log("species_list_updated")["latitude"] == GERMANY[0]
+        assert spinetail_events(records) == []
+
+        configure(include=[SPINETAIL])
+        daemon.process.send_signal(signal.SIGHUP)
+        assert daemon.wait_log("config_reloaded", timeout=20)["applied"] == ["species"]
+        shutil.copy(data / "maad_spinetail.wav", inbox / "b.wav")
+        daemon.wait_log("recording_done", file="b.wav", timeout=120)
+        found = spinetail_events(records)
+        assert found and {e["source"] for e in found} == {"b.wav"}
+        best = max(e["confidence"] for e in found)
+
+        thresholds.write_text(f"{SPINETAIL},{min(1.0, best + 0.02):.2f}\n")
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_log("config_reloaded", timeout=20)
+        shutil.copy(data / "maad_spinetail.wav", inbox / "c.wav")
+        daemon.wait_log("recording_done", file="c.wav", timeout=120)
+        assert {e["source"] for e in spinetail_events(records)} == {"b.wav"}
+        code, _ = daemon.terminate()
+    finally:
+        daemon.close()
+    assert code == 0
+
+
+def test_daemon_keeps_the_species_in_its_range(data, tmp_path):
+    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
+                          {"type": "replay", "paths": [str(data / "maad_spinetail.wav")]},
+                          species={"latitude": COLOMBIA[0], "longitude": COLOMBIA[1]})
+    daemon = DaemonProcess(config)
+    assert daemon.wait_exit() == 0
+    daemon.close()
+    assert {e["kind"] for e in spinetail_events(tmp_path / "data" / "records")} == {"start", "end"}
+
+
+def test_species_command_prints_the_expected_list():
+    colombia = edge_cli("species", "--lat", str(COLOMBIA[0]), "--lon", str(COLOMBIA[1]), "--date",
+                          "2024-06-10")
+    assert SPINETAIL in colombia.stdout and "week 22 of 48" in colombia.stdout
+    germany = edge_cli("species", "--lat", str(GERMANY[0]), "--lon", str(GERMANY[1]), "--date", "2024-06-10",
+                       "--language", "de")
+    assert SPINETAIL not in germany.stdout and ROBIN in germany.stdout and "Rotkehlchen" in germany.stdout
+    assert "pt_BR" in edge_cli("species", "--languages").stdout
+    wrong = edge_cli("species", "--lat", "10", "--lon", "10", "--language", "klingon", check=False)
+    assert wrong.returncode != 0 and "pt_BR" in wrong.stderr
