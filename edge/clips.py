@@ -121,6 +121,15 @@ class _Ring:
         self.pushed = start + len(samples)
         self.first = max(self.first, self.pushed - capacity)
 
+    def make_room(self, capacity: int) -> None:
+        """Hold at least `capacity` samples from now on, keeping what is held."""
+        if capacity > len(self.buffer):
+            held = self.read(self.first, self.pushed)
+            self.buffer = np.zeros(capacity, np.int16)
+            self.pushed = self.first
+            if len(held):
+                self.append(self.first, held)
+
     def read(self, start: int, end: int) -> np.ndarray:
         """Samples [start, end), which must be held."""
         capacity = len(self.buffer)
@@ -181,13 +190,23 @@ class ClipRecorder:
             self.close()
             rate = chunk.stream.sample_rate
             ring = self._ring = _Ring(chunk.stream, int(self.options.ring_seconds * rate), chunk.start)
+        # room for a whole chunk more: clips that reach their length cap are written after the chunk's events
+        # (write_ready), and must still be held then
+        ring.make_room(int(self.options.ring_seconds * chunk.stream.sample_rate) + len(chunk.samples))
         step = max(1, int(STEP_SECONDS * chunk.stream.sample_rate))
         for offset in range(0, len(chunk.samples), step):
             ring.append(chunk.start + offset, to_pcm16(chunk.samples[offset:offset + step]))
-            self._write_ready()
+            self._write_ready(capped=False)
         if chunk.last:
             ring.ended = True
-            self._write_ready()
+            self._write_ready(capped=False)
+
+    def write_ready(self) -> None:
+        """After the events of the last chunk: write the clips whose length cap the audio has passed too. A
+        cap is only judged here, so that an event whose end the chunk's windows revealed is cut at its end,
+        not at its cap, however long the chunks are."""
+        if self._ring is not None:
+            self._write_ready(capped=True)
 
     def observe(self, event: Event) -> str | None:
         """One event of the smoother, of any kind; the clip's relative path when it is written, else None."""
@@ -241,12 +260,14 @@ class ClipRecorder:
         return {**self.store.stats(), "clips_refused_speech": self.refused_speech, "clips_unjudged": self.unjudged,
                 "clips_truncated": self.truncated, "clips_pending": len(self._captures)}
 
-    def _write_ready(self) -> None:
-        """Write the clips whose end (or cap, for an event still going) and veto delay the audio has passed;
-        at the stream's end, those whose end is known."""
+    def _write_ready(self, capped: bool = True) -> None:
+        """Write the clips whose end (or cap, for an event still going, when `capped`) and veto delay the
+        audio has passed; at the stream's end, those whose end is known."""
         ring = self._ring
         delay = round(self.options.veto_delay * ring.stream.sample_rate)
         for capture in list(self._captures.values()):
+            if capture.end is None and not capped:
+                continue
             end = capture.cap if capture.end is None else capture.end
             if ring.pushed >= end + delay or (ring.ended and capture.end is not None):
                 self._write(capture, end)

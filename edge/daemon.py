@@ -3,8 +3,9 @@
 source ─AudioChunk─▶ windower ─Window─▶ ensemble ─Scores─▶ screen ─Scores─▶ smoother ─Event─▶ outputs
                                                                  └─alerts─▶ outputs   (daily files, outbox ─▶ MQTT)
 
-Every chunk also goes to the speech detector and, when clips are on, to the clip recorder's ring: a clip is
-cut from it once its event's end is known, unless it would hold speech.
+Every chunk also goes to the speech detector, then (when clips are on) to the clip recorder's ring, before
+its windows: a clip is cut from the ring once its event's end is known (or, after the chunk's events, once
+its length cap is passed), unless it would hold speech.
 
 The loop runs in the main thread; the source's own thread (folder watcher, audio callback) only hands it
 work, and the uplink's thread only reads the outbox. Signals set flags that the loop reads between chunks: SIGTERM/SIGINT stop, SIGHUP reloads.
@@ -200,6 +201,8 @@ class Daemon:
             log.info("first_result", seconds=round(time.time() - self.health.process.create_time(), 2))
         if chunk.last:
             self._publish_events(self.smoother.close())
+        if self.clips is not None:  # after the chunk's events: an end they revealed comes before the cap
+            self.clips.write_ready()
         self.latencies.record(chunk, windows, time.monotonic())
 
     def _account(self, chunk: AudioChunk) -> None:

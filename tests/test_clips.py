@@ -47,11 +47,13 @@ class Feed:
         while self.position < target:
             end = min(self.position + self.chunk, target)
             self.recorder.push(AudioChunk(self.stream, self.position, self.samples[self.position:end]))
+            self.recorder.write_ready()  # as the daemon does after each chunk's events
             self.position = end
 
     def end(self) -> None:
         self.to(len(self.samples) / RATE)
         self.recorder.push(AudioChunk(self.stream, self.position, np.zeros(0, np.float32), last=True))
+        self.recorder.write_ready()
 
 
 def recorder(directory: Path, veto=None, **options) -> ClipRecorder:
@@ -178,10 +180,10 @@ def test_a_start_reported_later_than_the_ring_holds_loses_only_the_beginning(tmp
     samples = noise(40)
     stream = Stream("rec.wav", RATE, STARTED)
     clips = recorder(tmp_path, max_seconds=10, report_delay=0)
-    feed = Feed(clips, stream, samples)
+    feed = Feed(clips, stream, samples, chunk=RATE)
     feed.to(30)
-    clips.begin(event("start", stream, 5, 30))  # the ring holds [12 s, 30 s): written at once, capped
-    np.testing.assert_allclose(read(tmp_path, clips.path_of(OWL_ID)), samples[12 * RATE:18 * RATE],
+    clips.begin(event("start", stream, 5, 30))  # the ring holds 18 s + a chunk, [11 s, 30 s): written, capped
+    np.testing.assert_allclose(read(tmp_path, clips.path_of(OWL_ID)), samples[11 * RATE:18 * RATE],
                                atol=HALF_STEP, rtol=0)
     assert clips.stats()["clips_truncated"] == 1
 
