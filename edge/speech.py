@@ -89,7 +89,9 @@ def read_manifest(directory: Path) -> SpeechManifest:
         manifest = SpeechManifest(directory, data["name"], str(data["version"]), data["file"], data["sha256"],
                                   int(inp["sample_rate"]), int(inp["frame"]), int(inp["context"]))
     except FileNotFoundError as error:
-        raise ModelError(f"{path}: no speech model manifest (run tools/import_vad.py)") from error
+        raise ModelError(f"{path}: no speech model manifest (the privacy gate needs the silero-vad directory "
+                         f"in the models folder: run tools/import_vad.py, or set [privacy] speech_detector = "
+                         f"false)") from error
     except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as error:
         raise ModelError(f"{path}: invalid manifest: {error!r}") from error
     if (manifest.sample_rate, manifest.frame, manifest.context) != (RATE, FRAME, CONTEXT):

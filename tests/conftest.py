@@ -26,11 +26,13 @@ def models_dir() -> Path:
 
 @pytest.fixture
 def models_with_birdclef(tmp_path, models_dir) -> Path:
-    """A models folder with BirdNET and a BirdCLEF-style log-mel member (tests/tiny_models.py)."""
+    """A models folder with BirdNET, a BirdCLEF-style log-mel member (tests/tiny_models.py) and the speech
+    detector the daemon runs by default."""
     from tiny_models import write_logmel_model
 
     folder = tmp_path / "models"
-    shutil.copytree(models_dir / "birdnet-v2.4", folder / "birdnet-v2.4")
+    for name in ("birdnet-v2.4", "silero-vad"):
+        shutil.copytree(models_dir / name, folder / name)
     write_logmel_model(folder)
     return folder
 
