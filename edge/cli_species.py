@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -52,11 +53,11 @@ def species_command(latitude, longitude, day, threshold, config_path, language, 
         click.echo("en (the models' own)\n" + "\n".join(available_languages(models_dir)))
         return
     if latitude is not None or longitude is not None:
-        options = SpeciesOptions(**{**options.__dict__, "latitude": latitude, "longitude": longitude})
+        options = replace(options, latitude=latitude, longitude=longitude)
     if not options.located:
         raise click.UsageError("give both --lat and --lon (or a --config with [species] latitude and longitude)")
     if threshold is not None:
-        options = SpeciesOptions(**{**options.__dict__, "range_threshold": threshold})
+        options = replace(options, range_threshold=threshold)
     day = day.date() if day else datetime.now(timezone.utc).date()
     try:
         labels = model_labels(models_dir, language or "en")

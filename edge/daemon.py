@@ -29,6 +29,7 @@ from edge.clips import ClipOptions, ClipRecorder
 from edge.ensemble import Ensemble, load_ensemble
 from edge.health import Health
 from edge.latency import Latencies
+from edge.manifest import ModelError
 from edge.member import MemberOptions
 from edge.names import CommonNames, localise
 from edge.notify import Notifier
@@ -81,9 +82,12 @@ def build_ensemble(settings: Settings, stages: Stages) -> Ensemble:
     return ensemble
 
 
-def build_species(settings: Settings, labels: tuple[Label, ...], alerts: AlertGate) -> SpeciesFilter:
+def build_species(settings: Settings, labels: tuple[Label, ...], alerts: AlertGate,
+                  range_model: RangeModel | None = None) -> SpeciesFilter:
+    """The species filter; `range_model`, when one is loaded already, is used rather than loaded again."""
     options = settings.species.options()
-    range_model = RangeModel.load(settings.model.models_dir) if options.located else None
+    if options.located and range_model is None:
+        range_model = RangeModel.load(settings.model.models_dir)
     return SpeciesFilter(options, labels, range_model, exempt=alerts.indices)
 
 
@@ -293,20 +297,20 @@ class Daemon:
             log.error("reload_failed", error=str(error))
             self.notifier.ready()
             return
-        try:
-            screen = build_screen(new, self.ensemble.taxonomy.labels, self.speech)
-        except (SpeciesListError, ValueError, OSError) as error:
+        old = self.settings
+        labels = self.ensemble.taxonomy.labels
+        try:  # the lists and the thresholds file are read again even when the configuration is unchanged
+            alerts = AlertGate(new.alerts.options(), labels, old.box_id)
+            species = build_species(new, labels, alerts, self.screen.species.range_model)
+        except (SpeciesListError, ModelError, ValueError, OSError) as error:
             log.error("reload_failed", error=str(error))
             self.notifier.ready()
             return
-        old = self.settings
         changed = [name for name in Settings.model_fields if getattr(new, name) != getattr(old, name)]
         self.smoother.options = new.smoothing.options()
-        self.smoother.thresholds = screen.species.thresholds
-        screen.alerts.carry_over(self.screen.alerts)
-        screen.windows_with_speech = self.screen.windows_with_speech
-        screen.windows_suppressed = self.screen.windows_suppressed
-        self.screen = screen
+        self.smoother.thresholds = species.thresholds
+        alerts.carry_over(self.screen.alerts)
+        self.screen.alerts, self.screen.species = alerts, species
         logs.configure(json=True, level=new.log_level, stream=sys.stdout)
         self.settings = old.model_copy(update={name: getattr(new, name) for name in RELOADABLE})
         needs_restart = [name for name in changed if name not in RELOADABLE]

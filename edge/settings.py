@@ -38,6 +38,13 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def names_are_tables(cls, value):
+    """A list of `["a", "b"]` is short for tables that give only the name: `[{name = "a"}, {name = "b"}]`."""
+    if isinstance(value, list):
+        return [{"name": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
 class MemberSettings(Section):
     name: str = Field(description="Model directory name.")
     weight: float = Field(1.0, gt=0, description="Weight in the blend (a weighted mean of probabilities).")
@@ -59,13 +66,7 @@ class ModelSettings(Section):
     sensitivity: float = Field(1.0, ge=0.5, le=1.5, description="BirdNET sensitivity: higher reports more.")
     crop_stride: float = Field(1.0, gt=0, description="Grid step of the crops of a model shorter than a window, s.")
 
-    @field_validator("members", mode="before")
-    @classmethod
-    def names_are_members(cls, value):
-        """`members = ["a", "b"]` is short for tables that give only the name."""
-        if isinstance(value, list):
-            return [{"name": v} if isinstance(v, str) else v for v in value]
-        return value
+    names_are_members = field_validator("members", mode="before")(names_are_tables)
 
     @property
     def names(self) -> list[str]:
@@ -151,12 +152,7 @@ class AlertSettings(Section):
     min_interval: float = Field(60.0, ge=0, description="Seconds of audio after an alert before its class "
                                                         "alerts again (windows held back are counted).")
 
-    @field_validator("classes", mode="before")
-    @classmethod
-    def names_are_classes(cls, value):
-        if isinstance(value, list):
-            return [{"name": v} if isinstance(v, str) else v for v in value]
-        return value
+    names_are_classes = field_validator("classes", mode="before")(names_are_tables)
 
     def options(self) -> AlertOptions:
         classes = tuple(AlertClass(c.name, self.threshold if c.threshold is None else c.threshold)

@@ -102,7 +102,8 @@ class SpeciesFilter:
         self.unfiltered = {i for i, label in enumerate(labels) if not is_species(label)} | set(exempt)
         self._range_columns = self._map_range_labels()
         self.week: int | None = None
-        self._allowed = self._mask(None)
+        self._occurrence: np.ndarray | None = None  # the range model's output for `week`
+        self._allowed = self._mask()
 
     def _map_range_labels(self) -> np.ndarray | None:
         """Index into the range model's outputs of each label; -1 for a class the range model lacks (kept)."""
@@ -111,14 +112,13 @@ class SpeciesFilter:
         position = {name: i for i, name in enumerate(self.range_model.labels)}
         return np.array([position.get(label.scientific_name, -1) for label in self.labels], dtype=np.int64)
 
-    def _mask(self, week: int | None) -> np.ndarray:
+    def _mask(self) -> np.ndarray:
         allowed = np.ones(len(self.labels), dtype=bool)
-        if self.range_model is not None and week is not None:
-            occurrence = self.range_model.occurrence(self.options.latitude, self.options.longitude, week)
+        if self._occurrence is not None:
             columns = self._range_columns
             known = columns >= 0
             expected = np.ones(len(self.labels), dtype=bool)
-            expected[known] = occurrence[columns[known]] >= self.options.range_threshold
+            expected[known] = self._occurrence[columns[known]] >= self.options.range_threshold
             expected[list(self.unfiltered)] = True
             allowed &= expected
         allowed[list(self.include)] = True
@@ -130,7 +130,8 @@ class SpeciesFilter:
         week = week_of(day)
         if self.range_model is not None and week != self.week:
             self.week = week
-            self._allowed = self._mask(week)
+            self._occurrence = self.range_model.occurrence(self.options.latitude, self.options.longitude, week)
+            self._allowed = self._mask()
             log.info("species_list_updated", week=week, day=day.isoformat(), allowed=int(self._allowed.sum()),
                      of=len(self.labels), latitude=self.options.latitude, longitude=self.options.longitude)
         return self._allowed
@@ -148,10 +149,9 @@ class SpeciesFilter:
         descending score: `edge species`."""
         allowed = self.allowed_on(day)
         scores: list[float | None] = [None] * len(self.labels)
-        if self.range_model is not None:
-            occurrence = self.range_model.occurrence(self.options.latitude, self.options.longitude, week_of(day))
+        if self._occurrence is not None:
             for i, column in enumerate(self._range_columns):
                 if column >= 0 and i not in self.unfiltered:
-                    scores[i] = float(occurrence[column])
+                    scores[i] = float(self._occurrence[column])
         rows = [(self.labels[i], scores[i]) for i in np.flatnonzero(allowed)]
         return sorted(rows, key=lambda row: (row[1] is None, -(row[1] or 0), row[0].scientific_name))
