@@ -18,6 +18,12 @@ SPINETAIL = DATA / "maad_spinetail.wav"
 # sensitive to where a song falls in its 3 s crop: over 60 random shifts of 0-2 s the spinetail scored 0.73-0.97
 # on the default 1 s crop grid. A 0.25 s grid puts a crop within 0.125 s of wherever replay put one.
 FINE_GRID = {"crop_stride": 0.25}
+# Even on that grid, species near the threshold come and go with the offset: Boissonneaua flavescens scored
+# 0.27-0.58 in single windows over eight offsets 1/32 s apart, and once reached 0.66 live. So replay covers the
+# offsets a live grid can fall on, each within 1/64 s, over the same noise floor, and starts events at half
+# the live threshold: a species heard live must be one the recording gives on some grid.
+GRID_OFFSETS = [k / 32 for k in range(8)]
+REPLAY_SMOOTHING = {"on": 0.25, "off": 0.2}
 
 
 def best_by_species(records, threshold):
@@ -27,12 +33,29 @@ def best_by_species(records, threshold):
     return {name: conf for name, conf in best.items() if conf >= threshold}
 
 
-def noise_floor(path, seconds=90.0, rate=48000):
+def hiss(samples: int, seed: int = 5) -> np.ndarray:
     """A microphone's self-noise (white, -60 dBFS): a real input is never digital zero, and BirdNET scores
     crops of pure zeros as birds (Tangara arthus 0.45)."""
-    rng = np.random.default_rng(5)
-    sf.write(str(path), (rng.standard_normal(int(seconds * rate)) * 1e-3).astype(np.float32), rate)
+    return (np.random.default_rng(seed).standard_normal(samples) * 1e-3).astype(np.float32)
+
+
+def noise_floor(path, seconds=90.0, rate=48000):
+    sf.write(str(path), hiss(int(seconds * rate)), rate)
     return path
+
+
+def shifted_copies(folder, offsets):
+    """The recording after 1 s + offset of the noise floor, with 3 s of it after the end, as the live test plays
+    it: replaying these puts the crop grid where a live stream may have put it."""
+    samples, rate = sf.read(str(SPINETAIL), dtype="float32")
+    folder.mkdir()
+    paths = []
+    for n, offset in enumerate(offsets):
+        lead = round((1.0 + offset) * rate)
+        padded = np.concatenate([np.zeros(lead, np.float32), samples, np.zeros(3 * rate, np.float32)])
+        paths.append(folder / f"spinetail_{n}.wav")
+        sf.write(str(paths[-1]), padded + hiss(len(padded), seed=n), rate)
+    return paths
 
 
 def test_live_microphone_events_match_replay(tmp_path):
@@ -63,17 +86,22 @@ def test_live_microphone_events_match_replay(tmp_path):
         by_id.setdefault(r["id"], []).append(r["kind"])
     assert all(kinds[-1] == "end" for kinds in by_id.values()), "SIGTERM ends the open events"
 
+    paths = [SPINETAIL, *shifted_copies(tmp_path / "shifted", GRID_OFFSETS)]
     replay_config = write_config(tmp_path / "replay.toml", tmp_path / "replayed",
-                                 {"type": "replay", "paths": [str(SPINETAIL)]}, model=FINE_GRID)
+                                 {"type": "replay", "paths": [str(p) for p in paths]}, model=FINE_GRID,
+                                 smoothing=REPLAY_SMOOTHING)
     replayed = DaemonProcess(replay_config)
     assert replayed.wait_exit() == 0
     replayed.close()
     replay = read_records(tmp_path / "replayed" / "records")
+    assert {r["source"] for r in replay} == {p.name for p in paths}, "every shifted copy gives events"
 
-    live_best, replay_best = best_by_species(live, 0.5), best_by_species(replay, 0.25)
+    live_best = best_by_species(live, 0.5)
+    replay_best = best_by_species([r for r in replay if r["source"] == SPINETAIL.name], 0.25)
     assert replay_best["Cranioleuca erythrops"] > 0.9
     assert abs(live_best["Cranioleuca erythrops"] - replay_best["Cranioleuca erythrops"]) < 0.25
-    assert set(live_best) <= set(replay_best), (live_best, replay_best)
+    any_grid = best_by_species(replay, 0.25)
+    assert set(live_best) <= set(any_grid), (live_best, any_grid)
     first = min((r for r in live if r["scientific_name"] == "Cranioleuca erythrops"), key=lambda r: r["start_s"])
     start = datetime.fromisoformat(first["start_utc"])
     assert abs(start - played_at) < timedelta(seconds=6), "UTC from the stream clock, anchored to the wall clock"
