@@ -60,7 +60,7 @@ def shifted_copies(folder, offsets):
 
 def test_live_microphone_events_match_replay(tmp_path):
     with pulse_server(tmp_path / "pulse") as pulse:
-        hiss = pulse.play(noise_floor(tmp_path / "hiss.wav"))
+        floor_player = pulse.play(noise_floor(tmp_path / "hiss.wav"))
         config = write_config(tmp_path / "edge.toml", tmp_path / "live",
                               {"type": "microphone", "device": "pulse", "sample_rate": 48000}, model=FINE_GRID)
         daemon = DaemonProcess(config, env={"PULSE_SERVER": pulse.env["PULSE_SERVER"],
@@ -76,7 +76,7 @@ def test_live_microphone_events_match_replay(tmp_path):
             code, seconds = daemon.terminate()
         finally:
             daemon.close()
-            hiss.kill()
+            floor_player.kill()
     assert code == 0 and seconds < 10
     live = read_records(tmp_path / "live" / "records")
     assert live, "the live stream gives events"
