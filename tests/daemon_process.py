@@ -127,7 +127,7 @@ class DaemonProcess:
             return "(still running)"
         return self.process.stderr.read() if self.process.stderr else ""
 
-    def terminate(self, timeout: float = 15.0) -> tuple[int, float]:
+    def terminate(self, timeout: float = 60.0) -> tuple[int, float]:
         """SIGTERM; returns (exit code, seconds it took to exit)."""
         began = time.monotonic()
         self.process.send_signal(signal.SIGTERM)
@@ -138,7 +138,7 @@ class DaemonProcess:
         self.process.kill()
         self.process.wait(timeout=10)
 
-    def wait_exit(self, timeout: float = 300.0) -> int:
+    def wait_exit(self, timeout: float = 900.0) -> int:
         return self.process.wait(timeout=timeout)
 
     def close(self) -> None:
@@ -150,8 +150,13 @@ class DaemonProcess:
         shutil.rmtree(self.notify_path.parent, ignore_errors=True)
 
 
-def read_records(records_dir: Path, kind: str = "events") -> list[dict]:
+def read_records(records_dir: Path, kind: str = "events", complete_only: bool = False) -> list[dict]:
+    """The daily JSONL records; `complete_only` skips a last line still being written (for polling a running
+    daemon)."""
     found = []
     for path in sorted((records_dir / kind).glob("*.jsonl")):
-        found += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        text = path.read_text()
+        if complete_only:
+            text = text[: text.rfind("\n") + 1]
+        found += [json.loads(line) for line in text.splitlines() if line.strip()]
     return found
