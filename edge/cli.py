@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,7 +13,8 @@ from rich.table import Table
 
 from edge import logs
 from edge.cli_species import species_command
-from edge.manifest import ModelError, cpu_features, default_models_dir, discover, file_sha256
+from edge.manifest import ModelError, cpu_features, default_models_dir, discover
+from edge.model_folders import model_folders
 from edge.replay import ReplayOptions, replay
 from edge.sinks.files import FORMATS
 from edge.sources.files import known_zone
@@ -27,7 +29,7 @@ models_dir_option = click.option(
 )
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="edge")
 def main() -> None:
     """edge: identify wildlife and threats in field recordings with ONNX models on the CPU."""
@@ -106,36 +108,47 @@ def print_summary(result, out: Path) -> None:
 @main.command(name="models")
 @models_dir_option
 def models_command(models_dir: Path) -> None:
-    """List the bundled models and check their checksums."""
+    """List every bundled model folder and check each file's sha256."""
     try:
-        manifests = discover(models_dir)
+        folders = model_folders(models_dir)
+        classifiers = discover(models_dir)
     except ModelError as error:
         raise click.ClickException(str(error))
     table = Table(title=f"models in {models_dir}")
-    for column in ("name", "version", "licence", "input", "classes", "precision", "size", "sha256"):
+    for column in ("name", "kind", "version", "licence", "holds", "size", "sha256"):
         table.add_column(column)
-    bad = 0
-    for m in manifests:
-        ok = file_sha256(m.path) == m.sha256
-        bad += not ok
-        table.add_row(
-            m.name, m.version, m.licence, f"{m.input_kind} {m.input_seconds:g} s @ {m.sample_rate} Hz",
-            str(len(m.labels())), m.precision, f"{m.path.stat().st_size / 1e6:.1f} MB", "ok" if ok else "MISMATCH",
-        )
-    console = Console(width=120)
+    problems = []
+    for folder in folders:
+        found = folder.problems()
+        problems += found
+        table.add_row(folder.name, folder.kind, folder.version, folder.licence, folder.detail,
+                      f"{folder.size / 1e6:.1f} MB", "MISMATCH" if found else "ok")
+    console = Console(width=140)
     console.print(table)
     # Below the table, where no column width can cut a feature name; a missing feature slows a model, no more.
-    features = cpu_features()
-    for m in (m for m in manifests if m.tuned_for):
-        if features is None:
-            verdict = "this system does not say which it has (no /proc/cpuinfo)"
-        elif missing := m.missing_features(features):
-            verdict = f"this CPU lacks {', '.join(missing)}: it runs, but slower than measured"
-        else:
-            verdict = "this CPU has them all"
-        console.print(f"{m.name}: {m.precision}, tuned for {', '.join(m.tuned_for)}; {verdict}", highlight=False)
-    if bad:
-        raise click.ClickException(f"{bad} model file(s) do not match their manifest's sha256")
+    for m in (m for m in classifiers if m.tuned_for):
+        console.print(f"{m.name}: {m.precision}, tuned for {', '.join(m.tuned_for)}; "
+                      f"{int8_verdict(m, cpu_features(), platform.machine())}", highlight=False)
+    for problem in problems:
+        console.print(problem, highlight=False, soft_wrap=True)
+    if problems:
+        raise click.ClickException(f"{len(problems)} model file(s) missing or not matching their manifest's sha256")
+
+
+def int8_verdict(manifest, features: frozenset[str] | None, machine: str) -> str:
+    """What this CPU means for a quantized model's speed. On Arm the x86 flags it was tuned on say nothing:
+    INT8 kernels are fast there with the dot-product instructions (Armv8.2 asimddp: a Raspberry Pi 5 has
+    them, a Pi 4 does not)."""
+    if features is None:
+        return "this system does not say which it has (no /proc/cpuinfo)"
+    if machine.lower() in ("aarch64", "arm64") or machine.lower().startswith("arm") or "asimd" in features:
+        if "asimddp" in features:
+            return "on Arm what matters is the dot-product instructions (asimddp): this CPU has them"
+        return ("on Arm what matters is the dot-product instructions (asimddp): this CPU lacks them (as a "
+                "Raspberry Pi 4): it runs, but no faster than FP32")
+    if missing := manifest.missing_features(features):
+        return f"this CPU lacks {', '.join(missing)}: it runs, but slower than measured"
+    return "this CPU has them all"
 
 
 @main.command(name="run")
@@ -192,12 +205,15 @@ def config_group() -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def config_check(path: Path) -> None:
     """Validate a configuration file (and EDGE_ variables) without starting anything."""
+    from edge.preflight import model_problems
     from edge.settings import SettingsError, load_settings
 
     try:
         settings = load_settings(path)
     except SettingsError as error:
         raise click.ClickException(str(error))
+    if problems := model_problems(settings):
+        raise click.ClickException(f"{path}: the models it names cannot be used:\n  " + "\n  ".join(problems))
     click.echo(f"{path}: valid; source {settings.source.type}, models {', '.join(settings.model.names)}, "
                f"data in {settings.data_dir}")
 
@@ -207,7 +223,7 @@ def config_check(path: Path) -> None:
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
               help="SQLite database of the station (created if absent).")
 @click.option("--prefix", default="edge", show_default=True, help="Topic prefix of the boxes.")
-@click.option("--client-id", default=None, show_default="edge-station-<hostname>",
+@click.option("--client-id", default=None, show_default="edge-station-<hostname>-<hash of the --db path>",
               help="MQTT client id: the broker keeps the station's queue under it, so keep it from run to run.")
 @click.option("--username", default=None, help="User name, if the broker asks for one.")
 @click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -252,7 +268,7 @@ def station_group(ctx, broker, db_path, prefix, client_id, username, password_fi
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    options = StationOptions(prefix=prefix, client_id=client_id or default_client_id())
+    options = StationOptions(prefix=prefix, client_id=client_id or default_client_id(db_path))
     try:
         code = run(config, options, db_path, stop, show_table)
     except StoreError as error:

@@ -47,10 +47,14 @@ def species_command(latitude, longitude, day, threshold, config_path, language, 
         except SettingsError as error:
             raise click.ClickException(str(error))
         options, language = settings.species.options(), language or settings.language
-        models_dir = models_dir or settings.model.models_dir
+        models_dir = models_dir or settings.models_dir
     models_dir = models_dir or default_models_dir()
     if list_languages:
-        click.echo("en (the models' own)\n" + "\n".join(available_languages(models_dir)))
+        try:
+            languages = available_languages(models_dir)
+        except ModelError as error:
+            raise click.ClickException(str(error))
+        click.echo("\n".join("en (the models' own)" if code == "en" else code for code in languages))
         return
     if latitude is not None or longitude is not None:
         options = replace(options, latitude=latitude, longitude=longitude)

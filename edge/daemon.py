@@ -75,9 +75,9 @@ def build_ensemble(settings: Settings, stages: Stages) -> Ensemble:
     options = MemberOptions(crop_stride=model.crop_stride, sensitivity=model.sensitivity,
                             intra_op_threads=model.threads, inter_op_threads=model.inter_op_threads)
     specs = [member.spec() for member in model.members]
-    ensemble = load_ensemble(model.models_dir, specs, window_spec(settings), options, stages)
+    ensemble = load_ensemble(settings.models_dir, specs, window_spec(settings), options, stages)
     if settings.language != "en":
-        names = CommonNames.load(model.models_dir, settings.language)
+        names = CommonNames.load(settings.models_dir, settings.language)
         ensemble.taxonomy = replace(ensemble.taxonomy, labels=localise(ensemble.taxonomy.labels, names))
     return ensemble
 
@@ -87,7 +87,7 @@ def build_species(settings: Settings, labels: tuple[Label, ...], alerts: AlertGa
     """The species filter; `range_model`, when one is loaded already, is used rather than loaded again."""
     options = settings.species.options()
     if options.located and range_model is None:
-        range_model = RangeModel.load(settings.model.models_dir)
+        range_model = RangeModel.load(settings.models_dir)
     return SpeciesFilter(options, labels, range_model, exempt=alerts.indices)
 
 
@@ -142,7 +142,7 @@ class Daemon:
         began = time.monotonic()
         self.ensemble = build_ensemble(s, self.stages)
         self.windower = Windower(window_spec(s), self.ensemble.sample_rates)
-        self.speech = (SpeechDetector(SpeechModel.load(s.model.models_dir), s.privacy.options())
+        self.speech = (SpeechDetector(SpeechModel.load(s.models_dir), s.privacy.options())
                        if s.privacy.speech_detector else None)
         self.screen = build_screen(s, self.ensemble.taxonomy.labels, self.speech)
         self.clips = build_clips(s, self.speech)

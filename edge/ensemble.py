@@ -126,6 +126,7 @@ def load_ensemble(models_dir: Path, specs: list[MemberSpec], window: WindowSpec,
     members = []
     for spec in specs:
         manifest = find(models_dir, spec.name)
+        manifest.verify()
         slack = window.seconds - manifest.input_seconds
         if slack > 0 and options.crop_stride > slack + 1e-9:
             raise ValueError(

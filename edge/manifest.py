@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -73,6 +73,7 @@ class Manifest:
     batch: int | None = None  # most crops per session run that pays off (large activations: 1)
     precision: str = "fp32"
     tuned_for: tuple[str, ...] = ()
+    not_species: frozenset[str] | None = None  # scientific names of classes that are not species, if listed
 
     @property
     def path(self) -> Path:
@@ -84,10 +85,17 @@ class Manifest:
 
     def labels(self) -> tuple[Label, ...]:
         lines = (self.directory / self.labels_file).read_text(encoding="utf-8").splitlines()
-        return tuple(parse_label(line.strip(), self.label_format) for line in lines if line.strip())
+        labels = tuple(parse_label(line.strip(), self.label_format) for line in lines if line.strip())
+        if self.not_species is None:
+            return labels
+        return tuple(replace(label, species=label.scientific_name not in self.not_species) for label in labels)
 
     def checksum_ok(self) -> bool:
         return file_sha256(self.path) == self.sha256
+
+    def verify(self) -> None:
+        """ModelError unless the model file's sha256 is the manifest's (a damaged card, a half-copied file)."""
+        check_sha256(self.path, self.sha256, self.directory / MANIFEST)
 
     def missing_features(self, available: frozenset[str]) -> tuple[str, ...]:
         """The CPU features this model was tuned for that `available` (see cpu_features) lacks."""
@@ -109,6 +117,16 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_sha256(path: Path, expected: str, manifest: Path) -> None:
+    """ModelError, in one line, unless `path` exists and has the sha256 that `manifest` gives it."""
+    if not path.is_file():
+        raise ModelError(f"{path}: missing (named in {manifest}); reinstall edge or rebuild the model")
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ModelError(f"{path}: damaged or replaced: its sha256 is {actual[:16]}..., {manifest.name} says "
+                         f"{expected[:16]}...; reinstall edge or rebuild the model")
+
+
 def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str] | None:
     """The flags of this CPU (x86 "flags", Arm "Features"), or None where there is no /proc/cpuinfo."""
     try:
@@ -119,9 +137,9 @@ def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str] | None
                      for word in line.split(":", 1)[1].split())
 
 
-def feature_list(value) -> tuple[str, ...]:
+def string_list(value, key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TypeError(f"tuned_for must be a list of CPU flags, got {value!r}")
+        raise TypeError(f"{key} must be a list of names, got {value!r}")
     return tuple(value)
 
 
@@ -150,7 +168,8 @@ def load_manifest(directory: Path) -> Manifest:
             batch=int(inp["batch"]) if "batch" in inp else None,
             # A quantized model says so in an optional [quantization] table; FP32 manifests have none.
             precision=str(data.get("quantization", {}).get("precision", "fp32")),
-            tuned_for=feature_list(data.get("quantization", {}).get("tuned_for", [])),
+            tuned_for=string_list(data.get("quantization", {}).get("tuned_for", []), "tuned_for"),
+            not_species=frozenset(string_list(data["not_species"], "not_species")) if "not_species" in data else None,
         )
     except FileNotFoundError as error:
         raise ModelError(f"{path}: no manifest") from error
@@ -168,6 +187,7 @@ def load_manifest(directory: Path) -> Manifest:
 
 def discover(models_dir: Path) -> list[Manifest]:
     """Every model directory under `models_dir`, by name."""
+    require_folder(models_dir)
     found = [load_manifest(d) for d in sorted(models_dir.iterdir()) if (d / MANIFEST).is_file()]
     return sorted(found, key=lambda m: m.name)
 
@@ -180,6 +200,12 @@ def find(models_dir: Path, name: str) -> Manifest:
     return models[name]
 
 
+def require_folder(models_dir: Path) -> None:
+    if not models_dir.is_dir():
+        raise ModelError(f"{models_dir}: no such models folder (set --models-dir or EDGE_MODELS_DIR to the folder "
+                         f"holding one directory per model)")
+
+
 def default_models_dir() -> Path:
-    """models/ beside the package in a checkout (pip install -e .); the service config names its own."""
-    return Path(__file__).resolve().parent.parent / "models"
+    """The bundled models: edge/models in an installed package; in a checkout, a link to the models/ folder."""
+    return Path(__file__).resolve().parent / "models"

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import onnxruntime as ort
 
-from edge.manifest import ModelError, file_sha256, parse_label
+from edge.manifest import ModelError, check_sha256, parse_label
 
 MODEL_NAME = "birdnet-v2.4-range"
 MANIFEST_FILE = "range.toml"
@@ -70,11 +70,7 @@ class RangeModel:
             raise ModelError(f"{manifest_path}: no range model manifest (run tools/convert_range.py)") from error
         except (KeyError, tomllib.TOMLDecodeError) as error:
             raise ModelError(f"{manifest_path}: invalid range model manifest: {error!r}") from error
-        if not model_path.is_file():
-            raise ModelError(f"{model_path}: missing (run tools/convert_range.py)")
-        actual_sha = file_sha256(model_path)
-        if actual_sha != expected_sha:
-            raise ModelError(f"{model_path}: sha256 {actual_sha} differs from {expected_sha} in {manifest_path}")
+        check_sha256(model_path, expected_sha, manifest_path)
         lines = [line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines() if line.strip()]
         labels = [parse_label(line, "scientific_common") for line in lines]
         options = ort.SessionOptions()

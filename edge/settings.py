@@ -60,13 +60,19 @@ class ModelSettings(Section):
     members: list[MemberSettings] = Field(
         [MemberSettings(name=DEFAULT_MODEL)], min_length=1,
         description="Models to run: names, or tables with name, weight, priority and tta (an ensemble if several).")
-    models_dir: Path = Field(default_factory=default_models_dir, description="Folder of model directories.")
     threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads inside an operator, per model.")
     inter_op_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads across graph branches.")
     sensitivity: float = Field(1.0, ge=0.5, le=1.5, description="BirdNET sensitivity: higher reports more.")
     crop_stride: float = Field(1.0, gt=0, description="Grid step of the crops of a model shorter than a window, s.")
 
     names_are_members = field_validator("members", mode="before")(names_are_tables)
+
+    @model_validator(mode="before")
+    @classmethod
+    def models_dir_moved(cls, data):
+        if isinstance(data, dict) and "models_dir" in data:
+            raise ValueError("models_dir is a top-level option (EDGE_MODELS_DIR), no longer one of [model]")
+        return data
 
     @property
     def names(self) -> list[str]:
@@ -223,6 +229,8 @@ class Settings(BaseSettings):
 
     box_id: str = Field(default_factory=socket.gethostname, description="Name of this box in every record.")
     data_dir: Path = Field(Path("/var/lib/edge"), description="State, daily records, done and quarantine folders.")
+    models_dir: Path = Field(default_factory=default_models_dir, description="Folder of model directories "
+                                                                             "(default: the bundled models).")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     model: ModelSettings = ModelSettings()
     window: WindowSettings = WindowSettings()

@@ -17,7 +17,7 @@ from typing import Iterable
 import numpy as np
 import onnxruntime as ort
 
-from edge.manifest import ModelError, file_sha256
+from edge.manifest import ModelError, check_sha256
 from edge.resample import RateConverter
 from edge.types import AudioChunk, Stream
 
@@ -26,6 +26,7 @@ RATE = 16000  # Hz
 FRAME = 512  # new samples per frame: 32 ms
 CONTEXT = 64  # samples of the previous frame put in front of each frame (zeros before the first)
 STATE = (1, 1, 128)  # shape of each LSTM state tensor, h and c
+MODEL_NAME = "silero-vad"  # the folder under the models folder
 MANIFEST = "speech.toml"
 MAX_FRAMES = 512  # frames per session run (16 s): bounds the input tensor when a source hands over a long chunk
 
@@ -108,15 +109,10 @@ class SpeechModel:
         self.session = session
 
     @classmethod
-    def load(cls, models_dir: Path, name: str = "silero-vad", threads: int = 1) -> SpeechModel:
+    def load(cls, models_dir: Path, name: str = MODEL_NAME, threads: int = 1) -> SpeechModel:
         """The model in `models_dir`/`name`, its checksum verified; one thread is plenty (under 1 % of a core)."""
         manifest = read_manifest(Path(models_dir) / name)
-        if not manifest.path.is_file():
-            raise ModelError(f"{manifest.directory / MANIFEST}: missing {manifest.file}")
-        actual = file_sha256(manifest.path)
-        if actual != manifest.sha256:
-            raise ModelError(f"{manifest.path}: sha256 {actual} does not match {manifest.sha256} in {MANIFEST}; "
-                             "the file was changed or damaged (re-run tools/import_vad.py)")
+        check_sha256(manifest.path, manifest.sha256, manifest.directory / MANIFEST)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

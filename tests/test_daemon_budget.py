@@ -11,8 +11,9 @@ def test_live_input_over_budget_sheds_tta_then_members_then_hop(data, tmp_path, 
     members = [{"name": "birdnet-v2.4", "priority": 1}, {"name": "birdclef-tiny", "tta": [-0.5, 0.5]}]
     config = write_config(
         tmp_path / "edge.toml", tmp_path / "data", {"type": "folder", "path": str(tmp_path / "unused")},
-        model={"members": members, "models_dir": str(models_with_birdclef)},
-        budget={"cpu_budget": 0.001, "settle_seconds": 6.0, "max_hop_factor": 3},  # no box can do this
+        models_dir=str(models_with_birdclef), model={"members": members},
+        # No box can do this; load is shed by the cost measured, never for a stall of the loaded machine.
+        budget={"cpu_budget": 0.001, "settle_seconds": 6.0, "max_hop_factor": 3, "max_lag": 60.0},
     )
     daemon = DaemonProcess(config, "--replay", str(data / "opso_great_plains_toad.wav"), "--speed", "4")
     assert daemon.wait_exit() == 0
@@ -38,16 +39,20 @@ def test_live_input_over_budget_sheds_tta_then_members_then_hop(data, tmp_path, 
 def test_file_input_is_paced_to_the_budget(data, tmp_path):
     config = write_config(tmp_path / "edge.toml", tmp_path / "data",
                           {"type": "replay", "paths": [str(data / "maad_spinetail.wav")]},
-                          budget={"cpu_budget": 0.05})
+                          budget={"cpu_budget": 0.02})
     began = time.monotonic()
     daemon = DaemonProcess(config)
     assert daemon.wait_exit() == 0
     daemon.close()
     ready = daemon.logged("daemon_ready")[0]
     ended = daemon.logged("loop_ended")[0]
-    assert ready["cpu_budget"] == 0.05 and ended["audio_seconds"] == pytest.approx(19.5, abs=0.1)
+    assert ready["cpu_budget"] == 0.02 and ended["audio_seconds"] == pytest.approx(19.5, abs=0.1)
     health = read_records(tmp_path / "data" / "records", "health")
-    assert health[-1]["paced_seconds"] > 5 and health[-1]["load_level"] == 0, "paced, never shed"
+    # Judged against the CPU this run itself measured, whatever the machine's speed or load: the budget
+    # lets the analysis take 1/0.02 = 50 wall seconds per CPU second (less the guard's one second of credit
+    # for idle time), and the analysis' own work takes a small part of that even on a loaded machine.
     cpu = health[-1]["cpu_cost"] * 19.5
-    assert time.monotonic() - began >= 0.9 * cpu / 0.05, "the analysis averaged at most the budget"
-    assert not daemon.logged("load_shed")
+    allowed = cpu / 0.02 - 1.0
+    assert time.monotonic() - began >= allowed, "the analysis averaged at most the budget"
+    assert health[-1]["paced_seconds"] >= 0.5 * allowed, "most of that time was spent waiting"
+    assert health[-1]["load_level"] == 0 and not daemon.logged("load_shed"), "paced, never shed"

@@ -1,6 +1,7 @@
 """A BirdCLEF-style model (5 s at 32 kHz, 128-mel input, 234 classes) is added by dropping in a directory."""
 
 import json
+import shutil
 
 import librosa
 import numpy as np
@@ -66,3 +67,36 @@ def test_broken_manifest_names_the_file(tmp_path):
     (tmp_path / "m" / "manifest.toml").write_text('name = "m"\n')
     with pytest.raises(ModelError, match="manifest.toml: invalid manifest"):
         load_manifest(tmp_path / "m")
+
+
+def test_a_missing_or_damaged_model_is_one_line_from_every_command(tmp_path, models_dir, data):
+    """The models folder named by --models-dir, EDGE_MODELS_DIR or models_dir alike; a wrong folder or a
+    damaged file is an error message, never a traceback, and `edge config check` finds it too."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    damaged = tmp_path / "models"
+    for name in ("birdnet-v2.4", "birdnet-v2.4-range", "silero-vad"):
+        shutil.copytree(models_dir / name, damaged / name)
+    with (damaged / "birdnet-v2.4" / "model.onnx").open("r+b") as f:
+        f.seek(1000)
+        f.write(b"\xff\xff")  # a flipped bit on a card: same size, other bytes
+    config = tmp_path / "edge.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n\n[source]\ntype = "replay"\n'
+                      f'paths = ["{data / "curlew_call_1.wav"}"]\n')
+    commands = [["replay", str(data / "curlew_call_1.wav"), "--out", str(tmp_path / "out")], ["models"],
+                ["species", "--lat", "50", "--lon", "8"], ["config", "check", str(config)],
+                ["run", "--config", str(config)]]
+    for folder, expected in ((damaged, "damaged or replaced"), (tmp_path / "none", "no such models folder")):
+        for args in commands:
+            result = subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True,
+                                    cwd=ROOT, env={**os.environ, "EDGE_MODELS_DIR": str(folder)}, timeout=300)
+            message = result.stderr + result.stdout
+            if args[0] == "species" and folder == damaged:  # it reads labels and the range model, both intact
+                assert result.returncode == 0, message
+                continue
+            assert result.returncode == 1 and expected in message, (args, message)
+            assert "Traceback" not in message, (args, message)

@@ -91,7 +91,7 @@ def test_load_refuses_a_model_whose_checksum_differs(tmp_path, models_dir):
     for name in ("labels.txt", MANIFEST_FILE):
         shutil.copyfile(source / name, copy / name)
     (copy / "model.onnx").write_bytes(b"not the model")
-    with pytest.raises(ModelError, match="sha256 .* differs from"):
+    with pytest.raises(ModelError, match="damaged or replaced"):
         RangeModel.load(tmp_path)
     (copy / MANIFEST_FILE).unlink()
     with pytest.raises(ModelError, match="no range model manifest"):

@@ -122,7 +122,7 @@ class Bench:
         config = run / "edge.toml"
         config.write_text(f'data_dir = "{run / "data"}"\nbox_id = "bench"\n\n[source]\ntype = "replay"\n'
                           f'paths = ["{self.audio}"]\n')
-        env = {"EDGE_MODEL__MEMBERS": json.dumps(members), "EDGE_MODEL__MODELS_DIR": str(self.models),
+        env = {"EDGE_MODEL__MEMBERS": json.dumps(members), "EDGE_MODELS_DIR": str(self.models),
                "EDGE_WINDOW__SECONDS": str(window), "EDGE_WINDOW__HOP": str(hop), "EDGE_MODEL__THREADS": str(threads)}
         stats = measure([sys.executable, "-m", "edge", "run", "--config", str(config)], run / "stdout", env)
         log = [json.loads(line) for line in (run / "stdout").read_text().splitlines() if line.startswith("{")]

@@ -37,8 +37,8 @@ def run_live(recording: Path, models_dir: Path, members: list[dict], speed: floa
     """One paced replay through a daemon built in this process."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
-            box_id="bench", data_dir=Path(tmp), source=ReplayConfig(paths=[recording], speed=speed),
-            model=ModelSettings(members=members, models_dir=models_dir), window=WindowSettings(seconds=5.0, hop=hop),
+            box_id="bench", data_dir=Path(tmp), models_dir=models_dir, source=ReplayConfig(paths=[recording], speed=speed),
+            model=ModelSettings(members=members), window=WindowSettings(seconds=5.0, hop=hop),
             budget=BudgetSettings(cpu_budget=cpu_budget, settle_seconds=settle_seconds),
             health=HealthSettings(interval_seconds=1e6),
         )
