@@ -73,6 +73,10 @@ def read_thresholds(path: Path) -> dict[str, float]:
 
 
 def is_species(label: Label) -> bool:
+    """What the model's manifest says (`not_species`), else: a class whose common name is its scientific name
+    ("Engine_Engine") is not a species."""
+    if label.species is not None:
+        return label.species
     return label.common_name.casefold() != label.scientific_name.casefold()
 
 

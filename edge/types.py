@@ -99,6 +99,7 @@ class Label:
     scientific_name: str
     common_name: str
     label: str
+    species: bool | None = None  # False for classes such as "Engine" or "Dog"; None: as the names suggest
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -101,7 +101,7 @@ def test_localise_changes_only_common_names(models_dir, birdnet_labels):
     assert [(x.scientific_name, x.label) for x in local] == [(x.scientific_name, x.label) for x in birdnet_labels]
     by_name = {label.scientific_name: label for label in local}
     assert by_name["Turdus rufiventris"] == Label("Turdus rufiventris", "Sabiá-Laranjeira",
-                                                  "Turdus rufiventris_Rufous-bellied Thrush")
+                                                  "Turdus rufiventris_Rufous-bellied Thrush", species=True)
     # pt_BR's "Red-Capped Parrot" is upstream's re-cased English fallback, not a translation.
     assert by_name["Purpureicephalus spurius"].common_name == "Red-capped Parrot"
     assert 2000 < sum(a != b for a, b in zip(local, birdnet_labels)) < 4000

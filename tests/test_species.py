@@ -135,6 +135,10 @@ def test_species_command_prints_the_expected_list():
     germany = edge_cli("species", "--lat", str(GERMANY[0]), "--lon", str(GERMANY[1]), "--date", "2024-06-10",
                        "--language", "de")
     assert SPINETAIL not in germany.stdout and ROBIN in germany.stdout and "Rotkehlchen" in germany.stdout
-    assert "pt_BR" in edge_cli("species", "--languages").stdout
+    languages = edge_cli("species", "--languages").stdout.split()
+    assert "pt_BR" in languages and languages.count("en") == 1
+    # Crickets named only by their scientific name are species: in range or not, never "always".
+    always = [line for line in colombia.stdout.splitlines() if "always" in line]
+    assert any("Engine" in line for line in always) and not any("Gryllus" in line for line in always)
     wrong = edge_cli("species", "--lat", "10", "--lon", "10", "--language", "klingon", check=False)
     assert wrong.returncode != 0 and "pt_BR" in wrong.stderr
