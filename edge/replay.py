@@ -12,7 +12,7 @@ from edge import pipeline
 from edge.detector import Detector, DetectorOptions
 from edge.ensemble import MemberSpec, load_ensemble
 from edge.member import MemberOptions
-from edge.sinks.files import file_sinks
+from edge.sinks.files import RavenSink, file_sinks
 from edge.sources.files import DecodeOptions, FileSource
 from edge.summary import Summary
 from edge.windower import WindowSpec, Windower
@@ -54,7 +54,10 @@ def replay(paths: list[Path], models_dir: Path, model_names: list[str], out: Pat
     source = FileSource(paths, options.decode)
     windower = Windower(options.window, ensemble.sample_rates)
     summary = Summary()
-    sinks = [*file_sinks(out, options.formats, append=False), summary]
+    files = file_sinks(out, options.formats, append=False,
+                       paths={stream_id: path for path, stream_id in source.recordings})
+    sinks = [*files, summary]
+    tables = [sink for sink in files if isinstance(sink, RavenSink)]
     total = source.total_seconds()
     seconds = 0.0
     bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
@@ -65,6 +68,8 @@ def replay(paths: list[Path], models_dir: Path, model_names: list[str], out: Pat
         def advance(chunk):
             nonlocal seconds
             seconds += chunk.seconds
+            for table in tables:
+                table.begin(chunk.stream)
             bar.update(task, advance=chunk.seconds, description=chunk.stream.id[-40:])
 
         pipeline.run(source, windower, ensemble, Detector(options.detector), sinks, on_chunk=advance)

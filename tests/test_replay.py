@@ -42,6 +42,34 @@ def test_all_formats_hold_the_same_detections(data, tmp_path):
     assert first["Scientific Name"] == records[0]["scientific_name"]
 
 
+def test_each_replay_rewrites_its_raven_tables(data, tmp_path):
+    """A table per recording looked at, with the header only when nothing was heard; tables of an earlier
+    replay into the same folder are gone; Begin Path is absolute and clock times are in Raven's formats."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(data / "S4A03895_20190522_120000.wav", folder)
+    shutil.copy(data / "curlew_call_1.wav", folder)
+    shutil.copy(data / "opso_aru_1_CSWA_3s.wav", folder)
+    out = tmp_path / "out"
+    edge_cli("replay", str(folder), "--out", str(out), "--min-conf", "0.5")
+    tables = sorted(p.name for p in (out / "raven").iterdir())
+    assert tables == ["S4A03895_20190522_120000.edge.selection.table.txt",
+                      "curlew_call_1.edge.selection.table.txt", "opso_aru_1_CSWA_3s.edge.selection.table.txt"]
+    meter = (out / "raven" / tables[0]).read_text().splitlines()
+    rows = [dict(zip(meter[0].split("\t"), line.split("\t"))) for line in meter[1:]]
+    assert rows, "the soundscape has detections at 0.5"
+    assert rows[0]["Begin Path"] == str((folder / "S4A03895_20190522_120000.wav").resolve())
+    assert rows[0]["Begin File"] == "S4A03895_20190522_120000.wav"
+    offset = float(rows[0]["Begin Time (s)"])
+    assert rows[0]["Begin Date"] == "2019/05/22"
+    assert rows[0]["Begin Clock Time"] == f"12:00:{offset:06.3f}", "UTC, HH:MM:SS.sss"
+
+    edge_cli("replay", str(folder / "opso_aru_1_CSWA_3s.wav"), "--out", str(out), "--min-conf", "0.99")
+    assert [p.name for p in (out / "raven").iterdir()] == ["opso_aru_1_CSWA_3s.edge.selection.table.txt"]
+    only = (out / "raven" / "opso_aru_1_CSWA_3s.edge.selection.table.txt").read_text().splitlines()
+    assert only == [meter[0]], "nothing above 0.99: the header alone"
+
+
 def test_recording_times_become_utc(data, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

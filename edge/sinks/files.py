@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from edge.records import FIELDS, to_record
-from edge.types import Detection
+from edge.types import Detection, Stream
 
 FORMATS = ("jsonl", "csv", "raven")
 
@@ -58,25 +59,43 @@ RAVEN_COLUMNS = (
     "Scientific Name",
     "Confidence",
     "Begin Path",
+    "File Offset (s)",
+    "Begin File",
+    "Begin Date",
     "Begin Clock Time",
 )
+RAVEN_SUFFIX = ".edge.selection.table.txt"
 
 
 class RavenSink:
-    """A Raven Pro selection table per recording, `<recording>.edge.selection.table.txt` in `folder`."""
+    """A Raven Pro selection table per recording, `<recording>.edge.selection.table.txt` in `folder`.
 
-    def __init__(self, folder: Path):
+    Every recording analysed gets its table, with the header only when nothing was detected (as
+    BirdNET-Analyzer writes them), so that a folder of tables lists every recording looked at. "Begin Path"
+    is the recording's absolute path (`paths`: stream id -> file); "Begin Date" and "Begin Clock Time" are
+    in Raven's own formats (2019/05/22, 10:00:07.500), in UTC, empty when the recording time is unknown.
+    """
+
+    def __init__(self, folder: Path, paths: Mapping[str, Path] | None = None):
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
+        self.paths = dict(paths or {})
         self._file = None
         self._stream_id: str | None = None
         self._selection = 0
 
+    def begin(self, stream: Stream) -> None:
+        """A recording is being analysed: its table exists from now on, detections or not."""
+        if stream.id != self._stream_id:
+            self._open(stream.id)
+
     def emit(self, detection: Detection) -> None:
-        record = to_record(detection)
-        if record["source"] != self._stream_id:
-            self._open(record["source"])
+        stream = detection.window.stream
+        self.begin(stream)
         self._selection += 1
+        record = to_record(detection)
+        started = stream.utc_at(detection.window.start)
+        path = self.paths.get(stream.id)
         row = (
             self._selection,
             "Spectrogram 1",
@@ -84,21 +103,25 @@ class RavenSink:
             f"{record['start_s']:.3f}",
             f"{record['end_s']:.3f}",
             0,
-            detection.window.stream.sample_rate // 2,
+            stream.sample_rate // 2,
             record["common_name"],
             record["scientific_name"],
             f"{record['confidence']:.4f}",
-            record["source"],
-            record["start_utc"] or "",
+            str(path.resolve()) if path else stream.id,
+            f"{record['start_s']:.3f}",
+            path.name if path else Path(stream.id).name,
+            started.strftime("%Y/%m/%d") if started else "",
+            started.strftime("%H:%M:%S.") + f"{started.microsecond // 1000:03d}" if started else "",
         )
-        self._file.write("\t".join(str(v) for v in row) + "\n")
+        self._file.write("\t".join(str(v).replace("\t", " ") for v in row) + "\n")
         self._file.flush()
 
     def _open(self, stream_id: str) -> None:
         self.close()
-        name = Path(stream_id.replace("/", "__")).stem + ".edge.selection.table.txt"
+        name = Path(stream_id.replace("/", "__")).stem + RAVEN_SUFFIX
         self._file = (self.folder / name).open("w", encoding="utf-8")
         self._file.write("\t".join(RAVEN_COLUMNS) + "\n")
+        self._file.flush()
         self._stream_id = stream_id
         self._selection = 0
 
@@ -108,14 +131,19 @@ class RavenSink:
             self._file = None
 
 
-def file_sinks(out_dir: Path, formats: tuple[str, ...], append: bool = True) -> list:
-    """The sinks for `formats` writing under `out_dir`; `append=False` starts the files afresh."""
+def file_sinks(out_dir: Path, formats: tuple[str, ...], append: bool = True,
+               paths: Mapping[str, Path] | None = None) -> list:
+    """The sinks for `formats` writing under `out_dir`; `append=False` starts the files afresh, Raven tables
+    of earlier runs included. `paths` maps stream ids to files, for Raven's "Begin Path"."""
     makers = {
         "jsonl": lambda: JsonlSink(out_dir / "detections.jsonl", append),
         "csv": lambda: CsvSink(out_dir / "detections.csv", append),
-        "raven": lambda: RavenSink(out_dir / "raven"),
+        "raven": lambda: RavenSink(out_dir / "raven", paths),
     }
     unknown = [f for f in formats if f not in makers]
     if unknown:
         raise ValueError(f"unknown output format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    if not append:
+        for table in (out_dir / "raven").glob("*" + RAVEN_SUFFIX):
+            table.unlink()
     return [makers[f]() for f in formats]
