@@ -27,8 +27,8 @@ from edge.cli import main
 from edge.mqtt import BrokerConfig
 from edge.station.app import broker_address
 from edge.station.messages import RecordError, parse, topic_parts
-from edge.station.store import Store
-from edge.station.subscriber import StationOptions, Subscriber
+from edge.station.store import Store, connect
+from edge.station.subscriber import StationOptions, Subscriber, default_client_id
 from edge.station.table import box_lines, render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,14 +240,39 @@ time.sleep(60)
             wait_for(lambda: state()[0]["status"] == "offline", what="offline")
             box = Box(broker, "box-s")
             box.send("status", status("online"), retain=True)
-            box.send("status", status("stopped"), retain=True)
+            box.send("health", {"schema": "edge.health/1", "box": "box-s", "seq": 1, "outbox_pending": 3,
+                                "time_utc": datetime.now(timezone.utc).isoformat()})
+            # A clean stop drains the outbox after the last health record: the status has the final figure.
+            box.send("status", {**status("stopped"), "outbox_pending": 0, "mqtt_sent": 4}, retain=True)
             wait_for(lambda: state()[0]["status"] == "stopped", what="stopped")
             assert state()[0]["last_seen_utc"] is not None
+            db_read = connect(db, read_only=True)
+            (line,) = box_lines(db_read, datetime.now(timezone.utc))
+            db_read.close()
+            assert line.outbox_pending == 0, "the stopped status's figure, not the older health record's"
             box.close()
     finally:
         box_process.kill()
         box_process.wait()
     assert count(db, "SELECT count(*) FROM records WHERE kind = 'status'") == 4
+
+
+def test_a_second_station_with_the_same_client_id_is_named_as_the_cause(broker, tmp_path):
+    """Two stations under one client id take the session from each other: each says so in words and backs
+    off, and the default client id differs for stations with different databases on one host."""
+    assert default_client_id(tmp_path / "a.sqlite") != default_client_id(tmp_path / "b.sqlite")
+    assert default_client_id(tmp_path / "a.sqlite") == default_client_id(tmp_path / "." / "a.sqlite")
+    first = StationProcess(broker, tmp_path / "a.sqlite")
+    try:
+        first.wait_log("station_subscribed")
+        second = StationProcess(broker, tmp_path / "b.sqlite")
+        try:
+            taken = first.wait_log("session_taken_over", timeout=60)
+            assert "Give each station its own --client-id" in taken["error"]
+        finally:
+            second.terminate()
+    finally:
+        first.terminate()
 
 
 def test_a_3_1_1_station_keeps_its_session(broker, tmp_path):

@@ -42,10 +42,12 @@ class MqttConfig(BrokerConfig):
                                                                "is pending before disconnecting.")
 
 
-def status_payload(box: str, state: str) -> str:
+def status_payload(box: str, state: str, **figures: int) -> str:
+    """The status record; `stopped` carries the uplink's final figures (outbox_pending, mqtt_sent), which are
+    newer than the last health record's."""
     return json.dumps({"schema": STATUS_SCHEMA, "box": box, "state": state,
                        "time_utc": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                       "version": version("edge")})
+                       "version": version("edge"), **figures})
 
 
 @dataclass
@@ -243,8 +245,9 @@ class MqttPublisher:
             if not state.inflight and self.outbox.pending_count == 0:
                 break
         if not state.lost:
-            state.status_mid = client.publish(self._topic("status"), status_payload(self.box, "stopped"),
-                                              qos=1, retain=True).mid
+            final = status_payload(self.box, "stopped", outbox_pending=self.outbox.pending_count,
+                                   mqtt_sent=self.sent)
+            state.status_mid = client.publish(self._topic("status"), final, qos=1, retain=True).mid
             deadline = time.monotonic() + 2
             while not state.status_acked and not state.lost and time.monotonic() < deadline:
                 client.loop(LOOP_SECONDS)

@@ -6,11 +6,14 @@ All of paho runs on the thread that calls `run`: the callbacks, the store's writ
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable
 
 import paho.mqtt.client as mqtt
@@ -30,10 +33,16 @@ log = structlog.get_logger(__name__)
 # the off-season still gets everything when it comes back, within the broker's own queue limits.
 SESSION_EXPIRY_S = 30 * 24 * 3600
 LOOP_S = 0.5  # how often the loop looks at the stop event
+SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: a client with the same id connected
+SHORT_LINK_S = 10.0  # a link lost this soon after it was accepted is a short one
+SHORT_LINKS = 3  # short links in a row that suggest another client under the same id
 
 
-def default_client_id() -> str:
-    return f"edge-station-{socket.gethostname()}"
+def default_client_id(db_path: Path | None = None) -> str:
+    """edge-station-<host>-<database>: the same from run to run, and another for a second station (another
+    database) on the same host, which would otherwise take the first one's session over and back, forever."""
+    suffix = f"-{hashlib.sha256(str(db_path.resolve()).encode()).hexdigest()[:8]}" if db_path else ""
+    return f"edge-station-{socket.gethostname()}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,8 @@ class Subscriber:
         self._accepted = False
         self._store_failed = False
         self._had_session = False
+        self._connected_at = 0.0
+        self._short_links = 0
 
     def run(self, stop: threading.Event) -> None:
         """Connects, receives, and reconnects after a pause whenever the link is lost, until `stop` is set.
@@ -123,6 +134,7 @@ class Subscriber:
             self._refused = reason
             return
         self._accepted = True
+        self._connected_at = time.monotonic()
         log.info("broker_connected", host=self.config.address[0], port=self.config.address[1],
                  protocol=version_name(client.protocol),
                  session_present=flags.session_present)
@@ -182,5 +194,18 @@ class Subscriber:
             return None
 
     def _on_disconnect(self, client: mqtt.Client, userdata, flags, reason, properties) -> None:
-        if reason.is_failure and self._refused is None:  # a refusal is told by run()
+        if not reason.is_failure or self._refused is not None:  # a refusal is told by run()
+            return
+        # A broker hands the session to a newer client with the same id: MQTT 5 brokers may say so (reason
+        # 0x8E), mosquitto 2.0 just closes the link. Links that drop within seconds of being accepted, time after
+        # time, are what two stations under one client id look like.
+        short = self._accepted and time.monotonic() - self._connected_at < SHORT_LINK_S
+        self._short_links = self._short_links + 1 if short else 0
+        if getattr(reason, "value", None) == SESSION_TAKEN_OVER or self._short_links >= SHORT_LINKS:
+            self._accepted = False  # no quick return: the back-off grows while the two take turns
+            log.error("session_taken_over", client_id=self.options.client_id, reason=str(reason),
+                      error=f"the broker gave this station's session to another client (or dropped the link "
+                            f"{self._short_links} times right after accepting it): is a second station using "
+                            f"client id {self.options.client_id!r}? Give each station its own --client-id")
+        else:
             log.warning("broker_disconnected", reason=str(reason))

@@ -19,7 +19,11 @@ STATUS_STYLES = {"online": "green", "offline": "bold red", "stopped": "yellow"}
 BOXES = """
 SELECT box, status, last_seen_utc, missing_seq,
     json_extract(health, '$.real_time_factor') AS real_time_factor,
-    json_extract(health, '$.outbox_pending') AS outbox_pending,
+    coalesce(CASE WHEN status = 'stopped' THEN (
+        SELECT json_extract(payload, '$.outbox_pending') FROM records r
+        WHERE r.box = b.box AND r.kind = 'status' AND json_extract(payload, '$.state') = 'stopped'
+        ORDER BY received_utc DESC LIMIT 1) END,
+        json_extract(health, '$.outbox_pending')) AS outbox_pending,
     json_extract(health, '$.disk_free_percent') AS disk_free_percent,
     (SELECT count(*) FROM detections d WHERE d.box = b.box AND NOT alert
         AND coalesce(start_utc, first_received_utc) >= :day) AS events_today,
