@@ -27,7 +27,7 @@ def query(db_path: Path, sql: str, *params) -> list[sqlite3.Row]:
         db.close()
 
 
-def wait_for(check, timeout: float = 15.0, what: str = "condition"):
+def wait_for(check, timeout: float = 60.0, what: str = "condition"):
     """Polls `check` until it returns something truthy; that value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -36,6 +36,20 @@ def wait_for(check, timeout: float = 15.0, what: str = "condition"):
             return value
         time.sleep(0.05)
     raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def wait_for_progress(measure, goal, stall: float = 120.0, what: str = "progress", poll: float = 0.5):
+    """Polls `measure()` until it reaches `goal`; fails only when its value has not changed for `stall` seconds
+    (slow is fine, stuck is not). The last value."""
+    value, since = measure(), time.monotonic()
+    while value < goal:
+        time.sleep(poll)
+        now = measure()
+        if now != value:
+            value, since = now, time.monotonic()
+        elif time.monotonic() - since > stall:
+            raise AssertionError(f"{what}: stuck at {value} (of {goal}) for {stall} s")
+    return value
 
 
 class StationProcess:
@@ -55,7 +69,7 @@ class StationProcess:
         for line in self.process.stdout:
             self.lines.append(json.loads(line) if line.startswith("{") else {"event": "text", "line": line})
 
-    def wait_log(self, name: str, timeout: float = 15.0, **fields) -> dict:
+    def wait_log(self, name: str, timeout: float = 60.0, **fields) -> dict:
         def found():
             return next((e for e in list(self.lines) if e.get("event") == name
                          and all(e.get(k) == v for k, v in fields.items())), None)
@@ -66,7 +80,7 @@ class StationProcess:
 
     def terminate(self) -> int:
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=15)
+        return self.process.wait(timeout=60)
 
     def kill(self) -> None:
         self.process.kill()

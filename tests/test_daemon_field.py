@@ -42,7 +42,7 @@ def replay(tmp_path, name, recording, **sections):
     config = write_config(tmp_path / f"{name}.toml", data_dir, {"type": "replay", "paths": [str(recording)]},
                           **sections)
     daemon = DaemonProcess(config)
-    assert daemon.wait_exit() == 0, daemon.stderr_now()
+    assert daemon.wait_exit(timeout=1800) == 0, daemon.stderr_now()  # ten minutes of audio, on a slow machine too
     daemon.close()
     return data_dir
 
