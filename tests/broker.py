@@ -131,15 +131,13 @@ class Subscriber:
         self.client.disconnect()
 
 
-class OldBroker:
-    """A broker that speaks MQTT 3.1.1 only, as older installations do: a TCP relay to mosquitto that answers
-    an MQTT 5 CONNECT the way a 3.1.1 broker must (CONNACK return code 1, then close) and relays the rest."""
+class Relay:
+    """A TCP listener on 127.0.0.1 in front of `broker`: `_serve` handles each client connection."""
 
     def __init__(self, broker: Mosquitto):
         self.target = ("127.0.0.1", broker.port)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.levels: list[int] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -149,6 +147,35 @@ class OldBroker:
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class OldBroker(Relay):
+    """A broker that speaks MQTT 3.1.1 only, as older installations do: a TCP relay to mosquitto that answers
+    an MQTT 5 CONNECT the way a 3.1.1 broker must (CONNACK return code 1, then close) and relays the rest."""
+
+    def __init__(self, broker: Mosquitto):
+        self.levels: list[int] = []
+        super().__init__(broker)
 
     def _serve(self, client: socket.socket) -> None:
         head = b""
@@ -167,20 +194,3 @@ class OldBroker:
         upstream.sendall(head)
         for source, sink in ((client, upstream), (upstream, client)):
             threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while chunk := source.recv(65536):
-                sink.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.listener.close()

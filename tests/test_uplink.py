@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import paho.mqtt.client as paho
 import soundfile
 
-from broker import Mosquitto, OldBroker, Subscriber
+from broker import Mosquitto, OldBroker, Relay, Subscriber
 from certificates import make_certificates
 from conftest import ROOT
 from station_process import StationProcess, query, wait_for, wait_for_progress
@@ -43,6 +43,21 @@ def inbox(folder, *paths) -> dict:
     for path in paths:
         shutil.copy(path, folder / path.name)
     return {"type": "folder", "path": str(folder), "settle_seconds": 0.2}
+
+
+def until_logged(config, outcome: str, station=None, records_dir=None) -> DaemonProcess:
+    """The daemon on its watched folder until it has logged `outcome` (how its uplink fared) and analysed its
+    recording, and, given a station, until the station holds every record of it; then a clean stop."""
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_log(outcome)
+        daemon.wait_log("recording_done")
+        if station is not None:
+            station.wait_for(expected_keys(records_dir))
+        assert daemon.terminate(timeout=60)[0] == 0
+    finally:
+        daemon.close()
+    return daemon
 
 
 def mqtt_table(broker, **options):
@@ -195,13 +210,7 @@ def test_tls_and_a_wrong_password_keep_records_until_fixed(data, tmp_path):
     config = write_config(tmp_path / "edge.toml", tmp_path / "data",
                           inbox(tmp_path / "inbox-refused", data / "maad_spinetail.wav"),
                           mqtt=mqtt_table(broker, **tls))
-    refused = DaemonProcess(config)
-    try:
-        refused.wait_log("mqtt_refused")
-        refused.wait_log("recording_done")
-        assert refused.terminate(timeout=60)[0] == 0
-    finally:
-        refused.close()
+    refused = until_logged(config, "mqtt_refused")
     errors = {entry["error"] for entry in refused.logged("mqtt_refused")}
     assert len(errors) == 1 and "wrong user name or password" in errors.pop()
     assert "secret-4" not in json.dumps(refused.lines), "a password is never logged"
@@ -213,26 +222,13 @@ def test_tls_and_a_wrong_password_keep_records_until_fixed(data, tmp_path):
     wrong_ca = write_config(tmp_path / "wrong-ca.toml", tmp_path / "data",
                             inbox(tmp_path / "inbox-wrong-ca", data / "opso_birds_10s.wav"),
                             mqtt=mqtt_table(broker, **{**tls, "ca_file": str(certificates["other_ca"])}))
-    untrusted = DaemonProcess(wrong_ca)
-    try:
-        untrusted.wait_log("mqtt_connect_failed")
-        untrusted.wait_log("recording_done")
-        assert untrusted.terminate(timeout=60)[0] == 0
-    finally:
-        untrusted.close()
+    untrusted = until_logged(wrong_ca, "mqtt_connect_failed")
     assert any("certificate verify failed" in e["error"] for e in untrusted.logged("mqtt_connect_failed"))
 
     secret.write_text("right-secret-42\n")
-    fixed = DaemonProcess(write_config(tmp_path / "fixed.toml", tmp_path / "data",
-                                       inbox(tmp_path / "inbox-fixed", data / "opso_birds_10s.wav"),
-                                       mqtt=mqtt_table(broker, **tls)))
-    try:
-        fixed.wait_log("mqtt_connected")
-        fixed.wait_log("recording_done")
-        station.wait_for(expected_keys(tmp_path / "data" / "records"))
-        assert fixed.terminate(timeout=60)[0] == 0
-    finally:
-        fixed.close()
+    until_logged(write_config(tmp_path / "fixed.toml", tmp_path / "data",
+                              inbox(tmp_path / "inbox-fixed", data / "opso_birds_10s.wav"),
+                              mqtt=mqtt_table(broker, **tls)), "mqtt_connected", station, tmp_path / "data" / "records")
     station.close()
     broker.stop()
     assert len(station.records("events")) == len(read_records(tmp_path / "data" / "records"))
@@ -280,14 +276,7 @@ def test_falls_back_to_mqtt_3_1_1_for_an_older_broker(data, tmp_path):
     config = write_config(tmp_path / "edge.toml", tmp_path / "data",
                           inbox(tmp_path / "inbox", data / "maad_spinetail.wav"),
                           mqtt={**mqtt_table(broker), "port": old.port})
-    daemon = DaemonProcess(config)
-    try:
-        daemon.wait_log("mqtt_connected")
-        daemon.wait_log("recording_done")
-        station.wait_for(expected_keys(tmp_path / "data" / "records"))
-        assert daemon.terminate(timeout=60)[0] == 0
-    finally:
-        daemon.close()
+    daemon = until_logged(config, "mqtt_connected", station, tmp_path / "data" / "records")
     station.wait_for(expected_keys(tmp_path / "data" / "records"), status="stopped")
     station.close()
     old.close()
@@ -309,27 +298,19 @@ def backlog(path, count: int) -> None:
         db.execute("INSERT INTO counters VALUES ('seq', ?)", (count,))
 
 
-class HeldAcknowledgements:
+class HeldAcknowledgements(Relay):
     """A TCP relay to the broker that passes its CONNACK, then holds everything else it sends (its PUBACKs)
     until `release()`: a link on which acknowledgements are slow to come back, so that what the uplink sent
     first stays in flight whatever the speed of the machine."""
 
     def __init__(self, broker: Mosquitto):
-        self.target = ("127.0.0.1", broker.port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.released = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(broker)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            threading.Thread(target=OldBroker._pipe, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._hold, args=(upstream, client), daemon=True).start()
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self.target)
+        threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+        self._hold(upstream, client)
 
     def _hold(self, upstream: socket.socket, client: socket.socket) -> None:
         held = b""
@@ -346,13 +327,10 @@ class HeldAcknowledgements:
             for s in (upstream, client):
                 s.close()
             return
-        OldBroker._pipe(upstream, client)
+        self._pipe(upstream, client)
 
     def release(self) -> None:
         self.released.set()
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def first_packet_end(data: bytes) -> int | None:
