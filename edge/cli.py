@@ -141,7 +141,7 @@ def int8_verdict(manifest, features: frozenset[str] | None, machine: str) -> str
     them, a Pi 4 does not)."""
     if features is None:
         return "this system does not say which it has (no /proc/cpuinfo)"
-    if machine.lower() in ("aarch64", "arm64") or machine.lower().startswith("arm") or "asimd" in features:
+    if machine.lower().startswith(("aarch64", "arm")) or "asimd" in features:
         if "asimddp" in features:
             return "on Arm what matters is the dot-product instructions (asimddp): this CPU has them"
         return ("on Arm what matters is the dot-product instructions (asimddp): this CPU lacks them (as a "

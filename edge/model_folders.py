@@ -12,10 +12,12 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge import range_model, speech
 from edge.manifest import MANIFEST, ModelError, check_sha256, load_manifest, require_folder
+from edge.names import NAMES_MANIFEST
 
-KINDS = ((MANIFEST, "classifier"), ("range.toml", "range filter"), ("speech.toml", "speech detector"),
-         ("names.toml", "common names"))
+KINDS = ((MANIFEST, "classifier"), (range_model.MANIFEST_FILE, "range filter"), (speech.MANIFEST, "speech detector"),
+         (NAMES_MANIFEST, "common names"))
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,14 @@ def model_folders(models_dir: Path) -> list[ModelFolder]:
     """Every model folder under `models_dir`, by folder name; ModelError for a missing models folder or a
     manifest that cannot be read."""
     require_folder(models_dir)
-    found = []
-    for directory in sorted(path for path in models_dir.iterdir() if path.is_dir()):
-        kind = next(((name, kind) for name, kind in KINDS if (directory / name).is_file()), None)
-        if kind is not None:
-            found.append(read_folder(directory, *kind))
-    return found
+    folders = (folder_at(path) for path in sorted(models_dir.iterdir()) if path.is_dir())
+    return [folder for folder in folders if folder is not None]
+
+
+def folder_at(directory: Path) -> ModelFolder | None:
+    """The model folder `directory` is, read by the manifest it holds; None when it holds none."""
+    kind = next(((name, kind) for name, kind in KINDS if (directory / name).is_file()), None)
+    return None if kind is None else read_folder(directory, *kind)
 
 
 def read_folder(directory: Path, manifest_name: str, kind: str) -> ModelFolder:
@@ -86,8 +90,8 @@ def describe(directory: Path, kind: str, data: dict) -> str:
 
 
 def find_folder(models_dir: Path, folder_name: str) -> ModelFolder:
-    """The folder `folder_name` (e.g. "silero-vad"), read and listed like the others."""
-    for folder in model_folders(models_dir):
-        if folder.directory.name == folder_name:
-            return folder
-    raise ModelError(f"{models_dir / folder_name}: missing; reinstall edge or rebuild the model")
+    """The folder `folder_name` (e.g. "silero-vad"), read as `model_folders` reads each; only it is read."""
+    folder = folder_at(models_dir / folder_name) if (models_dir / folder_name).is_dir() else None
+    if folder is None:
+        raise ModelError(f"{models_dir / folder_name}: missing; reinstall edge or rebuild the model")
+    return folder

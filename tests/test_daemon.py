@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from daemon_process import DaemonProcess, read_records, write_config
+from station_process import wait_for
 
 SPINETAIL = "Cranioleuca erythrops"
 FAST_FOLDER = {"settle_seconds": 1.5, "rescan_seconds": 2}
@@ -66,7 +67,7 @@ def test_folder_daemon_end_to_end(data, tmp_path):
             assert time.monotonic() < deadline, "the second copied.wav was not analysed"
             time.sleep(0.2)
         health_records = len(daemon.logged("health"))
-        wait_until(lambda: len(daemon.logged("health")) > health_records, "a health record after the last file")
+        wait_for(lambda: len(daemon.logged("health")) > health_records, 120, "a health record after the last file")
         code, seconds = daemon.terminate(timeout=60)
     finally:
         daemon.close()
@@ -207,13 +208,6 @@ def test_kill_9_and_restart_analyses_each_file_once(data, tmp_path):
     assert sorted(rows) == sorted((f"20240501_{i:02d}0000.wav", "done") for i in range(len(names)))
     done = Counter(p.name for p in (tmp_path / "data" / "done").iterdir())
     assert done == Counter(f"20240501_{i:02d}0000.wav" for i in range(len(names))), "each put away once"
-
-
-def wait_until(condition, what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.05)
 
 
 def wait_for_record(records_dir, key, daemon, timeout=300.0):
