@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import ssl
 from pathlib import Path
 from typing import Literal
@@ -67,6 +68,36 @@ class BrokerConfig(BaseModel):
         if not path.is_absolute() and os.environ.get("CREDENTIALS_DIRECTORY"):
             path = Path(os.environ["CREDENTIALS_DIRECTORY"]) / path
         return path.read_text(encoding="utf-8").rstrip("\r\n")
+
+
+# A box id is one topic level, a file name and a column in the station's tables: letters, digits, '.', '_' and
+# '-', starting with a letter or digit (a hostname fits), at most 64 characters.
+BOX_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MAX_PREFIX = 128
+
+
+def box_id_problem(box: str) -> str | None:
+    """Why `box` cannot name a box (None when it can): a '/', '+' or '#' would change the topic, so that the
+    broker accepts the box's records and no station ever receives them."""
+    if BOX_ID.fullmatch(box):
+        return None
+    return (f"box id {box!r} is not 1 to 64 letters, digits, '.', '_' or '-' starting with a letter or digit"
+            if len(box) <= 200 else f"box id of {len(box)} characters is longer than 64")
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why `prefix` cannot start the topics (None when it can): one or more '/'-separated levels, none empty,
+    without the wildcards '+' and '#', control characters, or a leading '$' (the broker's own topics)."""
+    if not prefix or len(prefix) > MAX_PREFIX:
+        return f"topic prefix must be 1 to {MAX_PREFIX} characters"
+    if prefix.startswith("$"):
+        return f"topic prefix {prefix!r} starts with '$', which brokers keep for their own topics"
+    if any(not level for level in prefix.split("/")):
+        return f"topic prefix {prefix!r} has an empty level (a leading, trailing or double '/')"
+    bad = sorted({c for c in prefix if c in "+#" or not c.isprintable()})
+    if bad:
+        return f"topic prefix {prefix!r} holds {', '.join(map(repr, bad))}: no wildcards or control characters"
+    return None
 
 
 def topic(prefix: str, box: str, kind: str) -> str:
