@@ -24,6 +24,8 @@ import numpy as np
 import soundfile as sf
 import structlog
 
+from edge.storage import StorageFault, in_words
+
 log = structlog.get_logger(__name__)
 
 SUFFIX = ".flac"
@@ -71,6 +73,7 @@ class ClipStore:
         self.min_free_percent = min_free_percent
         self.written = self.deleted = self.failed = 0
         self.disk_full = False
+        self.fault: StorageFault | None = None  # the error of the last write, until a write succeeds
         self._clips: dict[str, _Clip] = {}
         self.total_bytes = 0
         self._scan()
@@ -117,6 +120,8 @@ class ClipStore:
         except OSError as error:
             self.failed += 1
             self.disk_full = error.errno in FULL
+            if self.fault is None:
+                self.fault = StorageFault("clips", in_words(error))
             log.error("clip_write_failed", path=relative_path, errno=errno.errorcode.get(error.errno, ""),
                       error=str(error))
             _remove_if_empty(target.parent, self.directory)
@@ -125,6 +130,7 @@ class ClipStore:
         self.total_bytes += len(data)
         self.written += 1
         self.disk_full = False
+        self.fault = None
         log.info("clip_written", path=relative_path, bytes=len(data), seconds=round(len(samples) / rate, 2),
                  deleted_for_room=deleted)
         return True

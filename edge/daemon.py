@@ -119,6 +119,13 @@ def build_outputs(settings: Settings) -> Outputs:
     return Outputs(outbox, files, uplink, s.output.when)
 
 
+def store_paths(settings: Settings) -> dict[str, Path]:
+    """Where each store writes: each may be on a disk of its own, and each disk can fill up."""
+    s = settings
+    paths = {"records": s.records_dir, "outbox": s.outbox_path, "state": s.state_path}
+    return {**paths, "clips": s.clips_dir} if s.clips.enabled else paths
+
+
 def window_spec(settings: Settings) -> WindowSpec:
     return WindowSpec(seconds=settings.window.seconds, hop=settings.window.hop)
 
@@ -130,7 +137,7 @@ class Daemon:
         self.notifier = notifier
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
-        self.health = Health(settings.box_id, settings.data_dir)
+        self.health = Health(settings.box_id, settings.data_dir, store_paths(settings))
         self.stages = Stages()
         self.latencies = Latencies()
         self._next_health = 0.0
@@ -261,13 +268,18 @@ class Daemon:
     def publish_health(self) -> None:
         if self.clips is not None:
             self.clips.store.prune()
+        self.state.save()  # what a failing disk refused, if it takes it now
         clips = {} if self.clips is None else self.clips.stats()
-        extra = {"suppressed_by_cooldown": self.smoother.suppressed, **self.outputs.stats(), **self.guard.stats(),
+        outputs = self.outputs.stats()
+        faults = [f.as_record() for f in (self.state.fault, self.clips and self.clips.store.fault) if f]
+        extra = {"suppressed_by_cooldown": self.smoother.suppressed, **outputs, **self.guard.stats(),
                  **self.latencies.summary(), "member_ms_per_crop": self._member_costs(), **self.screen.stats(),
-                 **clips}
+                 **clips, "storage_faults": outputs["storage_faults"] + faults}
         record = self.outputs.publish("health", self.health.record(self.source.stats(), extra))
         fields = {k: v for k, v in record.items() if k not in ("schema", "box")}
-        if record["disk_free_percent"] < self.settings.health.min_free_percent:
+        if record["storage_faults"]:
+            log.error("health_storage_fault", **fields)
+        elif (record["disk_free_percent"] or 0) < self.settings.health.min_free_percent:
             log.warning("disk_low", **fields)
         elif record["outbox_full"]:
             log.error("outbox_full", **fields)

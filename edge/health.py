@@ -5,13 +5,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
 import psutil
+
+from edge.storage import disks_of
 
 HEALTH_SCHEMA = "edge.health/1"
 
@@ -53,9 +54,11 @@ class Health:
     live stream; above 1 the box falls behind a live stream even with a whole core).
     """
 
-    def __init__(self, box: str, data_dir: Path):
+    def __init__(self, box: str, data_dir: Path, stores: Mapping[str, Path] | None = None):
         self.box = box
         self.data_dir = data_dir
+        # Each store may sit on a disk of its own: disk_free_* is the fullest of them, `disks` each one.
+        self.stores = dict(stores or {"data": data_dir})
         self.process = psutil.Process()
         self.started = time.monotonic()
         self.audio_seconds = 0.0
@@ -73,7 +76,8 @@ class Health:
         then, cpu_then, audio_then = self._last
         audio = self.audio_seconds - audio_then
         self._last = (now, cpu, self.audio_seconds)
-        disk = shutil.disk_usage(self.data_dir)
+        disks = disks_of(self.stores)
+        fullest = min(disks.values(), key=lambda d: d["free_percent"], default={})
         return {
             "schema": HEALTH_SCHEMA,
             "box": self.box,
@@ -87,8 +91,9 @@ class Health:
             "real_time_factor": round((cpu - cpu_then) / audio, 4) if audio > 0 else None,
             "cpu_percent": round(self.process.cpu_percent(None), 1),
             "rss_mb": round(self.process.memory_info().rss / 1e6, 1),
-            "disk_free_mb": round(disk.free / 1e6, 1),
-            "disk_free_percent": round(100 * disk.free / disk.total, 1),
+            "disk_free_mb": fullest.get("free_mb"),
+            "disk_free_percent": fullest.get("free_percent"),
+            "disks": disks,
             "clock": clock_state(),
             **SOURCE_FIELDS,
             **dict(source_stats),

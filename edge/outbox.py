@@ -4,11 +4,17 @@ neither a broker outage, nor a power cut, nor kill -9 loses a record.
 
 It also keeps the box's sequence number (one counter for every record, never reused) and the keys of the
 records already published, so that a recording analysed again after a crash does not publish its events twice.
+
+On a full or read-only disk `add` raises (edge.sinks.outputs holds the record in memory and adds it again
+later); the database stays readable, opened read-only if it cannot be opened for writing at all, and each
+later `add` first tries to open it for writing again. Adding a record whose key was committed already is a
+no-op, so a record added again after an uncertain failure is not queued twice.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -17,7 +23,8 @@ from typing import Literal
 
 import structlog
 
-from edge.database import open_durable
+from edge.database import open_durable, open_read_only, rollback
+from edge.storage import DISK_ERRORS, in_words
 
 log = structlog.get_logger(__name__)
 
@@ -60,11 +67,36 @@ class Outbox:
         self.max_records = max_records
         self.when_full = when_full
         self.queue = queue
+        self.path = path
         self._lock = threading.Lock()
-        self._db = open_durable(path, SCHEMA, shared=True)
-        self._db.execute("DELETE FROM published WHERE created < ?", (time.time() - KEEP_KEYS_SECONDS,))
-        self._pending = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        self._db: sqlite3.Connection | None = None
+        self.writable = False
+        self.open_error: str | None = None
         self._last_full_log = 0.0
+        self._open()
+
+    def _open(self) -> None:
+        """Open for writing, or else read-only (a read-only disk); a disk error leaves `open_error` set."""
+        try:
+            db = open_durable(self.path, SCHEMA, shared=True)
+            db.execute("DELETE FROM published WHERE created < ?", (time.time() - KEEP_KEYS_SECONDS,))
+        except DISK_ERRORS as error:
+            self.open_error = in_words(error, self.path)
+            if self._db is None:
+                self._db = open_read_only(self.path, SCHEMA, shared=True)
+                self._pending = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+                log.error("outbox_read_only", path=str(self.path), error=self.open_error)
+            return
+        if self._db is not None:
+            self._db.close()
+        self._db, self.writable, self.open_error = db, True, None
+        self._pending = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last record committed."""
+        with self._lock:
+            return self._counter("seq")
 
     def _counter(self, name: str) -> int:
         row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
@@ -84,9 +116,16 @@ class Outbox:
         seq = record["seq"]
         now = time.time()
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if not self.writable:
+                self._open()
+                if not self.writable:
+                    raise sqlite3.OperationalError(self.open_error)
+            if key is not None and self._db.execute("SELECT 1 FROM published WHERE key = ?", (key,)).fetchone():
+                return
             try:
-                self._db.execute("INSERT OR REPLACE INTO counters VALUES ('seq', ?)", (seq,))
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("INSERT OR REPLACE INTO counters VALUES ('seq', max(?, coalesce((SELECT value "
+                                 "FROM counters WHERE name = 'seq'), 0)))", (seq,))
                 if key is not None:
                     self._db.execute("INSERT OR REPLACE INTO published VALUES (?, ?, ?)", (key, seq, now))
                 if self.queue and self._make_room(kind):
@@ -94,9 +133,11 @@ class Outbox:
                                      (seq, kind, json.dumps(record, ensure_ascii=False), now))
                     self._pending += 1
                 self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except BaseException as error:
+                rollback(self._db)
                 self._pending = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+                if isinstance(error, DISK_ERRORS):
+                    self.writable = False  # the next add opens the database again: a remount may have fixed it
                 raise
 
     def _make_room(self, kind: str) -> bool:
@@ -159,3 +200,4 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+

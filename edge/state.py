@@ -2,15 +2,25 @@
 
 A recording is known by its path inside the watched folder, its size and its modification time, so that a
 restart neither repeats a finished recording nor skips one, and a recorder that reuses a name is not ignored.
+
+On a full or read-only disk the analysis goes on: a change the database refuses is kept in memory (`unsaved`,
+with the fault for the health record) and written at the next change or `save()` once the disk takes it again.
+A restart before that may analyse those recordings again; their events are then not published twice (the
+outbox knows their keys), and the files that were moved away are not seen again. Pausing the folder instead
+would keep the files safe but silence the box, threat alerts included, until someone came to fix the card.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
-from edge.database import open_durable
+import structlog
+
+from edge.database import open_durable, open_read_only, rollback
+from edge.storage import DISK_ERRORS, StorageFault, in_words, utc_now
+
+log = structlog.get_logger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS recordings (
@@ -27,6 +37,7 @@ CREATE INDEX IF NOT EXISTS recordings_status ON recordings (status);
 """
 
 FINAL = ("done", "quarantined")
+COLUMNS = ("key", "path", "status", "attempts", "started_utc", "finished_utc", "audio_seconds", "error")
 
 
 @dataclass(frozen=True)
@@ -42,46 +53,85 @@ def recording_key(relative: str, size: int, mtime_ns: int) -> str:
     return f"{relative}|{size}|{mtime_ns}"
 
 
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
 class RecordingState:
-    """Owned by one thread (the daemon's loop); every change is committed before the call returns."""
+    """Owned by one thread (the daemon's loop); every change is committed before the call returns, or kept in
+    memory while the disk refuses it."""
 
     def __init__(self, path: Path):
         # A recording marked done survives a power cut, so it is not analysed twice.
-        self._db = open_durable(path, SCHEMA)
+        self.path = path
+        self.fault: StorageFault | None = None
+        self._unsaved: dict[str, tuple] = {}  # key -> its row (COLUMNS), not yet committed
+        try:
+            self._db = open_durable(path, SCHEMA)
+            self._writable = True
+        except DISK_ERRORS as error:
+            self._db = open_read_only(path, SCHEMA)
+            self._writable = False
+            self._failed(error)
 
     def get(self, key: str) -> Recording | None:
-        row = self._db.execute(
-            "SELECT key, path, status, attempts, error FROM recordings WHERE key = ?", (key,)
-        ).fetchone()
-        return Recording(*row) if row else None
+        row = self._row(key)
+        return Recording(*row[:4], row[7]) if row else None
+
+    def _row(self, key: str) -> tuple | None:
+        if key in self._unsaved:
+            return self._unsaved[key]
+        return self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM recordings WHERE key = ?", (key,)).fetchone()
 
     def begin(self, key: str, path: str) -> int:
         """Mark a recording as being analysed; returns how many times that has now been started."""
-        self._db.execute(
-            "INSERT INTO recordings (key, path, status, attempts, started_utc) VALUES (?, ?, 'processing', 1, ?) "
-            "ON CONFLICT (key) DO UPDATE SET status = 'processing', attempts = attempts + 1, "
-            "started_utc = excluded.started_utc",
-            (key, path, utc_now()),
-        )
-        return self.get(key).attempts
+        row = self._row(key) or (key, path, "processing", 0, None, None, None, None)
+        self._change((key, path, "processing", row[3] + 1, utc_now(), *row[5:]))
+        return row[3] + 1
 
     def release(self, key: str) -> None:
         """An analysis stopped on purpose (shutdown, an output that failed): not counted as cut off."""
-        self._db.execute("UPDATE recordings SET attempts = MAX(attempts - 1, 0) WHERE key = ?", (key,))
+        row = self._row(key)
+        if row is not None:
+            self._change((*row[:3], max(row[3] - 1, 0), *row[4:]))
 
     def finish(self, key: str, path: str, status: str, audio_seconds: float = 0.0, error: str | None = None):
         if status not in FINAL:
             raise ValueError(f"status {status!r} is not one of {FINAL}")
-        self._db.execute(
-            "INSERT INTO recordings (key, path, status, attempts, finished_utc, audio_seconds, error) "
-            "VALUES (?, ?, ?, 0, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET status = excluded.status, "
-            "finished_utc = excluded.finished_utc, audio_seconds = excluded.audio_seconds, error = excluded.error",
-            (key, path, status, utc_now(), audio_seconds, error),
-        )
+        row = self._row(key)
+        attempts, started = (row[3], row[4]) if row else (0, None)
+        self._change((key, path, status, attempts, started, utc_now(), audio_seconds, error))
+
+    def _change(self, row: tuple) -> None:
+        self._unsaved[row[0]] = row
+        self.save()
+
+    def save(self) -> None:
+        """Commit the changes kept in memory, if the disk takes them now."""
+        if not self._unsaved:
+            return
+        try:
+            if not self._writable:
+                db = open_durable(self.path, SCHEMA)
+                self._db.close()
+                self._db, self._writable = db, True
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(f"INSERT OR REPLACE INTO recordings ({', '.join(COLUMNS)}) VALUES "
+                                 f"({', '.join('?' * len(COLUMNS))})", self._unsaved.values())
+            self._db.execute("COMMIT")
+        except DISK_ERRORS as error:
+            rollback(self._db)
+            self._writable = False  # opened again at the next save: a remount may have fixed it
+            self._failed(error)
+            return
+        if self.fault is not None:
+            log.info("state_saved_again", path=str(self.path), recordings=len(self._unsaved),
+                     since_utc=self.fault.since_utc)
+        self._unsaved.clear()
+        self.fault = None
+
+    def _failed(self, error: BaseException) -> None:
+        if self.fault is None:
+            self.fault = StorageFault("state", in_words(error, self.path))
+            log.error("state_not_saved", path=str(self.path), error=self.fault.error,
+                      hint="analysis goes on; what is done is kept in memory until the disk takes it")
+        self.fault.waiting = len(self._unsaved)
 
     def close(self) -> None:
         self._db.close()

@@ -106,8 +106,12 @@ class FolderSource:
         self.counters = {"files_done": 0, "files_quarantined": 0, "notification_overflows": 0}
 
     def start(self) -> None:
-        for folder in (self.root, self.done_dir, self.quarantine_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        for folder in (self.done_dir, self.quarantine_dir):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as error:  # a full or read-only card: analysed files then stay where they are
+                log.error("folder_not_made", folder=str(folder), error=str(error))
         self._observer = Observer()
         self._observer.schedule(_Notifications(self._paths, self._overflowed), str(self.root), recursive=True)
         self._observer.start()
