@@ -258,6 +258,7 @@ class Daemon:
 
     def _tick(self) -> None:
         self.notifier.watchdog()
+        self.outputs.retry()  # records held for a failed store, written once its disk takes them (throttled)
         if self.reload_requested.is_set():
             self.reload_requested.clear()
             self._reload()

@@ -217,8 +217,8 @@ class ClipSettings(Section):
 class HealthSettings(Section):
     interval_seconds: float = Field(60.0, ge=1, description="Seconds between health records.")
     min_free_percent: float = Field(
-        5.0, ge=0, le=100, description="Below this much free space on the data folder's disk, each health "
-                                       "record is logged as a warning (disk_low).")
+        5.0, ge=0, le=100, description="Below this much free space on a store's disk (records, outbox, state, "
+                                       "clips), each health record is logged as a warning (disk_low).")
 
 
 SourceSettings = Annotated[Union[FolderConfig, MicrophoneConfig, ReplayConfig], Field(discriminator="type")]

@@ -134,4 +134,8 @@ class RecordingState:
         self.fault.waiting = len(self._unsaved)
 
     def close(self) -> None:
+        self.save()
+        if self._unsaved:
+            log.error("state_not_saved_at_stop", path=str(self.path), recordings=len(self._unsaved),
+                      hint="these recordings may be analysed again at the next start")
         self._db.close()

@@ -74,3 +74,10 @@ def test_a_failed_commit_leaves_nothing_half_done(tmp_path):
     assert not outbox.seen("k2")
     assert outbox.next_seq() == 2
     assert outbox.stats()["outbox_pending"] == 1
+
+
+def test_adding_a_committed_key_again_queues_nothing(tmp_path):
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    add(outbox, "events", key="k")
+    outbox.add("events", {"seq": 2}, key="k")  # held in memory while the disk failed, then added once more
+    assert [p.seq for p in outbox.pending(0, 10)] == [1]
