@@ -92,6 +92,40 @@ def test_daily_files_on_a_full_then_read_only_disk(data, tmp_path):
     assert clips, "clips are written again once there is room"
 
 
+def test_everything_on_one_full_disk(data, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    with small_disk(tmp_path / "card", 8192) as disk:
+        data_dir = disk.path / "data"
+        config = write_config(tmp_path / "edge.toml", data_dir, {"type": "folder", "path": str(inbox),
+                              "after": "keep", **FAST_FOLDER}, mqtt={**NO_BROKER, "port": free_port()})
+        daemon = DaemonProcess(config)
+        try:
+            daemon.wait_notification("READY=1")
+            drop(data, inbox, "a.wav")
+            daemon.wait_log("recording_done", file="a.wav")
+            disk.fill()
+            drop(data, inbox, "b.wav")
+            daemon.wait_log("recording_done", file="b.wav")
+            health_with_fault(daemon, "outbox", "SQLITE_FULL")
+            # the daily files fill the room left in their last pages first (health records, every second)
+            health_with_fault(daemon, "records", "No space left on device (ENOSPC)")
+            disk.free()
+            for store in ("records", "outbox"):
+                daemon.wait_log("storage_recovered", timeout=180, store=store)
+            code, _ = daemon.terminate()
+        finally:
+            daemon.close()
+        written = read_records(data_dir / "records")
+        queued = queued_events(data_dir / "outbox.sqlite")
+        with sqlite3.connect(data_dir / "state.sqlite") as db:
+            done = db.execute("SELECT path FROM recordings WHERE status = 'done' ORDER BY path").fetchall()
+    assert code == 0
+    assert {r["source"] for r in written} == {"a.wav", "b.wav"}
+    assert written == queued, "each event once in each store, in order"
+    assert done == [("a.wav",), ("b.wav",)]
+
+
 def test_a_read_only_data_folder_at_start(data, tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
