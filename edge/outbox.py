@@ -200,4 +200,3 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-

@@ -127,11 +127,12 @@ class RecordingState:
         self.fault = None
 
     def _failed(self, error: BaseException) -> None:
+        words = in_words(error, self.path)
         if self.fault is None:
-            self.fault = StorageFault("state", in_words(error, self.path))
-            log.error("state_not_saved", path=str(self.path), error=self.fault.error,
+            self.fault = StorageFault("state", words)
+            log.error("state_not_saved", path=str(self.path), error=words,
                       hint="analysis goes on; what is done is kept in memory until the disk takes it")
-        self.fault.waiting = len(self._unsaved)
+        self.fault.error, self.fault.waiting = words, len(self._unsaved)
 
     def close(self) -> None:
         self.save()
