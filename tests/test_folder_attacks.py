@@ -14,6 +14,7 @@ import time
 import soundfile as sf
 
 from broker import Mosquitto, Subscriber
+from conftest import edge_cli
 from daemon_process import DaemonProcess, read_records, write_config
 from edge.file_names import name_bytes, shown
 from edge.sources.folder import FolderConfig, FolderSource
@@ -245,3 +246,14 @@ def test_the_daemon_takes_a_latin_1_name_to_every_output(data, tmp_path):
     with open(quarantine + b"/notes\xe9.wav.error.txt", encoding="utf-8") as note:
         assert note.read().startswith("notes\\xe9.wav: is not a readable audio file")
     assert not [line for line in daemon.lines if line.get("event") == "non_json_output"]
+
+
+def test_a_replay_takes_a_latin_1_name_to_its_detection_files(data, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write(folder, b"caf\xe9.wav", (data / "maad_spinetail.wav").read_bytes())
+    edge_cli("replay", str(folder), "--out", str(tmp_path / "out"))
+    detections = [json.loads(line) for line in (tmp_path / "out" / "detections.jsonl").read_text().splitlines()]
+    assert detections and {d["source"] for d in detections} == {"caf\\xe9.wav"}
+    raven = (tmp_path / "out" / "raven" / "caf\\xe9.edge.selection.table.txt").read_text(encoding="utf-8")
+    assert "\tcaf\\xe9.wav\t" in raven
