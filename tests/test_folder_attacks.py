@@ -12,11 +12,13 @@ import threading
 import time
 
 import soundfile as sf
+import structlog.testing
 
 from broker import Mosquitto, Subscriber
 from conftest import edge_cli
 from daemon_process import DaemonProcess, read_records, write_config
 from edge.file_names import name_bytes, shown
+from edge.sources import writers
 from edge.sources.folder import FolderConfig, FolderSource
 from edge.state import RecordingState
 from test_folder_source import analysed, make_source
@@ -257,3 +259,13 @@ def test_a_replay_takes_a_latin_1_name_to_its_detection_files(data, tmp_path):
     assert detections and {d["source"] for d in detections} == {"caf\\xe9.wav"}
     raven = (tmp_path / "out" / "raven" / "caf\\xe9.edge.selection.table.txt").read_text(encoding="utf-8")
     assert "\tcaf\\xe9.wav\t" in raven
+
+
+def test_without_proc_the_settle_time_alone_decides_and_says_so(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(writers, "PROC", str(tmp_path / "no-proc"))  # as under a sandbox without /proc
+    source, inbox, state = make_source(tmp_path)
+    (inbox / "a.wav").write_bytes((data / "curlew_call_1.wav").read_bytes())
+    with structlog.testing.capture_logs() as logged:
+        assert analysed(source, expected=1) == ["a.wav"]
+    told = [entry for entry in logged if entry["event"] == "writers_partly_hidden"]
+    assert len(told) == 1 and told[0]["processes"] == "all"

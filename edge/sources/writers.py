@@ -26,8 +26,9 @@ class OpenFiles:
     hidden: int
 
 
-def open_for_writing(proc: str = PROC) -> OpenFiles | None:
+def open_for_writing(proc: str | None = None) -> OpenFiles | None:
     """The files open for writing now, or None when /proc cannot be read at all."""
+    proc = proc or PROC
     try:
         pids = [entry.name for entry in os.scandir(proc) if entry.name.isdigit()]
     except OSError:
