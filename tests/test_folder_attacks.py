@@ -3,8 +3,10 @@ writers that pause with the file open or reopen it to append. Writers are real p
 reaches the test through a pipe, and the source's clock is the test's, so no verdict depends on speed."""
 
 import contextlib
+import dataclasses
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -151,16 +153,22 @@ class Pump:
         self.source.stop()
 
 
-@contextlib.contextmanager
-def writing(tmp_path, recording, pieces: int, mode: str):
-    """A writer process writing `recording` into the watched folder as `mode` says, and the source's loop
-    turned by the test on a clock of the test's: (clock, source, writer, pump)."""
+def clocked_source(tmp_path):
+    """A source on tmp_path/inbox whose clock is the test's."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     clock = Clock()
     config = FolderConfig(path=inbox, settle_seconds=SETTLE, rescan_seconds=1e9)
     source = FolderSource(config, RecordingState(tmp_path / "state.sqlite"), tmp_path / "done",
                           tmp_path / "quarantine", clock=clock)
+    return clock, source, inbox
+
+
+@contextlib.contextmanager
+def writing(tmp_path, recording, pieces: int, mode: str):
+    """A writer process writing `recording` into the watched folder as `mode` says, and the source's loop
+    turned by the test on a clock of the test's: (clock, source, writer, pump)."""
+    clock, source, inbox = clocked_source(tmp_path)
     writer = start_writer(recording, inbox / recording.name, pieces, mode)
     pump = Pump(source)
     try:
@@ -269,3 +277,24 @@ def test_without_proc_the_settle_time_alone_decides_and_says_so(data, tmp_path, 
         assert analysed(source, expected=1) == ["a.wav"]
     told = [entry for entry in logged if entry["event"] == "writers_partly_hidden"]
     assert len(told) == 1 and told[0]["processes"] == "all"
+
+
+def test_a_file_written_to_during_its_analysis_stays_and_is_analysed_again(data, tmp_path):
+    clock, source, inbox = clocked_source(tmp_path)
+    clock.step = SETTLE
+    source.decode_options = dataclasses.replace(source.decode_options, block_seconds=1.0)
+    recording = data / "opso_birds_10s.wav"
+    shutil.copy(recording, inbox / recording.name)
+    pump = Pump(source)
+    try:
+        pump.until(lambda: pump.seconds, "the first second analysed")
+        with open(inbox / recording.name, "ab") as recorder:  # a recorder appending meanwhile
+            recorder.write(bytes(1000))
+        pump.until(lambda: source.stats()["files_done"] == 1, "the end of the first analysis")
+        assert (inbox / recording.name).exists(), "not moved: it changed while analysed"
+        pump.until(lambda: source.stats()["files_done"] == 2, "the new version analysed")
+    finally:
+        pump.close()
+    assert pump.finished == [recording.name] * 2
+    assert (tmp_path / "done" / recording.name).read_bytes() == recording.read_bytes() + bytes(1000)
+    assert not list(inbox.iterdir())

@@ -292,20 +292,20 @@ class FolderSource:
         self._finish(candidate, key, status, error)
 
     def _complete_after_restart(self, candidate: _Candidate, key: str, status: str, error: str | None) -> None:
-        if status == "quarantined" or self.config.after != "keep":
+        if self._finish(candidate, key, status, error) and (status == "quarantined" or self.config.after != "keep"):
             log.info("recording_put_away_after_restart", file=self._name(candidate.path), status=status)
-        self._finish(candidate, key, status, error)
 
-    def _finish(self, candidate: _Candidate, key: str, status: str, error: str | None) -> None:
+    def _finish(self, candidate: _Candidate, key: str, status: str, error: str | None) -> bool:
         """Put the file away, unless it has changed since it was taken or a process has it open for writing:
         then it stays, and is looked at again as any other file (a new version is a new recording)."""
         if status == "quarantined" or self.config.after != "keep":
             if self._changed_or_open(candidate):
                 log.warning("recording_left_in_place", file=self._name(candidate.path), status=status,
                             reason="written to since it was taken")
-                return
+                return False
             self._put_away(candidate.path, status, error)
         self._finished.add(key)
+        return True
 
     def _changed_or_open(self, candidate: _Candidate) -> bool:
         try:
