@@ -2,6 +2,7 @@
 
 A recording is known by its path inside the watched folder, its size and its modification time, so that a
 restart neither repeats a finished recording nor skips one, and a recorder that reuses a name is not ignored.
+Paths are stored as `edge.file_names.shown` writes them: a name that is not UTF-8 is kept exactly.
 
 On a full or read-only disk the analysis goes on: a change the database refuses is kept in memory (`unsaved`,
 with the fault for the health record) and written at the next change or `save()` once the disk takes it again.

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from edge.file_names import shown
 from edge.records import FIELDS, to_record
 from edge.types import Detection, Stream
 
@@ -107,9 +108,9 @@ class RavenSink:
             record["common_name"],
             record["scientific_name"],
             f"{record['confidence']:.4f}",
-            str(path.resolve()) if path else stream.id,
+            shown(path.resolve()) if path else stream.id,
             f"{record['start_s']:.3f}",
-            path.name if path else Path(stream.id).name,
+            shown(path.name) if path else Path(stream.id).name,
             started.strftime("%Y/%m/%d") if started else "",
             started.strftime("%H:%M:%S.") + f"{started.microsecond // 1000:03d}" if started else "",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -17,6 +18,7 @@ import structlog
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from edge.recording_time import recording_start
+from edge.file_names import shown
 from edge.types import AudioChunk, Stream
 
 log = structlog.get_logger(__name__)
@@ -64,16 +66,16 @@ def list_recordings(paths: list[Path], naive_zone: tzinfo = timezone.utc) -> lis
     """(file, stream id) for every file given and every audio file under every folder given.
 
     A folder's files are ordered by recording time (see `recording_time`), then by path; their ids are their
-    paths inside the folder.
+    paths inside the folder, as `shown` writes them.
     """
     found = []
     for path in paths:
         if path.is_dir():
             inside = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
             inside.sort(key=lambda p: (sort_key(recording_time(p, naive_zone)), str(p)))
-            found += [(p, p.relative_to(path).as_posix()) for p in inside]
+            found += [(p, shown(p.relative_to(path).as_posix())) for p in inside]
         else:
-            found.append((path, path.name))
+            found.append((path, shown(path.name)))
     return found
 
 
@@ -82,7 +84,7 @@ def recording_time(path: Path, naive_zone: tzinfo = timezone.utc) -> datetime | 
     unreadable (a damaged file is named when its turn comes)."""
     comment = None
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(os.fsencode(path)) as f:  # bytes: soundfile cannot encode a name that is not UTF-8
             comment = f.copy_metadata().get("comment")
     except (sf.LibsndfileError, RuntimeError, OSError):
         pass
@@ -117,7 +119,7 @@ class FileSource:
         total = 0.0
         for path, _ in self.recordings:
             try:
-                info = sf.info(str(path))
+                info = sf.info(os.fsencode(path))
                 total += info.frames / info.samplerate
             except (sf.LibsndfileError, RuntimeError, OSError):
                 pass
@@ -178,7 +180,7 @@ def open_audio(path: Path) -> sf.SoundFile:
     if path.stat().st_size == 0:
         raise AudioError("is empty (0 bytes)")
     try:
-        f = sf.SoundFile(str(path))
+        f = sf.SoundFile(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError) as error:
         raise AudioError(f"is not a readable audio file ({error})") from error
     if f.frames == 0:

@@ -1,9 +1,11 @@
 """The folder a recorder writes to: files analysed once each, in recording-time order, as they become complete.
 
-A file is complete when it was closed after writing (inotify) or moved in, or when its size and modification
-time have not changed for `settle_seconds` (a network share sends no close event; a file already there at
-start-up may still be open). What was done with each file is kept in `RecordingState`, so a restart neither
-repeats nor skips one; a damaged file is moved to the quarantine folder with a note of its error.
+A file is complete when no process has it open for writing (see `writers`) and it was moved in, or nothing
+has written to it for `settle_seconds`: no write or close notification (inotify), no change of size or
+modification time, the wait starting again at each. A close alone is not the end: a recorder may reopen the
+file to append. What was done with each file is kept in `RecordingState`, so a restart neither repeats nor
+skips one; a damaged file is moved to the quarantine folder with a note of its error. A file is never moved
+while a process has it open for writing or while it changes.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from edge.file_names import fitted, shown
 from edge.sources.files import (AUDIO_SUFFIXES, AudioError, DecodeOptions, ZoneName, decode, recording_time,
                                 sort_key)
+from edge.sources.writers import open_for_writing
 from edge.state import FINAL, RecordingState, recording_key
 from edge.types import AudioChunk
 
@@ -46,7 +50,8 @@ class FolderConfig(BaseModel):
     quarantine_dir: Path | None = Field(
         None, description="Where damaged files go, each with a .error.txt (default: <data_dir>/quarantine).")
     settle_seconds: float = Field(
-        10.0, gt=0, description="A file not seen closed is complete once unchanged for this long, seconds.")
+        10.0, gt=0, description="A file no process has open for writing is complete once nothing has written to "
+                                 "it for this long, seconds.")
     rescan_seconds: float = Field(
         60.0, gt=0, description="Full rescan of the folder, seconds: a safety net for lost notifications.")
     timezone: ZoneName = Field("UTC", description="Zone of recorder clocks whose file names carry none.")
@@ -62,14 +67,21 @@ class _Candidate:
     path: Path
     size: int
     mtime_ns: int
-    changed_at: float  # monotonic time its size or mtime last changed
-    closed: bool  # closed after writing (or moved in) since that change
+    file_id: tuple[int, int]  # st_dev, st_ino: how /proc names the file a process has open
+    changed_at: float  # monotonic time it was last written to, or its size or mtime last changed
+    moved_in: bool  # renamed into the folder since that change: written elsewhere, complete
+    held_open: bool = False  # settled, but a process has it open for writing
     sort_time: datetime | None = None
     sort_known: bool = False
 
+    @classmethod
+    def seen(cls, path: Path, st: os.stat_result, now: float, moved_in: bool = False) -> _Candidate:
+        return cls(path, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino), now, moved_in)
+
 
 class _Notifications(FileSystemEventHandler):
-    """Runs on the watchdog thread: hands paths to the loop through a bounded queue, never blocks."""
+    """Runs on the watchdog thread: hands paths to the loop through a bounded queue, never blocks. A file
+    written to (created, modified, closed after writing) comes as "written", one renamed in as "moved"."""
 
     def __init__(self, paths: queue.Queue, overflowed: threading.Event):
         self.paths = paths
@@ -78,9 +90,9 @@ class _Notifications(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory or event.event_type not in ("created", "modified", "closed", "moved"):
             return
-        path, complete = (event.dest_path, True) if event.event_type == "moved" else (event.src_path, False)
+        path, how = (event.dest_path, "moved") if event.event_type == "moved" else (event.src_path, "written")
         try:
-            self.paths.put_nowait((os.fsdecode(path), complete or event.event_type == "closed"))
+            self.paths.put_nowait((os.fsdecode(path), how))
         except queue.Full:
             self.overflowed.set()  # the loop rescans the folder instead
 
@@ -103,6 +115,7 @@ class FolderSource:
         self._candidates: dict[Path, _Candidate] = {}
         self._finished: set[str] = set()
         self._next_scan = 0.0
+        self._hidden_writers_told = False
         self.counters = {"files_done": 0, "files_quarantined": 0, "notification_overflows": 0}
 
     def start(self) -> None:
@@ -124,7 +137,8 @@ class FolderSource:
             self._observer = None
 
     def stats(self) -> dict[str, int]:
-        return {"files_pending": len(self._candidates), **self.counters}
+        held_open = sum(candidate.held_open for candidate in self._candidates.values())
+        return {"files_pending": len(self._candidates), "files_held_open": held_open, **self.counters}
 
     def chunks(self, stop: threading.Event) -> Iterator[AudioChunk | None]:
         while not stop.is_set():
@@ -146,18 +160,19 @@ class FolderSource:
                 self._overflowed.clear()
             self._next_scan = now + self.config.rescan_seconds
             for path in walk(self.root):
-                self._observe(path, complete=False)
+                self._observe(path)
             wait = 0.0
         try:
-            path, complete = self._paths.get(timeout=wait) if wait > 0 else self._paths.get_nowait()
-            self._observe(Path(path), complete)
+            path, how = self._paths.get(timeout=wait) if wait > 0 else self._paths.get_nowait()
+            self._observe(Path(path), how)
             while True:
-                path, complete = self._paths.get_nowait()
-                self._observe(Path(path), complete)
+                path, how = self._paths.get_nowait()
+                self._observe(Path(path), how)
         except queue.Empty:
             pass
 
-    def _observe(self, path: Path, complete: bool) -> None:
+    def _observe(self, path: Path, how: str | None = None) -> None:
+        """Note a file seen by a scan (`how` None) or a notification ("written", "moved")."""
         if not self._wanted(path):
             return
         try:
@@ -167,18 +182,18 @@ class FolderSource:
             return
         known = self._candidates.get(path)
         if known is None:
-            key = recording_key(self._relative(path), st.st_size, st.st_mtime_ns)
+            key = recording_key(self._name(path), st.st_size, st.st_mtime_ns)
             if key in self._finished:
                 return
             record = self.state.get(key)
             if record is not None and record.status in FINAL:
-                self._complete_after_restart(path, key, record.status, record.error)
+                self._complete_after_restart(_Candidate.seen(path, st, self._clock()), key, record.status,
+                                             record.error)
                 return
-            self._candidates[path] = _Candidate(path, st.st_size, st.st_mtime_ns, self._clock(), complete)
-        elif (known.size, known.mtime_ns) != (st.st_size, st.st_mtime_ns):
-            known.size, known.mtime_ns, known.changed_at, known.closed = st.st_size, st.st_mtime_ns, self._clock(), complete
-        elif complete:
-            known.closed = True
+            self._candidates[path] = _Candidate.seen(path, st, self._clock(), moved_in=how == "moved")
+        elif how is not None or (known.size, known.mtime_ns, known.file_id) != (
+                st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)):
+            self._candidates[path] = _Candidate.seen(path, st, self._clock(), moved_in=how == "moved")
 
     def _wanted(self, path: Path) -> bool:
         """Audio files, but none under a hidden folder (a card's .Trash, a sync tool's old versions), none
@@ -194,16 +209,36 @@ class FolderSource:
     def _next_complete(self) -> _Candidate | None:
         """The complete file with the earliest recording time (then path), if any."""
         now = self._clock()
-        complete = []
-        for candidate in list(self._candidates.values()):
-            self._observe(candidate.path, complete=False)
-            if candidate.path not in self._candidates:
-                continue
-            if candidate.closed or now - candidate.changed_at >= self.config.settle_seconds:
-                complete.append(candidate)
+        settled = []
+        for path in list(self._candidates):
+            self._observe(path)
+            candidate = self._candidates.get(path)
+            if candidate and (candidate.moved_in or now - candidate.changed_at >= self.config.settle_seconds):
+                settled.append(candidate)
+        complete = self._not_open_for_writing(settled)
         if not complete:
             return None
         return min(complete, key=lambda c: (self._sort_time(c), str(c.path)))
+
+    def _not_open_for_writing(self, candidates: list[_Candidate]) -> list[_Candidate]:
+        """Those of `candidates` that no process has open for writing (all of them when /proc says nothing)."""
+        if not candidates:
+            return []
+        open_files = open_for_writing()
+        if (open_files is None or open_files.hidden) and not self._hidden_writers_told:
+            self._hidden_writers_told = True
+            log.info("writers_partly_hidden", processes=open_files.hidden if open_files else "all",
+                     note="only the settle time protects files these processes write")
+        if open_files is None:
+            return candidates
+        free = []
+        for candidate in candidates:
+            if candidate.file_id not in open_files.writing:
+                free.append(candidate)
+            elif not candidate.held_open:
+                candidate.held_open = True
+                log.info("recording_still_open", file=self._name(candidate.path))
+        return free
 
     def _sort_time(self, candidate: _Candidate) -> str:
         if not candidate.sort_known:
@@ -211,74 +246,95 @@ class FolderSource:
             candidate.sort_known = True
         return sort_key(candidate.sort_time)
 
-    def _relative(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix()
+    def _name(self, path: Path) -> str:
+        """The file's path inside the folder as text (see `shown`): its name in the state, logs and records."""
+        return shown(path.relative_to(self.root).as_posix())
 
     # --- analysing one file ---------------------------------------------------------------------------------
 
     def _analyse(self, candidate: _Candidate, stop: threading.Event) -> Iterator[AudioChunk]:
         del self._candidates[candidate.path]
-        path, relative = candidate.path, self._relative(candidate.path)
+        path, name = candidate.path, self._name(candidate.path)
         if not path.exists():
             return
-        key = recording_key(relative, candidate.size, candidate.mtime_ns)
-        attempts = self.state.begin(key, relative)
+        key = recording_key(name, candidate.size, candidate.mtime_ns)
+        attempts = self.state.begin(key, name)
         if attempts > self.config.max_attempts:
-            self._settle(path, key, "quarantined", 0.0, f"analysis was cut off {attempts - 1} times")
+            self._settle(candidate, key, "quarantined", 0.0, f"analysis was cut off {attempts - 1} times")
             return
-        log.info("recording_started", file=relative, attempt=attempts)
+        log.info("recording_started", file=name, attempt=attempts)
         seconds = 0.0
         try:
-            for chunk in decode(path, relative, self.decode_options):
+            for chunk in decode(path, name, self.decode_options):
                 if stop.is_set():
-                    log.info("recording_interrupted", file=relative, after_seconds=round(seconds, 1))
+                    log.info("recording_interrupted", file=name, after_seconds=round(seconds, 1))
                     self.state.release(key)
                     return
                 yield chunk
                 seconds += chunk.seconds
         except AudioError as error:  # the readable part, if any, has been analysed
-            self._settle(path, key, "quarantined", seconds, str(error))
+            self._settle(candidate, key, "quarantined", seconds, str(error))
             return
         except OSError as error:
-            log.error("recording_vanished", file=relative, error=str(error))
+            log.error("recording_vanished", file=name, error=str(error))
             return
         except GeneratorExit:  # the loop gave up on it (an output failed): taken up again at the next start
             self.state.release(key)
             raise
-        self._settle(path, key, "done", seconds)
+        self._settle(candidate, key, "done", seconds)
 
-    def _settle(self, path: Path, key: str, status: str, seconds: float, error: str | None = None) -> None:
+    def _settle(self, candidate: _Candidate, key: str, status: str, seconds: float, error: str | None = None):
         """Record the outcome first, then move the file: a crash in between is finished by the next run."""
-        relative = self._relative(path)
-        self.state.finish(key, relative, status, seconds, error)
-        self._finished.add(key)
+        name = self._name(candidate.path)
+        self.state.finish(key, name, status, seconds, error)
         if status == "quarantined":
             self.counters["files_quarantined"] += 1
-            log.error("recording_quarantined", file=relative, error=error)
+            log.error("recording_quarantined", file=name, error=error)
         else:
             self.counters["files_done"] += 1
-            log.info("recording_done", file=relative, audio_seconds=round(seconds, 1))
-        self._put_away(path, status, error)
+            log.info("recording_done", file=name, audio_seconds=round(seconds, 1))
+        self._finish(candidate, key, status, error)
 
-    def _complete_after_restart(self, path: Path, key: str, status: str, error: str | None) -> None:
-        self._finished.add(key)
+    def _complete_after_restart(self, candidate: _Candidate, key: str, status: str, error: str | None) -> None:
+        if self._finish(candidate, key, status, error) and (status == "quarantined" or self.config.after != "keep"):
+            log.info("recording_put_away_after_restart", file=self._name(candidate.path), status=status)
+
+    def _finish(self, candidate: _Candidate, key: str, status: str, error: str | None) -> bool:
+        """Put the file away, unless it has changed since it was taken or a process has it open for writing:
+        then it stays, and is looked at again as any other file (a new version is a new recording)."""
         if status == "quarantined" or self.config.after != "keep":
-            log.info("recording_put_away_after_restart", file=self._relative(path), status=status)
-            self._put_away(path, status, error)
+            if self._changed_or_open(candidate):
+                log.warning("recording_left_in_place", file=self._name(candidate.path), status=status,
+                            reason="written to since it was taken")
+                return False
+            self._put_away(candidate.path, status, error)
+        self._finished.add(key)
+        return True
+
+    def _changed_or_open(self, candidate: _Candidate) -> bool:
+        try:
+            st = candidate.path.stat()
+        except OSError:
+            return False  # gone: nothing to move
+        if (st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)) != (candidate.size, candidate.mtime_ns,
+                                                                   candidate.file_id):
+            return True
+        return not self._not_open_for_writing([candidate])
 
     def _put_away(self, path: Path, status: str, error: str | None) -> None:
-        relative = self._relative(path)
+        relative, name = path.relative_to(self.root), self._name(path)
         try:
             if status == "quarantined":
                 target = free_name(self.quarantine_dir / relative)
                 move(path, target)
-                target.with_name(target.name + ".error.txt").write_text(f"{relative}: {error}\n", encoding="utf-8")
+                note = target.with_name(fitted(target.name, ".error.txt"))
+                note.write_text(f"{name}: {error}\n", encoding="utf-8")
             elif self.config.after == "move":
                 move(path, free_name(self.done_dir / relative))
             elif self.config.after == "delete":
                 path.unlink()
         except OSError as error:  # a full or read-only card: the file stays, and is known to be finished
-            log.error("recording_not_put_away", file=relative, status=status, error=str(error))
+            log.error("recording_not_put_away", file=name, status=status, error=str(error))
 
 
 def walk(root: Path) -> Iterator[Path]:
@@ -289,12 +345,13 @@ def walk(root: Path) -> Iterator[Path]:
 
 
 def free_name(target: Path) -> Path:
-    """`target`, or `name-1.ext`, `name-2.ext`... when a file of that name is already there."""
+    """`target`, or `name-1.ext`, `name-2.ext`... when a file of that name is already there (the stem cut short
+    when the name would be too long)."""
     n = 0
-    candidate = target
+    candidate = target.with_name(fitted(target.stem, target.suffix))
     while candidate.exists():
         n += 1
-        candidate = target.with_name(f"{target.stem}-{n}{target.suffix}")
+        candidate = target.with_name(fitted(target.stem, f"-{n}{target.suffix}"))
     return candidate
 
 
