@@ -8,7 +8,6 @@ records already published, so that a recording analysed again after a crash does
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Literal
 import structlog
 
 from edge.database import open_durable
+from edge.records import to_json
 
 log = structlog.get_logger(__name__)
 
@@ -91,7 +91,7 @@ class Outbox:
                     self._db.execute("INSERT OR REPLACE INTO published VALUES (?, ?, ?)", (key, seq, now))
                 if self.queue and self._make_room(kind):
                     self._db.execute("INSERT INTO outbox VALUES (?, ?, ?, ?)",
-                                     (seq, kind, json.dumps(record, ensure_ascii=False), now))
+                                     (seq, kind, to_json(record), now))
                     self._pending += 1
                 self._db.execute("COMMIT")
             except BaseException:

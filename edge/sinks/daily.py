@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from edge.records import EVENT_FIELDS
+from edge.records import EVENT_FIELDS, finite, to_json
 
 FORMATS = ("jsonl", "csv")
 
@@ -33,14 +32,14 @@ class DailyFiles:
     def publish(self, kind: str, record: dict) -> None:
         day = self._clock().date().isoformat()
         if "jsonl" in self.formats:
-            self._append(self.folder / kind / f"{day}.jsonl", json.dumps(record, ensure_ascii=False) + "\n")
+            self._append(self.folder / kind / f"{day}.jsonl", to_json(record) + "\n")
         if "csv" in self.formats and kind == "events":
             path = self.folder / kind / f"{day}.csv"
             line = io.StringIO()
             writer = csv.DictWriter(line, fieldnames=EVENT_FIELDS, extrasaction="ignore")
             if not path.exists() or path.stat().st_size == 0:
                 writer.writeheader()
-            writer.writerow(record)
+            writer.writerow(finite(record))
             self._append(path, line.getvalue())
 
     def _append(self, path: Path, text: str) -> None:
