@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from edge.sources.files import (AUDIO_SUFFIXES, AudioError, DecodeOptions, ZoneName, decode, recording_time,
-                                sort_key)
+from edge.sources.files import (AUDIO_SUFFIXES, AccessDenied, AudioError, DamagedAudio, DecodeOptions, ZoneName,
+                                decode, recording_time, sort_key)
 from edge.state import FINAL, RecordingState, recording_key
 from edge.types import AudioChunk
 
@@ -103,7 +103,8 @@ class FolderSource:
         self._candidates: dict[Path, _Candidate] = {}
         self._finished: set[str] = set()
         self._next_scan = 0.0
-        self.counters = {"files_done": 0, "files_quarantined": 0, "notification_overflows": 0}
+        self.counters = {"files_done": 0, "files_quarantined": 0, "notification_overflows": 0,
+                         "damaged_seconds": 0.0}
 
     def start(self) -> None:
         for folder in (self.root, self.done_dir, self.quarantine_dir):
@@ -120,7 +121,8 @@ class FolderSource:
             self._observer = None
 
     def stats(self) -> dict[str, int]:
-        return {"files_pending": len(self._candidates), **self.counters}
+        return {"files_pending": len(self._candidates), **self.counters,
+                "damaged_seconds": round(self.counters["damaged_seconds"], 2)}
 
     def chunks(self, stop: threading.Event) -> Iterator[AudioChunk | None]:
         while not stop.is_set():
@@ -232,7 +234,14 @@ class FolderSource:
                     return
                 yield chunk
                 seconds += chunk.seconds
+        except AccessDenied as error:  # not damaged: left in place, tried again at each rescan until readable
+            log.error("recording_unreadable", file=relative, error=str(error),
+                      retry_seconds=self.config.rescan_seconds)
+            self.state.release(key)
+            return
         except AudioError as error:  # the readable part, if any, has been analysed
+            if isinstance(error, DamagedAudio):
+                self.counters["damaged_seconds"] += error.damaged_seconds
             self._settle(path, key, "quarantined", seconds, str(error))
             return
         except OSError as error:
