@@ -5,6 +5,7 @@ import csv
 import json
 import math
 import sqlite3
+import threading
 import time
 
 import numpy as np
@@ -121,3 +122,33 @@ def test_every_writer_refuses_a_non_finite_number_and_names_the_field(tmp_path, 
     assert not list((tmp_path / "records").rglob("*.jsonl")) and not list((tmp_path / "records").rglob("*.csv"))
     assert (tmp_path / "out" / "detections.jsonl").read_text() == ""
     assert len((tmp_path / "out" / "detections.csv").read_text().splitlines()) == 1, "the header alone"
+
+
+def test_a_sound_card_delivering_inf_and_nan_gives_silence_counted_as_damage(tmp_path):
+    """The virtual microphone (tests/pulse.py: a float32 sink, as many USB microphones are) plays 1 s of inf
+    then 1 s of NaN; the capture holds only finite samples, and the health figures count the 2 s."""
+    from edge.sources.microphone import Microphone, MicrophoneConfig
+    from pulse import pulse_server
+
+    rate = 48000
+    bad = np.full(2 * rate, np.nan, np.float32)
+    bad[:rate] = np.inf
+    sf.write(str(tmp_path / "bad.wav"), bad, rate, subtype="FLOAT")
+    with pulse_server(tmp_path / "pulse") as server:
+        mic = Microphone(MicrophoneConfig(device="pulse", sample_rate=rate, silence_seconds=30))
+        mic.start()
+        stop, chunks, player = threading.Event(), [], None
+        deadline = time.monotonic() + 60
+        try:
+            for item in mic.chunks(stop):
+                if item is not None:
+                    chunks.append(item)
+                    player = player or server.play(tmp_path / "bad.wav")
+                if mic.stats().get("damaged_samples", 0) >= 2 * rate or time.monotonic() > deadline:
+                    stop.set()
+        finally:
+            mic.stop()
+        assert player is not None and player.wait(timeout=60) == 0
+    stats = mic.stats()
+    assert stats["damaged_samples"] == 2 * rate and stats["damaged_seconds"] == 2.0, stats
+    assert all(np.isfinite(chunk.samples).all() for chunk in chunks)
