@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -193,10 +194,12 @@ def open_audio(path: Path) -> sf.SoundFile:
         raise AudioError("does not exist")
     if path.stat().st_size == 0:
         raise AudioError("is empty (0 bytes)")
-    try:
-        path.open("rb").close()  # libsndfile would only say "System error."
+    try:  # libsndfile would only say "System error."; O_NONBLOCK: a named pipe must not stall the box
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
     except PermissionError:
         raise AccessDenied("permission denied: the box may not read it (check its owner and mode)") from None
+    except OSError as error:
+        raise AudioError(f"cannot be opened ({error.strerror})") from None
     try:
         f = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError) as error:

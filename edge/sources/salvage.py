@@ -20,6 +20,7 @@ import soundfile as sf
 
 RETRY_FRAMES = 64
 SKIP_SECONDS = 1.0
+MAX_SKIP_SECONDS = 600.0  # undecodable for this long: the rest is taken as lost (and a bogus length bounded)
 # A stream that ends without an error this much short of what its header declares was cut off (an MP3's
 # declared length comes from its Xing header, or is estimated from its size and bitrate: hence the slack).
 SHORT_FRACTION = 0.01
@@ -129,7 +130,8 @@ def resume_after(path: Path, salvage: Salvage) -> tuple[sf.SoundFile, int] | Non
     """A reader at the first SKIP_SECONDS step past the damage at `salvage.read` that decodes, with its
     position; None when the data ends before one does."""
     step = max(1, round(SKIP_SECONDS * salvage.rate))
-    for start in range(salvage.read + step, salvage.declared, step):
+    last = min(salvage.declared, salvage.read + round(MAX_SKIP_SECONDS * salvage.rate))
+    for start in range(salvage.read + step, last, step):
         reader = open_at(path, start)
         if reader is None:
             return None
