@@ -102,6 +102,8 @@ def print_summary(result, out: Path) -> None:
     console.print(table)
     for stream_id, error in result.failed:
         console.print(f"[red]skipped[/red] {stream_id}: {error}")
+    for stream_id, error in result.damaged:
+        console.print(f"[yellow]damaged[/yellow] {stream_id}: {error}")
     console.print(f"detections written to {out}/")
 
 

@@ -18,8 +18,10 @@ HEALTH_SCHEMA = "edge.health/1"
 
 # Every record carries these, whatever the source, so that a subscriber reads one schema; a source fills in
 # what applies to it (queue depth in files or in seconds of audio, overflows of a sound card...).
+# damaged_seconds: audio analysed as silence in place of samples that are not numbers (inf, NaN) or of
+# stretches of a file that could not be decoded.
 SOURCE_FIELDS = {"queue_seconds": 0.0, "files_pending": 0, "input_overflows": 0, "dropped_blocks": 0,
-                 "restarts": 0, "files_done": 0, "files_quarantined": 0}
+                 "restarts": 0, "files_done": 0, "files_quarantined": 0, "damaged_seconds": 0.0}
 
 # adjtimex(2) returns TIME_ERROR (5) while the kernel's clock is not synchronised (STA_UNSYNC): no NTP, no GPS.
 TIME_ERROR = 5

@@ -13,7 +13,6 @@ no-op, so a record added again after an uncertain failure is not queued twice.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -24,6 +23,7 @@ from typing import Literal
 import structlog
 
 from edge.database import open_durable, open_read_only, rollback
+from edge.records import to_json
 from edge.storage import DISK_ERRORS, in_words
 
 log = structlog.get_logger(__name__)
@@ -130,7 +130,7 @@ class Outbox:
                     self._db.execute("INSERT OR REPLACE INTO published VALUES (?, ?, ?)", (key, seq, now))
                 if self.queue and self._make_room(kind):
                     self._db.execute("INSERT INTO outbox VALUES (?, ?, ?, ?)",
-                                     (seq, kind, json.dumps(record, ensure_ascii=False), now))
+                                     (seq, kind, to_json(record), now))
                     self._pending += 1
                 self._db.execute("COMMIT")
             except BaseException as error:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import datetime
 
 from edge.types import Detection, Event, Label, StreamSpan
@@ -73,3 +75,32 @@ def event_record(event: Event, box: str, clip: str | None = None) -> dict:
 def record_key(record: dict) -> str:
     """What identifies an event record across a re-analysis of its recording: the event, the kind, how far."""
     return f"{record['schema']}/{record['id']}/{record['kind']}/{record['end_s']}"
+
+
+class NonFiniteNumber(ValueError):
+    """A record holding NaN or an infinity: a bug upstream, never written (JSON has no such numbers)."""
+
+
+def finite(record: dict) -> dict:
+    """`record`, checked to hold only finite numbers (in nested dicts and lists too); NonFiniteNumber names
+    the first field that does not."""
+    for name, value in record.items():
+        bad = non_finite_in(value)
+        if bad is not None:
+            raise NonFiniteNumber(f"record field {name!r} holds {bad}: not written ({record.get('schema')})")
+    return record
+
+
+def non_finite_in(value) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return next((bad for bad in map(non_finite_in, value) if bad is not None), None)
+    return None
+
+
+def to_json(record: dict) -> str:
+    """The record as one line of JSON; NonFiniteNumber when it holds NaN or an infinity."""
+    return json.dumps(finite(record), ensure_ascii=False, allow_nan=False)

@@ -46,6 +46,7 @@ class ReplayResult:
     recordings: int
     failed: list[tuple[str, str]]
     audio_seconds: float
+    damaged: list[tuple[str, str]]
 
 
 def replay(paths: list[Path], models_dir: Path, model_names: list[str], out: Path, options: ReplayOptions,
@@ -74,4 +75,4 @@ def replay(paths: list[Path], models_dir: Path, model_names: list[str], out: Pat
 
         pipeline.run(source, windower, ensemble, Detector(options.detector), sinks, on_chunk=advance)
     return ReplayResult(summary=summary, recordings=len(source.recordings), failed=source.failed,
-                        audio_seconds=seconds)
+                        audio_seconds=seconds, damaged=source.damaged)

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from edge.records import EVENT_FIELDS
+from edge.records import EVENT_FIELDS, finite, to_json
 
 FORMATS = ("jsonl", "csv")
 
@@ -42,14 +41,14 @@ class DailyFiles:
         try:
             if "jsonl" in self.formats:
                 path = self.folder / kind / f"{day}.jsonl"
-                appended.append((path, self._append(path, json.dumps(record, ensure_ascii=False) + "\n")))
+                appended.append((path, self._append(path, to_json(record) + "\n")))
             if "csv" in self.formats and kind == "events":
                 path = self.folder / kind / f"{day}.csv"
                 line = io.StringIO()
                 writer = csv.DictWriter(line, fieldnames=EVENT_FIELDS, extrasaction="ignore")
                 if not path.exists() or path.stat().st_size == 0:
                     writer.writeheader()
-                writer.writerow(record)
+                writer.writerow(finite(record))
                 appended.append((path, self._append(path, line.getvalue())))
         except OSError:
             for path, size in appended:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
 from edge.file_names import shown
-from edge.records import FIELDS, to_record
+from edge.records import FIELDS, finite, to_json, to_record
 from edge.types import Detection, Stream
 
 FORMATS = ("jsonl", "csv", "raven")
@@ -23,7 +22,7 @@ class JsonlSink:
         self._file = path.open("a" if append else "w", encoding="utf-8")
 
     def emit(self, detection: Detection) -> None:
-        self._file.write(json.dumps(to_record(detection), ensure_ascii=False) + "\n")
+        self._file.write(to_json(to_record(detection)) + "\n")
         self._file.flush()
 
     def close(self) -> None:
@@ -41,7 +40,7 @@ class CsvSink:
             self._writer.writeheader()
 
     def emit(self, detection: Detection) -> None:
-        self._writer.writerow(to_record(detection))
+        self._writer.writerow(finite(to_record(detection)))
         self._file.flush()
 
     def close(self) -> None:
@@ -94,7 +93,7 @@ class RavenSink:
         stream = detection.window.stream
         self.begin(stream)
         self._selection += 1
-        record = to_record(detection)
+        record = finite(to_record(detection))
         started = stream.utc_at(detection.window.start)
         path = self.paths.get(stream.id)
         row = (

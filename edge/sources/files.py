@@ -17,8 +17,9 @@ import soundfile as sf
 import structlog
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from edge.recording_time import recording_start
 from edge.file_names import shown
+from edge.recording_time import recording_start
+from edge.sources.salvage import Salvage, read_blocks, zero_non_finite
 from edge.types import AudioChunk, Stream
 
 log = structlog.get_logger(__name__)
@@ -48,7 +49,16 @@ class AudioError(Exception):
 
 
 class DamagedAudio(AudioError):
-    """A recording whose readable part has been analysed, but which is cut short or fails part-way."""
+    """A recording whose readable part has been analysed, but which is cut short, fails part-way or holds
+    samples that are not numbers; `damaged_seconds` were analysed as silence in their place."""
+
+    def __init__(self, reason: str, damaged_seconds: float = 0.0):
+        super().__init__(reason)
+        self.damaged_seconds = damaged_seconds
+
+
+class AccessDenied(AudioError):
+    """A recording the box may not read (its permissions): not damaged, readable once they are fixed."""
 
 
 @dataclass(frozen=True)
@@ -103,13 +113,18 @@ class FileSource:
         self.recordings = list_recordings(paths, options.naive_zone)
         self.options = options
         self.failed: list[tuple[str, str]] = []
+        self.damaged: list[tuple[str, str]] = []  # analysed as far as readable, with what was wrong
+        self.damaged_seconds = 0.0  # analysed as silence in place of damage
 
     def chunks(self) -> Iterator[AudioChunk]:
         for path, stream_id in self.recordings:
             try:
                 yield from decode(path, stream_id, self.options)
             except DamagedAudio as error:
-                log.warning("damaged_audio", file=str(path), error=str(error))
+                self.damaged.append((stream_id, str(error)))
+                self.damaged_seconds += error.damaged_seconds
+                log.warning("damaged_audio", file=str(path), error=str(error),
+                            damaged_seconds=round(error.damaged_seconds, 2))
             except AudioError as error:
                 self.failed.append((stream_id, str(error)))
                 log.error("unreadable_audio", file=str(path), error=str(error))
@@ -130,7 +145,8 @@ def decode(path: Path, stream_id: str, options: DecodeOptions = DecodeOptions())
     """The recording as one stream of chunks, ending with a chunk marked `last`.
 
     Raises AudioError before the first chunk when nothing can be read, and DamagedAudio after the last one
-    when the file is cut short or fails mid-way: what could be read has been yielded by then.
+    when the file is cut short, fails mid-way or holds samples that are not numbers: what could be read has
+    been yielded by then (see `salvage`), damaged stretches as silence.
     """
     with open_audio(path) as f:
         channel = options.channel
@@ -140,25 +156,25 @@ def decode(path: Path, stream_id: str, options: DecodeOptions = DecodeOptions())
         stream = Stream(id=stream_id, sample_rate=f.samplerate,
                         started_utc=recording_start(path, f.copy_metadata().get("comment"), options.naive_zone),
                         instance=f"{st.st_size}:{st.st_mtime_ns}")
-        position = 0
-        damage = truncation(f.extra_info)
+        salvage = Salvage(declared=f.frames, rate=f.samplerate, kind=f.format)
+        header = truncation(f.extra_info)
+        position = non_finite = 0
         block = max(1, min(int(options.block_seconds * f.samplerate), MAX_BLOCK_SAMPLES // f.channels))
-        while True:
-            try:
-                data = f.read(block, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError) as error:
-                damage = f"unreadable after {position / f.samplerate:.1f} s ({error})"
-                break
-            if len(data) == 0:
-                break
-            mono = data.mean(axis=1) if channel is None else data[:, channel]
+        for data in read_blocks(path, f, block, salvage):
+            mono, bad = zero_non_finite(data.mean(axis=1) if channel is None else data[:, channel])
+            non_finite += bad
             yield AudioChunk(stream=stream, start=position, samples=np.ascontiguousarray(mono))
             position += len(data)
+        problems = ([header] if header else []) + salvage.problems()
+        if non_finite:
+            problems.append(f"{non_finite / f.samplerate:.2f} s of {position / f.samplerate:.1f} s were samples "
+                            f"that are not numbers (inf or NaN), analysed as silence")
         if position == 0:
-            raise AudioError("holds no audio samples" + (f": {damage}" if damage else ""))
+            raise AudioError("holds no audio samples" + (f": {'; '.join(problems)}" if problems else ""))
         yield AudioChunk(stream=stream, start=position, samples=np.zeros(0, np.float32), last=True)
-    if damage:
-        raise DamagedAudio(damage)
+    if problems:
+        gaps = sum(frames for _, frames in salvage.gaps)
+        raise DamagedAudio("; ".join(problems), damaged_seconds=(non_finite + gaps) / f.samplerate)
 
 
 # libsndfile's header log, e.g. "data : 648526 (should be 216146)": the header promises more than the file holds.
@@ -179,6 +195,12 @@ def open_audio(path: Path) -> sf.SoundFile:
         raise AudioError("does not exist")
     if path.stat().st_size == 0:
         raise AudioError("is empty (0 bytes)")
+    try:  # libsndfile would only say "System error."; O_NONBLOCK: a named pipe must not stall the box
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+    except PermissionError:
+        raise AccessDenied("permission denied: the box may not read it (check its owner and mode)") from None
+    except OSError as error:
+        raise AudioError(f"cannot be opened ({error.strerror})") from None
     try:
         f = sf.SoundFile(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError) as error:
@@ -243,7 +265,8 @@ class ReplaySource:
             self._sleep(min(ahead, 0.1))
 
     def stats(self) -> dict[str, int]:
-        return {"files_failed": len(self.files.failed)}
+        return {"files_failed": len(self.files.failed), "files_damaged": len(self.files.damaged),
+                "damaged_seconds": round(self.files.damaged_seconds, 2)}
 
     def stop(self) -> None:
         pass

@@ -27,8 +27,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from edge.file_names import fitted, shown
-from edge.sources.files import (AUDIO_SUFFIXES, AudioError, DecodeOptions, ZoneName, decode, recording_time,
-                                sort_key)
+from edge.sources.files import (AUDIO_SUFFIXES, AccessDenied, AudioError, DamagedAudio, DecodeOptions, ZoneName,
+                                decode, recording_time, sort_key)
 from edge.sources.writers import open_for_writing
 from edge.state import FINAL, RecordingState, recording_key
 from edge.types import AudioChunk
@@ -116,7 +116,8 @@ class FolderSource:
         self._finished: set[str] = set()
         self._next_scan = 0.0
         self._hidden_writers_told = False
-        self.counters = {"files_done": 0, "files_quarantined": 0, "notification_overflows": 0}
+        self.counters = {"files_done": 0, "files_quarantined": 0, "notification_overflows": 0,
+                         "damaged_seconds": 0.0}
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -138,7 +139,8 @@ class FolderSource:
 
     def stats(self) -> dict[str, int]:
         held_open = sum(candidate.held_open for candidate in self._candidates.values())
-        return {"files_pending": len(self._candidates), "files_held_open": held_open, **self.counters}
+        return {"files_pending": len(self._candidates), "files_held_open": held_open, **self.counters,
+                "damaged_seconds": round(self.counters["damaged_seconds"], 2)}
 
     def chunks(self, stop: threading.Event) -> Iterator[AudioChunk | None]:
         while not stop.is_set():
@@ -272,7 +274,14 @@ class FolderSource:
                     return
                 yield chunk
                 seconds += chunk.seconds
+        except AccessDenied as error:  # not damaged: left in place, tried again at each rescan until readable
+            log.error("recording_unreadable", file=name, error=str(error),
+                      retry_seconds=self.config.rescan_seconds)
+            self.state.release(key)
+            return
         except AudioError as error:  # the readable part, if any, has been analysed
+            if isinstance(error, DamagedAudio):
+                self.counters["damaged_seconds"] += error.damaged_seconds
             self._settle(candidate, key, "quarantined", seconds, str(error))
             return
         except OSError as error:

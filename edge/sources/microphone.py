@@ -22,6 +22,7 @@ import numpy as np
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edge.sources.salvage import zero_non_finite
 from edge.types import AudioChunk, Stream
 
 log = structlog.get_logger(__name__)
@@ -118,7 +119,8 @@ class Microphone:
         self._retry_at = 0.0
         self._captured = 0  # samples delivered by the device
         self._counts = dict.fromkeys(("streams", "restarts", "stall_restarts", "silent_restarts",
-                                      "error_restarts", "open_failures", "input_overflows", "dropped_blocks"), 0)
+                                      "error_restarts", "open_failures", "input_overflows", "dropped_blocks",
+                                      "damaged_samples"), 0)
 
     def start(self) -> None:
         """Load PortAudio (MicrophoneError if missing), open the device (a failure is retried), start watching."""
@@ -142,7 +144,8 @@ class Microphone:
             queued = self._queued
         rate = self.config.sample_rate
         return {"queue_seconds": queued / rate, "captured_seconds": self._captured / rate,
-                "device_open": int(self._session is not None), **self._counts}
+                "device_open": int(self._session is not None), **self._counts,
+                "damaged_seconds": round(self._counts["damaged_samples"] / rate, 2)}
 
     def chunks(self, stop: threading.Event) -> Iterator[AudioChunk | None]:
         reassembly = _Reassembly(max_gap=round(self.config.buffer_seconds * self.config.sample_rate))
@@ -167,6 +170,8 @@ class Microphone:
             session.last_sound = now  # silence is counted from the first block
         channel = self.config.channel
         samples = indata.mean(axis=1, dtype=np.float32) if channel is None else indata[:, channel].copy()
+        samples, damaged = zero_non_finite(samples)  # a driver's inf or NaN would poison every score
+        self._counts["damaged_samples"] += damaged
         self._enqueue(_Block(session.stream, session.position, samples, received=now))
         session.position += frames
         session.last_block = now
