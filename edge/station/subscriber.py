@@ -24,8 +24,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.mqtt import Backoff, BrokerConfig, new_client, protocols, refusal, refused_version, version_name
 from edge.records import iso
-from edge.station.messages import Record, RecordError, parse, topic_parts
-from edge.station.store import Store
+from edge.station.messages import Record, RecordError, parse, topic_box, topic_parts
+from edge.station.store import MAX_TOPIC, Store
 
 log = structlog.get_logger(__name__)
 
@@ -163,35 +163,44 @@ class Subscriber:
         self.subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
+        """Stores the record and acknowledges it; acknowledges a message that is no record too, once set aside
+        (it could never be stored, and the broker would send it for ever). Nothing one message holds may stop
+        the station: only a database that cannot be written leaves a valid record unacknowledged, to come
+        again."""
         if self._store_failed:
             return  # disconnecting: unacknowledged, it comes again
-        record = self._record(message)
-        if record is None:
-            client.ack(message.mid, message.qos)
-            return
+        received_utc = iso(datetime.now(timezone.utc))
         try:
-            new = self.store.add(record)
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = "(a topic that is not UTF-8)"
+        stored = None
+        try:
+            record = parse(*topic_parts(topic, self.options.prefix), message.payload, received_utc,
+                           bool(message.retain))
+            stored = record, self.store.add(record)
+        except RecordError as error:
+            self._reject(topic, message.payload, str(error), received_utc)
         except sqlite3.Error as error:
-            log.error("record_not_stored", topic=message.topic, error=str(error))
+            log.error("record_not_stored", topic=topic, error=str(error))
             self._store_failed = True
             client.disconnect()
             return
+        except Exception as error:  # a gap in the checks: this message is set aside, the others go on
+            log.exception("record_failed", topic=topic[:MAX_TOPIC])
+            bug = f"station error {type(error).__name__}: {str(error)[:200]}"
+            self._reject(topic, message.payload, bug, received_utc)
         client.ack(message.mid, message.qos)
-        if self.on_stored is not None:
-            self.on_stored(record, new)
+        if stored is not None and self.on_stored is not None:
+            self.on_stored(*stored)
 
-    def _record(self, message: mqtt.MQTTMessage) -> Record | None:
-        """The message's record; None (logged) for what is not a box's record, which is acknowledged all the
-        same: it could never be stored, and the broker would send it for ever."""
-        parts = topic_parts(message.topic, self.options.prefix)
-        if parts is None:
-            log.debug("topic_ignored", topic=message.topic)
-            return None
+    def _reject(self, topic: str, payload: bytes, reason: str, received_utc: str) -> None:
+        box = topic_box(topic, self.options.prefix)
+        log.warning("record_rejected", box=box, topic=topic[:MAX_TOPIC], reason=reason, size=len(payload))
         try:
-            return parse(*parts, message.payload, iso(datetime.now(timezone.utc)), bool(message.retain))
-        except RecordError as error:
-            log.warning("record_rejected", topic=message.topic, reason=str(error))
-            return None
+            self.store.reject(box, topic, reason, payload, received_utc)
+        except sqlite3.Error as error:  # the reason is in the log; the message is no record to wait for
+            log.error("rejection_not_stored", topic=topic[:MAX_TOPIC], error=str(error))
 
     def _on_disconnect(self, client: mqtt.Client, userdata, flags, reason, properties) -> None:
         if not reason.is_failure or self._refused is not None:  # a refusal is told by run()
