@@ -163,6 +163,7 @@ def test_parse_checks_every_known_field():
         json.dumps({k: v for k, v in json.loads(event()).items() if k != "seq"}).encode(): "edge.event/1 without seq",
         event(schema="edge.event/2"): "schema 'edge.event/2' is not one of edge.event/1",
         event(seq="7"): "seq is not a whole number",
+        event(schema=["edge.event/1"]): "schema ['edge.event/1'] is not one of",
     }
     for payload, reason in cases.items():
         assert reason in refused(payload)
@@ -173,6 +174,7 @@ def test_parse_checks_every_known_field():
                                                        "health")
     assert "time_utc" in refused(json.dumps({**health, "time_utc": None}).encode(), "health")
     assert "state 'gone' is none of" in refused(status(state="gone"), "status")
+    assert parsed(status(start_s=5), "status").key == "online 2026-11-23T09:00:00.000+00:00"  # a field unknown there
 
 
 def test_parse_takes_what_boxes_publish_and_fields_it_does_not_know(tmp_path):

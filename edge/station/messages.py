@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from edge.mqtt import KINDS, box_id_problem
 from edge.station import schemas
-from edge.station.schemas import MAX_SEQ, shown
+from edge.station.schemas import MAX_INTEGER, shown
 
 # A box's largest record (health) is a few kilobytes; an event record about 600 bytes.
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -120,7 +120,7 @@ def finite(literal: str) -> float:
 
 def sqlite_integer(literal: str) -> int:
     # checked on the digits: int() refuses more than 4,300 of them with another error
-    if len(literal) > 20 or not -2**63 <= int(literal) <= MAX_SEQ:
+    if len(literal) > 20 or not -2**63 <= int(literal) <= MAX_INTEGER:
         raise RecordError(f"payload holds the integer {shown(literal)}, beyond 64 bits")
     return int(literal)
 

@@ -19,7 +19,7 @@ from edge.records import ALERT_SCHEMA, EVENT_SCHEMA
 # Why a value does not fit (None when it does).
 Check = Callable[[object], str | None]
 
-MAX_SEQ = 2**63 - 1  # SQLite's INTEGER
+MAX_INTEGER = 2**63 - 1  # SQLite's INTEGER
 MAX_ID = 128  # an event id is a UUID (36 characters)
 MAX_TEXT = 1024  # names, labels, versions
 MAX_PATH = 4096  # a source or clip path (Linux's PATH_MAX)
@@ -57,7 +57,7 @@ def number(low: float, high: float) -> Check:
     return check
 
 
-def whole(low: int = 0, high: int = MAX_SEQ) -> Check:
+def whole(low: int = 0, high: int = MAX_INTEGER) -> Check:
     def check(value: object) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int):
             return f"is not a whole number: {shown(value)}"
@@ -131,7 +131,7 @@ def problem(kind: str, data: dict) -> str | None:
     """Why `data` is not a record a box publishes on its `kind` topic (None when it is)."""
     schemas = SCHEMAS[kind]
     name = data.get("schema")
-    if name not in schemas:
+    if not isinstance(name, str) or name not in schemas:
         return f"schema {shown(name)} is not one of {', '.join(schemas)} (the {kind} topic's)"
     fields, required = schemas[name]
     missing = [field for field in required if field not in data]
@@ -140,6 +140,6 @@ def problem(kind: str, data: dict) -> str | None:
     for field, check in fields.items():
         if field in data and (why := check(data[field])):
             return f"{field} {why}"
-    if "start_s" in data and data["end_s"] < data["start_s"]:
+    if "start_s" in required and data["end_s"] < data["start_s"]:
         return f"end_s {data['end_s']} is before start_s {data['start_s']}"
     return None
