@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 import re
 import sqlite3
 import threading
@@ -337,3 +338,34 @@ def test_table_shows_rejected_messages_per_box(tmp_path):
     console.print(render(lines, now))
     text = console.file.getvalue()
     assert "rejected" in text and re.search(r"\(invalid box id\).* 1 ", text)
+
+
+def test_no_payload_meets_anything_but_a_rejection_or_the_database(tmp_path):
+    """Records a box publishes, with fields swapped for values of other types or bytes spliced in: each is
+    either stored or refused with a RecordError, never another exception (seeded: the same cases each run)."""
+    rng = random.Random(14)
+    alert = {**json.loads(event()), "schema": "edge.alert/2", "kind": "alert", "alert_class": "Gun",
+             "threshold": 0.5, "held_back": 0, "detected_utc": "2026-11-23T09:00:01.000+00:00"}
+    del alert["clip"]
+    bases = [("events", json.loads(event())), ("alerts", alert), ("status", json.loads(status())),
+             ("health", {**Health("box-a", tmp_path).record(SOURCE_FIELDS), "seq": 2})]
+    values = [None, True, 0, -1, 1.5, 2**63, 1e308, "", "\u0000", "\ud800", "9999-99-99", [], {}, [1], {"a": 1},
+              "start", "alert", "online", "edge.event/1"]
+    splices = [b"NaN", b"-Infinity", b"1e999", b"[", b"{", b"]", b"}", b'"', b"\\", b"\\ud800", b"\xff",
+               b"99999999999999999999999", b",", b"null", b'"id": "x",', b"\x00"]
+    store = Store.open(tmp_path / "station.sqlite")
+    stored = 0
+    for _ in range(4000):
+        kind, data = rng.choice(bases)
+        data = {**data, **{rng.choice([*data, "start_s", "new"]): rng.choice(values) for _ in range(2)}}
+        payload = bytearray(json.dumps(data).encode())
+        if rng.random() < 0.5:
+            at = rng.randrange(len(payload))
+            payload[at:at + rng.randint(0, 3)] = rng.choice(splices)
+        try:
+            store.add(parsed(bytes(payload), kind))
+            stored += 1
+        except RecordError:
+            pass
+    store.close()
+    assert 100 < stored < 4000
