@@ -369,3 +369,19 @@ def test_no_payload_meets_anything_but_a_rejection_or_the_database(tmp_path):
             pass
     store.close()
     assert 100 < stored < 4000
+
+
+def test_a_message_beyond_16_mib_is_not_even_sent_to_the_station(broker, tmp_path):
+    """Held whole in memory, a message of hundreds of megabytes could take the station down, and come back
+    at every restart: over MQTT 5 the station tells the broker its limit, and the broker drops it."""
+    db = tmp_path / "station.sqlite"
+    station = StationProcess(broker, db)
+    try:
+        station.wait_log("station_subscribed")
+        mosquitto_pub(broker, "edge/box-a/events", event(common_name="O" * 17_000_000), tmp_path)
+        mosquitto_pub(broker, "edge/box-ok/events", event("box-ok"), tmp_path)
+        until(station, lambda: query(db, "SELECT 1 FROM records WHERE box = 'box-ok'"), "the valid record")
+        assert "Dropping too large outgoing PUBLISH for station-test" in broker.log()
+        assert query(db, "SELECT * FROM rejected") == []
+    finally:
+        assert station.terminate() == 0

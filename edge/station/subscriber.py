@@ -33,6 +33,10 @@ log = structlog.get_logger(__name__)
 # the off-season still gets everything when it comes back, within the broker's own queue limits.
 SESSION_EXPIRY_S = 30 * 24 * 3600
 LOOP_S = 0.5  # how often the loop looks at the stop event
+# Larger messages the broker drops instead of sending (MQTT 5; brokers accept up to 256 MB): a message held
+# in memory whole must not take the station's memory, nor come back after every restart. Records stop at
+# messages.MAX_PAYLOAD_BYTES; what lies between is received and rejected, so that it is counted.
+MAX_PACKET_BYTES = 16 * 1024 * 1024
 SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: a client with the same id connected
 SHORT_LINK_S = 10.0  # a link lost this soon after it was accepted is a short one
 SHORT_LINKS = 3  # short links in a row that suggest another client under the same id
@@ -106,6 +110,7 @@ class Subscriber:
         if protocol == mqtt.MQTTv5:
             properties = Properties(PacketTypes.CONNECT)
             properties.SessionExpiryInterval = SESSION_EXPIRY_S
+            properties.MaximumPacketSize = MAX_PACKET_BYTES
             session = {"clean_start": False, "properties": properties}
         try:
             client.connect(host, port, self.config.keepalive, **session)
