@@ -249,7 +249,7 @@ def station_group(ctx, broker, db_path, prefix, client_id, username, password_fi
 
     from pydantic import ValidationError
 
-    from edge.mqtt import BrokerConfig
+    from edge.mqtt import BrokerConfig, prefix_problem
     from edge.station.app import broker_address, run
     from edge.station.store import StoreError
     from edge.station.subscriber import StationOptions, default_client_id
@@ -258,6 +258,8 @@ def station_group(ctx, broker, db_path, prefix, client_id, username, password_fi
         return
     if broker is None or db_path is None:
         raise click.UsageError("--broker and --db are required (or a command: edge station export --help)")
+    if problem := prefix_problem(prefix):
+        raise click.BadParameter(problem, param_hint="--prefix")
     try:
         host, port = broker_address(broker)
         config = BrokerConfig(host=host, port=port, protocol=protocol, username=username,

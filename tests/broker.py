@@ -95,6 +95,22 @@ class Mosquitto:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def mosquitto_pub(broker: Mosquitto, topic: str, payload: bytes, folder: Path) -> None:
+    """Publishes one message, QoS 1, with Debian's command-line client as anyone on the network can; a payload
+    too long for the command line goes through a file."""
+    client = shutil.which("mosquitto_pub")
+    if client is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("mosquitto_pub is not installed (tools/setup.sh test installs mosquitto-clients)")
+        pytest.skip("mosquitto_pub is not installed")
+    message = ["-m", payload.decode()]
+    if len(payload) > 100_000:
+        (folder / "payload").write_bytes(payload)
+        message = ["-f", str(folder / "payload")]
+    subprocess.run([client, "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-t", topic, *message],
+                   check=True, timeout=60, capture_output=True)
+
+
 class Subscriber:
     """A plain MQTT client collecting messages into a queue; `expect` waits on it with a timeout."""
 

@@ -26,7 +26,7 @@ from certificates import make_certificates
 from edge.cli import main
 from edge.mqtt import BrokerConfig
 from edge.station.app import broker_address
-from edge.station.messages import RecordError, parse, topic_parts
+from edge.station.messages import RecordError, parse
 from edge.station.store import Store, connect
 from edge.station.subscriber import StationOptions, Subscriber, default_client_id
 from edge.station.table import box_lines, render
@@ -376,11 +376,7 @@ def test_table_shows_boxes(tmp_path, monkeypatch):
     assert "box-a" in text and "Eurasian Wren, Chainsaw" in text and "72%" in text
 
 
-def test_topics_and_payloads_checked():
-    assert topic_parts("edge/box-1/events", "edge") == ("box-1", "events")
-    assert topic_parts("site/a/edge/box-1/health", "site/a/edge") == ("box-1", "health")
-    for topic in ("edge/box-1", "edge/box-1/other", "edge/box-1/events/x", "other/box-1/events", "edge//events"):
-        assert topic_parts(topic, "edge") is None
+def test_payloads_checked():
     bad = [("events", b"\xff"), ("events", b"[1]"), ("health", b'{"no": "schema"}'),
            ("events", event("x", "begin", 1, 0, 1)), ("alerts", {**event("x", "start", 1, 0, 1), "end_s": None}),
            ("events", {**event("x", "start", 1, 0, 1), "seq": "7"}),
@@ -389,8 +385,8 @@ def test_topics_and_payloads_checked():
     for kind, payload in bad:
         with pytest.raises(RecordError):
             parse("b", kind, payload if isinstance(payload, bytes) else json.dumps(payload).encode(), utc(0))
-    assert parse("b", "events", json.dumps(event("x", "end", 1, 0, 17)).encode(), utc(0)).key == \
-        parse("b", "events", json.dumps(event("x", "end", 2, 0, 17.0)).encode(), utc(0)).key
+    assert parse("box-a", "events", json.dumps(event("x", "end", 1, 0, 17)).encode(), utc(0)).key == \
+        parse("box-a", "events", json.dumps(event("x", "end", 2, 0, 17.0)).encode(), utc(0)).key
 
 
 def test_broker_address():
@@ -402,7 +398,11 @@ def test_broker_address():
         broker_address("host:port")
 
 
-def test_cli_needs_broker_and_db():
+def test_cli_needs_broker_and_db(tmp_path):
     result = CliRunner().invoke(main, ["station", "--db", "x.sqlite"])
     assert result.exit_code == 2 and "--broker and --db are required" in result.output
     assert "export" in CliRunner().invoke(main, ["station", "--help"]).output
+    db = tmp_path / "station.sqlite"
+    result = CliRunner().invoke(main, ["station", "--broker", "localhost", "--db", str(db), "--prefix", "a/+"])
+    assert result.exit_code == 2 and "Invalid value for --prefix: topic prefix 'a/+' holds '+'" in result.output
+    assert not db.exists()

@@ -107,6 +107,7 @@ class Station:
 
     def close(self) -> None:
         assert self.process.terminate() == 0
+        assert query(self.db, "SELECT reason FROM rejected") == [], "the station rejected what the box published"
 
 
 def expected_keys(records_dir, kind="events"):

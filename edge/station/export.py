@@ -1,4 +1,10 @@
-"""CSV out of the station's database: one row per detection event, or every stored record."""
+"""CSV out of the station's database: one row per detection event, or every stored record.
+
+A text cell that a spreadsheet would take for a formula (starting with =, +, -, @, a tab or a carriage return)
+goes out behind a single quote, as OWASP recommends against CSV injection: a box name or species name is text
+from the network. Numbers go out as numbers, negative ones too: SQLite hands them over as int or float, which
+cannot hold a formula, and a quote would turn them into text that no longer sorts or sums.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import TextIO
 EVENT_COLUMNS = ("box", "id", "alert", "scientific_name", "common_name", "start_utc", "end_utc", "start_s",
                  "end_s", "source", "max_confidence", "state", "model", "model_version", "first_seq")
 RECORD_COLUMNS = ("box", "kind", "seq", "received_utc", "payload")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 # When an event or record happened, for --since: the box's UTC time, or when the station received it where the
 # box does not know the time of its recording.
@@ -51,6 +58,13 @@ def write(out: TextIO, columns: tuple[str, ...], rows) -> int:
     writer.writerow(columns)
     count = 0
     for row in rows:
-        writer.writerow(tuple(row))
+        writer.writerow(tuple(map(cell, row)))
         count += 1
     return count
+
+
+def cell(value: object) -> object:
+    """The value as a spreadsheet may read it: text that would start a formula made plain text."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

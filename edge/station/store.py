@@ -10,22 +10,39 @@ Tables:
 - detections: one row per (box, event id), rebuilt from that event's records, so that their arrival order
   does not matter.
 - boxes: status (and when it was given and received), version, last_seen_utc, the newest health payload,
-  the lowest and highest seq, how many distinct seqs arrived and how many between them are missing.
+  the lowest and highest seq, how many distinct seqs arrived and how many between them are missing, how many
+  messages were rejected. Messages whose topic names no valid box id count under INVALID_BOX.
+- rejected: the newest MAX_REJECTED messages that were not records a box publishes (topic, reason, the first
+  MAX_KEPT_BYTES of the payload and its size), for a look later.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import structlog
 
 from edge.database import make_durable
-from edge.station.messages import Record
+from edge.station.messages import Record, RecordError
 
 log = structlog.get_logger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+MAX_REJECTED = 10_000
+MAX_KEPT_BYTES = 4096
+MAX_TOPIC = 300  # characters of a rejected message's topic kept (a topic may have 65,535)
+INVALID_BOX = "(invalid box id)"  # not a box id itself: no box can take its place
+
+REJECTED_TABLE = """
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY, box TEXT NOT NULL, topic TEXT NOT NULL, reason TEXT NOT NULL, payload TEXT NOT NULL,
+    size INTEGER NOT NULL, received_utc TEXT NOT NULL);
+"""
+# From each version to the next, in one transaction with its user_version.
+MIGRATIONS = {1: "ALTER TABLE boxes ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;" + REJECTED_TABLE}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -46,8 +63,10 @@ CREATE TABLE IF NOT EXISTS boxes (
     status TEXT, status_utc TEXT, status_received_utc TEXT, version TEXT, last_seen_utc TEXT,
     health TEXT, health_utc TEXT,
     seq_min INTEGER, seq_max INTEGER, seq_count INTEGER NOT NULL DEFAULT 0,
-    missing_seq INTEGER GENERATED ALWAYS AS (seq_max - seq_min + 1 - seq_count) VIRTUAL);
-"""
+    missing_seq INTEGER GENERATED ALWAYS AS (seq_max - seq_min + 1 - seq_count) VIRTUAL,
+    rejected INTEGER NOT NULL DEFAULT 0);
+""" + REJECTED_TABLE
+
 
 # One event's row from all its records: the first start, the last end, the highest confidence, ended once any
 # end record is in, whichever order they came in. (json_extract rather than ->>: SQLite before 3.38.)
@@ -99,10 +118,14 @@ class Store:
         try:
             make_durable(db)
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, *MIGRATIONS, SCHEMA_VERSION):
                 raise StoreError(f"{path}: database version {version}, this station writes {SCHEMA_VERSION}")
-            db.executescript(SCHEMA)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if version == 0:
+                db.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            while version in MIGRATIONS:
+                db.executescript(f"BEGIN; {MIGRATIONS[version]} PRAGMA user_version = {version + 1}; COMMIT;")
+                log.info("station_database_migrated", db=str(path), version=version + 1)
+                version += 1
         except sqlite3.Error as error:
             db.close()
             raise StoreError(f"{path}: {error}") from None
@@ -110,10 +133,12 @@ class Store:
 
     def add(self, record: Record) -> bool:
         """Commits the record and what follows from it; False when it was already stored. sqlite3.Error when
-        the database cannot be written (nothing of the record is then kept)."""
+        the database cannot be written (nothing of the record is then kept), RecordError when SQLite would not
+        read its payload as JSON (a gap between the checks of messages and SQLite's must not stop the station)."""
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        if not db.execute("SELECT json_valid(?)", (record.text,)).fetchone()[0]:
+            raise RecordError("payload is not JSON to SQLite")
+        with self._transaction():
             new = db.execute(
                 "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (record.box, record.kind, record.key, record.seq, record.event_id, record.text,
@@ -125,12 +150,34 @@ class Store:
                 db.execute("UPDATE boxes SET health = ?, health_utc = ? WHERE box = ? "
                            "AND (health_utc IS NULL OR health_utc < ?)",
                            (record.text, record.key, record.box, record.key))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:  # a failed COMMIT may have rolled back already
-                db.execute("ROLLBACK")
-            raise
         return new
+
+    def reject(self, box: str | None, topic: str, reason: str, payload: bytes, received_utc: str) -> None:
+        """Keeps a message that is no record (the newest MAX_REJECTED of them) and counts it for its box
+        (INVALID_BOX when the topic names none). sqlite3.Error when the database cannot be written."""
+        box = box or INVALID_BOX
+        if len(topic) > MAX_TOPIC:
+            topic = f"{topic[:MAX_TOPIC]}... ({len(topic)} characters)"
+        kept = payload[:MAX_KEPT_BYTES].decode("utf-8", "backslashreplace")
+        db = self.db
+        with self._transaction():
+            row = db.execute("INSERT INTO rejected (box, topic, reason, payload, size, received_utc) "
+                             "VALUES (?, ?, ?, ?, ?, ?)",
+                             (box, topic, reason, kept, len(payload), received_utc)).lastrowid
+            db.execute("DELETE FROM rejected WHERE id <= ?", (row - MAX_REJECTED,))
+            db.execute("INSERT OR IGNORE INTO boxes (box) VALUES (?)", (box,))
+            db.execute("UPDATE boxes SET rejected = rejected + 1 WHERE box = ?", (box,))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:  # a failed COMMIT may have rolled back already
+                self.db.execute("ROLLBACK")
+            raise
 
     def _note_box(self, record: Record) -> None:
         db = self.db

@@ -24,8 +24,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.mqtt import Backoff, BrokerConfig, new_client, protocols, refusal, refused_version, version_name
 from edge.records import iso
-from edge.station.messages import Record, RecordError, parse, topic_parts
-from edge.station.store import Store
+from edge.station.messages import Record, RecordError, parse, topic_box, topic_parts
+from edge.station.store import MAX_TOPIC, Store
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +33,10 @@ log = structlog.get_logger(__name__)
 # the off-season still gets everything when it comes back, within the broker's own queue limits.
 SESSION_EXPIRY_S = 30 * 24 * 3600
 LOOP_S = 0.5  # how often the loop looks at the stop event
+# Larger messages the broker drops instead of sending (MQTT 5; brokers accept up to 256 MB): a message held
+# in memory whole must not take the station's memory, nor come back after every restart. Records stop at
+# messages.MAX_PAYLOAD_BYTES; what lies between is received and rejected, so that it is counted.
+MAX_PACKET_BYTES = 16 * 1024 * 1024
 SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: a client with the same id connected
 SHORT_LINK_S = 10.0  # a link lost this soon after it was accepted is a short one
 SHORT_LINKS = 3  # short links in a row that suggest another client under the same id
@@ -106,6 +110,7 @@ class Subscriber:
         if protocol == mqtt.MQTTv5:
             properties = Properties(PacketTypes.CONNECT)
             properties.SessionExpiryInterval = SESSION_EXPIRY_S
+            properties.MaximumPacketSize = MAX_PACKET_BYTES
             session = {"clean_start": False, "properties": properties}
         try:
             client.connect(host, port, self.config.keepalive, **session)
@@ -163,35 +168,44 @@ class Subscriber:
         self.subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
+        """Stores the record and acknowledges it; acknowledges a message that is no record too, once set aside
+        (it could never be stored, and the broker would send it for ever). Nothing one message holds may stop
+        the station: only a database that cannot be written leaves a valid record unacknowledged, to come
+        again."""
         if self._store_failed:
             return  # disconnecting: unacknowledged, it comes again
-        record = self._record(message)
-        if record is None:
-            client.ack(message.mid, message.qos)
-            return
+        received_utc = iso(datetime.now(timezone.utc))
         try:
-            new = self.store.add(record)
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = "(a topic that is not UTF-8)"
+        stored = None
+        try:
+            record = parse(*topic_parts(topic, self.options.prefix), message.payload, received_utc,
+                           bool(message.retain))
+            stored = record, self.store.add(record)
+        except RecordError as error:
+            self._reject(topic, message.payload, str(error), received_utc)
         except sqlite3.Error as error:
-            log.error("record_not_stored", topic=message.topic, error=str(error))
+            log.error("record_not_stored", topic=topic, error=str(error))
             self._store_failed = True
             client.disconnect()
             return
+        except Exception as error:  # a gap in the checks: this message is set aside, the others go on
+            log.exception("record_failed", topic=topic[:MAX_TOPIC])
+            bug = f"station error {type(error).__name__}: {str(error)[:200]}"
+            self._reject(topic, message.payload, bug, received_utc)
         client.ack(message.mid, message.qos)
-        if self.on_stored is not None:
-            self.on_stored(record, new)
+        if stored is not None and self.on_stored is not None:
+            self.on_stored(*stored)
 
-    def _record(self, message: mqtt.MQTTMessage) -> Record | None:
-        """The message's record; None (logged) for what is not a box's record, which is acknowledged all the
-        same: it could never be stored, and the broker would send it for ever."""
-        parts = topic_parts(message.topic, self.options.prefix)
-        if parts is None:
-            log.debug("topic_ignored", topic=message.topic)
-            return None
+    def _reject(self, topic: str, payload: bytes, reason: str, received_utc: str) -> None:
+        box = topic_box(topic, self.options.prefix)
+        log.warning("record_rejected", box=box, topic=topic[:MAX_TOPIC], reason=reason, size=len(payload))
         try:
-            return parse(*parts, message.payload, iso(datetime.now(timezone.utc)), bool(message.retain))
-        except RecordError as error:
-            log.warning("record_rejected", topic=message.topic, reason=str(error))
-            return None
+            self.store.reject(box, topic, reason, payload, received_utc)
+        except sqlite3.Error as error:  # the reason is in the log; the message is no record to wait for
+            log.error("rejection_not_stored", topic=topic[:MAX_TOPIC], error=str(error))
 
     def _on_disconnect(self, client: mqtt.Client, userdata, flags, reason, properties) -> None:
         if not reason.is_failure or self._refused is not None:  # a refusal is told by run()

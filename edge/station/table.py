@@ -12,12 +12,13 @@ from rich.table import Table
 
 from edge.records import iso
 
-CAPTION = ("events, alerts: today's; gaps: sequence numbers never received; rtf: CPU seconds per second of "
-           "audio (above 1 a box falls behind); outbox: records waiting on the box; disk: free space")
+CAPTION = ("events, alerts: today's; gaps: sequence numbers never received; rejected: messages that were no "
+           "valid record (edge station keeps the latest in its database's rejected table); rtf: CPU seconds per "
+           "second of audio (above 1 a box falls behind); outbox: records waiting on the box; disk: free space")
 STATUS_STYLES = {"online": "green", "offline": "bold red", "stopped": "yellow"}
 
 BOXES = """
-SELECT box, status, last_seen_utc, missing_seq,
+SELECT box, status, last_seen_utc, missing_seq, rejected,
     json_extract(health, '$.real_time_factor') AS real_time_factor,
     coalesce(CASE WHEN status = 'stopped' THEN (
         SELECT json_extract(payload, '$.outbox_pending') FROM records r
@@ -45,6 +46,7 @@ class BoxLine:
     events_today: int
     alerts_today: int
     missing_seq: int | None
+    rejected: int
     real_time_factor: float | None
     outbox_pending: int | None
     disk_free_percent: float | None
@@ -96,8 +98,8 @@ def render(lines: list[BoxLine], now: datetime) -> Table:
     # No vertical rules: the species keep room on an 80-column terminal.
     table = Table(title=f"edge station, {now.astimezone():%Y-%m-%d %H:%M:%S}", caption=CAPTION,
                   box=boxes.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
-    for column in ("box", "status", "seen", "recent species", "events", "alerts", "gaps", "rtf", "outbox",
-                   "disk"):
+    for column in ("box", "status", "seen", "recent species", "events", "alerts", "gaps", "rejected", "rtf",
+                   "outbox", "disk"):
         species = column == "recent species"
         table.add_column(column, justify="left" if column in ("box", "status") or species else "right",
                          no_wrap=not species, min_width=14 if species else None)
@@ -107,10 +109,11 @@ def render(lines: list[BoxLine], now: datetime) -> Table:
         if line.missing_seq:
             missing = f"[bold red]{missing}[/]"
         alerts = f"[bold red]{line.alerts_today}[/]" if line.alerts_today else "0"
+        rejected = f"[bold red]{line.rejected}[/]" if line.rejected else "0"
         species = escape(", ".join(line.recent_species))
         table.add_row(escape(line.box), status, age(line.last_seen_utc, now), species,
-                      str(line.events_today), alerts, missing, shown(line.real_time_factor, "{:.2f}"),
+                      str(line.events_today), alerts, missing, rejected, shown(line.real_time_factor, "{:.2f}"),
                       shown(line.outbox_pending), shown(line.disk_free_percent, "{:.0f}%"))
     if not lines:
-        table.add_row("(no box heard yet)", *[""] * 9)
+        table.add_row("(no box heard yet)", *[""] * 10)
     return table

@@ -1,0 +1,145 @@
+"""What a box of this version publishes on each topic: the schemas, their fields' types and bounds.
+
+Strict but not brittle: a field a box may have added since (consumers ignore fields they do not know) passes,
+but every known field must have its type and range, every required one must be there, and a schema this
+station does not know is refused by name (its records wait in the station's `rejected` table).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from typing import Callable
+
+from edge.health import HEALTH_SCHEMA
+from edge.mqtt import STATUS_SCHEMA, box_id_problem
+from edge.records import ALERT_SCHEMA, EVENT_SCHEMA
+
+# Why a value does not fit (None when it does).
+Check = Callable[[object], str | None]
+
+MAX_INTEGER = 2**63 - 1  # SQLite's INTEGER
+MAX_ID = 128  # an event id is a UUID (36 characters)
+MAX_TEXT = 1024  # names, labels, versions
+MAX_PATH = 4096  # a source or clip path (Linux's PATH_MAX)
+MAX_SECONDS = 1e10  # offsets into a stream: three centuries of audio
+# C0 and C1 control characters and lone surrogates: they break lines, terminals, CSV cells and UTF-8 columns.
+UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+STATES = ("online", "offline", "stopped")
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A value as a rejection reason quotes it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def text(limit: int = MAX_TEXT, empty: bool = True) -> Check:
+    def check(value: object) -> str | None:
+        if not isinstance(value, str):
+            return f"is not text: {shown(value)}"
+        if len(value) > limit:
+            return f"is longer than {limit} characters ({len(value)})"
+        if not value and not empty:
+            return "is empty"
+        if UNPRINTABLE.search(value):
+            return f"holds a control character or a lone surrogate: {shown(value)}"
+        return None
+    return check
+
+
+def number(low: float, high: float) -> Check:
+    def check(value: object) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"is not a number: {shown(value)}"
+        return None if low <= value <= high else f"{shown(value)} is not within [{low:g}, {high:g}]"
+    return check
+
+
+def whole(low: int = 0, high: int = MAX_INTEGER) -> Check:
+    def check(value: object) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"is not a whole number: {shown(value)}"
+        return None if low <= value <= high else f"{shown(value)} is not within [{low}, {high}]"
+    return check
+
+
+def one_of(*values: str) -> Check:
+    def check(value: object) -> str | None:
+        return None if value in values else f"{shown(value)} is none of {', '.join(values)}"
+    return check
+
+
+def utc_time(value: object) -> str | None:
+    """An ISO 8601 time with its offset, as the box writes it (2026-11-23T09:00:00.000+00:00)."""
+    problem = text(64, empty=False)(value)
+    if problem:
+        return problem
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return f"is not an ISO 8601 time: {shown(value)}"
+    return None if moment.utcoffset() is not None else f"has no UTC offset: {shown(value)}"
+
+
+def box_id(value: object) -> str | None:
+    return text(200)(value) or box_id_problem(value)
+
+
+def optional(check: Check) -> Check:
+    """The field may be null (it is always allowed to be missing unless required)."""
+    return lambda value: None if value is None else check(value)
+
+
+SEQ = whole(1)
+COUNT = optional(whole(0))
+AMOUNT = optional(number(0, math.inf))
+OBSERVATION = {
+    "source": text(MAX_PATH), "start_s": number(0, MAX_SECONDS), "end_s": number(0, MAX_SECONDS),
+    "start_utc": optional(utc_time), "end_utc": optional(utc_time), "scientific_name": text(),
+    "common_name": text(), "label": text(), "confidence": number(0, 1), "model": text(), "model_version": text(),
+}
+EVENT = {"id": text(MAX_ID, empty=False), "kind": one_of("start", "update", "end"), "box": box_id, "seq": SEQ,
+         **OBSERVATION, "clip": optional(text(MAX_PATH))}
+EVENT_REQUIRED = tuple(name for name in EVENT if name != "clip")  # clip came within edge.event/1
+ALERT = {**{name: check for name, check in EVENT.items() if name != "clip"}, "kind": one_of("alert"),
+         "alert_class": text(), "threshold": number(0, 1), "held_back": whole(0), "detected_utc": utc_time}
+HEALTH = {
+    "box": box_id, "time_utc": utc_time, "seq": SEQ, "clock": optional(text(64)),
+    **dict.fromkeys(("uptime_s", "audio_seconds", "interval_s", "interval_audio_s", "real_time_factor",
+                     "cpu_percent", "rss_mb", "disk_free_mb", "queue_seconds"), AMOUNT),
+    "disk_free_percent": optional(number(0, 100)),
+    **dict.fromkeys(("windows", "events", "outbox_pending", "files_pending", "files_done", "files_quarantined",
+                     "input_overflows", "dropped_blocks", "restarts"), COUNT),
+}
+
+# Per topic: each schema it may carry, with its fields and those a box of that schema always sends.
+SCHEMAS: dict[str, dict[str, tuple[dict[str, Check], tuple[str, ...]]]] = {
+    "events": {EVENT_SCHEMA: (EVENT, EVENT_REQUIRED)},
+    # Boxes before edge.alert/2 sent a copy of the event record.
+    "alerts": {ALERT_SCHEMA: (ALERT, tuple(ALERT)), "edge.alert/1": (EVENT, EVENT_REQUIRED)},
+    "health": {HEALTH_SCHEMA: (HEALTH, ("box", "time_utc", "seq"))},
+    "status": {STATUS_SCHEMA: ({"box": box_id, "state": one_of(*STATES), "time_utc": optional(utc_time),
+                                "version": optional(text(64)), "seq": optional(SEQ), "outbox_pending": COUNT,
+                                "mqtt_sent": COUNT},
+                               ("box", "state"))},
+}
+
+
+def problem(kind: str, data: dict) -> str | None:
+    """Why `data` is not a record a box publishes on its `kind` topic (None when it is)."""
+    schemas = SCHEMAS[kind]
+    name = data.get("schema")
+    if not isinstance(name, str) or name not in schemas:
+        return f"schema {shown(name)} is not one of {', '.join(schemas)} (the {kind} topic's)"
+    fields, required = schemas[name]
+    missing = [field for field in required if field not in data]
+    if missing:
+        return f"{name} without {', '.join(missing)}"
+    for field, check in fields.items():
+        if field in data and (why := check(data[field])):
+            return f"{field} {why}"
+    if "start_s" in required and data["end_s"] < data["start_s"]:
+        return f"end_s {data['end_s']} is before start_s {data['start_s']}"
+    return None
