@@ -165,6 +165,7 @@ def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | 
 
     from edge.daemon import Daemon
     from edge.notify import Notifier
+    from edge.preflight import problems
     from edge.settings import SettingsError, load_settings
     from edge.sources.files import AudioError, ReplayConfig
     from edge.sources.microphone import MicrophoneError
@@ -179,6 +180,7 @@ def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | 
         settings = settings.model_copy(update={"source": ReplayConfig(paths=list(replay_paths), speed=pace)})
     elif realtime or speed:
         raise click.UsageError("--realtime and --speed go with --replay")
+    refuse_on(problems(settings, verify=False), config_path)  # loading the models verifies them
     logs.configure(json=True, level=settings.log_level, stream=sys.stdout)
     daemon = Daemon(settings, config_path, Notifier.from_environ())
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop_requested.set())
@@ -196,6 +198,13 @@ def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | 
         daemon.stop()
 
 
+def refuse_on(problems: list[str], config_path: Path) -> None:
+    """Stop with every problem a configuration has on this machine, each naming its option."""
+    if problems:
+        raise click.ClickException(f"{config_path}: {len(problems)} problem(s) on this machine:\n  "
+                                   + "\n  ".join(problems))
+
+
 @main.group(name="config")
 def config_group() -> None:
     """Work with the daemon's configuration file."""
@@ -205,15 +214,14 @@ def config_group() -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def config_check(path: Path) -> None:
     """Validate a configuration file (and EDGE_ variables) without starting anything."""
-    from edge.preflight import model_problems
+    from edge.preflight import problems
     from edge.settings import SettingsError, load_settings
 
     try:
         settings = load_settings(path)
     except SettingsError as error:
         raise click.ClickException(str(error))
-    if problems := model_problems(settings):
-        raise click.ClickException(f"{path}: the models it names cannot be used:\n  " + "\n  ".join(problems))
+    refuse_on(problems(settings), path)
     click.echo(f"{path}: valid; source {settings.source.type}, models {', '.join(settings.model.names)}, "
                f"data in {settings.data_dir}")
 
@@ -247,7 +255,7 @@ def station_group(ctx, broker, db_path, prefix, client_id, username, password_fi
 
     from pydantic import ValidationError
 
-    from edge.mqtt import BrokerConfig
+    from edge.mqtt import BrokerConfig, prefix_problem
     from edge.station.app import broker_address, run
     from edge.station.store import StoreError
     from edge.station.subscriber import StationOptions, default_client_id
@@ -261,8 +269,13 @@ def station_group(ctx, broker, db_path, prefix, client_id, username, password_fi
         config = BrokerConfig(host=host, port=port, protocol=protocol, username=username,
                               password_file=password_file, tls=tls, ca_file=ca_file, cert_file=cert_file,
                               key_file=key_file)
-    except (ValueError, ValidationError) as error:
-        raise click.BadParameter(str(error), param_hint="--broker and its options")
+    except ValidationError as error:  # its own text would echo every option given
+        wrong = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in error.errors())
+        raise click.BadParameter(wrong, param_hint="--broker and its options")
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--broker")
+    if problem := prefix_problem(prefix):
+        raise click.BadParameter(problem, param_hint="--prefix")
     show_table = not no_table and sys.stdout.isatty()
     logs.configure(json=not sys.stdout.isatty(), stream=sys.stdout)
     stop = threading.Event()
