@@ -361,5 +361,6 @@ def options_wrong(error: ValidationError) -> list[tuple[str, str]]:
         value = problem.get("input")
         shown = (type(value) in (int, float, bool) and problem["type"] != "extra_forbidden"
                  and not any(part in SECRETS for part in location))
-        found.append((option, problem["msg"] + (f" (got {value!r})" if shown else "")))
+        words = problem["msg"].removeprefix("Value error, ")  # our validators' own words need no label
+        found.append((option, words + (f" (got {value!r})" if shown else "")))
     return found
