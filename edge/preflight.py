@@ -46,7 +46,9 @@ def folders(settings: Settings) -> dict[str, Path]:
 
 def folder_problems(settings: Settings) -> list[str]:
     found = (folder_problem(path) for path in folders(settings).values())
-    return [f"{option}: {problem}" for option, problem in zip(folders(settings), found) if problem]
+    databases = (path for path in (settings.state_path, settings.outbox_path) if path.is_dir())
+    return ([f"{option}: {problem}" for option, problem in zip(folders(settings), found) if problem]
+            + [f"data_dir: {path} is a folder, not the database it must be" for path in databases])
 
 
 def folder_problem(path: Path) -> str | None:

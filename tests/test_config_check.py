@@ -2,10 +2,12 @@
 problem naming its option: bounds and consistency from the file alone, folders, files and models from this
 machine."""
 
+import signal
+
 import pytest
 
 from conftest import edge_cli
-from daemon_process import write_config
+from daemon_process import DaemonProcess, write_config
 from edge.preflight import problems
 from edge.settings import SettingsError, load_settings
 
@@ -49,6 +51,8 @@ CASES = [
      "a-file exists and is not a folder"),
     ("records folder is a file", {"data_dir": "{tmp}/data-with-file"}, "output.directory",
      "records exists and is not a folder"),
+    ("state database a folder", {"data_dir": "{tmp}/data-with-folder"}, "data_dir",
+     "state.sqlite is a folder, not the database"),
     ("missing password file", {"mqtt": {"host": "localhost", "username": "box", "password_file": "{tmp}/none"}},
      "mqtt.password_file", "cannot read"),
     ("password file a folder", {"mqtt": {"host": "localhost", "username": "box", "password_file": "{tmp}"}},
@@ -63,6 +67,7 @@ def write_case(tmp_path, settings: dict):
     (tmp_path / "a-file").write_text("not a folder\n")
     (tmp_path / "data-with-file").mkdir(exist_ok=True)
     (tmp_path / "data-with-file" / "records").write_text("not a folder\n")
+    (tmp_path / "data-with-folder" / "state.sqlite").mkdir(parents=True, exist_ok=True)
     settings = {name: ({k: v.replace("{tmp}", str(tmp_path)) if isinstance(v, str) else v for k, v in value.items()}
                        if isinstance(value, dict) else value.replace("{tmp}", str(tmp_path)))
                 for name, value in settings.items()}
@@ -92,3 +97,20 @@ def test_check_and_run_refuse_in_the_same_words(tmp_path):
     for result in (check, run):
         assert result.returncode == 1 and all(line in result.stderr for line in expected), result.stderr
     assert "Errno" not in run.stderr and not (tmp_path / "data").exists(), "nothing started"
+
+
+def test_a_reload_with_an_unknown_alert_class_keeps_the_running_one(tmp_path):
+    """SIGHUP applies [alerts] at once; a class no model knows is refused in the words of config check, and the
+    running classes stay (before, the reload was applied and the misspelled class never alerted)."""
+    config = write_case(tmp_path, {"alerts": {"classes": ["Gun"]}})
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_notification("READY=1")
+        write_case(tmp_path, {"alerts": {"classes": ["Gunn"]}})
+        daemon.process.send_signal(signal.SIGHUP)
+        failed = daemon.wait_log("reload_failed", timeout=60)
+        code, _ = daemon.terminate()
+    finally:
+        daemon.close()
+    assert "alerts.classes: 'Gunn' is not a class of the models" in failed["error"]
+    assert code == 0 and not daemon.logged("config_reloaded")
