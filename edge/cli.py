@@ -276,6 +276,8 @@ def station_group(ctx, broker, db_path, prefix, client_id, username, password_fi
         raise click.BadParameter(str(error), param_hint="--broker")
     if problem := prefix_problem(prefix):
         raise click.BadParameter(problem, param_hint="--prefix")
+    if problem := config.secret_problem():
+        raise click.BadParameter(problem, param_hint="--password-file")
     show_table = not no_table and sys.stdout.isatty()
     logs.configure(json=not sys.stdout.isatty(), stream=sys.stdout)
     stop = threading.Event()

@@ -69,6 +69,14 @@ class BrokerConfig(BaseModel):
             path = Path(os.environ["CREDENTIALS_DIRECTORY"]) / path
         return path.read_text(encoding="utf-8").rstrip("\r\n")
 
+    def secret_problem(self) -> str | None:
+        """Why the password file cannot be read (None when it can): in words that never hold the password."""
+        try:
+            self.secret()
+        except (OSError, UnicodeDecodeError) as error:
+            return f"cannot read {self.password_file}: {getattr(error, 'strerror', None) or error}"
+        return None
+
 
 # A box id is one topic level, a file name and a column in the station's tables: letters, digits, '.', '_' and
 # '-', starting with a letter or digit (a hostname fits), at most 64 characters.

@@ -78,10 +78,8 @@ def file_problems(settings: Settings) -> list[str]:
     mqtt = settings.mqtt
     if mqtt is None:
         return found
-    try:
-        mqtt.secret()
-    except (OSError, UnicodeDecodeError) as error:
-        found.append(f"mqtt.password_file: cannot read {mqtt.password_file}: {getattr(error, 'strerror', error)}")
+    if problem := mqtt.secret_problem():
+        found.append(f"mqtt.password_file: {problem}")
     for option in ("ca_file", "cert_file", "key_file"):
         path = getattr(mqtt, option)
         if path is not None and not (path.is_file() and os.access(path, os.R_OK)):

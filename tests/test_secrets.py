@@ -114,3 +114,15 @@ def test_wrong_password_and_a_bad_reload_leave_no_trace_of_it(tmp_path):
     assert_no_secret(repr(daemon.lines), daemon.process.stderr.read())
     for path in (p for p in (tmp_path / "data").rglob("*") if p.is_file()):
         assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_station_names_an_unreadable_password_file(tmp_path):
+    """Before, the station started and died in its network thread with a traceback."""
+    undecodable = tmp_path / "latin1-password"
+    undecodable.write_bytes(SECRET.encode() + b"\xe9\n")
+    for password_file in (undecodable, tmp_path / "missing"):
+        result = edge_cli("station", "--broker", "127.0.0.1:1", "--db", str(tmp_path / "station.sqlite"),
+                          "--username", "station", "--password-file", str(password_file), "--no-table", check=False)
+        assert result.returncode == 2 and f"--password-file: cannot read {password_file}" in result.stderr
+        assert_no_secret(result.stdout, result.stderr)
+        assert not (tmp_path / "station.sqlite").exists()
