@@ -16,6 +16,7 @@ from edge.model_folders import find_folder
 from edge.names import CommonNames, localise
 from edge.range_model import MODEL_NAME as RANGE_MODEL
 from edge.settings import Settings
+from edge.sources.files import ReplayConfig
 from edge.sources.folder import FolderConfig
 from edge.species import SpeciesListError, read_thresholds
 from edge.speech import MODEL_NAME as SPEECH_MODEL
@@ -67,14 +68,17 @@ def folder_problem(path: Path) -> str | None:
 
 
 def file_problems(settings: Settings) -> list[str]:
-    """Files the configuration names that cannot be read: the thresholds file, the broker's password and TLS
-    files. The password read is never shown."""
+    """Files the configuration names that cannot be read: recordings to replay, the thresholds file, the
+    broker's password and TLS files. The password read is never shown."""
     found = []
     if settings.species.thresholds_file is not None:
         try:
             read_thresholds(settings.species.thresholds_file)
         except SpeciesListError as error:
             found.append(f"species.thresholds_file: {error}")
+    if isinstance(settings.source, ReplayConfig):
+        found += [f"source.paths: {path}: no such file or folder" for path in settings.source.paths
+                  if not path.exists()]
     mqtt = settings.mqtt
     if mqtt is None:
         return found

@@ -2,6 +2,7 @@
 problem naming its option: bounds and consistency from the file alone, folders, files and models from this
 machine."""
 
+import json
 import signal
 
 import pytest
@@ -18,10 +19,6 @@ def no_edge_variables(monkeypatch):
 
     for name in [n for n in os.environ if n.upper().startswith("EDGE_")]:
         monkeypatch.delenv(name)
-
-
-def folder_source(tmp_path, **options) -> dict:
-    return {"type": "folder", "path": str(tmp_path / "inbox"), **options}
 
 
 def found(config) -> str:
@@ -58,6 +55,8 @@ CASES = [
     ("password file a folder", {"mqtt": {"host": "localhost", "username": "box", "password_file": "{tmp}"}},
      "mqtt.password_file", "cannot read"),
     ("unknown alert class", {"alerts": {"classes": ["Gunn"]}}, "alerts.classes", "'Gunn' is not a class"),
+    ("missing recording to replay", {"source": {"type": "replay", "paths": ["{tmp}/none.wav"]}}, "source.paths",
+     "none.wav: no such file or folder"),
     ("missing key file", {"mqtt": {"host": "localhost", "cert_file": "{tmp}/a-file", "key_file": "{tmp}/none"}},
      "mqtt.key_file", "not a readable file"),
 ]
@@ -68,11 +67,11 @@ def write_case(tmp_path, settings: dict):
     (tmp_path / "data-with-file").mkdir(exist_ok=True)
     (tmp_path / "data-with-file" / "records").write_text("not a folder\n")
     (tmp_path / "data-with-folder" / "state.sqlite").mkdir(parents=True, exist_ok=True)
-    settings = {name: ({k: v.replace("{tmp}", str(tmp_path)) if isinstance(v, str) else v for k, v in value.items()}
-                       if isinstance(value, dict) else value.replace("{tmp}", str(tmp_path)))
-                for name, value in settings.items()}
+    settings = json.loads(json.dumps(settings).replace("{tmp}", str(tmp_path)))
     data_dir = settings.pop("data_dir", str(tmp_path / "data"))
-    source = folder_source(tmp_path, **settings.pop("source", {}))
+    source = settings.pop("source", {})
+    if "type" not in source:  # options of the folder source
+        source = {"type": "folder", "path": str(tmp_path / "inbox"), **source}
     return write_config(tmp_path / "edge.toml", data_dir, source, **settings)
 
 
