@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edge import logs
+from edge.cli_types import FiniteRange
 from edge.cli_species import species_command
 from edge.manifest import ModelError, cpu_features, default_models_dir, discover
 from edge.model_folders import model_folders
@@ -43,15 +44,15 @@ main.add_command(species_command)
 @click.option("--model", "model_names", multiple=True, default=["birdnet-v2.4"], show_default=True,
               help="Model to run (repeat for an ensemble).")
 @models_dir_option
-@click.option("--window", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+@click.option("--window", type=FiniteRange(0.1, 60), default=5.0, show_default=True,
               help="Analysis window, seconds.")
-@click.option("--hop", type=click.FloatRange(min=0, min_open=True), default=2.5, show_default=True,
+@click.option("--hop", type=FiniteRange(0.1, 60), default=2.5, show_default=True,
               help="Seconds between window starts.")
-@click.option("--crop-stride", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+@click.option("--crop-stride", type=FiniteRange(0.1, 60), default=1.0, show_default=True,
               help="Grid step, seconds, of the crops a model with a shorter input takes inside a window.")
-@click.option("--sensitivity", type=click.FloatRange(0.5, 1.5), default=1.0, show_default=True,
+@click.option("--sensitivity", type=FiniteRange(0.5, 1.5), default=1.0, show_default=True,
               help="BirdNET sensitivity: higher reports more.")
-@click.option("--min-conf", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+@click.option("--min-conf", type=FiniteRange(0, 1), default=0.25, show_default=True,
               help="Minimum confidence of a detection.")
 @click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True,
               help="At most this many classes per window.")
@@ -157,7 +158,7 @@ def int8_verdict(manifest, features: frozenset[str] | None, machine: str) -> str
 @click.option("--replay", "replay_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Replay these recordings (files or folders) instead of the configured source, then exit.")
 @click.option("--realtime", is_flag=True, help="With --replay: deliver audio at 1x real time, as a microphone.")
-@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--speed", type=FiniteRange(min=0, min_open=True), default=None,
               help="With --replay: deliver audio at this multiple of real time (implies --realtime).")
 def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | None) -> None:
     """Run the field daemon: analyse the configured source until stopped (SIGTERM), reload on SIGHUP."""

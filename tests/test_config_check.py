@@ -113,3 +113,16 @@ def test_a_reload_with_an_unknown_alert_class_keeps_the_running_one(tmp_path):
         daemon.close()
     assert "alerts.classes: 'Gunn' is not a class of the models" in failed["error"]
     assert code == 0 and not daemon.logged("config_reloaded")
+
+
+@pytest.mark.parametrize("args, option", [
+    (["replay", "{recording}", "--quiet", "--hop", "nan"], "--hop"),
+    (["replay", "{recording}", "--quiet", "--min-conf", "nan"], "--min-conf"),
+    (["species", "--lat", "nan", "--lon", "8", "--date", "2024-06-10"], "--lat"),
+])
+def test_command_line_numbers_are_finite(data, tmp_path, args, option):
+    """click's ranges let NaN through (every comparison with it is false): before, `--hop nan` failed deep in
+    the windower with "cannot convert float NaN to integer"."""
+    args = [a.replace("{recording}", str(data / "curlew_call_1.wav")) for a in args]
+    result = edge_cli(*args, cwd=tmp_path, check=False)
+    assert result.returncode == 2 and f"Invalid value for '{option}': 'nan' is not a finite number" in result.stderr
