@@ -46,17 +46,18 @@ def folders(settings: Settings) -> dict[str, Path]:
 
 
 def folder_problems(settings: Settings) -> list[str]:
-    found = (folder_problem(path) for path in folders(settings).values())
+    found = [f"{option}: {problem}" for option, path in folders(settings).items()
+             if (problem := folder_problem(path))]
     databases = (path for path in (settings.state_path, settings.outbox_path) if path.is_dir())
-    return ([f"{option}: {problem}" for option, problem in zip(folders(settings), found) if problem]
-            + [f"data_dir: {path} is a folder, not the database it must be" for path in databases])
+    return found + [f"data_dir: {path} is a folder, not the database it must be" for path in databases]
 
 
 def folder_problem(path: Path) -> str | None:
     """Why `path` cannot be used as a folder to write in (None when it can, or can be created)."""
+    real = path.resolve()  # through symbolic links
+    if root := next((r for r in VIRTUAL if r == real or r in real.parents), None):
+        return f"{path} is on a kernel file system ({root})"
     absolute = Path(os.path.abspath(path))
-    if any(absolute == root or root in absolute.parents for root in VIRTUAL):
-        return f"{path} is on a kernel file system ({next(r for r in VIRTUAL if r in (absolute, *absolute.parents))})"
     existing = next(p for p in (absolute, *absolute.parents) if p.exists() or p.is_symlink())
     if not existing.is_dir():
         return (f"{path} exists and is not a folder" if existing == absolute

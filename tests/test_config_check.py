@@ -42,6 +42,7 @@ CASES = [
      "cannot read the thresholds file"),
     ("source path is a file", {"source": {"path": "{tmp}/a-file"}}, "source.path", "exists and is not a folder"),
     ("data_dir under /proc", {"data_dir": "/proc/edge"}, "data_dir", "kernel file system (/proc)"),
+    ("data_dir behind a link to /proc", {"data_dir": "{tmp}/to-proc/edge"}, "data_dir", "kernel file system (/proc)"),
     ("data_dir empty", {"data_dir": ""}, "data_dir", "must name a folder"),
     ("data_dir under a file", {"data_dir": "{tmp}/a-file/data"}, "data_dir", "a-file is not a folder"),
     ("derived folder is a file", {"source": {"done_dir": "{tmp}/a-file"}}, "source.done_dir",
@@ -67,6 +68,8 @@ def write_case(tmp_path, settings: dict):
     (tmp_path / "data-with-file").mkdir(exist_ok=True)
     (tmp_path / "data-with-file" / "records").write_text("not a folder\n")
     (tmp_path / "data-with-folder" / "state.sqlite").mkdir(parents=True, exist_ok=True)
+    if not (tmp_path / "to-proc").is_symlink():
+        (tmp_path / "to-proc").symlink_to("/proc/self")
     settings = json.loads(json.dumps(settings).replace("{tmp}", str(tmp_path)))
     data_dir = settings.pop("data_dir", str(tmp_path / "data"))
     source = settings.pop("source", {})
