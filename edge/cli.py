@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edge import logs
+from edge.cli_types import FiniteRange
 from edge.cli_species import species_command
 from edge.manifest import ModelError, cpu_features, default_models_dir, discover
 from edge.model_folders import model_folders
@@ -43,15 +44,15 @@ main.add_command(species_command)
 @click.option("--model", "model_names", multiple=True, default=["birdnet-v2.4"], show_default=True,
               help="Model to run (repeat for an ensemble).")
 @models_dir_option
-@click.option("--window", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+@click.option("--window", type=FiniteRange(0.1, 60), default=5.0, show_default=True,
               help="Analysis window, seconds.")
-@click.option("--hop", type=click.FloatRange(min=0, min_open=True), default=2.5, show_default=True,
+@click.option("--hop", type=FiniteRange(0.1, 60), default=2.5, show_default=True,
               help="Seconds between window starts.")
-@click.option("--crop-stride", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+@click.option("--crop-stride", type=FiniteRange(0.1, 60), default=1.0, show_default=True,
               help="Grid step, seconds, of the crops a model with a shorter input takes inside a window.")
-@click.option("--sensitivity", type=click.FloatRange(0.5, 1.5), default=1.0, show_default=True,
+@click.option("--sensitivity", type=FiniteRange(0.5, 1.5), default=1.0, show_default=True,
               help="BirdNET sensitivity: higher reports more.")
-@click.option("--min-conf", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+@click.option("--min-conf", type=FiniteRange(0, 1), default=0.25, show_default=True,
               help="Minimum confidence of a detection.")
 @click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True,
               help="At most this many classes per window.")
@@ -159,7 +160,7 @@ def int8_verdict(manifest, features: frozenset[str] | None, machine: str) -> str
 @click.option("--replay", "replay_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Replay these recordings (files or folders) instead of the configured source, then exit.")
 @click.option("--realtime", is_flag=True, help="With --replay: deliver audio at 1x real time, as a microphone.")
-@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--speed", type=FiniteRange(min=0, min_open=True), default=None,
               help="With --replay: deliver audio at this multiple of real time (implies --realtime).")
 def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | None) -> None:
     """Run the field daemon: analyse the configured source until stopped (SIGTERM), reload on SIGHUP."""
@@ -167,6 +168,7 @@ def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | 
 
     from edge.daemon import Daemon
     from edge.notify import Notifier
+    from edge.preflight import problems
     from edge.settings import SettingsError, load_settings
     from edge.sources.files import AudioError, ReplayConfig
     from edge.sources.microphone import MicrophoneError
@@ -181,6 +183,7 @@ def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | 
         settings = settings.model_copy(update={"source": ReplayConfig(paths=list(replay_paths), speed=pace)})
     elif realtime or speed:
         raise click.UsageError("--realtime and --speed go with --replay")
+    refuse_on(problems(settings, verify=False), config_path)  # loading the models verifies them
     logs.configure(json=True, level=settings.log_level, stream=sys.stdout)
     daemon = Daemon(settings, config_path, Notifier.from_environ())
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop_requested.set())
@@ -198,6 +201,13 @@ def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | 
         daemon.stop()
 
 
+def refuse_on(problems: list[str], config_path: Path) -> None:
+    """Stop with every problem a configuration has on this machine, each naming its option."""
+    if problems:
+        raise click.ClickException(f"{config_path}: {len(problems)} problem(s) on this machine:\n  "
+                                   + "\n  ".join(problems))
+
+
 @main.group(name="config")
 def config_group() -> None:
     """Work with the daemon's configuration file."""
@@ -207,15 +217,14 @@ def config_group() -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def config_check(path: Path) -> None:
     """Validate a configuration file (and EDGE_ variables) without starting anything."""
-    from edge.preflight import model_problems
+    from edge.preflight import problems
     from edge.settings import SettingsError, load_settings
 
     try:
         settings = load_settings(path)
     except SettingsError as error:
         raise click.ClickException(str(error))
-    if problems := model_problems(settings):
-        raise click.ClickException(f"{path}: the models it names cannot be used:\n  " + "\n  ".join(problems))
+    refuse_on(problems(settings), path)
     click.echo(f"{path}: valid; source {settings.source.type}, models {', '.join(settings.model.names)}, "
                f"data in {settings.data_dir}")
 
@@ -265,8 +274,15 @@ def station_group(ctx, broker, db_path, prefix, client_id, username, password_fi
         config = BrokerConfig(host=host, port=port, protocol=protocol, username=username,
                               password_file=password_file, tls=tls, ca_file=ca_file, cert_file=cert_file,
                               key_file=key_file)
-    except (ValueError, ValidationError) as error:
-        raise click.BadParameter(str(error), param_hint="--broker and its options")
+    except ValidationError as error:  # its own text would echo every option given
+        wrong = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in error.errors())
+        raise click.BadParameter(wrong, param_hint="--broker and its options")
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--broker")
+    if problem := prefix_problem(prefix):
+        raise click.BadParameter(problem, param_hint="--prefix")
+    if problem := config.secret_problem():
+        raise click.BadParameter(problem, param_hint="--password-file")
     show_table = not no_table and sys.stdout.isatty()
     logs.configure(json=not sys.stdout.isatty(), stream=sys.stdout)
     stop = threading.Event()

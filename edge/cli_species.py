@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edge import logs
+from edge.cli_types import FiniteRange
 from edge.manifest import ModelError, default_models_dir, find
 from edge.names import CommonNames, available_languages, localise
 from edge.range_model import RangeModel, week_of
@@ -25,11 +26,11 @@ def model_labels(models_dir: Path, language: str) -> tuple[Label, ...]:
 
 
 @click.command(name="species")
-@click.option("--lat", "latitude", type=click.FloatRange(-90, 90), help="Latitude, degrees north.")
-@click.option("--lon", "longitude", type=click.FloatRange(-180, 180), help="Longitude, degrees east.")
+@click.option("--lat", "latitude", type=FiniteRange(-90, 90), help="Latitude, degrees north.")
+@click.option("--lon", "longitude", type=FiniteRange(-180, 180), help="Longitude, degrees east.")
 @click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="Date (YYYY-MM-DD) whose week is used; default today (UTC).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+@click.option("--threshold", type=FiniteRange(0, 1), default=None,
               help="Occurrence below which a species is dropped [default: the config's, else 0.03].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Take location, threshold, lists, thresholds file and language from a daemon configuration.")

@@ -34,6 +34,7 @@ from edge.member import MemberOptions
 from edge.names import CommonNames, localise
 from edge.notify import Notifier
 from edge.outbox import Outbox
+from edge.preflight import alert_problems
 from edge.range_model import RangeModel
 from edge.records import event_record, record_key
 from edge.settings import Settings, SettingsError, load_settings
@@ -313,6 +314,8 @@ class Daemon:
         old = self.settings
         labels = self.ensemble.taxonomy.labels
         try:  # the lists and the thresholds file are read again even when the configuration is unchanged
+            if unknown := alert_problems(new, labels):  # as at start: a typo must not silence an alert
+                raise ValueError("; ".join(unknown))
             alerts = AlertGate(new.alerts.options(), labels, old.box_id)
             species = build_species(new, labels, alerts, self.screen.species.range_model)
         except (SpeciesListError, ModelError, ValueError, OSError) as error:

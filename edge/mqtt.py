@@ -25,7 +25,7 @@ PROTOCOLS = {"5": mqtt.MQTTv5, "3.1.1": mqtt.MQTTv311}
 class BrokerConfig(BaseModel):
     """Where the broker is and how to log in to it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     host: str = Field(..., min_length=1, description="Broker host name or address.")
     port: int | None = Field(None, ge=1, le=65535, description="Broker port (default 1883, or 8883 with TLS).")
@@ -68,6 +68,14 @@ class BrokerConfig(BaseModel):
         if not path.is_absolute() and os.environ.get("CREDENTIALS_DIRECTORY"):
             path = Path(os.environ["CREDENTIALS_DIRECTORY"]) / path
         return path.read_text(encoding="utf-8").rstrip("\r\n")
+
+    def secret_problem(self) -> str | None:
+        """Why the password file cannot be read (None when it can): in words that never hold the password."""
+        try:
+            self.secret()
+        except (OSError, UnicodeDecodeError) as error:
+            return f"cannot read {self.password_file}: {getattr(error, 'strerror', None) or error}"
+        return None
 
 
 # A box id is one topic level, a file name and a column in the station's tables: letters, digits, '.', '_' and

@@ -20,12 +20,14 @@ from edge.alerts import AlertClass, AlertOptions
 from edge.budget import SHED_ORDER, BudgetOptions, Lever
 from edge.ensemble import MemberSpec
 from edge.manifest import default_models_dir
+from edge.mqtt import box_id_problem
 from edge.outbox import WhenFull
 from edge.sinks.mqtt import MqttConfig
 from edge.sinks.outputs import FilesWhen
 from edge.smoother import SmootherOptions
 from edge.species import SpeciesOptions
 from edge.speech import SpeechOptions
+from edge.windower import WindowSpec
 from edge.sources.files import ReplayConfig
 from edge.sources.folder import FolderConfig
 from edge.sources.microphone import MicrophoneConfig
@@ -35,7 +37,7 @@ DEFAULT_MODEL = "birdnet-v2.4"
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # every float finite: inf is no duration
 
 
 def names_are_tables(cls, value):
@@ -47,9 +49,9 @@ def names_are_tables(cls, value):
 
 class MemberSettings(Section):
     name: str = Field(description="Model directory name.")
-    weight: float = Field(1.0, gt=0, description="Weight in the blend (a weighted mean of probabilities).")
+    weight: float = Field(1.0, gt=0, le=100, description="Weight in the blend (a weighted mean of probabilities).")
     priority: int = Field(0, description="Under a CPU budget, members of lower priority are shed first.")
-    tta: list[float] = Field([], description="Time-shift test-time augmentation: shifts in seconds, e.g. "
+    tta: list[Annotated[float, Field(ge=-60, le=60)]] = Field([], max_length=16, description="Time-shift test-time augmentation: shifts in seconds, e.g. "
                                              "[-0.5, 0.5] (three variants, averaged).")
 
     def spec(self) -> MemberSpec:
@@ -63,7 +65,7 @@ class ModelSettings(Section):
     threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads inside an operator, per model.")
     inter_op_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads across graph branches.")
     sensitivity: float = Field(1.0, ge=0.5, le=1.5, description="BirdNET sensitivity: higher reports more.")
-    crop_stride: float = Field(1.0, gt=0, description="Grid step of the crops of a model shorter than a window, s.")
+    crop_stride: float = Field(1.0, ge=0.1, le=60, description="Grid step of the crops of a model shorter than a window, s.")
 
     names_are_members = field_validator("members", mode="before")(names_are_tables)
 
@@ -88,9 +90,9 @@ class BudgetSettings(Section):
     max_hop_factor: int = Field(4, ge=1, le=16, description="Longest hop the guard may use, in hops.")
     headroom: float = Field(0.8, gt=0, le=1, description="Restore load when it is predicted to cost at most "
                                                          "this share of the budget.")
-    settle_seconds: float = Field(10.0, gt=0, description="Audio seconds measured at a level before judging it.")
-    hold_seconds: float = Field(60.0, gt=0, description="Audio seconds at a level before restoring load.")
-    max_lag: float = Field(3.0, gt=0, description="Seconds live audio may wait before load is shed at once.")
+    settle_seconds: float = Field(10.0, gt=0, le=3600, description="Audio seconds measured at a level before judging it.")
+    hold_seconds: float = Field(60.0, gt=0, le=86400, description="Audio seconds at a level before restoring load.")
+    max_lag: float = Field(3.0, gt=0, le=3600, description="Seconds live audio may wait before load is shed at once.")
 
     def options(self) -> BudgetOptions:
         return BudgetOptions(cpu_budget=self.cpu_budget, order=tuple(self.shed_order),
@@ -100,8 +102,13 @@ class BudgetSettings(Section):
 
 
 class WindowSettings(Section):
-    seconds: float = Field(5.0, gt=0, le=60, description="Analysis window, seconds.")
-    hop: float = Field(2.5, gt=0, le=60, description="Seconds between window starts.")
+    seconds: float = Field(5.0, ge=0.1, le=60, description="Analysis window, seconds.")
+    hop: float = Field(2.5, ge=0.1, le=60, description="Seconds between window starts (at most the window).")
+
+    @model_validator(mode="after")
+    def no_gaps(self) -> WindowSettings:
+        WindowSpec(self.seconds, self.hop)  # raises ValueError for a hop longer than the window
+        return self
 
 
 class SmoothingSettings(Section):
@@ -112,11 +119,11 @@ class SmoothingSettings(Section):
     on: float = Field(0.5, ge=0, le=1, description="Smoothed score that starts an event.")
     off: float = Field(0.35, ge=0, le=1, description="Smoothed score that keeps an event going.")
     instant: float = Field(0.8, ge=0, le=1, description="A single raw window this confident starts an event at once.")
-    min_duration: float = Field(0.0, ge=0, description="Seconds above `on` before an event starts.")
-    end_after: float = Field(10.0, gt=0, description="Seconds without a window above `off` that end an event.")
-    cooldown: float = Field(0.0, ge=0, description="Seconds after an end before the species can start anew.")
-    update_delta: float = Field(0.05, gt=0, description="Confidence gain that sends an update.")
-    update_every: float = Field(60.0, gt=0, description="Duration growth, seconds, that sends an update.")
+    min_duration: float = Field(0.0, ge=0, le=3600, description="Seconds above `on` before an event starts.")
+    end_after: float = Field(10.0, gt=0, le=3600, description="Seconds without a window above `off` that end an event.")
+    cooldown: float = Field(0.0, ge=0, le=86400, description="Seconds after an end before the species can start anew.")
+    update_delta: float = Field(0.05, gt=0, le=1, description="Confidence gain that sends an update.")
+    update_every: float = Field(60.0, gt=0, le=86400, description="Duration growth, seconds, that sends an update.")
 
     def options(self) -> SmootherOptions:
         return SmootherOptions(**self.model_dump())
@@ -155,7 +162,7 @@ class AlertSettings(Section):
         description="Threat classes alerted from a single window: names, or tables with name and threshold.")
     threshold: float = Field(0.5, ge=0, le=1, description="Window score that alerts, for classes without "
                                                           "their own.")
-    min_interval: float = Field(60.0, ge=0, description="Seconds of audio after an alert before its class "
+    min_interval: float = Field(60.0, ge=0, le=86400, description="Seconds of audio after an alert before its class "
                                                         "alerts again (windows held back are counted).")
 
     names_are_classes = field_validator("classes", mode="before")(names_are_tables)
@@ -207,15 +214,15 @@ class ClipSettings(Section):
     pre_roll: float = Field(3.0, ge=0, le=60, description="Seconds before the event's start.")
     post_roll: float = Field(3.0, ge=0, le=60, description="Seconds after its end.")
     max_seconds: float = Field(30.0, gt=0, le=600, description="Longest clip from the event's start, seconds.")
-    max_age_days: float = Field(30.0, gt=0, description="Clips older than this are deleted.")
-    max_megabytes: float = Field(2048.0, gt=0, description="The clip folder is kept under this size, oldest "
+    max_age_days: float = Field(30.0, gt=0, le=36500, description="Clips older than this are deleted.")
+    max_megabytes: float = Field(2048.0, gt=0, le=1e9, description="The clip folder is kept under this size, oldest "
                                                            "clips deleted first.")
     min_free_percent: float = Field(10.0, ge=0, lt=100, description="Oldest clips are deleted while the "
                                                                     "disk has less free space than this.")
 
 
 class HealthSettings(Section):
-    interval_seconds: float = Field(60.0, ge=1, description="Seconds between health records.")
+    interval_seconds: float = Field(60.0, ge=1, le=86400, description="Seconds between health records.")
     min_free_percent: float = Field(
         5.0, ge=0, le=100, description="Below this much free space on a store's disk (records, outbox, state, "
                                        "clips), each health record is logged as a warning (disk_low).")
@@ -225,7 +232,8 @@ SourceSettings = Annotated[Union[FolderConfig, MicrophoneConfig, ReplayConfig], 
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid",
+                                      allow_inf_nan=False)
 
     box_id: str = Field(default_factory=socket.gethostname, description="Name of this box in every record.")
     data_dir: Path = Field(Path("/var/lib/edge"), description="State, daily records, done and quarantine folders.")
@@ -252,6 +260,20 @@ class Settings(BaseSettings):
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
                                    file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls), file_secret_settings
+
+    @field_validator("box_id")
+    @classmethod
+    def box_id_is_a_topic_level(cls, value: str) -> str:
+        if problem := box_id_problem(value):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("data_dir", "models_dir", mode="before")
+    @classmethod
+    def folder_named(cls, value):
+        if isinstance(value, str) and not value.strip():  # Path("") would be the working directory
+            raise ValueError("must name a folder, not be empty")
+        return value
 
     @model_validator(mode="after")
     def clips_need_speech_detector(self) -> Settings:
@@ -312,19 +334,33 @@ def load_settings(path: Path) -> Settings:
 
 
 SOURCE_TYPES = ("folder", "microphone", "replay")
+SECRETS = ("password",)
 
 
 def describe(error: ValidationError, path: Path) -> str:
     lines = [f"{path}: {error.error_count()} problem(s) in the configuration"]
+    for option, problem in options_wrong(error):
+        location = option.split(".")
+        variable = ENV_PREFIX + "__".join(location).upper()
+        overridden = [name for name in os.environ
+                      if name.upper() == variable or variable.startswith(name.upper() + "__")]
+        origin = f"environment variable {overridden[0]}" if overridden else f"{path}"
+        lines.append(f"  {option}: {problem} [from {origin}]")
+    return "\n".join(lines)
+
+
+def options_wrong(error: ValidationError) -> list[tuple[str, str]]:
+    """(option, what is wrong) per problem. The value given is shown only when it is a number or a truth value
+    of an option that holds no secret: a string may be a password, or the value of a misspelled key."""
+    found = []
     for problem in error.errors():
         location = [str(part) for part in problem["loc"]]
         if location[:1] == ["source"] and location[1:2] and location[1] in SOURCE_TYPES:
             del location[1]  # the union's tag, not an option
         option = ".".join(location) or "(top level)"
-        variable = ENV_PREFIX + "__".join(location).upper()
-        overridden = [name for name in os.environ
-                      if name.upper() == variable or variable.startswith(name.upper() + "__")]
-        origin = f"environment variable {overridden[0]}" if overridden else f"{path}"
-        value = f" (got {problem['input']!r})" if problem["type"] != "missing" else ""
-        lines.append(f"  {option}: {problem['msg']}{value} [from {origin}]")
-    return "\n".join(lines)
+        value = problem.get("input")
+        shown = (type(value) in (int, float, bool) and problem["type"] != "extra_forbidden"
+                 and not any(part in SECRETS for part in location))
+        words = problem["msg"].removeprefix("Value error, ")  # our validators' own words need no label
+        found.append((option, words + (f" (got {value!r})" if shown else "")))
+    return found

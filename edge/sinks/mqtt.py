@@ -21,10 +21,10 @@ from importlib.metadata import version
 
 import paho.mqtt.client as mqtt
 import structlog
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from edge.mqtt import (STATUS_SCHEMA, Backoff, BrokerConfig, new_client, protocols, refusal, refused_version, topic,
-                       version_name)
+from edge.mqtt import (STATUS_SCHEMA, Backoff, BrokerConfig, new_client, prefix_problem, protocols, refusal,
+                       refused_version, topic, version_name)
 from edge.outbox import Outbox
 
 log = structlog.get_logger(__name__)
@@ -33,13 +33,20 @@ LOOP_SECONDS = 0.1
 
 
 class MqttConfig(BrokerConfig):
-    prefix: str = Field("edge", min_length=1, description="First level of every topic: <prefix>/<box>/<kind>.")
+    prefix: str = Field("edge", description="First level(s) of every topic: <prefix>/<box>/<kind>.")
     client_id: str | None = Field(None, description="MQTT client id (default edge-<box_id>).")
     max_inflight: int = Field(20, ge=1, le=1000, description="Records sent and not yet acknowledged.")
-    reconnect_min_seconds: float = Field(1.0, gt=0, description="First reconnect delay; doubles per failure.")
-    reconnect_max_seconds: float = Field(300.0, gt=0, description="Longest reconnect delay.")
+    reconnect_min_seconds: float = Field(1.0, gt=0, le=3600, description="First reconnect delay; doubles per failure.")
+    reconnect_max_seconds: float = Field(300.0, gt=0, le=86400, description="Longest reconnect delay.")
     drain_seconds: float = Field(5.0, ge=0, le=60, description="On a clean stop, time allowed to send what "
                                                                "is pending before disconnecting.")
+
+    @field_validator("prefix")
+    @classmethod
+    def prefix_is_topic_levels(cls, value: str) -> str:
+        if problem := prefix_problem(value):  # a wildcard or an extra level: records no station receives
+            raise ValueError(problem)
+        return value
 
 
 def status_payload(box: str, state: str, **figures: int) -> str:

@@ -212,7 +212,7 @@ def open_audio(path: Path) -> sf.SoundFile:
 
 
 class ReplayConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     type: Literal["replay"] = "replay"
     paths: list[Path] = Field(min_length=1, description="Recordings or folders to replay, in recording-time order.")

@@ -40,7 +40,7 @@ NOTIFICATION_QUEUE = 10_000
 
 
 class FolderConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     type: Literal["folder"] = "folder"
     path: Path = Field(description="Folder the recorder writes to; sub-folders are watched too.")

@@ -33,7 +33,7 @@ EMPTY = np.zeros(0, np.float32)
 
 
 class MicrophoneConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     type: Literal["microphone"] = "microphone"
     device: str | int | None = Field(
