@@ -8,6 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
+import structlog
 from rich.console import Console
 from rich.table import Table
 
@@ -168,7 +169,7 @@ def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | 
 
     from edge.daemon import Daemon
     from edge.notify import Notifier
-    from edge.preflight import problems
+    from edge.preflight import problems, storage_warnings
     from edge.settings import SettingsError, load_settings
     from edge.sources.files import AudioError, ReplayConfig
     from edge.sources.microphone import MicrophoneError
@@ -185,6 +186,8 @@ def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | 
         raise click.UsageError("--realtime and --speed go with --replay")
     refuse_on(problems(settings, verify=False), config_path)  # loading the models verifies them
     logs.configure(json=True, level=settings.log_level, stream=sys.stdout)
+    for warning in storage_warnings(settings):
+        structlog.get_logger(__name__).warning("storage_not_writable", problem=warning)
     daemon = Daemon(settings, config_path, Notifier.from_environ())
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop_requested.set())
     signal.signal(signal.SIGINT, lambda *_: daemon.stop_requested.set())
@@ -217,7 +220,7 @@ def config_group() -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def config_check(path: Path) -> None:
     """Validate a configuration file (and EDGE_ variables) without starting anything."""
-    from edge.preflight import problems
+    from edge.preflight import problems, storage_warnings
     from edge.settings import SettingsError, load_settings
 
     try:
@@ -225,6 +228,8 @@ def config_check(path: Path) -> None:
     except SettingsError as error:
         raise click.ClickException(str(error))
     refuse_on(problems(settings), path)
+    for warning in storage_warnings(settings):  # the daemon starts all the same and reports the storage fault
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"{path}: valid; source {settings.source.type}, models {', '.join(settings.model.names)}, "
                f"data in {settings.data_dir}")
 

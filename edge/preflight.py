@@ -1,5 +1,6 @@
 """What a configuration needs from this machine, checked without starting anything: `edge config check` reports
 it, and `edge run` refuses to start on it, in the same words. Each problem starts with the option it is about.
+Folders that are only not writable now are warnings, not problems: `run` starts and reports the storage fault.
 
 What the configuration alone decides (types, ranges, box id, topic prefix) is checked by edge.settings; here is
 what needs the file system: folders that must be creatable and writable, files that must be readable, and the
@@ -48,24 +49,54 @@ def folders(settings: Settings) -> dict[str, Path]:
 def folder_problems(settings: Settings) -> list[str]:
     found = [f"{option}: {problem}" for option, path in folders(settings).items()
              if (problem := folder_problem(path))]
+    if isinstance(settings.source, FolderConfig) and (problem := creation_problem(settings.source.path)):
+        found.append(f"source.path: {problem}")  # nothing to watch: the recorder's folder must exist or be made
     databases = (path for path in (settings.state_path, settings.outbox_path) if path.is_dir())
     return found + [f"data_dir: {path} is a folder, not the database it must be" for path in databases]
 
 
 def folder_problem(path: Path) -> str | None:
-    """Why `path` cannot be used as a folder to write in (None when it can, or can be created)."""
+    """Why `path` can never be a folder to write in (None when it can, or can be created): a kernel file system,
+    or a file where the folder should be. A folder that is not writable now is a storage fault instead."""
     real = path.resolve()  # through symbolic links
     if root := next((r for r in VIRTUAL if r == real or r in real.parents), None):
         return f"{path} is on a kernel file system ({root})"
     absolute = Path(os.path.abspath(path))
-    existing = next(p for p in (absolute, *absolute.parents) if p.exists() or p.is_symlink())
+    existing = nearest(absolute)
     if not existing.is_dir():
         return (f"{path} exists and is not a folder" if existing == absolute
                 else f"{path} cannot be created: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return (f"{path} is not writable" if existing == absolute
-                else f"{path} cannot be created: {existing} is not writable")
     return None
+
+
+def nearest(absolute: Path) -> Path:
+    """`absolute` if it exists, else its nearest parent that does."""
+    return next(p for p in (absolute, *absolute.parents) if p.exists() or p.is_symlink())
+
+
+def creation_problem(path: Path) -> str | None:
+    """Why a folder that does not exist cannot be made (None when it exists or can be)."""
+    absolute = Path(os.path.abspath(path))
+    existing = nearest(absolute)
+    if existing != absolute and existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+        return f"{path} cannot be created: {existing} is not writable"
+    return None
+
+
+def storage_warnings(settings: Settings) -> list[str]:
+    """Folders the daemon writes to that are not writable now (a card remounted read-only, wrong owner). Not a
+    reason to refuse the start: the box goes on analysing, holds records in memory and reports the fault in its
+    health record until the disk takes them again (see edge.storage)."""
+    found = []
+    for option, path in folders(settings).items():
+        if option == "source.path" and not (isinstance(settings.source, FolderConfig)
+                                            and settings.source.after == "move"):
+            continue  # only read from, unless files are moved out of it
+        existing = nearest(Path(os.path.abspath(path)))
+        if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+            found.append(f"{option}: {path} is not writable" if existing == Path(os.path.abspath(path))
+                         else f"{option}: {path} cannot be created: {existing} is not writable")
+    return found
 
 
 def file_problems(settings: Settings) -> list[str]:

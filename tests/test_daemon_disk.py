@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 
 from broker import free_port
+from conftest import edge_cli
 from daemon_process import DaemonProcess, read_records, write_config
 from edge.outbox import Outbox
 from edge.state import RecordingState
@@ -141,6 +142,8 @@ def test_a_read_only_data_folder_at_start(data, tmp_path):
         config = write_config(
             tmp_path / "edge.toml", data_dir, {"type": "folder", "path": str(inbox), **FAST_FOLDER},
             output={"directory": str(tmp_path / "records")}, mqtt={**NO_BROKER, "port": free_port()})
+        check = edge_cli("config", "check", str(config))  # a storage fault, not a bad configuration
+        assert f"warning: data_dir: {data_dir} is not writable" in check.stderr, check.stderr
         daemon = DaemonProcess(config)
         try:
             # before: "sqlite3.OperationalError: unable to open database file" at every start

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import shutil
 import wave
 
@@ -105,6 +106,17 @@ def test_bad_files_are_named_and_skipped(data, tmp_path):
         assert any(name in line and reason in line for line in errors), (name, errors)
     sources = {r["source"] for r in read_jsonl(tmp_path / "out" / "detections.jsonl")}
     assert sources == {"b_good.wav", "e_truncated.wav"}, "good and readable parts go on being analysed"
+
+
+def test_named_pipes_and_devices_are_skipped_not_waited_on(data, tmp_path):
+    """A named pipe without a writer would block the replay for ever (edge_cli's timeout fails the test)."""
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    result = edge_cli("replay", str(fifo), "/dev/zero", str(data / "curlew_call_1.wav"), "--out",
+                      str(tmp_path / "out"), "--min-conf", "0.01")
+    skipped = [line for line in result.stdout.splitlines() if line.startswith("skipped")]
+    assert skipped == ["skipped pipe.wav: is not a regular file", "skipped zero: is not a regular file"]
+    assert {r["source"] for r in read_jsonl(tmp_path / "out" / "detections.jsonl")} == {"curlew_call_1.wav"}
 
 
 def test_every_format_and_rate_decodes(data, tmp_path):

@@ -133,6 +133,8 @@ class FileSource:
         """Audio seconds in all recordings that can be opened (for progress reporting)."""
         total = 0.0
         for path, _ in self.recordings:
+            if not path.is_file():
+                continue  # a named pipe would block sf.info; decode says what it is
             try:
                 info = sf.info(os.fsencode(path))
                 total += info.frames / info.samplerate
@@ -193,6 +195,8 @@ def open_audio(path: Path) -> sf.SoundFile:
     """Open a recording for reading, with errors that say what is wrong with it."""
     if not path.exists():
         raise AudioError("does not exist")
+    if not path.is_file():  # a named pipe or a device would block the box, or never end
+        raise AudioError("is not a regular file")
     if path.stat().st_size == 0:
         raise AudioError("is empty (0 bytes)")
     try:  # libsndfile would only say "System error."; O_NONBLOCK: a named pipe must not stall the box
