@@ -113,6 +113,21 @@ def test_a_poison_message_is_set_aside_and_the_station_goes_on(broker, tmp_path,
         assert station.terminate() == 0
 
 
+def test_clearing_a_retained_status_is_no_rejection(broker, tmp_path):
+    """An empty message is how a retained status is removed (`mosquitto_pub -r -n`): logged, not set aside."""
+    db = tmp_path / "station.sqlite"
+    station = StationProcess(broker, db)
+    try:
+        station.wait_log("station_subscribed")
+        mosquitto_pub(broker, "edge/box-old/status", b"", tmp_path)
+        mosquitto_pub(broker, "edge/box-ok/events", event("box-ok"), tmp_path)
+        until(station, lambda: query(db, "SELECT 1 FROM records WHERE box = 'box-ok'"), "the valid record")
+        assert station.wait_log("retained_status_cleared")["topic"] == "edge/box-old/status"
+        assert query(db, "SELECT * FROM rejected") == []
+    finally:
+        assert station.terminate() == 0
+
+
 def parsed(payload: bytes, kind: str = "events", box: str = "box-a"):
     return parse(box, kind, payload, "2026-11-23T09:00:00.000+00:00")
 

@@ -181,6 +181,11 @@ class Subscriber:
             topic = "(a topic that is not UTF-8)"
         stored = None
         try:
+            if not message.payload and topic.endswith("/status"):
+                # How a retained status is removed (`mosquitto_pub -r -n`, a box taken out of service): no record.
+                log.info("retained_status_cleared", topic=topic[:MAX_TOPIC])
+                client.ack(message.mid, message.qos)
+                return
             record = parse(*topic_parts(topic, self.options.prefix), message.payload, received_utc,
                            bool(message.retain))
             stored = record, self.store.add(record)
