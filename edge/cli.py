@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edge import logs
-from edge.cli_types import FiniteRange
+from edge.cli_types import FiniteRange, GapOrOff
 from edge.cli_species import species_command
 from edge.manifest import ModelError, cpu_features, default_models_dir, discover
 from edge.model_folders import model_folders
@@ -67,9 +67,12 @@ main.add_command(species_command)
               help="Zone of the times in recorder file names that carry none (e.g. Europe/Berlin).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="ONNX Runtime threads per model.")
+@click.option("--join-gap", type=GapOrOff(), default="0.5", show_default=True,
+              help="A recorder's consecutive files whose times meet within this many seconds are analysed as "
+                   "one stream; off: each file on its own.")
 @click.option("--quiet", is_flag=True, help="No progress bar, no summary.")
 def replay_command(paths, model_names, models_dir, window, hop, crop_stride, sensitivity, min_conf, top_k,
-                   formats, out, channel, zone, threads, quiet):
+                   formats, out, channel, zone, threads, join_gap, quiet):
     """Analyse recordings (files or folders) and write their detections."""
     logs.configure()
     try:
@@ -78,7 +81,7 @@ def replay_command(paths, model_names, models_dir, window, hop, crop_stride, sen
         raise click.BadParameter(str(error), param_hint="--timezone")
     options = ReplayOptions.build(
         window=window, hop=hop, crop_stride=crop_stride, sensitivity=sensitivity, min_conf=min_conf,
-        top_k=top_k, channel=channel, naive_zone=naive_zone, threads=threads,
+        top_k=top_k, channel=channel, naive_zone=naive_zone, threads=threads, join_gap=join_gap,
         formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
     )
     console = Console(stderr=True)

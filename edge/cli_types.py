@@ -18,3 +18,17 @@ class FiniteRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return number
+
+
+class GapOrOff(FiniteRange):
+    """Seconds (0 to 60), or "off"."""
+
+    name = "seconds or off"
+
+    def __init__(self):
+        super().__init__(0, 60)
+
+    def convert(self, value, param, ctx):
+        if value is None or (isinstance(value, str) and value.strip().lower() == "off"):
+            return None
+        return super().convert(value, param, ctx)

@@ -51,3 +51,13 @@ def from_file_name(path: Path, naive_zone: tzinfo = timezone.utc) -> datetime | 
 def recording_start(path: Path, comment: str | None, naive_zone: tzinfo = timezone.utc) -> datetime | None:
     """Header first (it carries its zone), then the file name."""
     return from_comment(comment or "") or from_file_name(path, naive_zone)
+
+
+def recorder_of(name: str) -> str | None:
+    """Which recorder wrote a file, from its name: its folder and the part before the time in the name (a Song
+    Meter's serial, "" for an AudioMoth), `"folder/S4A03895_"`; None when the name carries no recording time."""
+    path = Path(name)
+    match = FILE_NAME.search(path.stem)
+    if not match or from_file_name(path) is None:
+        return None
+    return f"{path.parent.as_posix()}/{path.stem[:match.start()]}"

@@ -30,12 +30,13 @@ class ReplayOptions:
 
     @classmethod
     def build(cls, *, window: float, hop: float, crop_stride: float, sensitivity: float, min_conf: float,
-              top_k: int, channel: int | None, naive_zone: tzinfo, threads: int, formats: tuple[str, ...]):
+              top_k: int, channel: int | None, naive_zone: tzinfo, threads: int, formats: tuple[str, ...],
+              join_gap: float | None = 0.5):
         return cls(
             window=WindowSpec(seconds=window, hop=hop),
             member=MemberOptions(crop_stride=crop_stride, sensitivity=sensitivity, intra_op_threads=threads),
             detector=DetectorOptions(min_confidence=min_conf, top_k=top_k),
-            decode=DecodeOptions(channel=channel, naive_zone=naive_zone),
+            decode=DecodeOptions(channel=channel, naive_zone=naive_zone, join_gap=join_gap),
             formats=formats,
         )
 

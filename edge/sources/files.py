@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from edge.file_names import shown
 from edge.recording_time import recording_start
+from edge.sources.joins import Joiner
 from edge.sources.salvage import Salvage, read_blocks, zero_non_finite
 from edge.types import AudioChunk, Stream
 
@@ -65,11 +66,13 @@ class AccessDenied(AudioError):
 class DecodeOptions:
     """`channel`: None mixes all channels down to mono, N picks channel N (0-based). `block_seconds` (and
     MAX_BLOCK_SAMPLES) bound memory: a multi-hour file is read this much at a time. `naive_zone`: the zone of
-    the times in file names that carry none."""
+    the times in file names that carry none. `join_gap`: consecutive files of one recorder whose times meet
+    within this many seconds are one stream (see `joins`); None: each file is a stream of its own."""
 
     channel: int | None = None
     block_seconds: float = 20.0
     naive_zone: tzinfo = timezone.utc
+    join_gap: float | None = 0.5
 
 
 def list_recordings(paths: list[Path], naive_zone: tzinfo = timezone.utc) -> list[tuple[Path, str]]:
@@ -117,9 +120,10 @@ class FileSource:
         self.damaged_seconds = 0.0  # analysed as silence in place of damage
 
     def chunks(self) -> Iterator[AudioChunk]:
+        joiner = Joiner(self.options.join_gap)
         for path, stream_id in self.recordings:
             try:
-                yield from decode(path, stream_id, self.options)
+                yield from decode(path, stream_id, self.options, joiner)
             except DamagedAudio as error:
                 self.damaged.append((stream_id, str(error)))
                 self.damaged_seconds += error.damaged_seconds
@@ -128,6 +132,8 @@ class FileSource:
             except AudioError as error:
                 self.failed.append((stream_id, str(error)))
                 log.error("unreadable_audio", file=str(path), error=str(error))
+        if (last := joiner.release()) is not None:
+            yield last
 
     def total_seconds(self) -> float:
         """Audio seconds in all recordings that can be opened (for progress reporting)."""
@@ -143,21 +149,31 @@ class FileSource:
         return total
 
 
-def decode(path: Path, stream_id: str, options: DecodeOptions = DecodeOptions()) -> Iterator[AudioChunk]:
+def decode(path: Path, stream_id: str, options: DecodeOptions = DecodeOptions(),
+           joiner: Joiner | None = None) -> Iterator[AudioChunk]:
     """The recording as one stream of chunks, ending with a chunk marked `last`.
+
+    With a `joiner`, a file that continues the previous one's stream (see `joins`) yields its chunks on that
+    stream, and its `last` chunk is held back by the joiner instead; a file that does not yields the held
+    `last` chunk of the previous stream first.
 
     Raises AudioError before the first chunk when nothing can be read, and DamagedAudio after the last one
     when the file is cut short, fails mid-way or holds samples that are not numbers: what could be read has
     been yielded by then (see `salvage`), damaged stretches as silence.
     """
+    joiner = joiner or Joiner(None)
+    name = shown(path.as_posix())
     with open_audio(path) as f:
         channel = options.channel
         if channel is not None and not 0 <= channel < f.channels:
             raise AudioError(f"has {f.channels} channel(s), channel {channel} asked for")
         st = path.stat()
-        stream = Stream(id=stream_id, sample_rate=f.samplerate,
-                        started_utc=recording_start(path, f.copy_metadata().get("comment"), options.naive_zone),
-                        instance=f"{st.st_size}:{st.st_mtime_ns}")
+        own = Stream(id=stream_id, sample_rate=f.samplerate,
+                     started_utc=recording_start(path, f.copy_metadata().get("comment"), options.naive_zone),
+                     instance=f"{st.st_size}:{st.st_mtime_ns}")
+        stream, offset, ended = joiner.begin(name, own, f.channels)
+        if ended is not None:
+            yield ended
         salvage = Salvage(declared=f.frames, rate=f.samplerate, kind=f.format)
         header = truncation(f.extra_info)
         position = non_finite = 0
@@ -165,7 +181,7 @@ def decode(path: Path, stream_id: str, options: DecodeOptions = DecodeOptions())
         for data in read_blocks(path, f, block, salvage):
             mono, bad = zero_non_finite(data.mean(axis=1) if channel is None else data[:, channel])
             non_finite += bad
-            yield AudioChunk(stream=stream, start=position, samples=np.ascontiguousarray(mono))
+            yield AudioChunk(stream=stream, start=offset + position, samples=np.ascontiguousarray(mono))
             position += len(data)
         problems = ([header] if header else []) + salvage.problems()
         if non_finite:
@@ -173,7 +189,10 @@ def decode(path: Path, stream_id: str, options: DecodeOptions = DecodeOptions())
                             f"that are not numbers (inf or NaN), analysed as silence")
         if position == 0:
             raise AudioError("holds no audio samples" + (f": {'; '.join(problems)}" if problems else ""))
-        yield AudioChunk(stream=stream, start=position, samples=np.zeros(0, np.float32), last=True)
+        last = joiner.hold(name, AudioChunk(stream=stream, start=offset + position,
+                                            samples=np.zeros(0, np.float32), last=True), f.channels)
+        if last is not None:
+            yield last
     if problems:
         gaps = sum(frames for _, frames in salvage.gaps)
         raise DamagedAudio("; ".join(problems), damaged_seconds=(non_finite + gaps) / f.samplerate)

@@ -1,0 +1,57 @@
+"""A recorder's consecutive files analysed as one stream, by `edge replay` and by the daemon."""
+
+import json
+
+import soundfile as sf
+
+from conftest import edge_cli
+
+CUTS = (0.0, 6.0, 12.0)  # seconds: both cuts fall inside a Red-faced Spinetail song (5.2-7.9 s, 11.3-13.8 s)
+
+
+def cut_recording(source, folder, names=("20240501_060000.WAV", "20240501_060006.WAV", "20240501_060012.WAV")):
+    """The recording cut at CUTS into files named as an AudioMoth names consecutive files."""
+    audio, rate = sf.read(source, dtype="float32")
+    folder.mkdir(parents=True, exist_ok=True)
+    bounds = [round(c * rate) for c in CUTS] + [len(audio)]
+    for name, begin, end in zip(names, bounds, bounds[1:]):
+        sf.write(folder / name, audio[begin:end], rate, subtype="PCM_16")
+    return audio, rate
+
+
+def detections(out):
+    records = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+    return [(r["source"], r["scientific_name"], r["start_s"], r["end_s"], r["confidence"]) for r in records]
+
+
+def without_source(found):
+    return sorted(d[1:] for d in found)
+
+
+def test_replay_of_consecutive_files_matches_the_uncut_recording(data, tmp_path):
+    whole = tmp_path / "whole"
+    audio, rate = cut_recording(data / "maad_spinetail.wav", tmp_path / "cut", names=())
+    whole.mkdir()
+    sf.write(whole / "20240501_060000.WAV", audio, rate, subtype="PCM_16")  # same 16-bit samples as the cut
+    cut_recording(data / "maad_spinetail.wav", tmp_path / "cut")
+    edge_cli("replay", str(whole), "--out", str(tmp_path / "out-whole"), "--quiet")
+    edge_cli("replay", str(tmp_path / "cut"), "--out", str(tmp_path / "out-cut"), "--quiet")
+    edge_cli("replay", str(tmp_path / "cut"), "--out", str(tmp_path / "out-apart"), "--quiet", "--join-gap", "off")
+    uncut, joined, apart = (detections(tmp_path / o) for o in ("out-whole", "out-cut", "out-apart"))
+    print(f"detections: uncut {len(uncut)}, cut and joined {len(joined)}, cut apart {len(apart)}")
+    assert any(d[1] == "Cranioleuca erythrops" for d in uncut)
+    assert joined == uncut, "one stream, named by its first file, times from its start"
+    assert without_source(apart) != without_source(uncut), "apart, the windows at each cut are lost"
+
+
+def test_replay_starts_a_new_stream_after_a_gap_or_a_change_of_rate(data, tmp_path):
+    folder = tmp_path / "cut"
+    audio, rate = cut_recording(data / "maad_spinetail.wav", folder, names=("20240501_060000.WAV",))
+    sf.write(folder / "20240501_060007.WAV", audio[6 * rate:12 * rate], rate, subtype="PCM_16")  # 1 s gap
+    sf.write(folder / "20240501_060013.WAV", audio[6 * rate:12 * rate], rate // 2, subtype="PCM_16")  # half rate
+    edge_cli("replay", str(folder), "--out", str(tmp_path / "out"), "--quiet")
+    found = detections(tmp_path / "out")
+    sources = {d[0] for d in found}
+    assert {"20240501_060007.WAV", "20240501_060013.WAV"} <= sources, "each a stream of its own"
+    after_gap = [d for d in found if d[0] == "20240501_060007.WAV"]
+    assert min(d[2] for d in after_gap) == 0.0, "its times count from its own start"
