@@ -69,12 +69,15 @@ class Windower:
         self._buffers: dict[int, _RateBuffer] = {}
         self._next = 0
         self._received = 0
+        self._skip = 0
 
     def push(self, chunk: AudioChunk) -> list[Window]:
         if chunk.stream != self._stream:
-            self._begin(chunk.stream)
+            self._begin(chunk.stream, chunk.start)
+        samples = chunk.samples[self._skip:]
+        self._skip -= len(chunk.samples) - len(samples)
         for buffer in self._buffers.values():
-            converted = buffer.converter.push(chunk.samples, last=chunk.last)
+            converted = buffer.converter.push(samples, last=chunk.last)
             buffer.samples = np.concatenate([buffer.samples, converted])
         self._received += len(chunk.samples)
         windows = []
@@ -87,11 +90,18 @@ class Windower:
             buffer.drop_before(self.spec.start(self._next, rate))
         return windows
 
-    def _begin(self, stream: Stream) -> None:
+    def _begin(self, stream: Stream, start: int) -> None:
+        """A stream taken up `start` samples in (a run that stopped inside a stream of joined files resumes at
+        its next file) begins at the first window of the stream's grid that starts there or later."""
+        rate = stream.sample_rate
+        first = int(start // (self.spec.hop * rate))
+        while self.spec.start(first, rate) < start:
+            first += 1
         self._stream = stream
-        self._buffers = {rate: _RateBuffer(RateConverter(stream.sample_rate, rate)) for rate in self.rates}
-        self._next = 0
-        self._received = 0
+        self._buffers = {r: _RateBuffer(RateConverter(rate, r), offset=self.spec.start(first, r)) for r in self.rates}
+        self._next = first
+        self._received = start
+        self._skip = self.spec.start(first, rate) - start  # samples before that window's start
 
     def _complete(self, index: int) -> bool:
         return all(
