@@ -35,10 +35,20 @@ CREATE TABLE IF NOT EXISTS recordings (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS recordings_status ON recordings (status);
+CREATE TABLE IF NOT EXISTS stream_ends (
+    recorder TEXT PRIMARY KEY,
+    stream_id TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    started_utc TEXT,
+    sample_rate INTEGER NOT NULL,
+    channels INTEGER NOT NULL,
+    end_sample INTEGER NOT NULL
+);
 """
 
 FINAL = ("done", "quarantined")
 COLUMNS = ("key", "path", "status", "attempts", "started_utc", "finished_utc", "audio_seconds", "error")
+END_COLUMNS = ("recorder", "stream_id", "instance", "started_utc", "sample_rate", "channels", "end_sample")
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,7 @@ class RecordingState:
         self.path = path
         self.fault: StorageFault | None = None
         self._unsaved: dict[str, tuple] = {}  # key -> its row (COLUMNS), not yet committed
+        self._unsaved_ends: dict[str, tuple | None] = {}  # recorder -> its row (END_COLUMNS), None: forgotten
         try:
             self._db = open_durable(path, SCHEMA)
             self._writable = True
@@ -92,12 +103,30 @@ class RecordingState:
         if row is not None:
             self._change((*row[:3], max(row[3] - 1, 0), *row[4:]))
 
-    def finish(self, key: str, path: str, status: str, audio_seconds: float = 0.0, error: str | None = None):
+    def finish(self, key: str, path: str, status: str, audio_seconds: float = 0.0, error: str | None = None,
+               stream_end: tuple | None = None):
+        """The outcome of a recording, and (`stream_end`, END_COLUMNS) where its recorder's stream then stands,
+        committed together: a restart continues the stream at the next file, never inside this one."""
         if status not in FINAL:
             raise ValueError(f"status {status!r} is not one of {FINAL}")
         row = self._row(key)
         attempts, started = (row[3], row[4]) if row else (0, None)
+        if stream_end is not None:
+            self._unsaved_ends[stream_end[0]] = stream_end
         self._change((key, path, status, attempts, started, utc_now(), audio_seconds, error))
+
+    def stream_end(self, recorder: str) -> tuple | None:
+        """Where the recorder's stream stood after its last file (END_COLUMNS), unless it has ended since."""
+        if recorder in self._unsaved_ends:
+            return self._unsaved_ends[recorder]
+        return self._db.execute(f"SELECT {', '.join(END_COLUMNS)} FROM stream_ends WHERE recorder = ?",
+                                (recorder,)).fetchone()
+
+    def forget_stream_end(self, recorder: str) -> None:
+        """The recorder's stream has ended: its next file begins a stream of its own."""
+        if self.stream_end(recorder) is not None:
+            self._unsaved_ends[recorder] = None
+            self.save()
 
     def _change(self, row: tuple) -> None:
         self._unsaved[row[0]] = row
@@ -105,7 +134,7 @@ class RecordingState:
 
     def save(self) -> None:
         """Commit the changes kept in memory, if the disk takes them now."""
-        if not self._unsaved:
+        if not self._unsaved and not self._unsaved_ends:
             return
         try:
             if not self._writable:
@@ -115,6 +144,10 @@ class RecordingState:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(f"INSERT OR REPLACE INTO recordings ({', '.join(COLUMNS)}) VALUES "
                                  f"({', '.join('?' * len(COLUMNS))})", self._unsaved.values())
+            self._db.executemany(f"INSERT OR REPLACE INTO stream_ends VALUES ({', '.join('?' * len(END_COLUMNS))})",
+                                 [row for row in self._unsaved_ends.values() if row is not None])
+            self._db.executemany("DELETE FROM stream_ends WHERE recorder = ?",
+                                 [(recorder,) for recorder, row in self._unsaved_ends.items() if row is None])
             self._db.execute("COMMIT")
         except DISK_ERRORS as error:
             rollback(self._db)
@@ -125,6 +158,7 @@ class RecordingState:
             log.info("state_saved_again", path=str(self.path), recordings=len(self._unsaved),
                      since_utc=self.fault.since_utc)
         self._unsaved.clear()
+        self._unsaved_ends.clear()
         self.fault = None
 
     def _failed(self, error: BaseException) -> None:

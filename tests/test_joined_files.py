@@ -5,6 +5,9 @@ import json
 import soundfile as sf
 
 from conftest import edge_cli
+from daemon_process import DaemonProcess, read_records, write_config
+from station_process import wait_for
+from test_daemon import SPINETAIL, comparable
 
 CUTS = (0.0, 6.0, 12.0)  # seconds: both cuts fall inside a Red-faced Spinetail song (5.2-7.9 s, 11.3-13.8 s)
 
@@ -22,6 +25,13 @@ def cut_recording(source, folder, names=("20240501_060000.WAV", "20240501_060006
 def detections(out):
     records = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
     return [(r["source"], r["scientific_name"], r["start_s"], r["end_s"], r["confidence"]) for r in records]
+
+
+def every_event_ended(records_dir, source):
+    """Every event has ended, those of `source` (the last file) included."""
+    records = read_records(records_dir)
+    ended = {r["id"] for r in records if r["kind"] == "end"}
+    return {r["id"] for r in records} == ended and any(r["source"] == source for r in records)
 
 
 def without_source(found):
@@ -55,3 +65,40 @@ def test_replay_starts_a_new_stream_after_a_gap_or_a_change_of_rate(data, tmp_pa
     assert {"20240501_060007.WAV", "20240501_060013.WAV"} <= sources, "each a stream of its own"
     after_gap = [d for d in found if d[0] == "20240501_060007.WAV"]
     assert min(d[2] for d in after_gap) == 0.0, "its times count from its own start"
+
+
+def test_daemon_analyses_consecutive_files_as_the_uncut_recording(data, tmp_path):
+    whole_dir, inbox = tmp_path / "whole", tmp_path / "inbox"
+    audio, rate = cut_recording(data / "maad_spinetail.wav", inbox)
+    whole_dir.mkdir()
+    sf.write(whole_dir / "20240501_060000.WAV", audio, rate, subtype="PCM_16")
+    sf.write(inbox / "20240501_060030.WAV", audio[: 6 * rate], rate, subtype="PCM_16")  # after a 10.5 s gap
+    reference = DaemonProcess(write_config(tmp_path / "reference.toml", tmp_path / "reference-data",
+                                           {"type": "replay", "paths": [str(whole_dir)]}))
+    assert reference.wait_exit() == 0
+    reference.close()
+    expected = comparable(read_records(tmp_path / "reference-data" / "records"))
+
+    daemon = DaemonProcess(write_config(tmp_path / "edge.toml", tmp_path / "data",
+                                        {"type": "folder", "path": str(inbox), "settle_seconds": 1.5}))
+    try:
+        daemon.wait_notification("READY=1")
+        for name in ("20240501_060000.WAV", "20240501_060006.WAV", "20240501_060012.WAV", "20240501_060030.WAV"):
+            daemon.wait_log("recording_done", file=name)
+        wait_for(lambda: every_event_ended(tmp_path / "data" / "records", "20240501_060030.WAV"), 120, "the end of every event")
+        code, _ = daemon.terminate()
+    finally:
+        daemon.close()
+    assert code == 0
+    records = read_records(tmp_path / "data" / "records")
+    joined = comparable(records, "20240501_060000.WAV")
+    print(f"daemon event records: uncut {len(expected)}, cut {len(joined)} of the first stream, "
+          f"{len(records)} in all:", expected, comparable(records))
+    assert SPINETAIL in {r[1] for r in expected}
+    assert joined == expected, "the three files are the uncut recording"
+    assert [e["file"] for e in daemon.logged("recording_joined")] == [
+        str(inbox / "20240501_060006.WAV"), str(inbox / "20240501_060012.WAV")]
+    alone = [r for r in records if r["source"] == "20240501_060030.WAV"]
+    assert alone and min(r["start_s"] for r in alone) == 0.0, "after the gap, a stream of its own"
+    assert sorted(p.name for p in (tmp_path / "data" / "done").iterdir()) == [
+        "20240501_060000.WAV", "20240501_060006.WAV", "20240501_060012.WAV", "20240501_060030.WAV"]

@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from edge.file_names import shown
 from edge.recording_time import recording_start
-from edge.sources.joins import Joiner
+from edge.sources.joins import JoinFiles, JoinGap, Joiner
 from edge.sources.salvage import Salvage, read_blocks, zero_non_finite
 from edge.types import AudioChunk, Stream
 
@@ -244,6 +244,8 @@ class ReplayConfig(BaseModel):
                                 "unset: as fast as it can be analysed.")
     timezone: ZoneName = Field("UTC", description="Zone of recorder clocks whose file names carry none.")
     channel: int | None = Field(None, ge=0, description="Channel to analyse (0-based); default: the mix-down.")
+    join_files: JoinFiles = True
+    join_gap_seconds: JoinGap = 0.5
 
 
 class ReplaySource:
@@ -252,7 +254,8 @@ class ReplaySource:
 
     def __init__(self, config: ReplayConfig, clock=time.monotonic, sleep=time.sleep):
         options = DecodeOptions(channel=config.channel, naive_zone=ZoneInfo(config.timezone),
-                                block_seconds=PACED_BLOCK_SECONDS if config.speed else 20.0)
+                                block_seconds=PACED_BLOCK_SECONDS if config.speed else 20.0,
+                                join_gap=config.join_gap_seconds if config.join_files else None)
         self.files = FileSource(config.paths, options)
         self.speed = config.speed
         self._clock, self._sleep = clock, sleep

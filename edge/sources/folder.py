@@ -29,9 +29,11 @@ from watchdog.observers import Observer
 from edge.file_names import fitted, shown
 from edge.sources.files import (AUDIO_SUFFIXES, AccessDenied, AudioError, DamagedAudio, DecodeOptions, ZoneName,
                                 decode, recording_time, sort_key)
+from edge.recording_time import recorder_of
+from edge.sources.joins import JoinFiles, JoinGap, Joiner, StreamEnd
 from edge.sources.writers import open_for_writing
 from edge.state import FINAL, RecordingState, recording_key
-from edge.types import AudioChunk
+from edge.types import AudioChunk, Stream
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +60,8 @@ class FolderConfig(BaseModel):
     channel: int | None = Field(None, ge=0, description="Channel to analyse (0-based); default: the mix-down.")
     max_attempts: int = Field(
         3, ge=1, description="A file whose analysis was cut off (crash, power loss) this often is quarantined.")
+    join_files: JoinFiles = True
+    join_gap_seconds: JoinGap = 0.5
 
 
 @dataclass
@@ -108,6 +112,10 @@ class FolderSource:
         self.done_dir = done_dir.resolve()
         self.quarantine_dir = quarantine_dir.resolve()
         self.decode_options = DecodeOptions(channel=config.channel, naive_zone=ZoneInfo(config.timezone))
+        self.joiner = Joiner(config.join_gap_seconds if config.join_files else None,
+                             resumed=lambda recorder: StreamEnd.from_row(state.stream_end(recorder)),
+                             released=lambda end: state.forget_stream_end(end.recorder))
+        self._held_since = 0.0  # when the stream the joiner holds ran out of audio
         self._clock = clock
         self._paths: queue.Queue = queue.Queue(maxsize=NOTIFICATION_QUEUE)
         self._overflowed = threading.Event()
@@ -148,8 +156,29 @@ class FolderSource:
             if candidate is not None:
                 yield from self._analyse(candidate, stop)
                 continue
+            if not self._continuation_due() and (last := self.joiner.release()) is not None:
+                yield last
+                continue
             self._collect(wait=POLL_SECONDS)
             yield None
+
+    def _continuation_due(self) -> bool:
+        """Whether the stream held open may still be continued: a file of its recorder that begins where it
+        ended is being written (it changed within the settle time), or the stream ran out less than the settle
+        time ago. Any complete file of another stream ends the wait at once (see `chunks`)."""
+        held, now = self.joiner.held, self._clock()
+        if held is None:
+            return False
+        if now - self._held_since < self.config.settle_seconds:
+            return True
+        for candidate in self._candidates.values():
+            self._sort_time(candidate)
+            own = Stream("", held.stream.sample_rate, candidate.sort_time)
+            if (now - candidate.changed_at < self.config.settle_seconds
+                    and held.continued_by(recorder_of(shown(candidate.path.as_posix())), own, held.channels,
+                                          self.joiner.gap)):
+                return True
+        return False
 
     # --- noticing files -------------------------------------------------------------------------------------
 
@@ -267,7 +296,7 @@ class FolderSource:
         log.info("recording_started", file=name, attempt=attempts)
         seconds = 0.0
         try:
-            for chunk in decode(path, name, self.decode_options):
+            for chunk in decode(path, name, self.decode_options, self.joiner):
                 if stop.is_set():
                     log.info("recording_interrupted", file=name, after_seconds=round(seconds, 1))
                     self.state.release(key)
@@ -295,7 +324,9 @@ class FolderSource:
     def _settle(self, candidate: _Candidate, key: str, status: str, seconds: float, error: str | None = None):
         """Record the outcome first, then move the file: a crash in between is finished by the next run."""
         name = self._name(candidate.path)
-        self.state.finish(key, name, status, seconds, error)
+        held = self.joiner.held
+        self._held_since = self._clock()
+        self.state.finish(key, name, status, seconds, error, held.as_row() if held else None)
         if status == "quarantined":
             self.counters["files_quarantined"] += 1
             log.error("recording_quarantined", file=name, error=error)

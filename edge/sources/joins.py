@@ -10,10 +10,23 @@ one event. The `last` chunk of a file is held back until the next file shows whe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
 import numpy as np
+import structlog
+from pydantic import Field
 
 from edge.recording_time import recorder_of
 from edge.types import AudioChunk, Stream
+
+log = structlog.get_logger(__name__)
+
+JoinFiles = Annotated[bool, Field(
+    description="Analyse a recorder's consecutive files (same folder and name prefix) as one stream.")]
+JoinGap = Annotated[float, Field(
+    ge=0, le=60, description="A file continues the previous one when its recording time is within this many "
+                             "seconds of where that one ended.")]
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,20 @@ class StreamEnd:
             return False
         return abs((own.started_utc - end_utc).total_seconds()) <= gap
 
+    def as_row(self) -> tuple:
+        """As `RecordingState` keeps it (its END_COLUMNS)."""
+        s = self.stream
+        return (self.recorder, s.id, s.instance, s.started_utc and s.started_utc.isoformat(), s.sample_rate,
+                self.channels, self.end)
+
+    @classmethod
+    def from_row(cls, row: tuple | None) -> StreamEnd | None:
+        if row is None:
+            return None
+        recorder, stream_id, instance, started, rate, channels, end = row
+        started_utc = datetime.fromisoformat(started) if started else None
+        return cls(recorder, Stream(stream_id, rate, started_utc, instance), channels, end)
+
     def last_chunk(self) -> AudioChunk:
         return AudioChunk(stream=self.stream, start=self.end, samples=np.zeros(0, np.float32), last=True)
 
@@ -41,14 +68,15 @@ class StreamEnd:
 class Joiner:
     """Decides which stream each file's chunks belong to. `gap` None joins nothing (each file a stream).
 
-    `held` is the stream whose `last` chunk is held back; `resumed` is where a stream stood when the previous
-    run stopped inside it (see `FolderSource`), looked up by recorder.
+    `held` is the stream whose `last` chunk is held back. `resumed(recorder)` is where a recorder's stream
+    stood when the previous run stopped inside it (a StreamEnd or None); `released(end)` is told when a held
+    stream ends (see `FolderSource`).
     """
 
-    def __init__(self, gap: float | None, resumed=lambda recorder: None):
+    def __init__(self, gap: float | None, resumed=lambda recorder: None, released=lambda end: None):
         self.gap = gap
         self.held: StreamEnd | None = None
-        self._resumed = resumed
+        self._resumed, self._released = resumed, released
 
     def begin(self, name: str, own: Stream, channels: int) -> tuple[Stream, int, AudioChunk | None]:
         """The stream a file's chunks belong to, where it counts from, and the `last` chunk of the held stream
@@ -56,6 +84,8 @@ class Joiner:
         recorder = recorder_of(name) if self.gap is not None else None
         previous = self.held or (self._resumed(recorder) if recorder else None)
         if previous is not None and previous.continued_by(recorder, own, channels, self.gap):
+            log.info("recording_joined", file=name, stream=previous.stream.id,
+                     at_seconds=round(previous.end / own.sample_rate, 3))
             return previous.stream, previous.end, None
         return own, 0, self.release()
 
@@ -70,5 +100,10 @@ class Joiner:
     def release(self) -> AudioChunk | None:
         """The held `last` chunk: no file continues its stream."""
         held, self.held = self.held, None
-        return held.last_chunk() if held else None
+        if held is None:
+            return None
+        self._released(held)
+        log.info("recording_stream_ended", stream=held.stream.id,
+                 audio_seconds=round(held.end / held.stream.sample_rate, 3))
+        return held.last_chunk()
 
