@@ -1,6 +1,7 @@
 """A recorder's consecutive files analysed as one stream, by `edge replay` and by the daemon."""
 
 import json
+import signal
 
 import soundfile as sf
 
@@ -102,3 +103,43 @@ def test_daemon_analyses_consecutive_files_as_the_uncut_recording(data, tmp_path
     assert alone and min(r["start_s"] for r in alone) == 0.0, "after the gap, a stream of its own"
     assert sorted(p.name for p in (tmp_path / "data" / "done").iterdir()) == [
         "20240501_060000.WAV", "20240501_060006.WAV", "20240501_060012.WAV", "20240501_060030.WAV"]
+
+
+def test_a_restart_takes_the_stream_up_at_the_next_file(data, tmp_path):
+    """Killed after the first file is done, before its continuation arrived: the next run continues the same
+    stream (its name, its clock) at the second file, repeats no record and only loses the windows that
+    straddle the cut (with 5 s windows every 2.5 s, those at 2.5 s and 5 s)."""
+    inbox = tmp_path / "inbox"
+    staging = inbox / ".staging"  # hidden: not watched; a file renamed out of it is complete at once
+    cut_recording(data / "maad_spinetail.wav", staging)
+    # A settle time far longer than the test holds the stream open for its continuation.
+    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
+                          {"type": "folder", "path": str(inbox), "settle_seconds": 600})
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_notification("READY=1")
+        (staging / "20240501_060000.WAV").rename(inbox / "20240501_060000.WAV")
+        daemon.wait_log("recording_done", file="20240501_060000.WAV")
+        daemon.process.send_signal(signal.SIGKILL)
+        daemon.process.wait(timeout=10)
+    finally:
+        daemon.close()
+    first_run = read_records(tmp_path / "data" / "records")
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_notification("READY=1")
+        for name in ("20240501_060006.WAV", "20240501_060012.WAV"):
+            (staging / name).rename(inbox / name)
+        daemon.wait_log("recording_done", file="20240501_060012.WAV")
+        code, _ = daemon.terminate()
+    finally:
+        daemon.close()
+    assert code == 0
+    assert [e["file"] for e in daemon.logged("recording_joined")] == [
+        str(inbox / "20240501_060006.WAV"), str(inbox / "20240501_060012.WAV")]
+    records = read_records(tmp_path / "data" / "records")
+    second_run = records[len(first_run):]
+    keys = [(r["id"], r["kind"]) for r in records]
+    assert len(keys) == len(set(keys)), "no record repeated"
+    assert second_run and {r["source"] for r in second_run} == {"20240501_060000.WAV"}, "the same stream"
+    assert min(r["start_s"] for r in second_run) == 7.5, "on its clock, from the first window after the cut"
