@@ -18,7 +18,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Stream:
-    """One continuous recording: a file, or a microphone session.
+    """One continuous recording: a file, a recorder's consecutive files (named by the first), or a microphone
+    session.
 
     `sample_rate` is the rate the source delivers (the file's own); `started_utc` is the UTC time of its first
     sample when known (file name, WAV header, stream clock), else None. `instance` tells apart streams that

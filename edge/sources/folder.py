@@ -5,7 +5,8 @@ has written to it for `settle_seconds`: no write or close notification (inotify)
 modification time, the wait starting again at each. A close alone is not the end: a recorder may reopen the
 file to append. What was done with each file is kept in `RecordingState`, so a restart neither repeats nor
 skips one; a damaged file is moved to the quarantine folder with a note of its error. A file is never moved
-while a process has it open for writing or while it changes.
+while a process has it open for writing or while it changes. A recorder's consecutive files are one stream
+(see `joins`); the stream's end waits while its next file is being written.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from edge.file_names import fitted, shown
+from edge.recording_time import recorder_of
 from edge.sources.files import (AUDIO_SUFFIXES, AccessDenied, AudioError, DamagedAudio, DecodeOptions, ZoneName,
                                 decode, recording_time, sort_key)
-from edge.recording_time import recorder_of
 from edge.sources.joins import JoinFiles, JoinGap, Joiner, StreamEnd
 from edge.sources.writers import open_for_writing
 from edge.state import FINAL, RecordingState, recording_key
