@@ -2,8 +2,13 @@
 
 import json
 import signal
+from datetime import datetime, timedelta, timezone
 
 import soundfile as sf
+
+from edge.recording_time import recorder_of
+from edge.sources.joins import StreamEnd
+from edge.types import Stream
 
 from conftest import edge_cli
 from daemon_process import DaemonProcess, read_records, write_config
@@ -143,3 +148,22 @@ def test_a_restart_takes_the_stream_up_at_the_next_file(data, tmp_path):
     assert len(keys) == len(set(keys)), "no record repeated"
     assert second_run and {r["source"] for r in second_run} == {"20240501_060000.WAV"}, "the same stream"
     assert min(r["start_s"] for r in second_run) == 7.5, "on its clock, from the first window after the cut"
+
+
+def test_which_file_continues_a_stream():
+    six = datetime(2024, 5, 1, 6, tzinfo=timezone.utc)
+    end = StreamEnd(recorder_of("site/S4A03895_20240501_060000.wav"), Stream("a", 24000, six), 1, 60 * 24000)
+
+    def continues(name, seconds_after_six, rate=24000, channels=1):
+        own = Stream("b", rate, six + timedelta(seconds=seconds_after_six))
+        return end.continued_by(recorder_of(name), own, channels, 0.5)
+
+    assert continues("site/S4A03895_20240501_060100.wav", 60)
+    assert continues("site/S4A03895_20240501_060100.wav", 60.5) and continues("site/S4A03895_20240501_060100.wav", 59.5)
+    assert not continues("site/S4A03895_20240501_060100.wav", 60.6), "a gap"
+    assert not continues("site/S4A03895_20240501_060100.wav", 30), "out of order"
+    assert not continues("site/S4A99999_20240501_060100.wav", 60), "another recorder"
+    assert not continues("other/S4A03895_20240501_060100.wav", 60), "another folder"
+    assert not continues("site/S4A03895_20240501_060100.wav", 60, rate=48000), "another rate"
+    assert not continues("site/S4A03895_20240501_060100.wav", 60, channels=2), "another channel count"
+    assert recorder_of("20240501_060000.WAV") == "./" and recorder_of("dawn chorus.wav") is None
