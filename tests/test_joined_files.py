@@ -40,6 +40,15 @@ def every_event_ended(records_dir, source):
     return {r["id"] for r in records} == ended and any(r["source"] == source for r in records)
 
 
+CLIPS = {"enabled": True}
+
+
+def clip_seconds(data_dir, records, source="20240501_060000.WAV"):
+    """Each event's clip (species, start) and its length in seconds."""
+    return {(r["scientific_name"], r["start_s"]): round(sf.info(data_dir / "clips" / r["clip"]).duration, 2)
+            for r in records if r["kind"] == "end" and r["clip"] and r["source"] == source}
+
+
 def without_source(found):
     return sorted(d[1:] for d in found)
 
@@ -80,18 +89,20 @@ def test_daemon_analyses_consecutive_files_as_the_uncut_recording(data, tmp_path
     sf.write(whole_dir / "20240501_060000.WAV", audio, rate, subtype="PCM_16")
     sf.write(inbox / "20240501_060030.WAV", audio[: 6 * rate], rate, subtype="PCM_16")  # after a 10.5 s gap
     reference = DaemonProcess(write_config(tmp_path / "reference.toml", tmp_path / "reference-data",
-                                           {"type": "replay", "paths": [str(whole_dir)]}))
+                                           {"type": "replay", "paths": [str(whole_dir)]}, clips=CLIPS))
     assert reference.wait_exit() == 0
     reference.close()
-    expected = comparable(read_records(tmp_path / "reference-data" / "records"))
+    reference_records = read_records(tmp_path / "reference-data" / "records")
+    expected = comparable(reference_records)
 
     daemon = DaemonProcess(write_config(tmp_path / "edge.toml", tmp_path / "data",
-                                        {"type": "folder", "path": str(inbox), "settle_seconds": 1.5}))
+                                        {"type": "folder", "path": str(inbox), "settle_seconds": 1.5}, clips=CLIPS))
     try:
         daemon.wait_notification("READY=1")
         for name in ("20240501_060000.WAV", "20240501_060006.WAV", "20240501_060012.WAV", "20240501_060030.WAV"):
             daemon.wait_log("recording_done", file=name)
-        wait_for(lambda: every_event_ended(tmp_path / "data" / "records", "20240501_060030.WAV"), 120, "the end of every event")
+        wait_for(lambda: every_event_ended(tmp_path / "data" / "records", "20240501_060030.WAV"), 120,
+                 "the end of every event")
         code, _ = daemon.terminate()
     finally:
         daemon.close()
@@ -99,9 +110,11 @@ def test_daemon_analyses_consecutive_files_as_the_uncut_recording(data, tmp_path
     records = read_records(tmp_path / "data" / "records")
     joined = comparable(records, "20240501_060000.WAV")
     print(f"daemon event records: uncut {len(expected)}, cut {len(joined)} of the first stream, "
-          f"{len(records)} in all:", expected, comparable(records))
+          f"{len(records)} in all:", expected, comparable(records), "clips:", clip_seconds(tmp_path / "data", records))
     assert SPINETAIL in {r[1] for r in expected}
     assert joined == expected, "the three files are the uncut recording"
+    clips = clip_seconds(tmp_path / "data", records)
+    assert clips == clip_seconds(tmp_path / "reference-data", reference_records), "clips cut across the cuts"
     assert [e["file"] for e in daemon.logged("recording_joined")] == [
         str(inbox / "20240501_060006.WAV"), str(inbox / "20240501_060012.WAV")]
     alone = [r for r in records if r["source"] == "20240501_060030.WAV"]
