@@ -86,10 +86,7 @@ def build_ensemble(settings: Settings, stages: Stages) -> Ensemble:
 def build_species(settings: Settings, labels: tuple[Label, ...], alerts: AlertGate,
                   range_model: RangeModel | None = None) -> SpeciesFilter:
     """The species filter; `range_model`, when one is loaded already, is used rather than loaded again."""
-    options = settings.species.options()
-    if options.located and range_model is None:
-        range_model = RangeModel.load(settings.models_dir)
-    return SpeciesFilter(options, labels, range_model, exempt=alerts.indices)
+    return SpeciesFilter.load(settings.species.options(), labels, settings.models_dir, alerts.indices, range_model)
 
 
 def build_screen(settings: Settings, labels: tuple[Label, ...], speech: SpeechDetector | None) -> Screen:
