@@ -20,7 +20,8 @@ from edge.settings import DEFAULT_MODEL, SettingsError, load_settings
 from edge.species import SpeciesFilter, SpeciesListError, SpeciesOptions, read_names
 from edge.types import Label
 
-latitude_option = click.option("--lat", "latitude", type=FiniteRange(-90, 90), help="Latitude, degrees north.")
+latitude_option = click.option("--lat", "latitude", type=FiniteRange(-90, 90),
+                               help="Latitude, degrees north (with --lon: BirdNET's range filter).")
 longitude_option = click.option("--lon", "longitude", type=FiniteRange(-180, 180), help="Longitude, degrees east.")
 date_formats = click.DateTime(formats=["%Y-%m-%d"])
 
