@@ -18,6 +18,7 @@ from edge.cli_species import species_command
 from edge.manifest import ModelError, cpu_features, default_models_dir, discover
 from edge.model_folders import model_folders
 from edge.replay import ReplayOptions, replay
+from edge.resample import RESAMPLERS
 from edge.sinks.files import FORMATS
 from edge.sources.files import known_zone
 
@@ -68,8 +69,11 @@ main.add_command(species_command)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="ONNX Runtime threads per model.")
 @click.option("--quiet", is_flag=True, help="No progress bar, no summary.")
+@click.option("--resampler", type=click.Choice(RESAMPLERS), default="kaiser_fast", show_default=True,
+              help="Sample-rate conversion: BirdNET-Analyzer's own (kaiser_fast) or libsoxr (soxr).")
 def replay_command(paths, model_names, models_dir, window, hop, crop_stride, sensitivity, min_conf, top_k,
-                   formats, out, channel, zone, threads, quiet):
+                   formats, out, channel, zone, threads, quiet,
+                   resampler):
     """Analyse recordings (files or folders) and write their detections."""
     logs.configure()
     try:
@@ -80,6 +84,7 @@ def replay_command(paths, model_names, models_dir, window, hop, crop_stride, sen
         window=window, hop=hop, crop_stride=crop_stride, sensitivity=sensitivity, min_conf=min_conf,
         top_k=top_k, channel=channel, naive_zone=naive_zone, threads=threads,
         formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+        resampler=resampler,
     )
     console = Console(stderr=True)
     try:

@@ -27,16 +27,19 @@ class ReplayOptions:
     detector: DetectorOptions
     decode: DecodeOptions
     formats: tuple[str, ...]
+    resampler: str = "kaiser_fast"
 
     @classmethod
     def build(cls, *, window: float, hop: float, crop_stride: float, sensitivity: float, min_conf: float,
-              top_k: int, channel: int | None, naive_zone: tzinfo, threads: int, formats: tuple[str, ...]):
+              top_k: int, channel: int | None, naive_zone: tzinfo, threads: int, formats: tuple[str, ...],
+              resampler: str = "kaiser_fast"):
         return cls(
             window=WindowSpec(seconds=window, hop=hop),
             member=MemberOptions(crop_stride=crop_stride, sensitivity=sensitivity, intra_op_threads=threads),
             detector=DetectorOptions(min_confidence=min_conf, top_k=top_k),
             decode=DecodeOptions(channel=channel, naive_zone=naive_zone),
             formats=formats,
+            resampler=resampler,
         )
 
 
@@ -53,7 +56,7 @@ def replay(paths: list[Path], models_dir: Path, model_names: list[str], out: Pat
            progress: bool = False) -> ReplayResult:
     ensemble = load_ensemble(models_dir, [MemberSpec(name) for name in model_names], options.window, options.member)
     source = FileSource(paths, options.decode)
-    windower = Windower(options.window, ensemble.sample_rates)
+    windower = Windower(options.window, ensemble.sample_rates, options.resampler)
     summary = Summary()
     files = file_sinks(out, options.formats, append=False,
                        paths={stream_id: path for path, stream_id in source.recordings})
