@@ -18,7 +18,12 @@ RESAMPLERS = ("kaiser_fast", "soxr")
 # entries per crossing. Shipped as data so that the box needs neither resampy nor numba.
 KAISER_FAST = Path(__file__).with_name("kaiser_fast.npy")
 TABLE_PER_CROSSING = 512
-BLOCK_OUTPUTS = 8192  # outputs computed per matrix product: bounds the memory of one push
+# A period is made at least this many input samples long (several of the shortest if need be), so that each
+# matrix product does real work: 8 kHz to 48 kHz repeats after 1 sample, 32 kHz to 48 kHz after 2.
+MIN_STRIDE = 64
+# Multiply-adds per matrix product: small enough that OpenBLAS keeps it on the calling thread (it spreads a
+# product over every core from 4 * 65536 on, and the spinning threads cost more CPU than they save here).
+BLOCK_WORK = 200_000
 
 
 class RateConverter:
@@ -38,12 +43,13 @@ class RateConverter:
         return self._stream.resample_chunk(samples, last=last)
 
 
-def phase_filters(in_rate: int, out_rate: int) -> tuple[np.ndarray, np.ndarray, int]:
+def phase_filters(in_rate: int, out_rate: int, phases: int) -> tuple[np.ndarray, np.ndarray, int]:
     """One FIR per output phase, as resampy interpolates its table for output t = 0 .. phases - 1.
 
     Returns the filters [phases, left + right] over input samples n(t) - left + 1 .. n(t) + right, the input
-    index n(t) = floor(t * in_rate / out_rate) of each phase, and `left`. Output t = q * phases + r uses filter
-    r at n(r) + q * in_rate / g (g the rates' gcd): the pattern repeats exactly every `phases` outputs.
+    index n(t) = floor(t * in_rate / out_rate) of each phase, and `left`. With `phases` a multiple of
+    out_rate / g (g the rates' gcd), output t = q * phases + r uses filter r at n(r) + q * phases * in_rate /
+    out_rate: the pattern repeats exactly.
     """
     ratio = float(out_rate) / in_rate
     window = np.load(KAISER_FAST)
@@ -53,7 +59,6 @@ def phase_filters(in_rate: int, out_rate: int) -> tuple[np.ndarray, np.ndarray, 
     scale = min(1.0, ratio)
     step = int(scale * TABLE_PER_CROSSING)
     wing = len(window) // step + 1  # the most taps either wing can have
-    phases = out_rate // gcd(in_rate, out_rate)
     times = np.arange(phases) * (1.0 / ratio)
     n = times.astype(np.int64)
     frac = scale * (times - n)
@@ -76,69 +81,78 @@ class KaiserFastConverter:
     """resampy's `kaiser_fast` (librosa's res_type="kaiser_fast"), streamed: the input it still needs (the
     filter's history and look-ahead) is carried between blocks, so the output does not depend on how the
     stream is cut, and equals librosa's whole-signal result: floor(n * ratio) interpolated samples, then zeros
-    up to ceil(n * ratio) as librosa's fix_length pads. Output sample t sits at t / out_rate seconds."""
+    up to ceil(n * ratio) as librosa's fix_length pads. Output sample t sits at t / out_rate seconds.
+
+    The work is done a period at a time: the `phases` outputs of period q read input from q * `stride` on,
+    through one kernel [rows, stride, phases], so a block of periods is `rows` matrix products over the input
+    laid out `stride` samples a row (no copy)."""
 
     def __init__(self, in_rate: int, out_rate: int):
         self.in_rate = in_rate
         self.out_rate = out_rate
-        self._filters, self._phase_start, wing = phase_filters(in_rate, out_rate)
-        self._phases, self._taps = self._filters.shape
-        self._in_per_period = in_rate // gcd(in_rate, out_rate)
-        self._x = np.zeros(wing - 1)  # the silence before the stream, on which the first outputs' left wing lies
-        self._x_start = 1 - wing  # stream index of _x[0]
+        shortest = in_rate // gcd(in_rate, out_rate)  # input samples of the shortest period
+        periods = -(-MIN_STRIDE // shortest)
+        self._stride = shortest * periods
+        self._kernel, wing = period_kernel(in_rate, out_rate, self._stride, out_rate // gcd(in_rate, out_rate) * periods)
+        self._phases = self._kernel.shape[2]
+        self._x = np.zeros(wing - 1)  # the silence before the stream, where the first outputs' left wing lies
+        self._period = 0  # the period whose input starts at _x[0]
         self._received = 0
         self._next = 0  # index of the next output sample
 
     def push(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
         self._x = np.concatenate([self._x, np.asarray(samples, dtype=np.float64)])
         self._received += len(samples)
+        rows = len(self._kernel)
         if last:
-            self._x = np.concatenate([self._x, np.zeros(self._taps)])
             end = int(self._received * float(self.out_rate) / float(self.in_rate))  # resampy's length
-        else:
-            end = self._ready()
-        out = self._compute(self._next, max(end, self._next))
+            periods = -(-end // self._phases)
+            missing = (periods - self._period + rows - 1) * self._stride - len(self._x)
+            self._x = np.concatenate([self._x, np.zeros(max(0, missing))])
+        else:  # whole periods whose input has all arrived
+            end = max(0, len(self._x) // self._stride - rows + 1 + self._period) * self._phases
+        out = self._compute(max(end, self._next))
         if last:
             padded = int(np.ceil(self._received * (float(self.out_rate) / self.in_rate)))  # librosa's length
             out = np.concatenate([out, np.zeros(max(0, padded - self._next), np.float32)])
-        self._drop_before(self._first_input(self._next))
+        self._drop_before(self._next // self._phases)
         return out
 
-    def _first_input(self, t: int) -> int:
-        """Stream index of the first input sample output t reads."""
-        period, phase = divmod(t, self._phases)
-        return period * self._in_per_period + int(self._phase_start[phase]) - (self._taps // 2 - 1)
+    def _compute(self, end: int) -> np.ndarray:
+        first, periods = self._next // self._phases, -(-end // self._phases)
+        block = max(1, BLOCK_WORK // self._kernel[0].size)
+        parts = [self._periods(q, min(periods, q + block)) for q in range(first, periods, block)]
+        out = np.concatenate([np.zeros(0), *parts])[self._next - first * self._phases : end - first * self._phases]
+        self._next = max(end, self._next)
+        return out.astype(np.float32)
 
-    def _ready(self) -> int:
-        """Outputs before this index read only samples already received."""
-        last_centre = self._received - 1 - self._taps // 2
-        return 0 if last_centre < 0 else last_centre * self.out_rate // self.in_rate + 1
+    def _periods(self, first: int, stop: int) -> np.ndarray:
+        """The outputs of periods first .. stop - 1, in order."""
+        rows, count = len(self._kernel), stop - first
+        at = (first - self._period) * self._stride
+        grid = self._x[at : at + (count + rows - 1) * self._stride].reshape(-1, self._stride)
+        out = grid[:count] @ self._kernel[0]
+        for row in range(1, rows):
+            out += grid[row : row + count] @ self._kernel[row]
+        return out.reshape(-1)
 
-    def _compute(self, start: int, end: int) -> np.ndarray:
-        out = np.empty(end - start, np.float32)
-        for block in range(start, end, BLOCK_OUTPUTS):
-            stop = min(end, block + BLOCK_OUTPUTS)
-            out[block - start : stop - start] = self._block(block, stop)
-        self._next = end
-        return out
+    def _drop_before(self, period: int) -> None:
+        if period > self._period:
+            self._x = self._x[(period - self._period) * self._stride :]
+            self._period = period
 
-    def _block(self, start: int, end: int) -> np.ndarray:
-        """Outputs start .. end - 1: for each phase, its filter over every in_per_period-th window of input."""
-        views = np.lib.stride_tricks.sliding_window_view(self._x, self._taps)
-        out = np.empty(end - start)
-        for phase in range(self._phases):
-            first = start + (phase - start) % self._phases
-            if first >= end:
-                continue
-            count = (end - 1 - first) // self._phases + 1
-            at, stride = self._first_input(first) - self._x_start, self._in_per_period
-            out[first - start :: self._phases] = views[at : at + count * stride : stride] @ self._filters[phase]
-        return out
 
-    def _drop_before(self, index: int) -> None:
-        if index > self._x_start:
-            self._x = self._x[index - self._x_start :]
-            self._x_start = index
+def period_kernel(in_rate: int, out_rate: int, stride: int, phases: int) -> tuple[np.ndarray, int]:
+    """phase_filters laid on a period's input: kernel[row, i, phase] weighs input sample row * stride + i
+    (counted from the first input of the period's phase 0 minus the left wing) for that phase's output."""
+    filters, phase_start, wing = phase_filters(in_rate, out_rate, phases)
+    phases, taps = filters.shape
+    span = int(phase_start[-1]) + taps
+    rows = -(-span // stride)
+    kernel = np.zeros((rows * stride, phases))
+    for phase in range(phases):
+        kernel[phase_start[phase] : phase_start[phase] + taps, phase] = filters[phase]
+    return kernel.reshape(rows, stride, phases), wing
 
 
 def rate_converter(in_rate: int, out_rate: int, resampler: str = "kaiser_fast"):
