@@ -83,18 +83,19 @@ class KaiserFastConverter:
     stream is cut, and equals librosa's whole-signal result: floor(n * ratio) interpolated samples, then zeros
     up to ceil(n * ratio) as librosa's fix_length pads. Output sample t sits at t / out_rate seconds.
 
-    The work is done a period at a time: the `phases` outputs of period q read input from q * `stride` on,
-    through one kernel [rows, stride, phases], so a block of periods is `rows` matrix products over the input
-    laid out `stride` samples a row (no copy)."""
+    The work is done a period at a time: the outputs of period q read input from q * `stride` on. Each group
+    of a period's phases has one kernel [rows, stride, phases of the group] from its own first input, so a
+    block of periods is a few matrix products over the input laid out `stride` samples a row (no copy)."""
 
     def __init__(self, in_rate: int, out_rate: int):
         self.in_rate = in_rate
         self.out_rate = out_rate
-        shortest = in_rate // gcd(in_rate, out_rate)  # input samples of the shortest period
-        periods = -(-MIN_STRIDE // shortest)
-        self._stride = shortest * periods
-        self._kernel, wing = period_kernel(in_rate, out_rate, self._stride, out_rate // gcd(in_rate, out_rate) * periods)
-        self._phases = self._kernel.shape[2]
+        g = gcd(in_rate, out_rate)
+        periods = -(-MIN_STRIDE // (in_rate // g))  # shortest periods in one
+        self._stride = in_rate // g * periods
+        self._groups, wing = period_kernels(in_rate, out_rate, self._stride, out_rate // g * periods)
+        self._phases = sum(kernel.shape[2] for _, kernel in self._groups)
+        self._reach = max(start + kernel.shape[0] * self._stride for start, kernel in self._groups)
         self._x = np.zeros(wing - 1)  # the silence before the stream, where the first outputs' left wing lies
         self._period = 0  # the period whose input starts at _x[0]
         self._received = 0
@@ -103,14 +104,13 @@ class KaiserFastConverter:
     def push(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
         self._x = np.concatenate([self._x, np.asarray(samples, dtype=np.float64)])
         self._received += len(samples)
-        rows = len(self._kernel)
         if last:
             end = int(self._received * float(self.out_rate) / float(self.in_rate))  # resampy's length
             periods = -(-end // self._phases)
-            missing = (periods - self._period + rows - 1) * self._stride - len(self._x)
+            missing = (periods - 1 - self._period) * self._stride + self._reach - len(self._x)
             self._x = np.concatenate([self._x, np.zeros(max(0, missing))])
         else:  # whole periods whose input has all arrived
-            end = max(0, len(self._x) // self._stride - rows + 1 + self._period) * self._phases
+            end = max(0, (len(self._x) - self._reach) // self._stride + 1 + self._period) * self._phases
         out = self._compute(max(end, self._next))
         if last:
             padded = int(np.ceil(self._received * (float(self.out_rate) / self.in_rate)))  # librosa's length
@@ -120,7 +120,7 @@ class KaiserFastConverter:
 
     def _compute(self, end: int) -> np.ndarray:
         first, periods = self._next // self._phases, -(-end // self._phases)
-        block = max(1, BLOCK_WORK // self._kernel[0].size)
+        block = max(1, BLOCK_WORK // max(kernel[0].size for _, kernel in self._groups))
         parts = [self._periods(q, min(periods, q + block)) for q in range(first, periods, block)]
         out = np.concatenate([np.zeros(0), *parts])[self._next - first * self._phases : end - first * self._phases]
         self._next = max(end, self._next)
@@ -128,12 +128,17 @@ class KaiserFastConverter:
 
     def _periods(self, first: int, stop: int) -> np.ndarray:
         """The outputs of periods first .. stop - 1, in order."""
-        rows, count = len(self._kernel), stop - first
-        at = (first - self._period) * self._stride
-        grid = self._x[at : at + (count + rows - 1) * self._stride].reshape(-1, self._stride)
-        out = grid[:count] @ self._kernel[0]
-        for row in range(1, rows):
-            out += grid[row : row + count] @ self._kernel[row]
+        count = stop - first
+        out, column = np.empty((count, self._phases)), 0
+        for start, kernel in self._groups:
+            rows, width = kernel.shape[0], kernel.shape[2]
+            at = (first - self._period) * self._stride + start
+            grid = self._x[at : at + (count + rows - 1) * self._stride].reshape(-1, self._stride)
+            part = grid[:count] @ kernel[0]
+            for row in range(1, rows):
+                part += grid[row : row + count] @ kernel[row]
+            out[:, column : column + width] = part
+            column += width
         return out.reshape(-1)
 
     def _drop_before(self, period: int) -> None:
@@ -142,17 +147,23 @@ class KaiserFastConverter:
             self._period = period
 
 
-def period_kernel(in_rate: int, out_rate: int, stride: int, phases: int) -> tuple[np.ndarray, int]:
-    """phase_filters laid on a period's input: kernel[row, i, phase] weighs input sample row * stride + i
-    (counted from the first input of the period's phase 0 minus the left wing) for that phase's output."""
+def period_kernels(in_rate: int, out_rate: int, stride: int, phases: int) -> tuple[list, int]:
+    """phase_filters laid on a period's input, in groups of consecutive phases: (start, kernel) where
+    kernel[row, i, phase] weighs input sample start + row * stride + i of the period (counted from its phase
+    0's first input) for that phase's output. A period spanning many filter lengths of input (22.05 kHz: 147
+    samples for a 50-tap filter) is split, so that no group's kernel is mostly zeros."""
     filters, phase_start, wing = phase_filters(in_rate, out_rate, phases)
-    phases, taps = filters.shape
-    span = int(phase_start[-1]) + taps
-    rows = -(-span // stride)
-    kernel = np.zeros((rows * stride, phases))
-    for phase in range(phases):
-        kernel[phase_start[phase] : phase_start[phase] + taps, phase] = filters[phase]
-    return kernel.reshape(rows, stride, phases), wing
+    taps = filters.shape[1]
+    groups = []
+    for members in np.array_split(np.arange(phases), max(1, min(phases, stride // taps))):
+        start = int(phase_start[members[0]])
+        rows = -(-(int(phase_start[members[-1]]) - start + taps) // stride)
+        kernel = np.zeros((rows * stride, len(members)))
+        for column, phase in enumerate(members):
+            offset = int(phase_start[phase]) - start
+            kernel[offset : offset + taps, column] = filters[phase]
+        groups.append((start, kernel.reshape(rows, stride, len(members))))
+    return groups, wing
 
 
 def rate_converter(in_rate: int, out_rate: int, resampler: str = "kaiser_fast"):
