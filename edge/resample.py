@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import soxr
+import structlog
+
+log = structlog.get_logger(__name__)
 
 RESAMPLERS = ("kaiser_fast", "soxr")
 # resampy's precomputed kaiser_fast half-window (see kaiser_fast.LICENSE.txt): 24 zero crossings, 512 table
@@ -24,6 +27,9 @@ MIN_STRIDE = 64
 # Multiply-adds per matrix product: small enough that OpenBLAS keeps it on the calling thread (it spreads a
 # product over every core from 4 * 65536 on, and the spinning threads cost more CPU than they save here).
 BLOCK_WORK = 200_000
+# Largest period kernel (entries): every rate a recorder writes needs under 130,000 (11.025 kHz to 48 kHz, 640
+# phases); a rate prime to 48000 (a header saying 47999 Hz) would need billions and gets libsoxr instead.
+MAX_KERNEL = 1 << 20
 
 
 class RateConverter:
@@ -172,4 +178,17 @@ def rate_converter(in_rate: int, out_rate: int, resampler: str = "kaiser_fast"):
         raise ValueError(f"unknown resampler {resampler!r}: choose one of {', '.join(RESAMPLERS)}")
     if resampler == "soxr" or in_rate == out_rate:
         return RateConverter(in_rate, out_rate)
+    if kernel_size(in_rate, out_rate) > MAX_KERNEL:
+        log.warning("resampler_fallback", resampler=resampler, used="soxr", in_rate=in_rate, out_rate=out_rate,
+                    reason="the rates repeat their pattern too seldom for a period kernel")
+        return RateConverter(in_rate, out_rate)
     return KaiserFastConverter(in_rate, out_rate)
+
+
+def kernel_size(in_rate: int, out_rate: int) -> int:
+    """About how many entries KaiserFastConverter's period kernels hold (phases x (period + filter length))."""
+    g = gcd(in_rate, out_rate)
+    periods = -(-MIN_STRIDE // (in_rate // g))
+    step = int(min(1.0, out_rate / in_rate) * TABLE_PER_CROSSING)
+    taps = 2 * (24 * TABLE_PER_CROSSING // step + 1)
+    return out_rate // g * periods * (in_rate // g * periods + taps)

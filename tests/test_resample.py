@@ -57,3 +57,12 @@ def test_soxr_stays_selectable():
     assert isinstance(rate_converter(32000, 48000, "soxr"), RateConverter)
     with pytest.raises(ValueError, match="kaiser_fast, soxr"):
         rate_converter(32000, 48000, "linear")
+
+
+def test_a_rate_without_a_short_period_falls_back_to_soxr(recording):
+    """A header may claim any rate: 47999 Hz repeats its pattern against 48 kHz only every 48000 outputs, whose
+    period kernel would take gigabytes. libsoxr takes it, and the stream is still analysed."""
+    audio = recording[0][:47999]
+    converter = rate_converter(47999, 48000)
+    assert isinstance(converter, RateConverter)
+    assert abs(len(stream(converter, audio, 4096)) - 48000) <= 1
