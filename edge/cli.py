@@ -19,6 +19,7 @@ from edge.manifest import ModelError, cpu_features, default_models_dir, discover
 from edge.model_folders import model_folders
 from edge.range_model import YEAR_ROUND
 from edge.replay import ReplayOptions, replay
+from edge.resample import RESAMPLERS
 from edge.sinks.files import FORMATS
 from edge.sources.files import known_zone
 
@@ -70,8 +71,10 @@ main.add_command(species_command)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="ONNX Runtime threads per model.")
 @click.option("--quiet", is_flag=True, help="No progress bar, no summary.")
+@click.option("--resampler", type=click.Choice(RESAMPLERS), default="kaiser_fast", show_default=True,
+              help="Sample-rate conversion: BirdNET-Analyzer's own (kaiser_fast) or libsoxr (soxr).")
 def replay_command(paths, model_names, models_dir, window, hop, crop_stride, sensitivity, min_conf, top_k,
-                   formats, out, channel, zone, threads, quiet, species):
+                   formats, out, channel, zone, threads, quiet, species, resampler):
     """Analyse recordings (files or folders) and write their detections."""
     logs.configure()
     try:
@@ -83,6 +86,7 @@ def replay_command(paths, model_names, models_dir, window, hop, crop_stride, sen
         top_k=top_k, channel=channel, naive_zone=naive_zone, threads=threads,
         formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
         species=species,
+        resampler=resampler,
     )
     console = Console(stderr=True)
     try:

@@ -146,7 +146,7 @@ class Daemon:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
         self.ensemble = build_ensemble(s, self.stages)
-        self.windower = Windower(window_spec(s), self.ensemble.sample_rates)
+        self.windower = Windower(window_spec(s), self.ensemble.sample_rates, s.model.resampler)
         self.speech = (SpeechDetector(SpeechModel.load(s.models_dir), s.privacy.options())
                        if s.privacy.speech_detector else None)
         self.screen = build_screen(s, self.ensemble.taxonomy.labels, self.speech)

@@ -29,11 +29,12 @@ class ReplayOptions:
     decode: DecodeOptions
     formats: tuple[str, ...]
     species: SpeciesOptions = SpeciesOptions()  # no location, no lists: every class may be reported
+    resampler: str = "kaiser_fast"
 
     @classmethod
     def build(cls, *, window: float, hop: float, crop_stride: float, sensitivity: float, min_conf: float,
               top_k: int, channel: int | None, naive_zone: tzinfo, threads: int, formats: tuple[str, ...],
-              species: SpeciesOptions = SpeciesOptions()):
+              species: SpeciesOptions = SpeciesOptions(), resampler: str = "kaiser_fast"):
         return cls(
             window=WindowSpec(seconds=window, hop=hop),
             member=MemberOptions(crop_stride=crop_stride, sensitivity=sensitivity, intra_op_threads=threads),
@@ -41,6 +42,7 @@ class ReplayOptions:
             decode=DecodeOptions(channel=channel, naive_zone=naive_zone),
             formats=formats,
             species=species,
+            resampler=resampler,
         )
 
 
@@ -58,7 +60,7 @@ def replay(paths: list[Path], models_dir: Path, model_names: list[str], out: Pat
            progress: bool = False) -> ReplayResult:
     ensemble = load_ensemble(models_dir, [MemberSpec(name) for name in model_names], options.window, options.member)
     source = FileSource(paths, options.decode)
-    windower = Windower(options.window, ensemble.sample_rates)
+    windower = Windower(options.window, ensemble.sample_rates, options.resampler)
     species = SpeciesFilter.load(options.species, ensemble.taxonomy.labels, models_dir)
     if species.unknown:  # a typo would silently report, or drop, nothing
         raise ValueError(f"no model knows the species {', '.join(map(repr, species.unknown))} of the include or "
