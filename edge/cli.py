@@ -14,10 +14,12 @@ from rich.table import Table
 
 from edge import logs
 from edge.cli_types import FiniteRange, GapOrOff
-from edge.cli_species import species_command
+from edge.cli_species import species_command, species_filter_options
 from edge.manifest import ModelError, cpu_features, default_models_dir, discover
 from edge.model_folders import model_folders
+from edge.range_model import YEAR_ROUND
 from edge.replay import ReplayOptions, replay
+from edge.resample import RESAMPLERS
 from edge.sinks.files import FORMATS
 from edge.sources.files import known_zone
 
@@ -65,14 +67,17 @@ main.add_command(species_command)
               help="Analyse this channel (0-based) of multi-channel files instead of their mix-down.")
 @click.option("--timezone", "zone", default="UTC", show_default=True,
               help="Zone of the times in recorder file names that carry none (e.g. Europe/Berlin).")
+@species_filter_options
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="ONNX Runtime threads per model.")
 @click.option("--join-gap", type=GapOrOff(), default="0.5", show_default=True,
               help="A recorder's consecutive files whose times meet within this many seconds are analysed as "
                    "one stream; off: each file on its own.")
 @click.option("--quiet", is_flag=True, help="No progress bar, no summary.")
+@click.option("--resampler", type=click.Choice(RESAMPLERS), default="kaiser_fast", show_default=True,
+              help="Sample-rate conversion: BirdNET-Analyzer's own (kaiser_fast) or libsoxr (soxr).")
 def replay_command(paths, model_names, models_dir, window, hop, crop_stride, sensitivity, min_conf, top_k,
-                   formats, out, channel, zone, threads, join_gap, quiet):
+                   formats, out, channel, zone, threads, join_gap, quiet, species, resampler):
     """Analyse recordings (files or folders) and write their detections."""
     logs.configure()
     try:
@@ -83,6 +88,8 @@ def replay_command(paths, model_names, models_dir, window, hop, crop_stride, sen
         window=window, hop=hop, crop_stride=crop_stride, sensitivity=sensitivity, min_conf=min_conf,
         top_k=top_k, channel=channel, naive_zone=naive_zone, threads=threads, join_gap=join_gap,
         formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+        species=species,
+        resampler=resampler,
     )
     console = Console(stderr=True)
     try:
@@ -105,6 +112,12 @@ def print_summary(result, out: Path) -> None:
     for tally in result.summary.ranked():
         table.add_row(tally.common_name, tally.scientific_name, str(tally.count), f"{tally.max_confidence:.3f}")
     console.print(table)
+    if result.species_weeks:
+        dated = [str(week) for week in result.species_weeks if week != YEAR_ROUND]
+        parts = [f"week {', '.join(dated)} of 48"] if dated else []
+        if YEAR_ROUND in result.species_weeks:
+            parts.append("the whole year (recordings of unknown date)")
+        console.print(f"range filter: the species expected in {' and '.join(parts)}")
     for stream_id, error in result.failed:
         console.print(f"[red]skipped[/red] {stream_id}: {error}")
     for stream_id, error in result.damaged:

@@ -86,10 +86,7 @@ def build_ensemble(settings: Settings, stages: Stages) -> Ensemble:
 def build_species(settings: Settings, labels: tuple[Label, ...], alerts: AlertGate,
                   range_model: RangeModel | None = None) -> SpeciesFilter:
     """The species filter; `range_model`, when one is loaded already, is used rather than loaded again."""
-    options = settings.species.options()
-    if options.located and range_model is None:
-        range_model = RangeModel.load(settings.models_dir)
-    return SpeciesFilter(options, labels, range_model, exempt=alerts.indices)
+    return SpeciesFilter.load(settings.species.options(), labels, settings.models_dir, alerts.indices, range_model)
 
 
 def build_screen(settings: Settings, labels: tuple[Label, ...], speech: SpeechDetector | None) -> Screen:
@@ -149,7 +146,7 @@ class Daemon:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
         self.ensemble = build_ensemble(s, self.stages)
-        self.windower = Windower(window_spec(s), self.ensemble.sample_rates)
+        self.windower = Windower(window_spec(s), self.ensemble.sample_rates, s.model.resampler)
         self.speech = (SpeechDetector(SpeechModel.load(s.models_dir), s.privacy.options())
                        if s.privacy.speech_detector else None)
         self.screen = build_screen(s, self.ensemble.taxonomy.labels, self.speech)

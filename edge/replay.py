@@ -14,6 +14,7 @@ from edge.ensemble import MemberSpec, load_ensemble
 from edge.member import MemberOptions
 from edge.sinks.files import RavenSink, file_sinks
 from edge.sources.files import DecodeOptions, FileSource
+from edge.species import SpeciesFilter, SpeciesOptions
 from edge.summary import Summary
 from edge.windower import WindowSpec, Windower
 
@@ -27,17 +28,22 @@ class ReplayOptions:
     detector: DetectorOptions
     decode: DecodeOptions
     formats: tuple[str, ...]
+    species: SpeciesOptions = SpeciesOptions()  # no location, no lists: every class may be reported
+    resampler: str = "kaiser_fast"
 
     @classmethod
     def build(cls, *, window: float, hop: float, crop_stride: float, sensitivity: float, min_conf: float,
               top_k: int, channel: int | None, naive_zone: tzinfo, threads: int, formats: tuple[str, ...],
-              join_gap: float | None = 0.5):
+              join_gap: float | None = 0.5, species: SpeciesOptions = SpeciesOptions(),
+              resampler: str = "kaiser_fast"):
         return cls(
             window=WindowSpec(seconds=window, hop=hop),
             member=MemberOptions(crop_stride=crop_stride, sensitivity=sensitivity, intra_op_threads=threads),
             detector=DetectorOptions(min_confidence=min_conf, top_k=top_k),
             decode=DecodeOptions(channel=channel, naive_zone=naive_zone, join_gap=join_gap),
             formats=formats,
+            species=species,
+            resampler=resampler,
         )
 
 
@@ -48,13 +54,18 @@ class ReplayResult:
     failed: list[tuple[str, str]]
     audio_seconds: float
     damaged: list[tuple[str, str]]
+    species_weeks: tuple[int, ...] = ()  # the weeks the range filter was worked out for, when located
 
 
 def replay(paths: list[Path], models_dir: Path, model_names: list[str], out: Path, options: ReplayOptions,
            progress: bool = False) -> ReplayResult:
     ensemble = load_ensemble(models_dir, [MemberSpec(name) for name in model_names], options.window, options.member)
     source = FileSource(paths, options.decode)
-    windower = Windower(options.window, ensemble.sample_rates)
+    windower = Windower(options.window, ensemble.sample_rates, options.resampler)
+    species = SpeciesFilter.load(options.species, ensemble.taxonomy.labels, models_dir)
+    if species.unknown:  # a typo would silently report, or drop, nothing
+        raise ValueError(f"no model knows the species {', '.join(map(repr, species.unknown))} of the include or "
+                         "exclude list (give a scientific or common name, or a label, of the models)")
     summary = Summary()
     files = file_sinks(out, options.formats, append=False,
                        paths={stream_id: path for path, stream_id in source.recordings})
@@ -74,6 +85,8 @@ def replay(paths: list[Path], models_dir: Path, model_names: list[str], out: Pat
                 table.begin(chunk.stream)
             bar.update(task, advance=chunk.seconds, description=chunk.stream.id[-40:])
 
-        pipeline.run(source, windower, ensemble, Detector(options.detector), sinks, on_chunk=advance)
+        pipeline.run(source, windower, ensemble, Detector(options.detector), sinks, on_chunk=advance,
+                     screen=species.apply)
     return ReplayResult(summary=summary, recordings=len(source.recordings), failed=source.failed,
-                        audio_seconds=seconds, damaged=source.damaged)
+                        audio_seconds=seconds, damaged=source.damaged,
+                        species_weeks=tuple(sorted(species.weeks)))

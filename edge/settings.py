@@ -66,6 +66,9 @@ class ModelSettings(Section):
     inter_op_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads across graph branches.")
     sensitivity: float = Field(1.0, ge=0.5, le=1.5, description="BirdNET sensitivity: higher reports more.")
     crop_stride: float = Field(1.0, ge=0.1, le=60, description="Grid step of the crops of a model shorter than a window, s.")
+    resampler: Literal["kaiser_fast", "soxr"] = Field(
+        "kaiser_fast", description="Sample-rate conversion to the models' rates: kaiser_fast (BirdNET-Analyzer's "
+                                   "own, librosa's res_type='kaiser_fast') or soxr (libsoxr, high quality).")
 
     names_are_members = field_validator("members", mode="before")(names_are_tables)
 

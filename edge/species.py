@@ -5,15 +5,17 @@ per-species thresholds, applied to window scores before smoothing.
   latitude and longitude in a week of BirdNET's 48-week year (edge.range_model). A species below
   `range_threshold` (BirdNET-Analyzer's default 0.03) is dropped. The list is worked out from the date of the
   audio (a replayed archive is filtered for the season it was recorded in), once per week reached, never per
-  window. Classes that are not species in the model's sense (labels whose common name is their scientific
-  name: "Engine", "Gun", "Human vocal", "Dog"...) and the alert classes are never range-filtered.
+  window; a fixed `week` (`edge replay --week/--date`) overrides the audio's date. Classes that are not
+  species in the model's sense (labels whose common name is their scientific name: "Engine", "Gun", "Human
+  vocal", "Dog"...) and the alert classes are never range-filtered.
 * include: always reported, whatever the range model says (BirdNET-Go's `include` list has this meaning).
 * exclude: never reported; wins over include.
 * thresholds file: lines `Scientific name,threshold` ('#' starts a comment): that species starts an event
   at this smoothed score instead of the smoother's `on`.
 
-Names in the lists and the file are matched case-insensitively against scientific name, common name or
-label; a name no model knows is logged (a typo would otherwise silently report nothing).
+Names in the lists (also read from files, one a line: `read_names`) and the thresholds file are matched
+case-insensitively against scientific name, common name or label; a name no model knows is logged (a typo
+would otherwise silently report nothing).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Collection
 import numpy as np
 import structlog
 
-from edge.range_model import RangeModel, week_of
+from edge.range_model import RangeModel, check_place_and_week, week_of
 from edge.types import Label, Scores, index_by_name
 
 log = structlog.get_logger(__name__)
@@ -40,6 +42,8 @@ class SpeciesOptions:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     thresholds_file: Path | None = None
+    week: int | None = None  # BirdNET week (1..48, or -1: the whole year) for all audio, whatever its date
+    undated_week: int | None = None  # the week of audio of unknown date; None: the current week (live audio)
 
     @property
     def located(self) -> bool:
@@ -47,7 +51,18 @@ class SpeciesOptions:
 
 
 class SpeciesListError(ValueError):
-    """A thresholds file that cannot be read: named with its line."""
+    """A thresholds file or species list that cannot be read: named with its line."""
+
+
+def read_names(path: Path) -> tuple[str, ...]:
+    """A species list: one name a line (scientific, common, or a model label such as BirdNET-Analyzer's
+    species-list lines "Genus species_Common Name"), matched as the configuration's include/exclude names;
+    '#' starts a comment."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpeciesListError(f"{path}: cannot read the species list: {error}") from error
+    return tuple(name for line in lines if (name := line.split("#", 1)[0].strip()))
 
 
 def read_thresholds(path: Path) -> dict[str, float]:
@@ -88,6 +103,9 @@ class SpeciesFilter:
                  exempt: Collection[int] = ()):
         if options.located and range_model is None:
             raise ValueError("a location is configured but no range model was given")
+        if options.located:  # refused here rather than at the first window
+            for week in {1, options.week, options.undated_week} - {None}:
+                check_place_and_week(options.latitude, options.longitude, week)
         self.options = options
         self.labels = labels
         self.range_model = range_model if options.located else None
@@ -106,8 +124,18 @@ class SpeciesFilter:
         self.unfiltered = {i for i, label in enumerate(labels) if not is_species(label)} | set(exempt)
         self._range_columns = self._map_range_labels()
         self.week: int | None = None
+        self.weeks: set[int] = set()  # every week the range model was run for
         self._occurrence: np.ndarray | None = None  # the range model's output for `week`
         self._allowed = self._mask()
+
+    @classmethod
+    def load(cls, options: SpeciesOptions, labels: tuple[Label, ...], models_dir: Path, exempt: Collection[int] = (),
+             range_model: RangeModel | None = None) -> SpeciesFilter:
+        """The filter, with the range model loaded from `models_dir` when a location asks for it and none is
+        given (a reload reuses the one it has)."""
+        if options.located and range_model is None:
+            range_model = RangeModel.load(models_dir)
+        return cls(options, labels, range_model, exempt)
 
     def _map_range_labels(self) -> np.ndarray | None:
         """Index into the range model's outputs of each label; -1 for a class the range model lacks (kept)."""
@@ -129,21 +157,35 @@ class SpeciesFilter:
         allowed[list(self.exclude)] = False
         return allowed
 
+    def week_at(self, moment: datetime | None) -> int:
+        """The fixed week if one is set, else the week of the audio's date; audio of unknown date gets
+        `undated_week`, else the current week (live audio is heard now)."""
+        if self.options.week is not None:
+            return self.options.week
+        if moment is not None:
+            return week_of(moment.date())
+        if self.options.undated_week is not None:
+            return self.options.undated_week
+        return week_of(datetime.now(timezone.utc).date())
+
     def allowed_on(self, day: date) -> np.ndarray:
-        """The mask for a day; the range model runs only when the day falls in another week."""
-        week = week_of(day)
+        """The mask for a day (`week_at` midnight UTC of it)."""
+        return self.allowed_in(self.week_at(datetime(day.year, day.month, day.day, tzinfo=timezone.utc)))
+
+    def allowed_in(self, week: int) -> np.ndarray:
+        """The mask for a week; the range model runs only when the week changes."""
         if self.range_model is not None and week != self.week:
             self.week = week
+            self.weeks.add(week)
             self._occurrence = self.range_model.occurrence(self.options.latitude, self.options.longitude, week)
             self._allowed = self._mask()
-            log.info("species_list_updated", week=week, day=day.isoformat(), allowed=int(self._allowed.sum()),
-                     of=len(self.labels), latitude=self.options.latitude, longitude=self.options.longitude)
+            log.info("species_list_updated", week=week, allowed=int(self._allowed.sum()), of=len(self.labels),
+                     latitude=self.options.latitude, longitude=self.options.longitude)
         return self._allowed
 
     def apply(self, scores: Scores) -> Scores:
         window = scores.window
-        moment = window.stream.utc_at(window.start) or datetime.now(timezone.utc)
-        allowed = self.allowed_on(moment.date())
+        allowed = self.allowed_in(self.week_at(window.stream.utc_at(window.start)))
         if allowed.all():
             return scores
         return replace(scores, probabilities=np.where(allowed, scores.probabilities, 0).astype(np.float32))

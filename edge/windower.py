@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.resample import RateConverter
+from edge.resample import rate_converter
 from edge.types import AudioChunk, Stream, Window
 
 
@@ -39,7 +39,7 @@ class WindowSpec:
 
 @dataclass
 class _RateBuffer:
-    converter: RateConverter
+    converter: object  # a streaming converter of edge.resample: push(samples, last) -> samples
     samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     offset: int = 0  # position of samples[0] on this rate's clock
 
@@ -60,10 +60,12 @@ class _RateBuffer:
 
 
 class Windower:
-    """Turns chunks into windows. Pure: no I/O, no threads; chunk sizes do not change the windows."""
+    """Turns chunks into windows. Pure: no I/O, no threads; chunk sizes do not change the windows. Streams at
+    another rate than a model's are converted by `resampler` (one of edge.resample.RESAMPLERS)."""
 
-    def __init__(self, spec: WindowSpec, rates: tuple[int, ...]):
+    def __init__(self, spec: WindowSpec, rates: tuple[int, ...], resampler: str = "kaiser_fast"):
         self.spec = spec
+        self.resampler = resampler
         self.rates = tuple(sorted(set(rates)))
         self._stream: Stream | None = None
         self._buffers: dict[int, _RateBuffer] = {}
@@ -98,7 +100,8 @@ class Windower:
         while self.spec.start(first, rate) < start:
             first += 1
         self._stream = stream
-        self._buffers = {r: _RateBuffer(RateConverter(rate, r), offset=self.spec.start(first, r)) for r in self.rates}
+        self._buffers = {r: _RateBuffer(rate_converter(rate, r, self.resampler), offset=self.spec.start(first, r))
+                         for r in self.rates}
         self._next = first
         self._received = start
         self._skip = self.spec.start(first, rate) - start  # samples before that window's start

@@ -3,12 +3,14 @@ thresholds, reloaded by SIGHUP; `edge species`."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 from datetime import date
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from conftest import MODELS, edge_cli
 from daemon_process import DaemonProcess, read_records, write_config
@@ -142,3 +144,104 @@ def test_species_command_prints_the_expected_list():
     assert any("Engine" in line for line in always) and not any("Gryllus" in line for line in always)
     wrong = edge_cli("species", "--lat", "10", "--lon", "10", "--language", "klingon", check=False)
     assert wrong.returncode != 0 and "pt_BR" in wrong.stderr
+
+
+# `edge replay` with the range filter. The three QUT recordings are of Australian birds; BirdNET also reports
+# birds of other continents in them (Black-chested Jay 0.31 and White-bellied Woodpecker 0.42 in the king-parrot
+# recording). At Mackay, Queensland, the range model expects the Bush Stone-curlew (Bush Thick-knee, 0.69 over the
+# year) and the Eastern Whipbird (0.22), and none of the others (below 0.01).
+QUEENSLAND = ("-20.92", "149.44")
+AUSTRALIAN_RECORDINGS = ("curlew_call_1.wav", "kingParrot_cabin.wav", "pheasantCoucal_file0123.wav")
+IN_RANGE = {"Burhinus grallarius", "Psophodes olivaceus"}
+OUT_OF_RANGE = {"Cyanocorax affinis", "Dryocopus javensis", "Nasica longirostris", "Spilornis cheela",
+                "Turtur tympanistria", "Centropus sinensis"}
+# opso_birds_10s.wav holds three wood warblers that pass Pittsburgh on migration: expected there in May (week 18:
+# Tennessee Warbler 0.15), not in January (week 2: below 0.01).
+PITTSBURGH = ("40.44", "-79.96")
+WARBLERS = {"Leiothlypis peregrina", "Setophaga fusca"}  # Tennessee and Blackburnian: in Pittsburgh in May, not in January
+
+
+def replayed(paths, out, *options) -> dict[str, set[str]]:
+    """Scientific names detected by `edge replay`, per recording."""
+    edge_cli("replay", *map(str, paths), "--out", str(out), "--format", "jsonl", *options)
+    found: dict[str, set[str]] = {}
+    for line in (out / "detections.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        found.setdefault(record["source"], set()).add(record["scientific_name"])
+    return found
+
+
+def species_in(found: dict[str, set[str]]) -> set[str]:
+    return set().union(*found.values())
+
+
+def test_replay_range_filter_drops_birds_of_other_continents(data, tmp_path):
+    paths = [data / name for name in AUSTRALIAN_RECORDINGS]
+    unfiltered = species_in(replayed(paths, tmp_path / "all"))
+    assert IN_RANGE | OUT_OF_RANGE <= unfiltered
+    filtered = species_in(replayed(paths, tmp_path / "queensland", "--lat", QUEENSLAND[0], "--lon", QUEENSLAND[1]))
+    assert filtered == IN_RANGE
+
+
+def test_replay_include_and_exclude_lists_as_options_and_files(data, tmp_path):
+    """As the daemon's lists: names scientific, common or label; exclude wins; files hold one name a line."""
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text("# BirdNET-Analyzer species-list lines work as they are\nBurhinus grallarius_Bush Thick-knee\n")
+    paths = [data / name for name in AUSTRALIAN_RECORDINGS]
+    found = species_in(replayed(paths, tmp_path / "lists", "--lat", QUEENSLAND[0], "--lon", QUEENSLAND[1],
+                                "--include", "Black-chested Jay", "--include", "Burhinus grallarius",
+                                "--exclude-file", str(exclude)))
+    assert found == {"Psophodes olivaceus", "Cyanocorax affinis"}
+    include = tmp_path / "include.txt"
+    include.write_text("white-bellied woodpecker\n")
+    found = species_in(replayed(paths, tmp_path / "no-place", "--include-file", str(include),
+                                "--exclude", "Eastern Whipbird"))
+    assert "Dryocopus javensis" in found and "Psophodes olivaceus" not in found and OUT_OF_RANGE - found == set()
+    typo = edge_cli("replay", str(paths[0]), "--out", str(tmp_path / "typo"), "--include", "Black-chested Jya",
+                    check=False)
+    assert typo.returncode != 0 and "'Black-chested Jya'" in typo.stderr
+
+
+def test_replay_filters_each_recording_for_its_own_date_unless_told_the_week(data, tmp_path):
+    """A recorder's file name (May) and an AudioMoth header (January) give each recording its week; --week
+    and --date override both."""
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    shutil.copy(data / "opso_birds_10s.wav", recordings / "20200510_060000.wav")
+    audio, rate = sf.read(str(data / "opso_birds_10s.wav"), dtype="float32")
+    with sf.SoundFile(str(recordings / "january.wav"), "w", rate, 1, subtype="PCM_16") as file:
+        file.comment = "Recorded at 06:00:00 10/01/2020 (UTC) by AudioMoth 24F319055FDF2F5B"
+        file.write(audio)
+    place = ("--lat", PITTSBURGH[0], "--lon", PITTSBURGH[1])
+    assert WARBLERS <= species_in(replayed([recordings], tmp_path / "all"))
+    own_dates = replayed([recordings], tmp_path / "own", *place)
+    assert WARBLERS <= own_dates["20200510_060000.wav"] and not WARBLERS & own_dates.get("january.wav", set())
+    may = replayed([recordings], tmp_path / "may", *place, "--week", "18")
+    assert WARBLERS <= may["january.wav"] and WARBLERS <= may["20200510_060000.wav"]
+    january = replayed([recordings], tmp_path / "january", *place, "--date", "2020-01-10")
+    assert not WARBLERS & species_in(january)
+
+
+@pytest.mark.parametrize("options, named", [
+    (("--lat", "91", "--lon", "0"), "--lat"),
+    (("--lat", "0", "--lon", "nan"), "--lon"),
+    (("--lat", "0", "--lon", "181"), "--lon"),
+    (("--lat", "0", "--lon", "0", "--week", "0"), "--week"),
+    (("--lat", "0", "--lon", "0", "--week", "49"), "--week"),
+    (("--lat", "0", "--lon", "0", "--date", "2020-13-01"), "--date"),
+    (("--lat", "0", "--lon", "0", "--date", "2020-01-01", "--week", "3"), "--week"),
+    (("--lat", "0",), "--lon"),
+    (("--week", "3",), "--lat"),
+])
+def test_replay_refuses_a_bad_place_or_week_naming_the_option(data, tmp_path, options, named):
+    result = edge_cli("replay", str(data / "curlew_call_1.wav"), "--out", str(tmp_path), *options, check=False)
+    assert result.returncode == 2 and named in result.stderr and "No such option" not in result.stderr
+    assert not (tmp_path / "detections.jsonl").exists()
+
+
+def test_filter_refuses_a_week_outside_birdnets_year(range_model):
+    for week in (0, 49):
+        with pytest.raises(ValueError, match=f"week {week} is outside 1..48"):
+            SpeciesFilter(SpeciesOptions(*COLOMBIA, week=week), LABELS, range_model)
+    year_round = SpeciesFilter(SpeciesOptions(*COLOMBIA, week=-1), LABELS, range_model)
+    assert year_round.allowed_on(date(2024, 6, 10)).sum() > 0 and year_round.weeks == {-1}

@@ -8,6 +8,8 @@ Sections (all by default, or those named with --sections):
 * growth: how the cost grows with members (1 to 4), with the hop, and with ONNX Runtime's thread count.
 * live: latency from the last sample of a window to its events committed, p50/p95/p99, with the cost of each
   stage, under a budget of 0.5 core; the default model, then the 4-member ensemble.
+* resample: CPU per audio second of each resampler (kaiser_fast, soxr) for 22.05, 32 and 256 kHz to 48 kHz,
+  and as a share of BirdNET's own cost on the same audio (tools/bench_resample.py).
 * feed: audio fed faster than the full ensemble can analyse it, once without a budget (the queue grows) and
   once with the guard (it sheds load instead).
 
@@ -16,7 +18,7 @@ files and the durable outbox) in a process of its own, timed from start to exit 
 included); CPU seconds are its user + system time, peak RSS its ru_maxrss. The recording is made of the real
 recordings in tests/data, resampled once to 48 kHz and repeated to the length asked for.
 
-Usage: python tools/bench.py [--minutes 10] [--sections peers,ensemble,growth,live,feed]
+Usage: python tools/bench.py [--minutes 10] [--sections peers,ensemble,growth,live,feed,resample]
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from bench_live import fast_feed_table, latency_table, run_live  # noqa: E402
+from bench_resample import resample_table  # noqa: E402
 from mel_member import BIRDCLEF_LOGMEL, write_mel_member  # noqa: E402
 
 from edge.settings import DEFAULT_MODEL  # noqa: E402
@@ -226,7 +229,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the benchmark recording")
     parser.add_argument("--live-seconds", type=float, default=60.0, help="length of each live run")
-    parser.add_argument("--sections", default="peers,ensemble,growth,live,feed")
+    parser.add_argument("--sections", default="peers,ensemble,growth,live,feed,resample")
     args = parser.parse_args()
     sections = args.sections.split(",")
     with tempfile.TemporaryDirectory() as tmp:
@@ -244,6 +247,8 @@ def main() -> None:
             live(bench, args.live_seconds)
         if "feed" in sections:
             feed(bench)
+        if "resample" in sections:
+            print(resample_table(make_input, folder, args.minutes, bench.models, bench.default))
 
 
 def birdnetlib_run(path: Path, folder: Path, runtime: str) -> tuple[dict, set]:
