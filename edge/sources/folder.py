@@ -117,6 +117,9 @@ class FolderSource:
                              resumed=lambda recorder: StreamEnd.from_row(state.stream_end(recorder)),
                              released=lambda end: state.forget_stream_end(end.recorder))
         self._held_since = 0.0  # when the stream the joiner holds ran out of audio
+        # Files read to the end whose stream's last windows wait for the next file: each is finished (state,
+        # put away) once those windows are analysed, so that a crash before then analyses it again.
+        self._unfinished: list[tuple] = []
         self._clock = clock
         self._paths: queue.Queue = queue.Queue(maxsize=NOTIFICATION_QUEUE)
         self._overflowed = threading.Event()
@@ -141,6 +144,9 @@ class FolderSource:
         log.info("folder_watched", folder=str(self.root), after=self.config.after)
 
     def stop(self) -> None:
+        for _, key, *_ in self._unfinished:  # analysed again at the next start, not counted as cut off
+            self.state.release(key)
+        self._unfinished = []
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=5)
@@ -159,6 +165,7 @@ class FolderSource:
                 continue
             if not self._continuation_due() and (last := self.joiner.release()) is not None:
                 yield last
+                self._conclude_unfinished()  # the stream's last windows are analysed now
                 continue
             self._collect(wait=POLL_SECONDS)
             yield None
@@ -222,7 +229,9 @@ class FolderSource:
                 self._complete_after_restart(_Candidate.seen(path, st, self._clock()), key, record.status,
                                              record.error)
                 return
-            self._candidates[path] = _Candidate.seen(path, st, self._clock(), moved_in=how == "moved")
+            # A file an earlier run had taken, unchanged since (same key), was complete then: taken again at once.
+            taken_before = record is not None
+            self._candidates[path] = _Candidate.seen(path, st, self._clock(), moved_in=how == "moved" or taken_before)
         elif how is not None or (known.size, known.mtime_ns, known.file_id) != (
                 st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)):
             self._candidates[path] = _Candidate.seen(path, st, self._clock(), moved_in=how == "moved")
@@ -295,7 +304,7 @@ class FolderSource:
             self._settle(candidate, key, "quarantined", 0.0, f"analysis was cut off {attempts - 1} times")
             return
         log.info("recording_started", file=name, attempt=attempts)
-        seconds = 0.0
+        seconds, before = 0.0, self.joiner.held
         try:
             for chunk in decode(path, name, self.decode_options, self.joiner):
                 if stop.is_set():
@@ -304,6 +313,8 @@ class FolderSource:
                     return
                 yield chunk
                 seconds += chunk.seconds
+                if chunk.last:  # the previous stream ended here, its last windows analysed
+                    self._conclude_unfinished()
         except AccessDenied as error:  # not damaged: left in place, tried again at each rescan until readable
             log.error("recording_unreadable", file=name, error=str(error),
                       retry_seconds=self.config.rescan_seconds)
@@ -312,7 +323,7 @@ class FolderSource:
         except AudioError as error:  # the readable part, if any, has been analysed
             if isinstance(error, DamagedAudio):
                 self.counters["damaged_seconds"] += error.damaged_seconds
-            self._settle(candidate, key, "quarantined", seconds, str(error))
+            self._settle(candidate, key, "quarantined", seconds, str(error), self.joiner.held is not before)
             return
         except OSError as error:
             log.error("recording_vanished", file=name, error=str(error))
@@ -320,14 +331,36 @@ class FolderSource:
         except GeneratorExit:  # the loop gave up on it (an output failed): taken up again at the next start
             self.state.release(key)
             raise
-        self._settle(candidate, key, "done", seconds)
+        self._settle(candidate, key, "done", seconds, tail_held=self.joiner.held is not before)
 
-    def _settle(self, candidate: _Candidate, key: str, status: str, seconds: float, error: str | None = None):
+    def _settle(self, candidate: _Candidate, key: str, status: str, seconds: float, error: str | None = None,
+                tail_held: bool = False):
+        """A file read to its end. When the joiner holds its stream's end (`tail_held`), the windows across that
+        end wait for the next file: the file is finished once they are analysed (the next file continues the
+        stream and is itself read, or the stream ends), and a crash before then analyses it again, its events
+        under the same ids (the outbox publishes none twice). Otherwise it is finished now."""
+        self._held_since = self._clock()
+        if not tail_held:
+            self._conclude(candidate, key, status, seconds, error, None)
+            return
+        self._conclude_unfinished(released=False)  # continued by this file: their last windows are analysed
+        self._unfinished.append((candidate, key, status, seconds, error, self.joiner.held.as_row()))
+        log.info("recording_read", file=self._name(candidate.path), audio_seconds=round(seconds, 1),
+                 note="finished once its stream's last windows are analysed")
+        self._finished.add(key)  # not taken again by a scan while it waits
+
+    def _conclude_unfinished(self, released: bool = True) -> None:
+        """Finish the files waiting on their stream's end; each keeps where the stream stood after it, unless
+        the stream has ended (`released`)."""
+        unfinished, self._unfinished = self._unfinished, []
+        for *outcome, stream_end in unfinished:
+            self._conclude(*outcome, None if released else stream_end)
+
+    def _conclude(self, candidate: _Candidate, key: str, status: str, seconds: float, error: str | None,
+                  stream_end: tuple | None) -> None:
         """Record the outcome first, then move the file: a crash in between is finished by the next run."""
         name = self._name(candidate.path)
-        held = self.joiner.held
-        self._held_since = self._clock()
-        self.state.finish(key, name, status, seconds, error, held.as_row() if held else None)
+        self.state.finish(key, name, status, seconds, error, stream_end)
         if status == "quarantined":
             self.counters["files_quarantined"] += 1
             log.error("recording_quarantined", file=name, error=error)
