@@ -323,7 +323,7 @@ class FolderSource:
         except AudioError as error:  # the readable part, if any, has been analysed
             if isinstance(error, DamagedAudio):
                 self.counters["damaged_seconds"] += error.damaged_seconds
-            self._settle(candidate, key, "quarantined", seconds, str(error), self.joiner.held is not before)
+            self._settle(candidate, key, "quarantined", seconds, str(error), self._holds_tail(before))
             return
         except OSError as error:
             log.error("recording_vanished", file=name, error=str(error))
@@ -331,7 +331,12 @@ class FolderSource:
         except GeneratorExit:  # the loop gave up on it (an output failed): taken up again at the next start
             self.state.release(key)
             raise
-        self._settle(candidate, key, "done", seconds, tail_held=self.joiner.held is not before)
+        self._settle(candidate, key, "done", seconds, tail_held=self._holds_tail(before))
+
+    def _holds_tail(self, before) -> bool:
+        """Whether the joiner now holds the end of the stream the file just read belongs to (`before`: what it
+        held when the file was taken)."""
+        return self.joiner.held is not None and self.joiner.held is not before
 
     def _settle(self, candidate: _Candidate, key: str, status: str, seconds: float, error: str | None = None,
                 tail_held: bool = False):
