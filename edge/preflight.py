@@ -74,13 +74,20 @@ def nearest(absolute: Path) -> Path:
     return next(p for p in (absolute, *absolute.parents) if p.exists() or p.is_symlink())
 
 
-def creation_problem(path: Path) -> str | None:
-    """Why a folder that does not exist cannot be made (None when it exists or can be)."""
+def writable_problem(path: Path) -> str | None:
+    """Why the folder `path` cannot be written in now (None when it can, or does not exist and can be made)."""
     absolute = Path(os.path.abspath(path))
     existing = nearest(absolute)
-    if existing != absolute and existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
-        return f"{path} cannot be created: {existing} is not writable"
-    return None
+    if not existing.is_dir() or os.access(existing, os.W_OK | os.X_OK):
+        return None
+    if existing == absolute:
+        return f"{path} is not writable"
+    return f"{path} cannot be created: {existing} is not writable"
+
+
+def creation_problem(path: Path) -> str | None:
+    """Why a folder that does not exist cannot be made (None when it exists or can be)."""
+    return None if Path(os.path.abspath(path)).exists() else writable_problem(path)
 
 
 def storage_warnings(settings: Settings) -> list[str]:
@@ -92,10 +99,8 @@ def storage_warnings(settings: Settings) -> list[str]:
         if option == "source.path" and not (isinstance(settings.source, FolderConfig)
                                             and settings.source.after == "move"):
             continue  # only read from, unless files are moved out of it
-        existing = nearest(Path(os.path.abspath(path)))
-        if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
-            found.append(f"{option}: {path} is not writable" if existing == Path(os.path.abspath(path))
-                         else f"{option}: {path} cannot be created: {existing} is not writable")
+        if problem := writable_problem(path):
+            found.append(f"{option}: {problem}")
     return found
 
 
