@@ -16,7 +16,7 @@ import queue
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator, Literal
@@ -78,6 +78,10 @@ class _Candidate:
     held_open: bool = False  # settled, but a process has it open for writing
     sort_time: datetime | None = None
     sort_known: bool = False
+    recorder: str | None = field(init=False)  # who wrote it, from its name (see recorder_of)
+
+    def __post_init__(self) -> None:
+        self.recorder = recorder_of(shown(self.path.as_posix()))
 
     @classmethod
     def seen(cls, path: Path, st: os.stat_result, now: float, moved_in: bool = False) -> _Candidate:
@@ -183,8 +187,7 @@ class FolderSource:
             self._sort_time(candidate)
             own = Stream("", held.stream.sample_rate, candidate.sort_time)
             if (now - candidate.changed_at < self.config.settle_seconds
-                    and held.continued_by(recorder_of(shown(candidate.path.as_posix())), own, held.channels,
-                                          self.joiner.gap)):
+                    and held.continued_by(candidate.recorder, own, held.channels, self.joiner.gap)):
                 return True
         return False
 
