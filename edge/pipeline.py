@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from edge.detector import Detector
-from edge.ensemble import Ensemble
+from edge.events.detector import Detector
+from edge.inference.ensemble import Ensemble
 from edge.types import AudioChunk, Scores, Sink, Source
-from edge.windower import Windower
+from edge.audio.windower import Windower
 
 
 def run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.alerts import AlertClass, AlertGate, AlertOptions
+from edge.screen.alerts import AlertClass, AlertGate, AlertOptions
 from edge.types import Label, Scores, Stream, Window
 
 RATE = 48_000

@@ -6,7 +6,7 @@ import threading
 import pytest
 from structlog.testing import capture_logs
 
-from edge.budget import BudgetGuard, BudgetOptions, Load, ladder
+from edge.inference.budget import BudgetGuard, BudgetOptions, Load, ladder
 
 NAMES = ("birdnet", "frogs", "bats")
 

@@ -14,8 +14,8 @@ import pytest
 import soundfile as sf
 from structlog.testing import capture_logs
 
-from edge.clip_store import ClipStore
-from edge.clips import ClipOptions, ClipRecorder
+from edge.clips.store import ClipStore
+from edge.clips.recorder import ClipOptions, ClipRecorder
 from edge.types import AudioChunk, Event, Label, Stream
 
 RATE = 16000

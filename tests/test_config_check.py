@@ -9,8 +9,8 @@ import pytest
 
 from conftest import edge_cli
 from daemon_process import DaemonProcess, write_config
-from edge.preflight import problems
-from edge.settings import SettingsError, load_settings
+from edge.app.preflight import problems
+from edge.app.settings import SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from edge.manifest import file_sha256, find
+from edge.inference.manifest import file_sha256, find
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tf2onnx") is None and os.environ.get("CI") != "true",

@@ -9,8 +9,8 @@ import sqlite3
 from broker import free_port
 from conftest import edge_cli
 from daemon_process import DaemonProcess, read_records, write_config
-from edge.outbox import Outbox
-from edge.state import RecordingState
+from edge.sinks.outbox import Outbox
+from edge.sources.state import RecordingState
 from small_disk import small_disk
 from station_process import wait_for
 

@@ -6,10 +6,10 @@ import sqlite3
 
 import pytest
 
-from edge.outbox import Outbox
+from edge.sinks.outbox import Outbox
 from edge.sinks.daily import DailyFiles
 from edge.sinks.outputs import Outputs
-from edge.state import RecordingState
+from edge.sources.state import RecordingState
 from small_disk import small_disk
 
 

@@ -4,11 +4,11 @@ front-end computed once for the members that share it, and the subsets the CPU b
 import numpy as np
 import pytest
 
-from edge.ensemble import MemberSpec, load_ensemble
-from edge.member import MemberOptions, flat_sigmoid
-from edge.stages import Stages
+from edge.inference.ensemble import MemberSpec, load_ensemble
+from edge.inference.member import MemberOptions, flat_sigmoid
+from edge.inference.stages import Stages
 from edge.types import AudioChunk, Stream
-from edge.windower import WindowSpec, Windower
+from edge.audio.windower import WindowSpec, Windower
 from tiny_models import write_logmel_model, write_waveform_model
 
 

@@ -19,10 +19,10 @@ import structlog.testing
 from broker import Mosquitto, Subscriber
 from conftest import edge_cli
 from daemon_process import DaemonProcess, read_records, write_config
-from edge.file_names import name_bytes, shown
+from edge.storage.file_names import name_bytes, shown
 from edge.sources import writers
 from edge.sources.folder import FolderConfig, FolderSource
-from edge.state import RecordingState
+from edge.sources.state import RecordingState
 from test_folder_source import analysed, make_source
 
 NAMES = [b"caf\xe9.wav", b"new\nline.wav", b"-rf.wav", b"back\\x41slash.wav", b"\xe2\x80\xaeflow.wav",

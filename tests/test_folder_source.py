@@ -9,7 +9,7 @@ import pytest
 
 from edge.sinks.daily import DailyFiles
 from edge.sources.folder import FolderConfig, FolderSource
-from edge.state import RecordingState
+from edge.sources.state import RecordingState
 
 
 def make_source(tmp_path, done_dir=None, **config):

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import soundfile as sf
 
-from edge.recording_time import recorder_of
+from edge.sources.recording_time import recorder_of
 from edge.sources.joins import StreamEnd
 from edge.types import Stream
 

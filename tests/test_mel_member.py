@@ -11,9 +11,9 @@ import soundfile as sf
 import soxr
 
 from conftest import DATA, ROOT
-from edge.frontend import front_end_for
-from edge.manifest import load_manifest
-from edge.member import make_session
+from edge.inference.frontend import front_end_for
+from edge.inference.manifest import load_manifest
+from edge.inference.member import make_session
 
 TOOL = ROOT / "tools" / "mel_member.py"
 

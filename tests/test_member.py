@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from edge.ensemble import Ensemble
-from edge.manifest import load_manifest
-from edge.member import Member, MemberOptions, flat_sigmoid
+from edge.inference.ensemble import Ensemble
+from edge.inference.manifest import load_manifest
+from edge.inference.member import Member, MemberOptions, flat_sigmoid
 from edge.types import AudioChunk, Stream
-from edge.windower import WindowSpec, Windower
+from edge.audio.windower import WindowSpec, Windower
 from tiny_models import write_waveform_model
 
 

@@ -19,13 +19,13 @@ import soxr
 from structlog.testing import capture_logs
 
 from conftest import DATA, MODELS
-from edge.detector import Detector, DetectorOptions
-from edge.member import MemberOptions
-from edge.ensemble import MemberSpec, load_ensemble
+from edge.events.detector import Detector, DetectorOptions
+from edge.inference.member import MemberOptions
+from edge.inference.ensemble import MemberSpec, load_ensemble
 from edge.sources.files import FileSource
 from edge.sources.microphone import Microphone, MicrophoneConfig
 from edge.types import AudioChunk, Stream
-from edge.windower import WindowSpec, Windower
+from edge.audio.windower import WindowSpec, Windower
 from pulse import pulse_server
 
 RATE = 48000

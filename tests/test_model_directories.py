@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 
 from conftest import edge_cli
-from edge.frontend import LogMelFrontEnd, mel_filterbank
-from edge.manifest import LogMelSpec, ModelError, discover, load_manifest
+from edge.inference.frontend import LogMelFrontEnd, mel_filterbank
+from edge.inference.manifest import LogMelSpec, ModelError, discover, load_manifest
 from tiny_models import LOGMEL
 
 

@@ -12,8 +12,8 @@ import unicodedata
 import pytest
 
 from conftest import ROOT
-from edge.manifest import ModelError, discover, load_manifest
-from edge.names import NAMES_DIR, CommonNames, available_languages, localise
+from edge.inference.manifest import ModelError, discover, load_manifest
+from edge.inference.names import NAMES_DIR, CommonNames, available_languages, localise
 from edge.types import Label
 
 TOOL = ROOT / "tools" / "import_names.py"

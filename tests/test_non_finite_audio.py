@@ -14,8 +14,8 @@ import soundfile as sf
 
 from conftest import edge_cli
 from daemon_process import DaemonProcess, read_records, write_config
-from edge.outbox import Outbox
-from edge.records import NonFiniteNumber, to_record
+from edge.sinks.outbox import Outbox
+from edge.wire.records import NonFiniteNumber, to_record
 from edge.sinks.daily import DailyFiles
 from edge.sinks.files import file_sinks
 from edge.types import Detection, Label, Stream, Window

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from edge.notify import Notifier
+from edge.app.notify import Notifier
 
 
 class FakeClock:

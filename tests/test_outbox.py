@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from edge.outbox import Outbox
+from edge.sinks.outbox import Outbox
 
 
 def add(outbox: Outbox, kind: str, key: str | None = None, **fields) -> dict:

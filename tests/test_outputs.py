@@ -2,7 +2,7 @@
 
 import json
 
-from edge.outbox import Outbox
+from edge.sinks.outbox import Outbox
 from edge.sinks.daily import DailyFiles
 from edge.sinks.outputs import Outputs
 

@@ -9,8 +9,8 @@ import soundfile as sf
 import soxr
 from ai_edge_litert.interpreter import Interpreter
 
-from edge.manifest import find
-from edge.member import make_session
+from edge.inference.manifest import find
+from edge.inference.member import make_session
 
 RECORDINGS = [
     "maad_spinetail.wav",

@@ -14,8 +14,8 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from conftest import ROOT
-from edge.manifest import ModelError, discover, file_sha256
-from edge.range_model import MANIFEST_FILE, MODEL_NAME, RangeModel, week_of
+from edge.inference.manifest import ModelError, discover, file_sha256
+from edge.screen.range_model import MANIFEST_FILE, MODEL_NAME, RangeModel, week_of
 
 MUNICH = (48.14, 11.58)
 CUSCO = (-13.5, -71.97)  # Andes of southern Peru

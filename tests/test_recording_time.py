@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 import soundfile as sf
 
-from edge.recording_time import from_comment, from_file_name, recording_start
+from edge.sources.recording_time import from_comment, from_file_name, recording_start
 
 UTC = timezone.utc
 

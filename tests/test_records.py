@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.detector import Detector, DetectorOptions
-from edge.records import to_record
+from edge.events.detector import Detector, DetectorOptions
+from edge.wire.records import to_record
 from edge.types import Detection, Label, Scores, Stream, Window
 
 GOLDEN = Path(__file__).parent / "golden" / "detection_v1.json"

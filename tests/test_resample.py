@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from edge.resample import KAISER_FAST, RateConverter, rate_converter
+from edge.audio.resample import KAISER_FAST, RateConverter, rate_converter
 
 
 def stream(converter, audio: np.ndarray, block: int) -> np.ndarray:

@@ -8,9 +8,9 @@ import pytest
 
 from conftest import ROOT, edge_cli
 from daemon_process import write_config
-from edge.records import event_record
+from edge.wire.records import event_record
 from edge.sinks.mqtt import MqttConfig
-from edge.settings import SettingsError, load_settings
+from edge.app.settings import SettingsError, load_settings
 from edge.types import Event, Label, Stream
 
 EXAMPLE = ROOT / "config" / "edge.toml"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edge.smoother import Smoother, SmootherOptions
+from edge.events.smoother import Smoother, SmootherOptions
 from edge.types import Label, Scores, Stream, Window
 
 RATE = 48000

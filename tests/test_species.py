@@ -14,9 +14,9 @@ import soundfile as sf
 
 from conftest import MODELS, edge_cli
 from daemon_process import DaemonProcess, read_records, write_config
-from edge.manifest import find
-from edge.range_model import RangeModel
-from edge.species import SpeciesFilter, SpeciesListError, SpeciesOptions, read_thresholds
+from edge.inference.manifest import find
+from edge.screen.range_model import RangeModel
+from edge.screen.species import SpeciesFilter, SpeciesListError, SpeciesOptions, read_thresholds
 from test_daemon import FAST_FOLDER
 
 SPINETAIL = "Cranioleuca erythrops"  # Red-faced Spinetail: the bird of maad_spinetail.wav, recorded in Colombia

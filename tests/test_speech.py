@@ -17,8 +17,8 @@ import pytest
 import soundfile as sf
 import soxr
 
-from edge.manifest import ModelError
-from edge.speech import CONTEXT, FRAME, RATE, SpeechDetector, SpeechModel, SpeechOptions
+from edge.inference.manifest import ModelError
+from edge.screen.speech import CONTEXT, FRAME, RATE, SpeechDetector, SpeechModel, SpeechOptions
 from edge.types import AudioChunk, Stream
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -198,7 +198,7 @@ def test_checksum_is_verified(tmp_path):
 
 
 def test_speech_model_is_not_taken_for_a_bird_classifier():
-    """edge.manifest.discover() reads every manifest.toml under models/ as a classifier's."""
+    """edge.inference.manifest.discover() reads every manifest.toml under models/ as a classifier's."""
     assert (MODELS / "silero-vad" / "speech.toml").is_file()
     assert not (MODELS / "silero-vad" / "manifest.toml").exists()
 

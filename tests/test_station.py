@@ -23,8 +23,8 @@ from rich.console import Console
 from broker import Mosquitto
 from station_process import StationProcess, query, wait_for
 from certificates import make_certificates
-from edge.cli import main
-from edge.mqtt import BrokerConfig
+from edge.cli.main import main
+from edge.wire.mqtt import BrokerConfig
 from edge.station.app import broker_address
 from edge.station.messages import RecordError, parse
 from edge.station.store import Store, connect

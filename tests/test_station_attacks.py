@@ -21,9 +21,9 @@ from rich.console import Console
 
 from broker import Mosquitto, mosquitto_pub
 from station_process import StationProcess, query, wait_for
-from edge.cli import main
-from edge.health import SOURCE_FIELDS, Health
-from edge.mqtt import BrokerConfig
+from edge.cli.main import main
+from edge.app.health import SOURCE_FIELDS, Health
+from edge.wire.mqtt import BrokerConfig
 from edge.sinks.mqtt import status_payload
 from edge.station import store as store_module
 from edge.station.messages import Record, RecordError, parse, topic_box, topic_parts

@@ -128,7 +128,7 @@ FOLDER_WITH_A_LOCKED_FILE = textwrap.dedent("""
     import json, sys, threading, time
     from pathlib import Path
     from edge.sources.folder import FolderConfig, FolderSource
-    from edge.state import RecordingState
+    from edge.sources.state import RecordingState
 
     tmp = Path(sys.argv[1])
     source = FolderSource(FolderConfig(path=tmp / "inbox", settle_seconds=0.2, rescan_seconds=0.5),

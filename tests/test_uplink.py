@@ -22,7 +22,7 @@ from certificates import make_certificates
 from conftest import ROOT
 from station_process import StationProcess, query, wait_for, wait_for_progress
 from daemon_process import DaemonProcess, read_records, write_config
-from edge.outbox import Outbox
+from edge.sinks.outbox import Outbox
 
 RECORDINGS = ["maad_spinetail.wav", "opso_birds_10s.wav", "pheasantCoucal_file0123.wav",
               "birdvox_warblr_fd79e55d_POSITIVE.wav", "opso_great_plains_toad.wav", "S4A03895_20190522_120000.wav"]
@@ -394,11 +394,11 @@ def test_live_events_do_not_wait_behind_a_long_backlog(data, tmp_path):
 
 def edge_replay_scores(path, class_name) -> list[tuple[float, float]]:
     """(window start, score) of one class in each window of a recording, as `edge replay` reports them."""
-    from edge.ensemble import MemberSpec, load_ensemble
-    from edge.manifest import default_models_dir
-    from edge.member import MemberOptions
+    from edge.inference.ensemble import MemberSpec, load_ensemble
+    from edge.inference.manifest import default_models_dir
+    from edge.inference.member import MemberOptions
     from edge.types import AudioChunk, Stream
-    from edge.windower import WindowSpec, Windower
+    from edge.audio.windower import WindowSpec, Windower
     ensemble = load_ensemble(default_models_dir(), [MemberSpec("birdnet-v2.4")], WindowSpec(), MemberOptions())
     column = [label.scientific_name for label in ensemble.taxonomy.labels].index(class_name)
     samples, rate = soundfile.read(path, dtype="float32")

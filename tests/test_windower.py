@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from edge.types import AudioChunk, Stream
-from edge.windower import WindowSpec, Windower
+from edge.audio.windower import WindowSpec, Windower
 
 
 def feed(windower: Windower, stream: Stream, audio: np.ndarray, chunk: int):

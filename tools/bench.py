@@ -44,7 +44,7 @@ from bench_live import fast_feed_table, latency_table, run_live  # noqa: E402
 from bench_resample import resample_table  # noqa: E402
 from mel_member import BIRDCLEF_LOGMEL, write_mel_member  # noqa: E402
 
-from edge.settings import DEFAULT_MODEL  # noqa: E402
+from edge.app.settings import DEFAULT_MODEL  # noqa: E402
 
 RECORDINGS = ["maad_spinetail.wav", "opso_birds_10s.wav", "opso_great_plains_toad.wav", "pheasantCoucal_file0123.wav",
               "birdvox_warblr_fd79e55d_POSITIVE.wav", "S4A03895_20190522_120000.wav"]

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from edge.daemon import Daemon
-from edge.notify import Notifier
-from edge.settings import BudgetSettings, HealthSettings, ModelSettings, Settings, WindowSettings
+from edge.app.daemon import Daemon
+from edge.app.notify import Notifier
+from edge.app.settings import BudgetSettings, HealthSettings, ModelSettings, Settings, WindowSettings
 from edge.sources.files import ReplayConfig
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from edge.ensemble import MemberSpec, load_ensemble
-from edge.member import MemberOptions
-from edge.resample import RESAMPLERS, rate_converter
+from edge.inference.ensemble import MemberSpec, load_ensemble
+from edge.inference.member import MemberOptions
+from edge.audio.resample import RESAMPLERS, rate_converter
 from edge.types import AudioChunk, Stream
-from edge.windower import WindowSpec, Windower
+from edge.audio.windower import WindowSpec, Windower
 
 RATES = (22050, 32000, 256000)
 MODEL_SECONDS = 120.0  # enough windows for a steady cost; the model dominates the run time

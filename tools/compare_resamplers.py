@@ -25,7 +25,7 @@ from pathlib import Path
 import soundfile as sf
 import soxr
 
-from edge.resample import RESAMPLERS
+from edge.audio.resample import RESAMPLERS
 
 NOT_ANIMALS = {"Human vocal", "Human non-vocal", "Human whistle", "Dog", "Engine", "Environmental", "Fireworks",
                "Gun", "Noise", "Power tools", "Siren"}

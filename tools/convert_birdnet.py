@@ -33,7 +33,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
-from edge.manifest import file_sha256
+from edge.inference.manifest import file_sha256
 
 OPSET = 17
 

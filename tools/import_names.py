@@ -1,4 +1,4 @@
-"""Bring birdnet-analyzer's translated BirdNET V2.4 labels into models/birdnet-v2.4-names/, for edge/names.py.
+"""Bring birdnet-analyzer's translated BirdNET V2.4 labels into models/birdnet-v2.4-names/, for edge/inference/names.py.
 
 Each `<lang>.txt` is a byte-for-byte copy of the package's BirdNET_GLOBAL_6K_V2.4_Labels_<lang>.txt, in the
 same "Scientific name_Common name" format as models/birdnet-v2.4/labels.txt. Copies, not a rewrite, because
@@ -6,7 +6,7 @@ then our sha256 is the one in the package's own RECORD (checked here), anyone ca
 and the CC BY-NC-SA material is passed on unmodified. Cleaning (a stray no-break space, Arabic combining marks
 out of canonical order) is left to the loader.
 
-The manifest is `names.toml`, not `manifest.toml`: edge.manifest.discover loads every directory of the models
+The manifest is `names.toml`, not `manifest.toml`: edge.inference.manifest.discover loads every directory of the models
 folder that has a manifest.toml as a model, and this directory is not one.
 
 Upstream wrote these files from the eBird taxonomy API and kept the English name wherever eBird had no name in
@@ -109,7 +109,7 @@ def read_language(code: str, source: Path, english: list[tuple[str, str]]) -> La
 
 def manifest_text(languages: list[Language], version: str, labels: Path) -> str:
     out = [
-        "# Written by tools/import_names.py, read by edge/names.py: common names of BirdNET V2.4's classes in",
+        "# Written by tools/import_names.py, read by edge/inference/names.py: common names of BirdNET V2.4's classes in",
         "# other languages, one file per language, lines \"Scientific name_Common name\" in the order of",
         "# birdnet-v2.4/labels.txt. same_as_english: names equal to the English label ignoring case (upstream's",
         "# fallback where eBird had no name in that language; a few are genuinely the same word).",

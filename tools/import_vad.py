@@ -11,7 +11,7 @@ The package is installed without torch, so nothing of it is imported: its files 
 distribution metadata.
 
 Writes model.onnx, LICENSE (MIT, from the package's dist-info), ATTRIBUTION.md and speech.toml, the manifest
-edge.speech reads. It is not called manifest.toml because edge.manifest.discover() takes every directory with a
+edge.screen.speech reads. It is not called manifest.toml because edge.inference.manifest.discover() takes every directory with a
 manifest.toml for a bird classifier, and this model is not one.
 
 Usage: python tools/import_vad.py [--out models/silero-vad] [--speech tests/data/3436-172162-0000.hq.ogg]
@@ -30,8 +30,8 @@ import onnxruntime as ort
 import soundfile as sf
 import soxr
 
-from edge.manifest import file_sha256
-from edge.speech import CONTEXT, FRAME, MANIFEST, RATE, STATE
+from edge.inference.manifest import file_sha256
+from edge.screen.speech import CONTEXT, FRAME, MANIFEST, RATE, STATE
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "silero-vad"
@@ -40,8 +40,8 @@ REFERENCE = "silero_vad/data/silero_vad.onnx"
 TOLERANCE = 1e-5  # max |probability difference| between the two exports; 0.0 on the CPUs tried
 
 SPEECH_TOML = """\
-# Read by edge.speech at start-up (not named manifest.toml: that name marks a bird classifier for
-# edge.manifest.discover). Written by {tool}; do not edit by hand.
+# Read by edge.screen.speech at start-up (not named manifest.toml: that name marks a bird classifier for
+# edge.inference.manifest.discover). Written by {tool}; do not edit by hand.
 name = "silero-vad"
 version = "{version}"
 title = "Silero VAD {version} (16 kHz, sequence export, ONNX)"
@@ -117,7 +117,7 @@ def session(path: Path) -> ort.InferenceSession:
 
 
 def check_contract(model: ort.InferenceSession) -> None:
-    """The model must have exactly the inputs and outputs edge.speech feeds and reads."""
+    """The model must have exactly the inputs and outputs edge.screen.speech feeds and reads."""
     inputs = {i.name: i.shape for i in model.get_inputs()}
     outputs = [o.name for o in model.get_outputs()]
     expected = {"input": ["sequence_length", CONTEXT + FRAME], "h": list(STATE), "c": list(STATE)}

@@ -26,7 +26,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edge.manifest import LogMelSpec
+from edge.inference.manifest import LogMelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 TAXONOMY = ROOT / "models" / "birdnet-v2.4" / "labels.txt"

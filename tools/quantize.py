@@ -4,7 +4,7 @@ Quantizing all of BirdNET V2.4 to INT8 has been reported to collapse top-1 agree
 quantizing only its classification head kept about 98 %; so no single recipe is trusted here. Each variant
 (which layers, calibration method, activation/weight types) is built with quantize_static (QDQ, per channel),
 calibrated on real recordings cut into crops exactly as edge cuts them, timed against FP32 side by side on this
-machine, and gated by edge/agreement.py on held-out recordings. The spectrogram front-end and the magnitude
+machine, and gated by edge/inference/agreement.py on held-out recordings. The spectrogram front-end and the magnitude
 compression before the backbone always stay in float: their nodes are never candidates.
 
 Usage: python tools/quantize.py --model models/birdnet-v2.4 --out models/birdnet-v2.4-int8 [--variants a,b]
@@ -27,12 +27,12 @@ import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-from edge.agreement import Agreement, agreement
-from edge.manifest import INT8_CPU_FEATURES, Manifest, cpu_features, file_sha256, load_manifest
-from edge.frontend import front_end_for
-from edge.member import crop_starts, flat_sigmoid, make_session
+from edge.inference.agreement import Agreement, agreement
+from edge.inference.manifest import INT8_CPU_FEATURES, Manifest, cpu_features, file_sha256, load_manifest
+from edge.inference.frontend import front_end_for
+from edge.inference.member import crop_starts, flat_sigmoid, make_session
 from edge.sources.files import decode
-from edge.windower import Windower, WindowSpec
+from edge.audio.windower import Windower, WindowSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
@@ -296,7 +296,7 @@ Timing: ORT CPU provider, all graph optimisations, 1 intra-op thread, batch {BAT
 timed runs, each variant alternating with FP32 in the same process (speed-up = FP32 / variant, pair by pair).
 CPU INT8 features of this machine: {", ".join(tuned_for) or "none"}.
 
-Gate (edge/agreement.py, probabilities = flat_sigmoid(logits, 1.0)): top-1 agreement with FP32 on the crops
+Gate (edge/inference/agreement.py, probabilities = flat_sigmoid(logits, 1.0)): top-1 agreement with FP32 on the crops
 whose FP32 top probability is at least 0.5 must be at least 97 %, and the mean absolute difference of the
 probabilities of FP32's top-10 classes at most 0.02.
 

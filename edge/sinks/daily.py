@@ -16,7 +16,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from edge.records import EVENT_FIELDS, finite, to_json
+from edge.wire.records import EVENT_FIELDS, finite, to_json
 
 FORMATS = ("jsonl", "csv")
 

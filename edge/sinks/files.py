@@ -6,8 +6,8 @@ import csv
 from collections.abc import Mapping
 from pathlib import Path
 
-from edge.file_names import shown
-from edge.records import FIELDS, finite, to_json, to_record
+from edge.storage.file_names import shown
+from edge.wire.records import FIELDS, finite, to_json, to_record
 from edge.types import Detection, Stream
 
 FORMATS = ("jsonl", "csv", "raven")

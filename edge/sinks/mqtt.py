@@ -23,9 +23,9 @@ import paho.mqtt.client as mqtt
 import structlog
 from pydantic import Field, field_validator
 
-from edge.mqtt import (STATUS_SCHEMA, Backoff, BrokerConfig, new_client, prefix_problem, protocols, refusal,
+from edge.wire.mqtt import (STATUS_SCHEMA, Backoff, BrokerConfig, new_client, prefix_problem, protocols, refusal,
                        refused_version, topic, version_name)
-from edge.outbox import Outbox
+from edge.sinks.outbox import Outbox
 
 log = structlog.get_logger(__name__)
 

@@ -26,10 +26,10 @@ from typing import Literal
 
 import structlog
 
-from edge.outbox import EXPENDABLE, Outbox
+from edge.sinks.outbox import EXPENDABLE, Outbox
 from edge.sinks.daily import DailyFiles
 from edge.sinks.mqtt import MqttPublisher
-from edge.storage import DISK_ERRORS, StorageFault, in_words
+from edge.storage.faults import DISK_ERRORS, StorageFault, in_words
 
 log = structlog.get_logger(__name__)
 

@@ -17,8 +17,8 @@ import soundfile as sf
 import structlog
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from edge.file_names import shown
-from edge.recording_time import recording_start
+from edge.storage.file_names import shown
+from edge.sources.recording_time import recording_start
 from edge.sources.joins import JoinFiles, JoinGap, Joiner
 from edge.sources.salvage import Salvage, read_blocks, zero_non_finite
 from edge.types import AudioChunk, Stream

@@ -27,13 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from edge.file_names import fitted, shown
-from edge.recording_time import recorder_of
+from edge.storage.file_names import fitted, shown
+from edge.sources.recording_time import recorder_of
 from edge.sources.files import (AUDIO_SUFFIXES, AccessDenied, AudioError, DamagedAudio, DecodeOptions, ZoneName,
                                 decode, recording_time, sort_key)
 from edge.sources.joins import JoinFiles, JoinGap, Joiner, StreamEnd
 from edge.sources.writers import open_for_writing
-from edge.state import FINAL, RecordingState, recording_key
+from edge.sources.state import FINAL, RecordingState, recording_key
 from edge.types import AudioChunk, Stream
 
 log = structlog.get_logger(__name__)

@@ -17,7 +17,7 @@ import numpy as np
 import structlog
 from pydantic import Field
 
-from edge.recording_time import recorder_of
+from edge.sources.recording_time import recorder_of
 from edge.types import AudioChunk, Stream
 
 log = structlog.get_logger(__name__)

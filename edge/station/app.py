@@ -12,8 +12,8 @@ import structlog
 from rich.console import Console
 from rich.live import Live
 
-from edge import logs
-from edge.mqtt import BrokerConfig
+from edge.app import logs
+from edge.wire.mqtt import BrokerConfig
 from edge.station import table
 from edge.station.messages import Record
 from edge.station.store import Store, connect

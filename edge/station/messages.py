@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from edge.mqtt import KINDS, box_id_problem
+from edge.wire.mqtt import KINDS, box_id_problem
 from edge.station import schemas
 from edge.station.schemas import MAX_INTEGER, shown
 

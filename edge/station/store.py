@@ -25,7 +25,7 @@ from typing import Iterator
 
 import structlog
 
-from edge.database import make_durable
+from edge.storage.database import make_durable
 from edge.station.messages import Record, RecordError
 
 log = structlog.get_logger(__name__)

@@ -22,8 +22,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge.mqtt import Backoff, BrokerConfig, new_client, protocols, refusal, refused_version, version_name
-from edge.records import iso
+from edge.wire.mqtt import Backoff, BrokerConfig, new_client, protocols, refusal, refused_version, version_name
+from edge.wire.records import iso
 from edge.station.messages import Record, RecordError, parse, topic_box, topic_parts
 from edge.station.store import MAX_TOPIC, Store
 

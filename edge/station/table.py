@@ -10,7 +10,7 @@ from rich import box as boxes
 from rich.markup import escape
 from rich.table import Table
 
-from edge.records import iso
+from edge.wire.records import iso
 
 CAPTION = ("events, alerts: today's; gaps: sequence numbers never received; rejected: messages that were no "
            "valid record (edge station keeps the latest in its database's rejected table); rtf: CPU seconds per "

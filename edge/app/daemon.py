@@ -1,0 +1,331 @@
+"""`edge run`: the long-running service. One place builds the pipeline from settings and owns its threads.
+
+source ─AudioChunk─▶ windower ─Window─▶ ensemble ─Scores─▶ screen ─Scores─▶ smoother ─Event─▶ outputs
+                                                                 └─alerts─▶ outputs   (daily files, outbox ─▶ MQTT)
+
+Every chunk also goes to the speech detector, then (when clips are on) to the clip recorder's ring, before
+its windows: a clip is cut from the ring once its event's end is known (or, after the chunk's events, once
+its length cap is passed), unless it would hold speech.
+
+The loop runs in the main thread; the source's own thread (folder watcher, audio callback) only hands it
+work, and the uplink's thread only reads the outbox. Signals set flags that the loop reads between chunks: SIGTERM/SIGINT stop, SIGHUP reloads.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import structlog
+
+from edge.app import logs
+from edge.screen.alerts import AlertGate
+from edge.inference.budget import BudgetGuard, ladder
+from edge.clips.store import ClipStore
+from edge.clips.recorder import ClipOptions, ClipRecorder
+from edge.inference.ensemble import Ensemble, load_ensemble
+from edge.app.health import Health
+from edge.app.latency import Latencies
+from edge.inference.manifest import ModelError
+from edge.inference.member import MemberOptions
+from edge.inference.names import CommonNames, localise
+from edge.app.notify import Notifier
+from edge.sinks.outbox import Outbox
+from edge.app.preflight import alert_problems
+from edge.screen.range_model import RangeModel
+from edge.wire.records import event_record, record_key
+from edge.app.settings import Settings, SettingsError, load_settings
+from edge.sinks.daily import DailyFiles
+from edge.sinks.mqtt import MqttPublisher
+from edge.sinks.outputs import Outputs
+from edge.screen.stage import Screen
+from edge.events.smoother import Smoother
+from edge.sources.files import ReplayConfig, ReplaySource
+from edge.sources.folder import FolderConfig, FolderSource
+from edge.sources.microphone import Microphone, MicrophoneConfig
+from edge.screen.species import SpeciesFilter, SpeciesListError
+from edge.screen.speech import SpeechDetector, SpeechModel
+from edge.inference.stages import Stages
+from edge.sources.state import RecordingState
+from edge.types import AudioChunk, Event, Label, LiveSource
+from edge.audio.windower import WindowSpec, Windower
+
+log = structlog.get_logger(__name__)
+
+# Sections SIGHUP applies at once (the species lists and thresholds file are read again even when the
+# configuration is unchanged); a change anywhere else is logged as needing a restart.
+RELOADABLE = ("smoothing", "health", "log_level", "species", "alerts")
+
+
+def build_source(settings: Settings, state: RecordingState) -> LiveSource:
+    config = settings.source
+    if isinstance(config, FolderConfig):
+        return FolderSource(config, state, settings.done_dir, settings.quarantine_dir)
+    if isinstance(config, MicrophoneConfig):
+        return Microphone(config)
+    if isinstance(config, ReplayConfig):
+        return ReplaySource(config)
+    raise TypeError(f"no source for {type(config).__name__}")
+
+
+def build_ensemble(settings: Settings, stages: Stages) -> Ensemble:
+    model = settings.model
+    options = MemberOptions(crop_stride=model.crop_stride, sensitivity=model.sensitivity,
+                            intra_op_threads=model.threads, inter_op_threads=model.inter_op_threads)
+    specs = [member.spec() for member in model.members]
+    ensemble = load_ensemble(settings.models_dir, specs, window_spec(settings), options, stages)
+    if settings.language != "en":
+        names = CommonNames.load(settings.models_dir, settings.language)
+        ensemble.taxonomy = replace(ensemble.taxonomy, labels=localise(ensemble.taxonomy.labels, names))
+    return ensemble
+
+
+def build_species(settings: Settings, labels: tuple[Label, ...], alerts: AlertGate,
+                  range_model: RangeModel | None = None) -> SpeciesFilter:
+    """The species filter; `range_model`, when one is loaded already, is used rather than loaded again."""
+    return SpeciesFilter.load(settings.species.options(), labels, settings.models_dir, alerts.indices, range_model)
+
+
+def build_screen(settings: Settings, labels: tuple[Label, ...], speech: SpeechDetector | None) -> Screen:
+    alerts = AlertGate(settings.alerts.options(), labels, settings.box_id)
+    return Screen(alerts, build_species(settings, labels, alerts), speech, settings.privacy.suppress_detections)
+
+
+def build_clips(settings: Settings, speech: SpeechDetector | None) -> ClipRecorder | None:
+    c = settings.clips
+    if not c.enabled:
+        return None
+    store = ClipStore(settings.clips_dir, c.max_age_days, c.max_megabytes, c.min_free_percent)
+    options = ClipOptions(settings.clips_dir, c.pre_roll, c.post_roll, c.max_seconds)
+    return ClipRecorder(options, store, veto=lambda stream, start, end: speech.speech_between(stream, start, end) > 0)
+
+
+def build_guard(settings: Settings, ensemble: Ensemble, live: bool) -> BudgetGuard:
+    options = settings.budget.options()
+    loads = ladder(ensemble.priorities, ensemble.has_tta, options.order, options.max_hop_factor)
+    return BudgetGuard(options, loads, [m.name for m in ensemble.members], live)
+
+
+def build_outputs(settings: Settings) -> Outputs:
+    s = settings
+    outbox = Outbox(s.outbox_path, s.outbox.max_records, s.outbox.when_full, queue=s.mqtt is not None)
+    uplink = MqttPublisher(s.mqtt, s.box_id, outbox) if s.mqtt is not None else None
+    files = DailyFiles(s.records_dir, tuple(s.output.formats), fsync=s.output.fsync)
+    return Outputs(outbox, files, uplink, s.output.when)
+
+
+def store_paths(settings: Settings) -> dict[str, Path]:
+    """Where each store writes: each may be on a disk of its own, and each disk can fill up."""
+    s = settings
+    paths = {"records": s.records_dir, "outbox": s.outbox_path, "state": s.state_path}
+    return {**paths, "clips": s.clips_dir} if s.clips.enabled else paths
+
+
+def window_spec(settings: Settings) -> WindowSpec:
+    return WindowSpec(seconds=settings.window.seconds, hop=settings.window.hop)
+
+
+class Daemon:
+    def __init__(self, settings: Settings, config_path: Path, notifier: Notifier):
+        self.settings = settings
+        self.config_path = config_path
+        self.notifier = notifier
+        self.stop_requested = threading.Event()
+        self.reload_requested = threading.Event()
+        self.health = Health(settings.box_id, settings.data_dir, store_paths(settings))
+        self.stages = Stages()
+        self.latencies = Latencies()
+        self._next_health = 0.0
+
+    def start(self) -> None:
+        """Load the models, open the state and the outputs, start the source; then tell systemd we are ready."""
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+        self.ensemble = build_ensemble(s, self.stages)
+        self.windower = Windower(window_spec(s), self.ensemble.sample_rates, s.model.resampler)
+        self.speech = (SpeechDetector(SpeechModel.load(s.models_dir), s.privacy.options())
+                       if s.privacy.speech_detector else None)
+        self.screen = build_screen(s, self.ensemble.taxonomy.labels, self.speech)
+        self.clips = build_clips(s, self.speech)
+        self.smoother = Smoother(s.smoothing.options(), self.screen.species.thresholds)
+        self.outputs = build_outputs(s)
+        self.outputs.start()
+        self.state = RecordingState(s.state_path)
+        self.source = build_source(s, self.state)
+        self.guard = build_guard(s, self.ensemble, self.source.live)
+        self.source.start()
+        log.info("daemon_ready", box=s.box_id, models=self.ensemble.name, source=s.source.type,
+                 load_seconds=round(time.monotonic() - began, 2), data_dir=str(s.data_dir),
+                 cpu_budget=s.budget.cpu_budget, load_levels=len(self.guard.loads))
+        self._next_health = time.monotonic() + s.health.interval_seconds
+        self.notifier.ready()
+        self.notifier.status(f"analysing {s.source.type} input with {self.ensemble.name}")
+
+    def run(self) -> None:
+        """The loop: until stopped (or a replay ends), then flush everything."""
+        chunks = self.source.chunks(self.stop_requested)
+        try:
+            for chunk in chunks:
+                if chunk is not None:
+                    self._analyse(chunk)
+                    self._account(chunk)
+                self._tick()
+        finally:
+            chunks.close()  # a failed output leaves the recording in flight to the next start, uncounted
+        log.info("loop_ended", stop_requested=self.stop_requested.is_set(),
+                 audio_seconds=round(self.health.audio_seconds, 1), events=self.health.events)
+        self.publish_health()  # the last word: totals (alerts, speech, clips) up to the stop
+
+    def stop(self) -> None:
+        """Stop the source's threads and close what is open, in reverse order of `start`."""
+        self.notifier.stopping()
+        self.source.stop()
+        if self.clips is not None:
+            self.clips.close()
+        self.state.close()
+        self.outputs.stop()
+        log.info("daemon_stopped")
+
+    def _analyse(self, chunk: AudioChunk) -> None:
+        load = self.guard.load
+        if self.speech is not None:
+            with self.stages.measure("speech"):
+                self.speech.push(chunk)
+        if self.clips is not None:
+            self.clips.push(chunk)
+        with self.stages.measure("windows"):
+            windows = [w for w in self.windower.push(chunk) if w.index % load.hop_factor == 0]
+        self.health.audio_seconds += chunk.seconds
+        first = self.health.windows == 0 and windows
+        self.health.windows += len(windows)
+        for scores in self.ensemble.score(windows, active=load.active, tta=load.tta):
+            alerts, scores = self.screen.screen(scores)
+            self._publish_alerts(alerts)
+            self._publish_events(self.smoother.update(scores))
+        if first:  # cold start: from the process's start to its first scored window
+            log.info("first_result", seconds=round(time.time() - self.health.process.create_time(), 2))
+        if chunk.last:
+            self._publish_events(self.smoother.close())
+        if self.clips is not None:  # after the chunk's events: an end they revealed comes before the cap
+            self.clips.write_ready()
+        self.latencies.record(chunk, windows, time.monotonic())
+
+    def _account(self, chunk: AudioChunk) -> None:
+        """The chunk's cost goes to the budget guard; live input is steered, file input paced."""
+        lag = None if chunk.received is None else time.monotonic() - chunk.received
+        self.guard.account(chunk.seconds, lag)
+        if not self.guard.live:
+            self.guard.pace(self.stop_requested)
+
+    def _publish_events(self, events: list[Event]) -> None:
+        if events:
+            with self.stages.measure("publish", items=len(events)):
+                self._publish(events)
+
+    def _publish_alerts(self, alerts: list[dict]) -> None:
+        for alert in alerts:
+            with self.stages.measure("publish", items=1):
+                self.outputs.publish("alerts", alert, record_key(alert))
+            log.warning("alert", alert_class=alert["alert_class"], confidence=alert["confidence"],
+                        source=alert["source"], start_s=alert["start_s"], start_utc=alert["start_utc"],
+                        held_back=alert["held_back"], id=alert["id"])
+
+    def _publish(self, events: list[Event]) -> None:
+        for event in events:
+            clip = self._clip(event)
+            record = event_record(event, self.settings.box_id, clip)
+            self.outputs.publish("events", record, record_key(record))
+            self.health.events += 1
+            log.info("detection_event", kind=event.kind, species=event.label.scientific_name,
+                     confidence=record["confidence"], source=event.stream.id, start_s=record["start_s"],
+                     id=event.id)
+
+    def _clip(self, event: Event) -> str | None:
+        """The clip of the event, once written (its end, or earlier for an event longer than a clip)."""
+        if self.clips is None:
+            return None
+        if event.kind == "start":
+            self.clips.begin(event)
+        elif event.kind == "end":
+            self.clips.finish(event)
+        return self.clips.path_of(event.id)
+
+    def _tick(self) -> None:
+        self.notifier.watchdog()
+        self.outputs.retry()  # records held for a failed store, written once its disk takes them (throttled)
+        if self.reload_requested.is_set():
+            self.reload_requested.clear()
+            self._reload()
+        if time.monotonic() >= self._next_health:
+            self._next_health = time.monotonic() + self.settings.health.interval_seconds
+            self.publish_health()
+
+    def publish_health(self) -> None:
+        if self.clips is not None:
+            self.clips.store.prune()
+        self.state.save()  # what a failing disk refused, if it takes it now
+        clips = {} if self.clips is None else self.clips.stats()
+        outputs = self.outputs.stats()
+        faults = [f.as_record() for f in (self.state.fault, self.clips and self.clips.store.fault) if f]
+        extra = {"suppressed_by_cooldown": self.smoother.suppressed, **outputs, **self.guard.stats(),
+                 **self.latencies.summary(), "member_ms_per_crop": self._member_costs(), **self.screen.stats(),
+                 **clips, "storage_faults": outputs["storage_faults"] + faults}
+        record = self.outputs.publish("health", self.health.record(self.source.stats(), extra))
+        fields = {k: v for k, v in record.items() if k not in ("schema", "box")}
+        if record["storage_faults"]:
+            log.error("health_storage_fault", **fields)
+        elif (record["disk_free_percent"] or 0) < self.settings.health.min_free_percent:
+            log.warning("disk_low", **fields)
+        elif record["outbox_full"]:
+            log.error("outbox_full", **fields)
+        else:
+            log.info("health", **fields)
+        rtf = record["real_time_factor"]
+        uplink = {None: "", True: ", uplink up", False: f", uplink down ({record['outbox_pending']} waiting)"}
+        self.notifier.status(
+            f"{record['audio_seconds'] / 3600:.2f} h of audio analysed, "
+            f"real-time factor {rtf if rtf is not None else '-'}, {record['events']} events"
+            f"{uplink[record['mqtt_connected']]}"
+        )
+
+    def _member_costs(self) -> dict[str, float]:
+        """CPU milliseconds per crop of each member since start (its session run alone)."""
+        costs = {}
+        for name, cost in self.stages.costs.items():
+            if name.startswith("member:") and cost.items:
+                costs[name.removeprefix("member:")] = round(1000 * cost.cpu / cost.items, 2)
+        return costs
+
+    def _reload(self) -> None:
+        self.notifier.reloading()
+        try:
+            new = load_settings(self.config_path)
+        except SettingsError as error:
+            log.error("reload_failed", error=str(error))
+            self.notifier.ready()
+            return
+        old = self.settings
+        labels = self.ensemble.taxonomy.labels
+        try:  # the lists and the thresholds file are read again even when the configuration is unchanged
+            if unknown := alert_problems(new, labels):  # as at start: a typo must not silence an alert
+                raise ValueError("; ".join(unknown))
+            alerts = AlertGate(new.alerts.options(), labels, old.box_id)
+            species = build_species(new, labels, alerts, self.screen.species.range_model)
+        except (SpeciesListError, ModelError, ValueError, OSError) as error:
+            log.error("reload_failed", error=str(error))
+            self.notifier.ready()
+            return
+        changed = [name for name in Settings.model_fields if getattr(new, name) != getattr(old, name)]
+        self.smoother.options = new.smoothing.options()
+        self.smoother.thresholds = species.thresholds
+        alerts.carry_over(self.screen.alerts)
+        self.screen.alerts, self.screen.species = alerts, species
+        logs.configure(json=True, level=new.log_level, stream=sys.stdout)
+        self.settings = old.model_copy(update={name: getattr(new, name) for name in RELOADABLE})
+        needs_restart = [name for name in changed if name not in RELOADABLE]
+        log.info("config_reloaded", applied=[n for n in changed if n in RELOADABLE], needs_restart=needs_restart)
+        self.notifier.ready()

@@ -1,0 +1,2 @@
+"""The `edge` command: its subcommands and option types. The top of the package: imports anything.
+"""

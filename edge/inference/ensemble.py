@@ -1,0 +1,141 @@
+"""Members blended into one set of probabilities over a common taxonomy keyed by scientific name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Collection
+
+import numpy as np
+
+from edge.inference.frontend import SharedFrontEnd, front_end_key
+from edge.inference.manifest import find
+from edge.inference.member import Member, MemberOptions
+from edge.inference.stages import Stages
+from edge.types import Label, Scores, Window
+from edge.audio.windower import WindowSpec
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """A member as the configuration declares it: the model's name, its `weight` in the blend, its
+    `priority` (under a CPU budget, members of lower priority are shed first) and its time-shift TTA
+    `shifts` in seconds (e.g. (-0.5, 0.5): three variants with the unshifted one)."""
+
+    name: str
+    weight: float = 1.0
+    priority: int = 0
+    shifts: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """The union of the members' labels (first member's names win), and where each member's classes land."""
+
+    labels: tuple[Label, ...]
+    columns: tuple[np.ndarray, ...]  # per member: taxonomy index of each of its outputs
+
+    @classmethod
+    def of(cls, members: list[Member]) -> Taxonomy:
+        index: dict[str, int] = {}
+        labels: list[Label] = []
+        columns = []
+        for member in members:
+            cols = []
+            for label in member.labels:
+                if label.scientific_name not in index:
+                    index[label.scientific_name] = len(labels)
+                    labels.append(label)
+                cols.append(index[label.scientific_name])
+            columns.append(np.array(cols, dtype=np.int64))
+        return cls(labels=tuple(labels), columns=tuple(columns))
+
+
+class Ensemble:
+    """Weighted mean of the members' probabilities (never of ranks: thresholds and smoothing are tuned on
+    probabilities). A class known to some members only is scored by those; a class no running member knows
+    scores 0.
+
+    `score` may run a subset of the members (`active`, by index) and skip TTA: the CPU budget guard's levers.
+    """
+
+    def __init__(self, members: list[Member], weights: list[float] | None = None,
+                 priorities: list[int] | None = None, stages: Stages | None = None):
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = members
+        self.weights = np.asarray(weights or [1.0] * len(members), dtype=np.float64)
+        self.priorities = tuple(priorities or [0] * len(members))
+        self.stages = stages or Stages()
+        self.taxonomy = Taxonomy.of(members)
+        self._coverage: dict[frozenset[int], np.ndarray] = {}
+        self.name = "+".join(m.manifest.name for m in members)
+        self.version = "+".join(m.manifest.version for m in members)
+
+    @property
+    def sample_rates(self) -> tuple[int, ...]:
+        return tuple(sorted({m.sample_rate for m in self.members}))
+
+    @property
+    def has_tta(self) -> bool:
+        return any(m.shifts for m in self.members)
+
+    def score(self, windows: list[Window], active: Collection[int] | None = None, tta: bool = True) -> list[Scores]:
+        """Blended scores of each window, in order."""
+        if not windows:
+            return []
+        running = sorted(range(len(self.members)) if active is None else active)
+        try:
+            per_member = {i: self.members[i].score(windows, tta=tta) for i in running}
+        finally:
+            for member in self.members:
+                member.front_end.clear()
+        with self.stages.measure("blend", items=len(windows)):
+            blended = self._blend(per_member, len(windows))
+        name = "+".join(self.members[i].name for i in running)
+        return [Scores(window=window, probabilities=p, labels=self.taxonomy.labels, model=name,
+                       model_version=self.version) for window, p in zip(windows, blended)]
+
+    def _blend(self, per_member: dict[int, list[np.ndarray]], n: int) -> list[np.ndarray]:
+        if len(self.members) == 1:
+            return per_member[0]
+        coverage = self._coverage_of(frozenset(per_member))
+        results = []
+        for k in range(n):
+            total = np.zeros(len(self.taxonomy.labels))
+            for i, scores in per_member.items():
+                np.add.at(total, self.taxonomy.columns[i], self.weights[i] * scores[k])
+            results.append(np.divide(total, coverage, out=np.zeros_like(total), where=coverage > 0)
+                           .astype(np.float32))
+        return results
+
+    def _coverage_of(self, running: frozenset[int]) -> np.ndarray:
+        if running not in self._coverage:
+            coverage = np.zeros(len(self.taxonomy.labels))
+            for i in running:
+                np.add.at(coverage, self.taxonomy.columns[i], self.weights[i])
+            self._coverage[running] = coverage
+        return self._coverage[running]
+
+
+def load_ensemble(models_dir: Path, specs: list[MemberSpec], window: WindowSpec, options: MemberOptions,
+                  stages: Stages | None = None) -> Ensemble:
+    """Sessions are built once here; members that declare the same front-end share one."""
+    stages = stages or Stages()
+    front_ends: dict[tuple, SharedFrontEnd] = {}
+    members = []
+    for spec in specs:
+        manifest = find(models_dir, spec.name)
+        manifest.verify()
+        slack = window.seconds - manifest.input_seconds
+        if slack > 0 and options.crop_stride > slack + 1e-9:
+            raise ValueError(
+                f"crop stride {options.crop_stride} s would leave part of each {window.seconds} s window "
+                f"unscored by {manifest.name} ({manifest.input_seconds:g} s input): use at most {slack:g} s"
+            )
+        if any(shift == 0 or abs(shift) >= window.seconds for shift in spec.shifts):
+            raise ValueError(f"{spec.name}: TTA shifts must be non-zero and shorter than the window")
+        key = front_end_key(manifest)
+        front_end = front_ends.setdefault(key, SharedFrontEnd(manifest, stages))
+        members.append(Member(manifest, options, spec.shifts, front_end, stages))
+    return Ensemble(members, [s.weight for s in specs], [s.priority for s in specs], stages)
