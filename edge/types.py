@@ -1,6 +1,7 @@
 """The values that flow through the pipeline, and the contracts of its plug-ins.
 
-Source ─AudioChunk─▶ Windower ─Window─▶ Ensemble ─Scores─▶ Detector ─Detection─▶ Sinks
+Source ─AudioChunk─▶ Windower ─Window─▶ Ensemble ─Scores─▶ Screen ─Screened─▶ Smoother ─Event─▶ Sinks
+                                                                  └─Alert─▶ Sinks   (replay: Detector ─Detection─▶)
 
 Time inside the pipeline is counted in samples on the audio clock of each stream; wall-clock UTC is known only
 through `Stream.started_utc`, stamped once by the source.
@@ -155,6 +156,33 @@ class Event(StreamSpan):
     confidence: float
     model: str
     model_version: str
+    clip: str | None = None  # the event's audio clip, relative to the clip folder, once written
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A threat class (`alert_class`, as configured) heard in one window, reported from that window alone: its
+    `confidence` (0..1) reached `threshold`. `held_back` counts the windows of the class over threshold that the
+    alert interval kept quiet since the class's previous alert. `id` is the same on every analysis of the
+    same audio."""
+
+    id: str
+    alert_class: str
+    window: Window
+    label: Label
+    confidence: float
+    threshold: float
+    held_back: int
+    model: str
+    model_version: str
+
+
+@dataclass(frozen=True)
+class Screened:
+    """One window's scores after screening: the alerts they raised, and the scores events may be made of."""
+
+    alerts: tuple[Alert, ...]
+    scores: Scores
 
 
 class Source(Protocol):
@@ -188,6 +216,17 @@ class LiveSource(Protocol):
 
     def stop(self) -> None:
         """Stop and join the feeding threads; idempotent."""
+
+
+class EventStage(Protocol):
+    """Scores in, records out: the smoother's events (daemon) or the detector's per-window detections
+    (replay)."""
+
+    def update(self, scores: Scores) -> list:
+        """The records one window's scores complete (events, or detections), in order."""
+
+    def close(self) -> list:
+        """The records still open when their stream ends (its events' ends)."""
 
 
 class Sink(Protocol):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import numpy as np
 
 from edge.screen.alerts import AlertClass, AlertGate, AlertOptions
 from edge.types import Label, Scores, Stream, Window
+from edge.wire.records import alert_record
 
 RATE = 48_000
 LABELS = (Label("Gun", "Gun", "Gun_Gun"), Label("Power tools", "Power tools", "Power tools_Power tools"),
@@ -22,9 +25,17 @@ def scores(stream: Stream, index: int, gun: float, saw: float = 0.0) -> Scores:
                   labels=LABELS, model="m", model_version="1")
 
 
+class PublishingGate(AlertGate):
+    """The gate with its alerts as box-1 publishes them."""
+
+    def check(self, scores: Scores) -> list[dict]:
+        detected = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        return [alert_record(alert, "box-1", detected) for alert in super().check(scores)]
+
+
 def gate(min_interval: float = 60.0, **thresholds: float) -> AlertGate:
     classes = tuple(AlertClass(name, t) for name, t in (thresholds or {"Gun": 0.5, "Power tools": 0.5}).items())
-    return AlertGate(AlertOptions(classes, min_interval), LABELS, box="box-1")
+    return PublishingGate(AlertOptions(classes, min_interval), LABELS)
 
 
 def test_first_window_over_threshold_alerts_with_confidence_and_time():
@@ -61,7 +72,7 @@ def test_interval_runs_on_the_audio_clock_across_streams():
 
 def test_unknown_class_is_reported_and_names_match_every_way():
     g = AlertGate(AlertOptions((AlertClass("gunshot", 0.5), AlertClass("eurasian blackbird", 0.5)), 60),
-                  LABELS, box="b")
+                  LABELS)
     assert g.unknown == ("gunshot",)
     assert g.indices == frozenset({2})  # matched by the label's own common name despite the translation
 

@@ -1,11 +1,7 @@
 """`edge run`: the long-running service. One place builds the pipeline from settings and owns its threads.
 
-source ─AudioChunk─▶ windower ─Window─▶ ensemble ─Scores─▶ screen ─Scores─▶ smoother ─Event─▶ outputs
-                                                                 └─alerts─▶ outputs   (daily files, outbox ─▶ MQTT)
-
-Every chunk also goes to the speech detector, then (when clips are on) to the clip recorder's ring, before
-its windows: a clip is cut from the ring once its event's end is known (or, after the chunk's events, once
-its length cap is passed), unless it would hold speech.
+source ─AudioChunk─▶ Pipeline (edge.pipeline, with the smoother as its events stage) ─Event, Alert─▶ outputs
+                                                                           (daily files, outbox ─▶ MQTT)
 
 The loop runs in the main thread; the source's own thread (folder watcher, audio callback) only hands it
 work, and the uplink's thread only reads the outbox. Signals set flags that the loop reads between chunks: SIGTERM/SIGINT stop, SIGHUP reloads.
@@ -17,6 +13,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import structlog
@@ -25,7 +22,7 @@ from edge.app import logs
 from edge.screen.alerts import AlertGate
 from edge.inference.budget import BudgetGuard, ladder
 from edge.clips.store import ClipStore
-from edge.clips.recorder import ClipOptions, ClipRecorder
+from edge.clips.recorder import ClipOptions, ClipRecorder, NoClips
 from edge.inference.ensemble import Ensemble, load_ensemble
 from edge.app.health import Health
 from edge.app.latency import Latencies
@@ -36,21 +33,22 @@ from edge.app.notify import Notifier
 from edge.sinks.outbox import Outbox
 from edge.app.preflight import alert_problems
 from edge.screen.range_model import RangeModel
-from edge.wire.records import event_record, record_key
+from edge.wire.records import alert_record, event_record, record_key
 from edge.app.settings import Settings, SettingsError, load_settings
 from edge.sinks.daily import DailyFiles
 from edge.sinks.mqtt import MqttPublisher
 from edge.sinks.outputs import Outputs
 from edge.screen.stage import Screen
 from edge.events.smoother import Smoother
+from edge.pipeline import Pipeline, Record
 from edge.sources.files import ReplayConfig, ReplaySource
 from edge.sources.folder import FolderConfig, FolderSource
 from edge.sources.microphone import Microphone, MicrophoneConfig
 from edge.screen.species import SpeciesFilter, SpeciesListError
-from edge.screen.speech import SpeechDetector, SpeechModel
+from edge.screen.speech import NoSpeech, SpeechDetector, SpeechModel
 from edge.inference.stages import Stages
 from edge.sources.state import RecordingState
-from edge.types import AudioChunk, Event, Label, LiveSource
+from edge.types import Alert, AudioChunk, Event, Label, LiveSource
 from edge.audio.windower import WindowSpec, Windower
 
 log = structlog.get_logger(__name__)
@@ -89,15 +87,21 @@ def build_species(settings: Settings, labels: tuple[Label, ...], alerts: AlertGa
     return SpeciesFilter.load(settings.species.options(), labels, settings.models_dir, alerts.indices, range_model)
 
 
-def build_screen(settings: Settings, labels: tuple[Label, ...], speech: SpeechDetector | None) -> Screen:
-    alerts = AlertGate(settings.alerts.options(), labels, settings.box_id)
+def build_screen(settings: Settings, labels: tuple[Label, ...], speech: SpeechDetector | NoSpeech) -> Screen:
+    alerts = AlertGate(settings.alerts.options(), labels)
     return Screen(alerts, build_species(settings, labels, alerts), speech, settings.privacy.suppress_detections)
 
 
-def build_clips(settings: Settings, speech: SpeechDetector | None) -> ClipRecorder | None:
+def build_speech(settings: Settings) -> SpeechDetector | NoSpeech:
+    if not settings.privacy.speech_detector:
+        return NoSpeech()
+    return SpeechDetector(SpeechModel.load(settings.models_dir), settings.privacy.options())
+
+
+def build_clips(settings: Settings, speech: SpeechDetector | NoSpeech) -> ClipRecorder | NoClips:
     c = settings.clips
     if not c.enabled:
-        return None
+        return NoClips()
     store = ClipStore(settings.clips_dir, c.max_age_days, c.max_megabytes, c.min_free_percent)
     options = ClipOptions(settings.clips_dir, c.pre_roll, c.post_roll, c.max_seconds)
     return ClipRecorder(options, store, veto=lambda stream, start, end: speech.speech_between(stream, start, end) > 0)
@@ -146,12 +150,12 @@ class Daemon:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
         self.ensemble = build_ensemble(s, self.stages)
-        self.windower = Windower(window_spec(s), self.ensemble.sample_rates, s.model.resampler)
-        self.speech = (SpeechDetector(SpeechModel.load(s.models_dir), s.privacy.options())
-                       if s.privacy.speech_detector else None)
-        self.screen = build_screen(s, self.ensemble.taxonomy.labels, self.speech)
-        self.clips = build_clips(s, self.speech)
-        self.smoother = Smoother(s.smoothing.options(), self.screen.species.thresholds)
+        windower = Windower(window_spec(s), self.ensemble.sample_rates, s.model.resampler)
+        speech = build_speech(s)
+        screen = build_screen(s, self.ensemble.taxonomy.labels, speech)
+        self.smoother = Smoother(s.smoothing.options(), screen.species.thresholds)
+        self.pipeline = Pipeline(windower, self.ensemble, screen, self.smoother, speech, build_clips(s, speech),
+                                 self.stages)
         self.outputs = build_outputs(s)
         self.outputs.start()
         self.state = RecordingState(s.state_path)
@@ -171,7 +175,7 @@ class Daemon:
         try:
             for chunk in chunks:
                 if chunk is not None:
-                    self._analyse(chunk)
+                    self._publish(chunk, self.pipeline.push(chunk, self.guard.load))
                     self._account(chunk)
                 self._tick()
         finally:
@@ -184,34 +188,26 @@ class Daemon:
         """Stop the source's threads and close what is open, in reverse order of `start`."""
         self.notifier.stopping()
         self.source.stop()
-        if self.clips is not None:
-            self.clips.close()
+        self.pipeline.clips.close()
         self.state.close()
         self.outputs.stop()
         log.info("daemon_stopped")
 
-    def _analyse(self, chunk: AudioChunk) -> None:
-        load = self.guard.load
-        if self.speech is not None:
-            with self.stages.measure("speech"):
-                self.speech.push(chunk)
-        if self.clips is not None:
-            self.clips.push(chunk)
-        with self.stages.measure("windows"):
-            windows = [w for w in self.windower.push(chunk) if w.index % load.hop_factor == 0]
-        self.health.audio_seconds += chunk.seconds
+    def _publish(self, chunk: AudioChunk, records: list[Record]) -> None:
+        """The chunk's alerts and events, in order, to the outputs; then its counts and latencies."""
+        windows = self.pipeline.windows
         first = self.health.windows == 0 and windows
+        self.health.audio_seconds += chunk.seconds
         self.health.windows += len(windows)
-        for scores in self.ensemble.score(windows, active=load.active, tta=load.tta):
-            alerts, scores = self.screen.screen(scores)
-            self._publish_alerts(alerts)
-            self._publish_events(self.smoother.update(scores))
+        if records:
+            with self.stages.measure("publish", items=len(records)):
+                for record in records:
+                    if isinstance(record, Alert):
+                        self._publish_alert(record)
+                    else:
+                        self._publish_event(record)
         if first:  # cold start: from the process's start to its first scored window
             log.info("first_result", seconds=round(time.time() - self.health.process.create_time(), 2))
-        if chunk.last:
-            self._publish_events(self.smoother.close())
-        if self.clips is not None:  # after the chunk's events: an end they revealed comes before the cap
-            self.clips.write_ready()
         self.latencies.record(chunk, windows, time.monotonic())
 
     def _account(self, chunk: AudioChunk) -> None:
@@ -221,38 +217,18 @@ class Daemon:
         if not self.guard.live:
             self.guard.pace(self.stop_requested)
 
-    def _publish_events(self, events: list[Event]) -> None:
-        if events:
-            with self.stages.measure("publish", items=len(events)):
-                self._publish(events)
+    def _publish_alert(self, alert: Alert) -> None:
+        record = alert_record(alert, self.settings.box_id, detected=datetime.now(timezone.utc))
+        self.outputs.publish("alerts", record, record_key(record))
+        log.warning("alert", alert_class=alert.alert_class, confidence=record["confidence"], source=record["source"],
+                    start_s=record["start_s"], start_utc=record["start_utc"], held_back=alert.held_back, id=alert.id)
 
-    def _publish_alerts(self, alerts: list[dict]) -> None:
-        for alert in alerts:
-            with self.stages.measure("publish", items=1):
-                self.outputs.publish("alerts", alert, record_key(alert))
-            log.warning("alert", alert_class=alert["alert_class"], confidence=alert["confidence"],
-                        source=alert["source"], start_s=alert["start_s"], start_utc=alert["start_utc"],
-                        held_back=alert["held_back"], id=alert["id"])
-
-    def _publish(self, events: list[Event]) -> None:
-        for event in events:
-            clip = self._clip(event)
-            record = event_record(event, self.settings.box_id, clip)
-            self.outputs.publish("events", record, record_key(record))
-            self.health.events += 1
-            log.info("detection_event", kind=event.kind, species=event.label.scientific_name,
-                     confidence=record["confidence"], source=event.stream.id, start_s=record["start_s"],
-                     id=event.id)
-
-    def _clip(self, event: Event) -> str | None:
-        """The clip of the event, once written (its end, or earlier for an event longer than a clip)."""
-        if self.clips is None:
-            return None
-        if event.kind == "start":
-            self.clips.begin(event)
-        elif event.kind == "end":
-            self.clips.finish(event)
-        return self.clips.path_of(event.id)
+    def _publish_event(self, event: Event) -> None:
+        record = event_record(event, self.settings.box_id)
+        self.outputs.publish("events", record, record_key(record))
+        self.health.events += 1
+        log.info("detection_event", kind=event.kind, species=event.label.scientific_name,
+                 confidence=record["confidence"], source=event.stream.id, start_s=record["start_s"], id=event.id)
 
     def _tick(self) -> None:
         self.notifier.watchdog()
@@ -265,15 +241,14 @@ class Daemon:
             self.publish_health()
 
     def publish_health(self) -> None:
-        if self.clips is not None:
-            self.clips.store.prune()
+        clips = self.pipeline.clips
+        clips.prune()
         self.state.save()  # what a failing disk refused, if it takes it now
-        clips = {} if self.clips is None else self.clips.stats()
         outputs = self.outputs.stats()
-        faults = [f.as_record() for f in (self.state.fault, self.clips and self.clips.store.fault) if f]
+        faults = [f.as_record() for f in (self.state.fault, clips.fault) if f]
         extra = {"suppressed_by_cooldown": self.smoother.suppressed, **outputs, **self.guard.stats(),
-                 **self.latencies.summary(), "member_ms_per_crop": self._member_costs(), **self.screen.stats(),
-                 **clips, "storage_faults": outputs["storage_faults"] + faults}
+                 **self.latencies.summary(), "member_ms_per_crop": self._member_costs(),
+                 **self.pipeline.screen.stats(), **clips.stats(), "storage_faults": outputs["storage_faults"] + faults}
         record = self.outputs.publish("health", self.health.record(self.source.stats(), extra))
         fields = {k: v for k, v in record.items() if k not in ("schema", "box")}
         if record["storage_faults"]:
@@ -313,17 +288,15 @@ class Daemon:
         try:  # the lists and the thresholds file are read again even when the configuration is unchanged
             if unknown := alert_problems(new, labels):  # as at start: a typo must not silence an alert
                 raise ValueError("; ".join(unknown))
-            alerts = AlertGate(new.alerts.options(), labels, old.box_id)
-            species = build_species(new, labels, alerts, self.screen.species.range_model)
+            alerts = AlertGate(new.alerts.options(), labels)
+            species = build_species(new, labels, alerts, self.pipeline.screen.species.range_model)
         except (SpeciesListError, ModelError, ValueError, OSError) as error:
             log.error("reload_failed", error=str(error))
             self.notifier.ready()
             return
         changed = [name for name in Settings.model_fields if getattr(new, name) != getattr(old, name)]
-        self.smoother.options = new.smoothing.options()
-        self.smoother.thresholds = species.thresholds
-        alerts.carry_over(self.screen.alerts)
-        self.screen.alerts, self.screen.species = alerts, species
+        self.smoother.reconfigure(new.smoothing.options(), species.thresholds)
+        self.pipeline.reload(alerts, species)
         logs.configure(json=True, level=new.log_level, stream=sys.stdout)
         self.settings = old.model_copy(update={name: getattr(new, name) for name in RELOADABLE})
         needs_restart = [name for name in changed if name not in RELOADABLE]

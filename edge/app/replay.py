@@ -5,17 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
+from typing import Callable
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from edge import pipeline
 from edge.events.detector import Detector, DetectorOptions
+from edge.pipeline import Pipeline
+from edge.screen.alerts import AlertGate, AlertOptions
+from edge.screen.stage import Screen
 from edge.inference.ensemble import MemberSpec, load_ensemble
 from edge.inference.member import MemberOptions
 from edge.sinks.files import RavenSink, file_sinks
 from edge.sources.files import DecodeOptions, FileSource
 from edge.screen.species import SpeciesFilter, SpeciesOptions
 from edge.sinks.summary import Summary
+from edge.types import AudioChunk, Sink
 from edge.audio.windower import WindowSpec, Windower
 
 LONG_INPUT_SECONDS = 60.0
@@ -85,8 +89,22 @@ def replay(paths: list[Path], models_dir: Path, model_names: list[str], out: Pat
                 table.begin(chunk.stream)
             bar.update(task, advance=chunk.seconds, description=chunk.stream.id[-40:])
 
-        pipeline.run(source, windower, ensemble, Detector(options.detector), sinks, on_chunk=advance,
-                     screen=species.apply)
+        screen = Screen(AlertGate(AlertOptions(), ensemble.taxonomy.labels), species)  # no alert classes
+        run(source, Pipeline(windower, ensemble, screen, Detector(options.detector)), sinks, on_chunk=advance)
     return ReplayResult(summary=summary, recordings=len(source.recordings), failed=source.failed,
                         audio_seconds=seconds, damaged=source.damaged,
                         species_weeks=tuple(sorted(species.weeks)))
+
+
+def run(source: FileSource, pipeline: Pipeline, sinks: list[Sink], on_chunk: Callable[[AudioChunk], None]) -> None:
+    """Every chunk of the source through the pipeline, its detections to every sink; then close the sinks
+    (also on error)."""
+    try:
+        for chunk in source.chunks():
+            for detection in pipeline.push(chunk):
+                for sink in sinks:
+                    sink.emit(detection)
+            on_chunk(chunk)
+    finally:
+        for sink in sinks:
+            sink.close()

@@ -29,6 +29,7 @@ import numpy as np
 import structlog
 
 from edge.clips.store import ClipStore
+from edge.storage.faults import StorageFault
 from edge.types import AudioChunk, Event, Stream, StreamSpan
 
 log = structlog.get_logger(__name__)
@@ -255,6 +256,15 @@ class ClipRecorder:
         for capture in list(self._captures.values()):
             self._write(capture, capture.end if capture.end is not None else capture.cap)
 
+    def prune(self) -> None:
+        """Remove clips past the store's age, size or free-space limits."""
+        self.store.prune()
+
+    @property
+    def fault(self) -> StorageFault | None:
+        """The store's error writing the last clip, until a write succeeds."""
+        return self.store.fault
+
     def stats(self) -> dict[str, int | bool]:
         """Counters for the health record: the store's, and the recorder's own."""
         return {**self.store.stats(), "clips_refused_speech": self.refused_speech, "clips_unjudged": self.unjudged,
@@ -312,3 +322,27 @@ class ClipRecorder:
         self._settled[event_id] = path
         while len(self._settled) > SETTLED_KEPT:
             self._settled.popitem(last=False)
+
+
+class NoClips:
+    """The clip recorder when clips are off: keeps no audio, writes nothing, gives no event a clip."""
+
+    fault = None
+
+    def push(self, chunk: AudioChunk) -> None:
+        pass
+
+    def observe(self, event: Event) -> str | None:
+        return None
+
+    def write_ready(self) -> None:
+        pass
+
+    def prune(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def stats(self) -> dict[str, int | bool]:
+        return {}

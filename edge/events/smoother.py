@@ -83,6 +83,10 @@ class Smoother:
         self._state: _StreamState | None = None
         self.suppressed = 0
 
+    def reconfigure(self, options: SmootherOptions, thresholds: np.ndarray | None) -> None:
+        """After a reload: new options and thresholds, from the next window on; events under way go on."""
+        self.options, self.thresholds = options, thresholds
+
     def _limits(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """on, off and instant of each of `n` classes."""
         o = self.options

@@ -13,13 +13,12 @@ alerts exactly as the box did live, and a burst of files from a recorder is not 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
 from dataclasses import dataclass, field, replace
 
 import structlog
 
-from edge.wire.records import ALERT_SCHEMA, observation
-from edge.types import Label, Scores, Stream, index_by_name
+from edge.types import Alert, Label, Scores, Stream, index_by_name
+from edge.wire.records import iso
 
 log = structlog.get_logger(__name__)
 
@@ -68,12 +67,11 @@ class _Clock:
 
 @dataclass
 class AlertGate:
-    """Turns window scores into alert records for the classes configured; `unknown` lists configured classes
-    that no running model knows (logged once at start: a typo must not silence an alert)."""
+    """Turns window scores into alerts for the classes configured; `unknown` lists configured classes that no
+    running model knows (logged once at start: a typo must not silence an alert)."""
 
     options: AlertOptions
     labels: tuple[Label, ...]
-    box: str
     states: dict[str, _ClassState] = field(init=False)
     unknown: tuple[str, ...] = field(init=False)
     _clock: _Clock = field(init=False, default_factory=_Clock)
@@ -91,8 +89,8 @@ class AlertGate:
     def indices(self) -> frozenset[int]:
         return frozenset(s.index for s in self.states.values())
 
-    def check(self, scores: Scores) -> list[dict]:
-        """Alert records for one window, at most one per class and interval."""
+    def check(self, scores: Scores) -> list[Alert]:
+        """The alerts of one window, at most one per class and interval."""
         window = scores.window
         now = self._clock.at(window.stream, window.end_seconds)
         alerts = []
@@ -108,15 +106,12 @@ class AlertGate:
             label = scores.labels[state.index]
             stream = window.stream
             key = f"{stream.id}|{stream.instance}|{label.scientific_name}|{window.start}"
-            record = {"schema": ALERT_SCHEMA, "id": str(uuid.uuid5(ALERT_NAMESPACE, key)), "kind": "alert",
-                      "box": self.box, "alert_class": name,
-                      **observation(window, label, confidence, scores.model, scores.model_version),
-                      "threshold": state.threshold, "held_back": state.held_back,
-                      "detected_utc": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
+            alerts.append(Alert(id=str(uuid.uuid5(ALERT_NAMESPACE, key)), alert_class=name, window=window,
+                                label=label, confidence=confidence, threshold=state.threshold,
+                                held_back=state.held_back, model=scores.model, model_version=scores.model_version))
             state.last_at, state.held_back = now, 0
             state.sent += 1
-            state.last_utc = record["start_utc"]
-            alerts.append(record)
+            state.last_utc = iso(stream.utc_at(window.start))
         return alerts
 
     def carry_over(self, previous: AlertGate) -> None:

@@ -143,6 +143,19 @@ def union_overlap(segments: Iterable[tuple[int, int]], start: int, end: int) -> 
     return covered
 
 
+class NoSpeech:
+    """The speech detector when it is off: hears no speech, counts nothing."""
+
+    def push(self, chunk: AudioChunk) -> None:
+        pass
+
+    def speech_between(self, stream: Stream, start: int, end: int) -> float:
+        return 0.0
+
+    def stats(self) -> dict[str, float]:
+        return {}
+
+
 class SpeechDetector:
     """Speech segments of the current stream, on its clock, for the last `keep_seconds`.
 

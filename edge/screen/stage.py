@@ -15,15 +15,15 @@ from dataclasses import replace
 import numpy as np
 
 from edge.screen.alerts import AlertGate
-from edge.screen.speech import SpeechDetector
 from edge.screen.species import SpeciesFilter
-from edge.types import Scores, Window
+from edge.screen.speech import NoSpeech, SpeechDetector
+from edge.types import Scores, Screened, Window
 
 
 class Screen:
-    def __init__(self, alerts: AlertGate, species: SpeciesFilter, speech: SpeechDetector | None,
-                 suppress_speech: bool):
-        if suppress_speech and speech is None:
+    def __init__(self, alerts: AlertGate, species: SpeciesFilter, speech: SpeechDetector | NoSpeech = NoSpeech(),
+                 suppress_speech: bool = False):
+        if suppress_speech and isinstance(speech, NoSpeech):
             raise ValueError("suppressing detections during speech needs the speech detector")
         self.alerts = alerts
         self.species = species
@@ -33,10 +33,10 @@ class Screen:
         self.windows_suppressed = 0
 
     def has_speech(self, window: Window) -> bool:
-        return self.speech is not None and self.speech.speech_between(window.stream, window.start, window.end) > 0
+        return self.speech.speech_between(window.stream, window.start, window.end) > 0
 
-    def screen(self, scores: Scores) -> tuple[list[dict], Scores]:
-        """The alert records of one window, and its scores as the smoother may see them."""
+    def screen(self, scores: Scores) -> Screened:
+        """The alerts of one window, and its scores as the smoother may see them."""
         alerts = self.alerts.check(scores)
         scores = self.species.apply(scores)
         if self.has_speech(scores.window):
@@ -44,10 +44,14 @@ class Screen:
             if self.suppress_speech:
                 self.windows_suppressed += 1
                 scores = replace(scores, probabilities=np.zeros_like(scores.probabilities))
-        return alerts, scores
+        return Screened(tuple(alerts), scores)
+
+    def swap(self, alerts: AlertGate, species: SpeciesFilter) -> None:
+        """After a reload: the new alert classes (keeping the intervals of the classes kept) and species filter."""
+        alerts.carry_over(self.alerts)
+        self.alerts, self.species = alerts, species
 
     def stats(self) -> dict:
-        speech = {} if self.speech is None else self.speech.stats()
-        return {**speech, "windows_with_speech": self.windows_with_speech,
+        return {**self.speech.stats(), "windows_with_speech": self.windows_with_speech,
                 "windows_suppressed_for_speech": self.windows_suppressed, "alerts": self.alerts.stats(),
                 "species_week": self.species.week}

@@ -6,7 +6,7 @@ import json
 import math
 from datetime import datetime
 
-from edge.types import Detection, Event, Label, StreamSpan
+from edge.types import Alert, Detection, Event, Label, StreamSpan
 
 SCHEMA = "edge.detection/1"
 
@@ -66,11 +66,19 @@ HEALTH_SCHEMA = "edge.health/1"
 EVENT_FIELDS = ("schema", "id", "kind", "box", *FIELDS[1:], "clip", "seq")
 
 
-def event_record(event: Event, box: str, clip: str | None = None) -> dict:
+def event_record(event: Event, box: str) -> dict:
     """A detection event as published: its `id` is shared by the start, updates and end of one event."""
     e = event
     return {"schema": EVENT_SCHEMA, "id": e.id, "kind": e.kind, "box": box,
-            **observation(e, e.label, e.confidence, e.model, e.model_version), "clip": clip}
+            **observation(e, e.label, e.confidence, e.model, e.model_version), "clip": e.clip}
+
+
+def alert_record(alert: Alert, box: str, detected: datetime) -> dict:
+    """An alert as published; `detected` is when the box heard it (wall clock), for the station's delay."""
+    a = alert
+    return {"schema": ALERT_SCHEMA, "id": a.id, "kind": "alert", "box": box, "alert_class": a.alert_class,
+            **observation(a.window, a.label, a.confidence, a.model, a.model_version),
+            "threshold": a.threshold, "held_back": a.held_back, "detected_utc": iso(detected)}
 
 
 def record_key(record: dict) -> str:
