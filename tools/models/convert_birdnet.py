@@ -363,6 +363,7 @@ def build_onnx(tflite_path: Path) -> onnx.ModelProto:
     del joined.graph.output[:]
     joined.graph.output.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 6522]))
     joined.graph.input[0].type.tensor_type.shape.dim[1].dim_value = n_samples
+    # The path the committed files carry, kept so that a rebuild gives their bytes (tools/README.md)
     joined.producer_name = "edge tools/convert_birdnet.py"
     canonical_constants(joined)
     canonical_names(joined)

@@ -72,6 +72,7 @@ def build_onnx(tflite_path: Path) -> onnx.ModelProto:
     # tf2onnx names the free batch dimension after a run-dependent counter ("unk__104").
     for info in (graph.input[0], graph.output[0]):
         info.type.tensor_type.shape.dim[0].dim_param = "batch"
+    # The path the committed files carry, kept so that a rebuild gives their bytes (tools/README.md)
     model.producer_name = "edge tools/convert_range.py"
     canonical_constants(model)
     canonical_names(model)

@@ -187,6 +187,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model, args.out / "model.onnx")
     shutil.copyfile(licence_file(dist), args.out / "LICENSE")
+    # The path the committed files carry, kept so that a rebuild gives their bytes (tools/README.md)
     names = dict(tool="tools/import_vad.py", package=PACKAGE, version=dist.version, source=MODEL,
                  reference=REFERENCE)
     (args.out / MANIFEST).write_text(SPEECH_TOML.format(
