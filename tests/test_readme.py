@@ -50,6 +50,9 @@ def test_every_command_starts_with_a_program_that_is_there(command):
         assert (ROOT / argv[1]).is_file(), command
     if program == ".venv/bin/python" and argv[1].endswith(".py"):
         assert (ROOT / argv[1]).is_file(), command
+    if program == ".venv/bin/python" and argv[1] == "-m" and argv[2].startswith("tools."):
+        module = ROOT.joinpath(*argv[2].split("."))
+        assert module.with_suffix(".py").is_file() or (module / "__main__.py").is_file(), command
     if program == ".venv/bin/edge":
         assert shutil.which("edge", path=str(ROOT / ".venv" / "bin")), "set-up puts edge in .venv/bin"
 

@@ -2,7 +2,7 @@
 
 Only `Label.common_name` changes; the scientific name stays the key of every payload, so detections from
 stations in different languages still join. The translations are BirdNET's own (models/birdnet-v2.4-names,
-written by tools/import_names.py); English is the model's labels themselves and needs no file.
+written by tools/models/import_names.py); English is the model's labels themselves and needs no file.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class CommonNames(Mapping[str, str]):
         digest = hashlib.sha256(data).hexdigest()
         if digest != entries[language]["sha256"]:
             raise ModelError(f"{path}: sha256 {digest} differs from {NAMES_MANIFEST} "
-                             f"({entries[language]['sha256']}): altered file; run tools/import_names.py")
+                             f"({entries[language]['sha256']}): altered file; run python -m tools.models.import_names")
         return cls(language, MappingProxyType(_parse(data.decode("utf-8"))))
 
 

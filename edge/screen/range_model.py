@@ -1,7 +1,7 @@
 """BirdNET's location/season ("range") model: which labels are expected at a place in a given week.
 
 BirdNET-Analyzer runs it to build a local species list and drops detections of labels scoring below 0.03
-there. The ONNX file is made by tools/convert_range.py. Its manifest is `range.toml`, not `manifest.toml`:
+there. The ONNX file is made by tools/models/convert_range.py. Its manifest is `range.toml`, not `manifest.toml`:
 edge.inference.manifest.discover reads every `manifest.toml` under the models folder as an audio classifier and fails
 on one without a sample rate.
 """
@@ -67,7 +67,8 @@ class RangeModel:
             model_path, expected_sha = directory / manifest["file"], manifest["sha256"]
             labels_path = directory / manifest["labels"]
         except FileNotFoundError as error:
-            raise ModelError(f"{manifest_path}: no range model manifest (run tools/convert_range.py)") from error
+            raise ModelError(f"{manifest_path}: no range model manifest "
+                             "(run python -m tools.models.convert_range)") from error
         except (KeyError, tomllib.TOMLDecodeError) as error:
             raise ModelError(f"{manifest_path}: invalid range model manifest: {error!r}") from error
         check_sha256(model_path, expected_sha, manifest_path)

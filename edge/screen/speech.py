@@ -21,7 +21,7 @@ from edge.inference.manifest import ModelError, check_sha256
 from edge.audio.resample import RateConverter
 from edge.types import AudioChunk, Stream
 
-# The model's I/O contract (written into speech.toml by tools/import_vad.py and checked against it at load).
+# The model's I/O contract (written into speech.toml by tools/models/import_vad.py and checked against it at load).
 RATE = 16000  # Hz
 FRAME = 512  # new samples per frame: 32 ms
 CONTEXT = 64  # samples of the previous frame put in front of each frame (zeros before the first)
@@ -91,8 +91,8 @@ def read_manifest(directory: Path) -> SpeechManifest:
                                   int(inp["sample_rate"]), int(inp["frame"]), int(inp["context"]))
     except FileNotFoundError as error:
         raise ModelError(f"{path}: no speech model manifest (the privacy gate needs the silero-vad directory "
-                         f"in the models folder: run tools/import_vad.py, or set [privacy] speech_detector = "
-                         f"false)") from error
+                         f"in the models folder: run python -m tools.models.import_vad, or set [privacy] "
+                         f"speech_detector = false)") from error
     except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as error:
         raise ModelError(f"{path}: invalid manifest: {error!r}") from error
     if (manifest.sample_rate, manifest.frame, manifest.context) != (RATE, FRAME, CONTEXT):

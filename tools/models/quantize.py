@@ -7,7 +7,7 @@ calibrated on real recordings cut into crops exactly as edge cuts them, timed ag
 machine, and gated by edge/inference/agreement.py on held-out recordings. The spectrogram front-end and the magnitude
 compression before the backbone always stay in float: their nodes are never candidates.
 
-Usage: python tools/quantize.py --model models/birdnet-v2.4 --out models/birdnet-v2.4-int8 [--variants a,b]
+Usage: python -m tools.models.quantize --model models/birdnet-v2.4 --out models/birdnet-v2.4-int8 [--variants a,b]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from edge.inference.member import crop_starts, flat_sigmoid, make_session
 from edge.sources.files import decode
 from edge.audio.windower import Windower, WindowSpec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 # Disjoint sets of real recordings (sources and licences in tests/data/SOURCES.md). Calibration: field
 # recordings with calls the model is unsure of, so ranges come from ordinary sound, not only from clear songs.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The box's own platform, checked from an x86-64 Debian machine, as root:
 #
-#   bash tools/check_arm64.sh [ROOTFS]      # default ROOTFS: /var/tmp/edge-arm64 (kept for the next run)
+#   bash tools/ops/check_arm64.sh [ROOTFS]      # default ROOTFS: /var/tmp/edge-arm64 (kept for the next run)
 #
 # 1. builds an arm64 Debian 12 (the base of 64-bit Raspberry Pi OS) in ROOTFS with debootstrap, run through
 #    qemu-user emulation (qemu-user-static, binfmt_misc);
@@ -14,7 +14,7 @@
 # onnxruntime reads the host's x86 /proc/cpuinfo and crashes, so an Arm one (a Cortex-A72, as in a
 # Raspberry Pi 4: no dot-product instructions) is bind-mounted over it inside the chroot.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 [ "$(id -u)" -eq 0 ] || { echo "run as root (debootstrap, chroot and mounts need it)" >&2; exit 1; }
 root=${1:-/var/tmp/edge-arm64}
 checkout=$(pwd -P)

@@ -14,7 +14,7 @@ that language, sometimes re-cased ("Red-Capped Parrot" in pt_BR) or from an olde
 the English one (ignoring case) is counted as untranslated (`same_as_english`); an empty name falls back to
 English in edge; a file whose scientific names differ from labels.txt in any way, or in order, fails the run.
 
-Usage: python tools/import_names.py [--out models/birdnet-v2.4-names] [--labels models/birdnet-v2.4/labels.txt]
+Usage: python -m tools.models.import_names [--out models/birdnet-v2.4-names] [--labels models/birdnet-v2.4/labels.txt]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "birdnet_analyzer"
 LABELS_DIR = "labels/V2.4"
 PATTERN = re.compile(r"BirdNET_GLOBAL_6K_V2\.4_Labels_(?P<lang>[A-Za-z_]+)\.txt")
@@ -109,7 +109,7 @@ def read_language(code: str, source: Path, english: list[tuple[str, str]]) -> La
 
 def manifest_text(languages: list[Language], version: str, labels: Path) -> str:
     out = [
-        "# Written by tools/import_names.py, read by edge/inference/names.py: common names of BirdNET V2.4's classes in",
+        "# Written by tools/import_names.py, read by edge/names.py: common names of BirdNET V2.4's classes in",
         "# other languages, one file per language, lines \"Scientific name_Common name\" in the order of",
         "# birdnet-v2.4/labels.txt. same_as_english: names equal to the English label ignoring case (upstream's",
         "# fallback where eBird had no name in that language; a few are genuinely the same word).",

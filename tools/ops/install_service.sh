@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install edge as a systemd service on a Debian / Raspberry Pi OS box, from the checkout this script is in:
 # As root:
-#   bash tools/install_service.sh                   # install or upgrade, enable, and (re)start
-#   bash tools/install_service.sh --no-start        # install or upgrade and enable; start nothing
+#   bash tools/ops/install_service.sh                 # install or upgrade, enable, and (re)start
+#   bash tools/ops/install_service.sh --no-start      # install or upgrade and enable; start nothing
 #
 # What it does, each step safe to repeat:
 #   - the system user and group `edge` (no login, home /var/lib/edge), member of `audio` for the microphone;
@@ -29,7 +29,7 @@ done
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo -i, or su -): bash $0 $*" >&2; exit 1; }
 
 umask 022
-source_dir=$(cd "$(dirname "$0")/.." && pwd -P)
+source_dir=$(cd "$(dirname "$0")/../.." && pwd -P)
 prefix=/opt/edge
 for file in config/edge.toml systemd/edge.service tools/setup.sh; do
     [ -f "$source_dir/$file" ] || { echo "missing $source_dir/$file: run this from an edge checkout" >&2; exit 1; }

@@ -9,7 +9,7 @@ Every recording is converted once (libsoxr, high quality) to each rate, then ana
 - Noise-only: any animal detected at >= --min-conf is false (BirdNET's human, dog, engine, siren, noise...
   classes are not animals and are not counted).
 
-Usage: python tools/compare_resamplers.py --labelled DIR --noise FILE... [--rates 22050,32000,44100]
+Usage: python -m tools.bench.compare_resamplers --labelled DIR --noise FILE... [--rates 22050,32000,44100]
 """
 
 from __future__ import annotations

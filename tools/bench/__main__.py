@@ -9,7 +9,7 @@ Sections (all by default, or those named with --sections):
 * live: latency from the last sample of a window to its events committed, p50/p95/p99, with the cost of each
   stage, under a budget of 0.5 core; the default model, then the 4-member ensemble.
 * resample: CPU per audio second of each resampler (kaiser_fast, soxr) for 22.05, 32 and 256 kHz to 48 kHz,
-  and as a share of BirdNET's own cost on the same audio (tools/bench_resample.py).
+  and as a share of BirdNET's own cost on the same audio (tools/bench/resample.py).
 * feed: audio fed faster than the full ensemble can analyse it, once without a budget (the queue grows) and
   once with the guard (it sheds load instead).
 
@@ -18,7 +18,7 @@ files and the durable outbox) in a process of its own, timed from start to exit 
 included); CPU seconds are its user + system time, peak RSS its ru_maxrss. The recording is made of the real
 recordings in tests/data, resampled once to 48 kHz and repeated to the length asked for.
 
-Usage: python tools/bench.py [--minutes 10] [--sections peers,ensemble,growth,live,feed,resample]
+Usage: python -m tools.bench [--minutes 10] [--sections peers,ensemble,growth,live,feed,resample]
 """
 
 from __future__ import annotations
@@ -37,14 +37,12 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
+from edge.app.settings import DEFAULT_MODEL
+from tools.bench.live import fast_feed_table, latency_table, run_live
+from tools.bench.resample import resample_table
+from tools.models.mel_member import BIRDCLEF_LOGMEL, write_mel_member
 
-from bench_live import fast_feed_table, latency_table, run_live  # noqa: E402
-from bench_resample import resample_table  # noqa: E402
-from mel_member import BIRDCLEF_LOGMEL, write_mel_member  # noqa: E402
-
-from edge.app.settings import DEFAULT_MODEL  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 RECORDINGS = ["maad_spinetail.wav", "opso_birds_10s.wav", "opso_great_plains_toad.wav", "pheasantCoucal_file0123.wav",
               "birdvox_warblr_fd79e55d_POSITIVE.wav", "S4A03895_20190522_120000.wav"]
@@ -104,9 +102,11 @@ class Bench:
         self.folder, self.audio, self.seconds = folder, audio, seconds
         self.models = folder / "models"
         self.models.mkdir()
-        for name in (FP32, INT8):
-            if (ROOT / "models" / name).is_dir():
-                (self.models / name).symlink_to(ROOT / "models" / name)
+        # Every bundled model, as on a box: the daemon's defaults need more than the members (the privacy gate's
+        # speech detector).
+        for bundled in (ROOT / "models").iterdir():
+            if bundled.is_dir():
+                (self.models / bundled.name).symlink_to(bundled)
         for name, seed, logmel in MEL_MEMBERS:
             write_mel_member(self.models, name, seed=seed, logmel=logmel)
         self.default = DEFAULT_MODEL
@@ -226,7 +226,7 @@ def cut(bench: Bench, seconds: float) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the benchmark recording")
     parser.add_argument("--live-seconds", type=float, default=60.0, help="length of each live run")
     parser.add_argument("--sections", default="peers,ensemble,growth,live,feed,resample")
