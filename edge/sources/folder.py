@@ -4,36 +4,33 @@ A file is complete when no process has it open for writing (see `writers`) and i
 has written to it for `settle_seconds`: no write or close notification (inotify), no change of size or
 modification time, the wait starting again at each. A close alone is not the end: a recorder may reopen the
 file to append. What was done with each file is kept in `RecordingState`, so a restart neither repeats nor
-skips one; a damaged file is moved to the quarantine folder with a note of its error. A file is never moved
-while a process has it open for writing or while it changes. A recorder's consecutive files are one stream
-(see `joins`); the stream's end waits while its next file is being written.
+skips one; a damaged file is moved to the quarantine folder with a note of its error (see `shelves`). A file
+is never moved while a process has it open for writing or while it changes. A recorder's consecutive files are
+one stream (see `joins`); the stream's end waits while its next file is being written. What is known of each
+file noticed, and the notifications, are in `arrivals`.
 """
 
 from __future__ import annotations
 
-import os
 import queue
-import shutil
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Iterator, Literal
 from zoneinfo import ZoneInfo
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from edge.storage.file_names import fitted, shown
-from edge.sources.recording_time import recorder_of
+from edge.sources.arrivals import Candidate, Notifications, walk
 from edge.sources.files import (AUDIO_SUFFIXES, AccessDenied, AudioError, DamagedAudio, DecodeOptions, ZoneName,
                                 decode, recording_time, sort_key)
 from edge.sources.joins import JoinFiles, JoinGap, Joiner, StreamEnd
 from edge.sources.writers import open_for_writing
+from edge.sources.shelves import Shelves
 from edge.sources.state import FINAL, RecordingState, recording_key
+from edge.storage.file_names import shown
 from edge.types import AudioChunk, Stream
 
 log = structlog.get_logger(__name__)
@@ -65,47 +62,6 @@ class FolderConfig(BaseModel):
     join_gap_seconds: JoinGap = 0.5
 
 
-@dataclass
-class _Candidate:
-    """A file seen in the folder, waiting to be complete."""
-
-    path: Path
-    size: int
-    mtime_ns: int
-    file_id: tuple[int, int]  # st_dev, st_ino: how /proc names the file a process has open
-    changed_at: float  # monotonic time it was last written to, or its size or mtime last changed
-    moved_in: bool  # renamed into the folder since that change: written elsewhere, complete
-    held_open: bool = False  # settled, but a process has it open for writing
-    sort_time: datetime | None = None
-    sort_known: bool = False
-    recorder: str | None = field(init=False)  # who wrote it, from its name (see recorder_of)
-
-    def __post_init__(self) -> None:
-        self.recorder = recorder_of(shown(self.path.as_posix()))
-
-    @classmethod
-    def seen(cls, path: Path, st: os.stat_result, now: float, moved_in: bool = False) -> _Candidate:
-        return cls(path, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino), now, moved_in)
-
-
-class _Notifications(FileSystemEventHandler):
-    """Runs on the watchdog thread: hands paths to the loop through a bounded queue, never blocks. A file
-    written to (created, modified, closed after writing) comes as "written", one renamed in as "moved"."""
-
-    def __init__(self, paths: queue.Queue, overflowed: threading.Event):
-        self.paths = paths
-        self.overflowed = overflowed
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory or event.event_type not in ("created", "modified", "closed", "moved"):
-            return
-        path, how = (event.dest_path, "moved") if event.event_type == "moved" else (event.src_path, "written")
-        try:
-            self.paths.put_nowait((os.fsdecode(path), how))
-        except queue.Full:
-            self.overflowed.set()  # the loop rescans the folder instead
-
-
 class FolderSource:
     live = False  # a recorder's files wait on the card until analysed
 
@@ -116,6 +72,7 @@ class FolderSource:
         self.state = state
         self.done_dir = done_dir.resolve()
         self.quarantine_dir = quarantine_dir.resolve()
+        self.shelves = Shelves(self.root, self.done_dir, self.quarantine_dir, config.after)
         self.decode_options = DecodeOptions(channel=config.channel, naive_zone=ZoneInfo(config.timezone))
         self.joiner = Joiner(config.join_gap_seconds if config.join_files else None,
                              resumed=lambda recorder: StreamEnd.from_row(state.stream_end(recorder)),
@@ -128,7 +85,7 @@ class FolderSource:
         self._paths: queue.Queue = queue.Queue(maxsize=NOTIFICATION_QUEUE)
         self._overflowed = threading.Event()
         self._observer = None
-        self._candidates: dict[Path, _Candidate] = {}
+        self._candidates: dict[Path, Candidate] = {}
         self._finished: set[str] = set()
         self._next_scan = 0.0
         self._hidden_writers_told = False
@@ -143,7 +100,7 @@ class FolderSource:
             except OSError as error:  # a full or read-only card: analysed files then stay where they are
                 log.error("folder_not_made", folder=str(folder), error=str(error))
         self._observer = Observer()
-        self._observer.schedule(_Notifications(self._paths, self._overflowed), str(self.root), recursive=True)
+        self._observer.schedule(Notifications(self._paths, self._overflowed), str(self.root), recursive=True)
         self._observer.start()
         log.info("folder_watched", folder=str(self.root), after=self.config.after)
 
@@ -229,15 +186,15 @@ class FolderSource:
                 return
             record = self.state.get(key)
             if record is not None and record.status in FINAL:
-                self._complete_after_restart(_Candidate.seen(path, st, self._clock()), key, record.status,
+                self._complete_after_restart(Candidate.seen(path, st, self._clock()), key, record.status,
                                              record.error)
                 return
             # A file an earlier run had taken, unchanged since (same key), was complete then: taken again at once.
             taken_before = record is not None
-            self._candidates[path] = _Candidate.seen(path, st, self._clock(), moved_in=how == "moved" or taken_before)
+            self._candidates[path] = Candidate.seen(path, st, self._clock(), moved_in=how == "moved" or taken_before)
         elif how is not None or (known.size, known.mtime_ns, known.file_id) != (
                 st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)):
-            self._candidates[path] = _Candidate.seen(path, st, self._clock(), moved_in=how == "moved")
+            self._candidates[path] = Candidate.seen(path, st, self._clock(), moved_in=how == "moved")
 
     def _wanted(self, path: Path) -> bool:
         """Audio files, but none under a hidden folder (a card's .Trash, a sync tool's old versions), none
@@ -250,7 +207,7 @@ class FolderSource:
             return False
         return path.is_file()
 
-    def _next_complete(self) -> _Candidate | None:
+    def _next_complete(self) -> Candidate | None:
         """The complete file with the earliest recording time (then path), if any."""
         now = self._clock()
         settled = []
@@ -264,7 +221,7 @@ class FolderSource:
             return None
         return min(complete, key=lambda c: (self._sort_time(c), str(c.path)))
 
-    def _not_open_for_writing(self, candidates: list[_Candidate]) -> list[_Candidate]:
+    def _not_open_for_writing(self, candidates: list[Candidate]) -> list[Candidate]:
         """Those of `candidates` that no process has open for writing (all of them when /proc says nothing)."""
         if not candidates:
             return []
@@ -284,7 +241,7 @@ class FolderSource:
                 log.info("recording_still_open", file=self._name(candidate.path))
         return free
 
-    def _sort_time(self, candidate: _Candidate) -> str:
+    def _sort_time(self, candidate: Candidate) -> str:
         if not candidate.sort_known:
             candidate.sort_time = recording_time(candidate.path, self.decode_options.naive_zone)
             candidate.sort_known = True
@@ -296,7 +253,7 @@ class FolderSource:
 
     # --- analysing one file ---------------------------------------------------------------------------------
 
-    def _analyse(self, candidate: _Candidate, stop: threading.Event) -> Iterator[AudioChunk]:
+    def _analyse(self, candidate: Candidate, stop: threading.Event) -> Iterator[AudioChunk]:
         del self._candidates[candidate.path]
         path, name = candidate.path, self._name(candidate.path)
         if not path.exists():
@@ -341,7 +298,7 @@ class FolderSource:
         held when the file was taken)."""
         return self.joiner.held is not None and self.joiner.held is not before
 
-    def _settle(self, candidate: _Candidate, key: str, status: str, seconds: float, error: str | None = None,
+    def _settle(self, candidate: Candidate, key: str, status: str, seconds: float, error: str | None = None,
                 tail_held: bool = False):
         """A file read to its end. When the joiner holds its stream's end (`tail_held`), the windows across that
         end wait for the next file: the file is finished once they are analysed (the next file continues the
@@ -364,7 +321,7 @@ class FolderSource:
         for *outcome, stream_end in unfinished:
             self._conclude(*outcome, None if released else stream_end)
 
-    def _conclude(self, candidate: _Candidate, key: str, status: str, seconds: float, error: str | None,
+    def _conclude(self, candidate: Candidate, key: str, status: str, seconds: float, error: str | None,
                   stream_end: tuple | None) -> None:
         """Record the outcome first, then move the file: a crash in between is finished by the next run."""
         name = self._name(candidate.path)
@@ -377,11 +334,11 @@ class FolderSource:
             log.info("recording_done", file=name, audio_seconds=round(seconds, 1))
         self._finish(candidate, key, status, error)
 
-    def _complete_after_restart(self, candidate: _Candidate, key: str, status: str, error: str | None) -> None:
+    def _complete_after_restart(self, candidate: Candidate, key: str, status: str, error: str | None) -> None:
         if self._finish(candidate, key, status, error) and (status == "quarantined" or self.config.after != "keep"):
             log.info("recording_put_away_after_restart", file=self._name(candidate.path), status=status)
 
-    def _finish(self, candidate: _Candidate, key: str, status: str, error: str | None) -> bool:
+    def _finish(self, candidate: Candidate, key: str, status: str, error: str | None) -> bool:
         """Put the file away, unless it has changed since it was taken or a process has it open for writing:
         then it stays, and is looked at again as any other file (a new version is a new recording)."""
         if status == "quarantined" or self.config.after != "keep":
@@ -389,11 +346,11 @@ class FolderSource:
                 log.warning("recording_left_in_place", file=self._name(candidate.path), status=status,
                             reason="written to since it was taken")
                 return False
-            self._put_away(candidate.path, status, error)
+            self.shelves.put_away(candidate.path, status, error)
         self._finished.add(key)
         return True
 
-    def _changed_or_open(self, candidate: _Candidate) -> bool:
+    def _changed_or_open(self, candidate: Candidate) -> bool:
         try:
             st = candidate.path.stat()
         except OSError:
@@ -402,41 +359,3 @@ class FolderSource:
                                                                    candidate.file_id):
             return True
         return not self._not_open_for_writing([candidate])
-
-    def _put_away(self, path: Path, status: str, error: str | None) -> None:
-        relative, name = path.relative_to(self.root), self._name(path)
-        try:
-            if status == "quarantined":
-                target = free_name(self.quarantine_dir / relative)
-                move(path, target)
-                note = target.with_name(fitted(target.name, ".error.txt"))
-                note.write_text(f"{name}: {error}\n", encoding="utf-8")
-            elif self.config.after == "move":
-                move(path, free_name(self.done_dir / relative))
-            elif self.config.after == "delete":
-                path.unlink()
-        except OSError as error:  # a full or read-only card: the file stays, and is known to be finished
-            log.error("recording_not_put_away", file=name, status=status, error=str(error))
-
-
-def walk(root: Path) -> Iterator[Path]:
-    """Every file under `root`; folders that vanish or cannot be read during the walk are passed over."""
-    for folder, _, files in os.walk(root):
-        for name in sorted(files):
-            yield Path(folder) / name
-
-
-def free_name(target: Path) -> Path:
-    """`target`, or `name-1.ext`, `name-2.ext`... when a file of that name is already there (the stem cut short
-    when the name would be too long)."""
-    n = 0
-    candidate = target.with_name(fitted(target.stem, target.suffix))
-    while candidate.exists():
-        n += 1
-        candidate = target.with_name(fitted(target.stem, f"-{n}{target.suffix}"))
-    return candidate
-
-
-def move(path: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(path), str(target))
