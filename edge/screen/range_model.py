@@ -17,6 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edge.inference.manifest import ModelError, check_sha256, parse_label
+from edge.inference.sessions import make_session
 
 MODEL_NAME = "birdnet-v2.4-range"
 MANIFEST_FILE = "range.toml"
@@ -73,10 +74,7 @@ class RangeModel:
         check_sha256(model_path, expected_sha, manifest_path)
         lines = [line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines() if line.strip()]
         labels = [parse_label(line, "scientific_common") for line in lines]
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        session = make_session(model_path)  # one thread: one small MLP run per place and week
         return cls(session, tuple(label.scientific_name for label in labels),
                    tuple(label.common_name for label in labels))
 

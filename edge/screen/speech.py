@@ -18,6 +18,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edge.inference.manifest import ModelError, check_sha256
+from edge.inference.sessions import make_session
 from edge.audio.resample import RateConverter
 from edge.types import AudioChunk, Stream
 
@@ -113,10 +114,7 @@ class SpeechModel:
         """The model in `models_dir`/`name`, its checksum verified; one thread is plenty (under 1 % of a core)."""
         manifest = read_manifest(Path(models_dir) / name)
         check_sha256(manifest.path, manifest.sha256, manifest.directory / MANIFEST)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        return cls(manifest, ort.InferenceSession(str(manifest.path), options, providers=["CPUExecutionProvider"]))
+        return cls(manifest, make_session(manifest.path, intra_op_threads=threads))
 
     @staticmethod
     def initial_state() -> tuple[np.ndarray, np.ndarray]:
