@@ -69,7 +69,7 @@ class Member:
         self.options = options
         self.shifts = tuple(shifts)
         self.labels: tuple[Label, ...] = manifest.labels()
-        self.session = make_session(manifest.path, options.intra_op_threads, options.inter_op_threads)
+        self.session = make_session(manifest.verified_path(), options.intra_op_threads, options.inter_op_threads)
         self.stages = stages or Stages()
         self.front_end = front_end or SharedFrontEnd(manifest, self.stages)
         self._cache: dict[CropKey, np.ndarray] = {}
