@@ -100,8 +100,8 @@ class ModelSettings(Section):
 
 class BudgetSettings(Section):
     cpu_budget: float | None = Field(
-        BudgetOptions.cpu_budget, gt=0, le=64, description="CPU-seconds per second of audio for the whole daemon (0.5: half a core); "
-                                       "unset: no limit. Live input sheds load over it, file input is paced.")
+        BudgetOptions.cpu_budget, gt=0, le=64, description="CPU-seconds per second of audio for the whole daemon "
+        "(0.5: half a core); unset: no limit. Live input sheds load over it, file input is paced.")
     shed_order: list[Lever] = Field(list(BudgetOptions.order), description="Order of the levers that shed load: "
                                     "tta, members (lowest priority first), hop (skip windows).")
     max_hop_factor: int = Field(BudgetOptions.max_hop_factor, ge=1, le=16,
@@ -123,8 +123,8 @@ class BudgetSettings(Section):
 
 
 class WindowSettings(Section):
-    seconds: float = Field(5.0, ge=0.1, le=60, description="Analysis window, seconds.")
-    hop: float = Field(2.5, ge=0.1, le=60, description="Seconds between window starts (at most the window).")
+    seconds: float = Field(WindowSpec.seconds, ge=0.1, le=60, description="Analysis window, seconds.")
+    hop: float = Field(WindowSpec.hop, ge=0.1, le=60, description="Seconds between window starts (at most the window).")
 
     @model_validator(mode="after")
     def no_gaps(self) -> WindowSettings:
