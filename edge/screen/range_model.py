@@ -62,7 +62,8 @@ class RangeModel:
         """Load `birdnet-v2.4-range` under `models_dir`, refusing a model.onnx whose sha256 is not the manifest's."""
         directory = models_dir / MODEL_NAME
         manifest_path = directory / MANIFEST_FILE
-        manifest = read_manifest_file(manifest_path, missing="no range model manifest (run tools/convert_range.py)")
+        manifest = read_manifest_file(manifest_path,
+                                      missing="no range model manifest (run python -m tools.models.convert_range)")
         try:
             model_path, expected_sha = directory / manifest["file"], manifest["sha256"]
             labels_path = directory / manifest["labels"]

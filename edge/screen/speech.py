@@ -85,8 +85,8 @@ class SpeechManifest:
 def read_manifest(directory: Path) -> SpeechManifest:
     path = directory / MANIFEST
     data = read_manifest_file(path, missing="no speech model manifest (the privacy gate needs the silero-vad "
-                              "directory in the models folder: run tools/import_vad.py, or set [privacy] "
-                              "speech_detector = false)")
+                              "directory in the models folder: run python -m tools.models.import_vad, or set "
+                              "[privacy] speech_detector = false)")
     try:
         inp = data["input"]
         manifest = SpeechManifest(directory, data["name"], str(data["version"]), data["file"], data["sha256"],
