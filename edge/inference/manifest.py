@@ -94,7 +94,11 @@ class Manifest:
         return tuple(replace(label, species=label.scientific_name not in self.not_species) for label in labels)
 
     def checksum_ok(self) -> bool:
-        return file_sha256(self.path) == self.sha256
+        try:
+            self.verified_path()
+        except ModelError:
+            return False
+        return True
 
     def verified_path(self) -> Path:
         """The model file, once its sha256 is the manifest's (ModelError otherwise: a damaged card, a
