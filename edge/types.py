@@ -11,10 +11,21 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Iterator, Mapping, Protocol
 
 import numpy as np
+
+
+def iso_ms(moment: datetime) -> str:
+    """`moment` in ISO 8601 to the millisecond, the one time format of every record and store
+    (2019-05-22T10:00:07.500+00:00 for a UTC time)."""
+    return moment.isoformat(timespec="milliseconds")
+
+
+def utc_now() -> str:
+    """The wall-clock time now, in UTC, as `iso_ms` writes it."""
+    return iso_ms(datetime.now(timezone.utc))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import soxr
 from conftest import DATA, ROOT
 from edge.inference.frontend import front_end_for
 from edge.inference.manifest import load_manifest
-from edge.inference.member import make_session
+from edge.inference.sessions import make_session
 
 TOOL = ROOT / "tools" / "models" / "mel_member.py"
 

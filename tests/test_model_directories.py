@@ -62,6 +62,35 @@ def test_checksum_mismatch_is_reported(models_with_birdclef):
     assert result.returncode != 0 and "MISMATCH" in result.stdout
 
 
+def test_every_kind_of_model_file_is_checked_at_load_in_the_same_words(tmp_path, models_dir):
+    """The classifier's file too, as the member loads it, not only where a command remembers to verify it."""
+    from edge.inference.member import Member
+    from edge.inference.names import NAMES_DIR, CommonNames
+    from edge.screen.range_model import RangeModel
+    from edge.screen.speech import SpeechModel
+    from tiny_models import write_waveform_model
+
+    classifier = load_manifest(write_waveform_model(tmp_path / "classifiers"))
+    for folder, manifest in (("birdnet-v2.4-range", "range.toml"), ("silero-vad", "speech.toml"),
+                             (NAMES_DIR, "names.toml")):
+        (tmp_path / folder).mkdir()
+        for name in ("labels.txt", manifest, "pt_BR.txt", "model.onnx"):
+            if (models_dir / folder / name).is_file():
+                shutil.copyfile(models_dir / folder / name, tmp_path / folder / name)
+    for damaged in (classifier.path, tmp_path / "silero-vad" / "model.onnx", tmp_path / NAMES_DIR / "pt_BR.txt"):
+        with damaged.open("ab") as f:
+            f.write(b"\0")
+    (tmp_path / "birdnet-v2.4-range" / "model.onnx").write_bytes(b"not the model")
+    loads = (("model.onnx", "manifest.toml", lambda: Member(classifier)),
+             ("model.onnx", "range.toml", lambda: RangeModel.load(tmp_path)),
+             ("model.onnx", "speech.toml", lambda: SpeechModel.load(tmp_path)),
+             ("pt_BR.txt", "names.toml", lambda: CommonNames.load(tmp_path, "pt_BR")))
+    for file, manifest, load in loads:
+        with pytest.raises(ModelError, match=rf"{file}: sha256 [0-9a-f]{{16}}\.\.\. differs from {manifest} "
+                                             rf"\([0-9a-f]{{16}}\.\.\.\): damaged or replaced; reinstall edge"):
+            load()
+
+
 def test_broken_manifest_names_the_file(tmp_path):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "manifest.toml").write_text('name = "m"\n')

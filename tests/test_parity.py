@@ -10,7 +10,7 @@ import soxr
 from ai_edge_litert.interpreter import Interpreter
 
 from edge.inference.manifest import find
-from edge.inference.member import make_session
+from edge.inference.sessions import make_session
 
 RECORDINGS = [
     "maad_spinetail.wav",

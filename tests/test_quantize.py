@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from conftest import DATA, ROOT, edge_cli
 from edge.inference.agreement import agreement
 from edge.inference.manifest import INT8_CPU_FEATURES, ModelError, cpu_features, find, load_manifest
-from edge.inference.member import make_session
+from edge.inference.sessions import make_session
 from tiny_models import write_model_directory
 
 

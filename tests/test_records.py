@@ -8,7 +8,7 @@ import numpy as np
 
 from edge.events.detector import Detector, DetectorOptions
 from edge.wire.records import to_record
-from edge.types import Detection, Label, Scores, Stream, Window
+from edge.types import Detection, Label, Scores, Stream, Window, iso_ms, utc_now
 
 GOLDEN = Path(__file__).parent / "golden" / "detection_v1.json"
 SPINETAIL = Label("Cranioleuca erythrops", "Red-faced Spinetail", "Cranioleuca erythrops_Red-faced Spinetail")
@@ -29,6 +29,13 @@ def test_unknown_time_stays_null():
     record = to_record(Detection(window(Stream("x.wav", 48000)), SPINETAIL, 0.5, "m", "1"))
     assert record["start_utc"] is None and record["end_utc"] is None
     assert (record["start_s"], record["end_s"]) == (7.5, 12.5)
+
+
+def test_times_are_iso_8601_to_the_millisecond():
+    """Every record and store writes times one way: cut (not rounded) to the millisecond, with the offset."""
+    assert iso_ms(datetime(2019, 5, 22, 10, 0, 7, 500999, tzinfo=timezone.utc)) == "2019-05-22T10:00:07.500+00:00"
+    now = utc_now()
+    assert len(now) == 29 and datetime.fromisoformat(now).utcoffset().total_seconds() == 0
 
 
 def test_detector_threshold_and_top_k():

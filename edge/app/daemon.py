@@ -22,12 +22,11 @@ from edge.app import logs
 from edge.screen.alerts import AlertGate
 from edge.inference.budget import BudgetGuard, ladder
 from edge.clips.store import ClipStore
-from edge.clips.recorder import ClipOptions, ClipRecorder, NoClips
+from edge.clips.recorder import ClipRecorder, NoClips
 from edge.inference.ensemble import Ensemble, load_ensemble
 from edge.app.health import Health
 from edge.app.latency import Latencies
 from edge.inference.manifest import ModelError
-from edge.inference.member import MemberOptions
 from edge.inference.names import CommonNames, localise
 from edge.app.notify import Notifier
 from edge.sinks.outbox import Outbox
@@ -70,11 +69,8 @@ def build_source(settings: Settings, state: RecordingState) -> LiveSource:
 
 
 def build_ensemble(settings: Settings, stages: Stages) -> Ensemble:
-    model = settings.model
-    options = MemberOptions(crop_stride=model.crop_stride, sensitivity=model.sensitivity,
-                            intra_op_threads=model.threads, inter_op_threads=model.inter_op_threads)
-    specs = [member.spec() for member in model.members]
-    ensemble = load_ensemble(settings.models_dir, specs, window_spec(settings), options, stages)
+    specs = [member.spec() for member in settings.model.members]
+    ensemble = load_ensemble(settings.models_dir, specs, window_spec(settings), settings.model.options(), stages)
     if settings.language != "en":
         names = CommonNames.load(settings.models_dir, settings.language)
         ensemble.taxonomy = replace(ensemble.taxonomy, labels=localise(ensemble.taxonomy.labels, names))
@@ -103,7 +99,7 @@ def build_clips(settings: Settings, speech: SpeechDetector | NoSpeech) -> ClipRe
     if not c.enabled:
         return NoClips()
     store = ClipStore(settings.clips_dir, c.max_age_days, c.max_megabytes, c.min_free_percent)
-    options = ClipOptions(settings.clips_dir, c.pre_roll, c.post_roll, c.max_seconds)
+    options = c.options(settings.clips_dir)
     return ClipRecorder(options, store, veto=lambda stream, start, end: speech.speech_between(stream, start, end) > 0)
 
 

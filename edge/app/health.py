@@ -13,6 +13,7 @@ from typing import Mapping
 import psutil
 
 from edge.storage.faults import disks_of
+from edge.types import utc_now
 from edge.wire.records import HEALTH_SCHEMA
 
 
@@ -83,7 +84,7 @@ class Health:
         return {
             "schema": HEALTH_SCHEMA,
             "box": self.box,
-            "time_utc": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "time_utc": utc_now(),
             "uptime_s": round(now - self.started, 1),
             "audio_seconds": round(self.audio_seconds, 1),
             "windows": self.windows,

@@ -2,18 +2,18 @@
 
 Audio classifiers have a `manifest.toml` (edge.inference.manifest); BirdNET's range model a `range.toml`
 (edge.screen.range_model), the speech detector a `speech.toml` (edge.screen.speech) and the translated common names a
-`names.toml` (edge.inference.names). Each reader loads its own kind; this module only lists and checks them all, for
-`edge models` and `edge config check`.
+`names.toml` (edge.inference.names). Each reader loads its own kind, all through edge.inference.manifest's
+`read_manifest_file` and `verified`; this module only lists and checks them all, for `edge models` and `edge config
+check`.
 """
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge.screen import range_model, speech
-from edge.inference.manifest import MANIFEST, ModelError, check_sha256, load_manifest, require_folder
+from edge.inference.manifest import MANIFEST, ModelError, load_manifest, read_manifest_file, require_folder, verified
 from edge.inference.names import NAMES_MANIFEST
 
 KINDS = ((MANIFEST, "classifier"), (range_model.MANIFEST_FILE, "range filter"), (speech.MANIFEST, "speech detector"),
@@ -41,7 +41,7 @@ class ModelFolder:
         found = []
         for name, sha256 in self.files:
             try:
-                check_sha256(self.directory / name, sha256, self.manifest)
+                verified(self.directory / name, sha256, self.manifest)
             except ModelError as error:
                 found.append(str(error))
         return found
@@ -63,8 +63,8 @@ def folder_at(directory: Path) -> ModelFolder | None:
 
 def read_folder(directory: Path, manifest_name: str, kind: str) -> ModelFolder:
     path = directory / manifest_name
+    data = read_manifest_file(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
         if kind == "common names":
             languages = data["languages"]
             files = tuple((entry["file"], entry["sha256"]) for entry in languages.values())
@@ -73,9 +73,7 @@ def read_folder(directory: Path, manifest_name: str, kind: str) -> ModelFolder:
             files = ((data["file"], data["sha256"]),)
             name, version, detail = data["name"], str(data["version"]), describe(directory, kind, data)
         licence = data["licence"]
-    except (OSError, UnicodeDecodeError) as error:
-        raise ModelError(f"{path}: cannot read: {error}") from error
-    except (KeyError, TypeError, ValueError, AttributeError, tomllib.TOMLDecodeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ModelError(f"{path}: invalid manifest: {error!r}") from error
     return ModelFolder(directory, path, kind, name, version, licence, files, detail)
 

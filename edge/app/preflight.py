@@ -141,7 +141,7 @@ def model_problems(settings: Settings, verify: bool = True) -> list[str]:
         try:
             manifest = find(models_dir, name)
             if verify:
-                manifest.verify()
+                manifest.verified_path()  # ModelError for a damaged or missing file
             labels += manifest.labels()
         except (ModelError, OSError) as error:
             found.append(f"model.members: {error}")

@@ -2,6 +2,10 @@
 
 `EDGE_SMOOTHING__ON=0.6` overrides `[smoothing] on`; `EDGE_SOURCE='{"type": "microphone"}'` replaces a
 whole table. Paths under the data folder are derived from it, so moving `data_dir` moves all of them.
+
+A section that configures a stage takes its defaults from the stage's options (`SmootherOptions.on`, ...), so
+each default is written once, beside the code that uses it; the section adds bounds and descriptions, and its
+`options()` builds the stage's options.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from edge.screen.alerts import AlertClass, AlertOptions
-from edge.inference.budget import SHED_ORDER, BudgetOptions, Lever
+from edge.inference.budget import BudgetOptions, Lever
+from edge.clips.recorder import ClipOptions
 from edge.inference.ensemble import MemberSpec
 from edge.inference.manifest import default_models_dir
+from edge.inference.member import MemberOptions
 from edge.wire.mqtt import box_id_problem
 from edge.sinks.outbox import WhenFull
 from edge.sinks.mqtt import MqttConfig
@@ -62,10 +68,14 @@ class ModelSettings(Section):
     members: list[MemberSettings] = Field(
         [MemberSettings(name=DEFAULT_MODEL)], min_length=1,
         description="Models to run: names, or tables with name, weight, priority and tta (an ensemble if several).")
-    threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads inside an operator, per model.")
-    inter_op_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads across graph branches.")
-    sensitivity: float = Field(1.0, ge=0.5, le=1.5, description="BirdNET sensitivity: higher reports more.")
-    crop_stride: float = Field(1.0, ge=0.1, le=60, description="Grid step of the crops of a model shorter than a window, s.")
+    threads: int = Field(MemberOptions.intra_op_threads, ge=1, le=64,
+                         description="ONNX Runtime threads inside an operator, per model.")
+    inter_op_threads: int = Field(MemberOptions.inter_op_threads, ge=1, le=64,
+                                  description="ONNX Runtime threads across graph branches.")
+    sensitivity: float = Field(MemberOptions.sensitivity, ge=0.5, le=1.5,
+                               description="BirdNET sensitivity: higher reports more.")
+    crop_stride: float = Field(MemberOptions.crop_stride, ge=0.1, le=60,
+                               description="Grid step of the crops of a model shorter than a window, s.")
     resampler: Literal["kaiser_fast", "soxr"] = Field(
         "kaiser_fast", description="Sample-rate conversion to the models' rates: kaiser_fast (BirdNET-Analyzer's "
                                    "own, librosa's res_type='kaiser_fast') or soxr (libsoxr, high quality).")
@@ -83,19 +93,27 @@ class ModelSettings(Section):
     def names(self) -> list[str]:
         return [m.name for m in self.members]
 
+    def options(self) -> MemberOptions:
+        return MemberOptions(crop_stride=self.crop_stride, sensitivity=self.sensitivity,
+                             intra_op_threads=self.threads, inter_op_threads=self.inter_op_threads)
+
 
 class BudgetSettings(Section):
     cpu_budget: float | None = Field(
-        None, gt=0, le=64, description="CPU-seconds per second of audio for the whole daemon (0.5: half a core); "
-                                       "unset: no limit. Live input sheds load over it, file input is paced.")
-    shed_order: list[Lever] = Field(list(SHED_ORDER), description="Order of the levers that shed load: tta, "
-                                    "members (lowest priority first), hop (skip windows).")
-    max_hop_factor: int = Field(4, ge=1, le=16, description="Longest hop the guard may use, in hops.")
-    headroom: float = Field(0.8, gt=0, le=1, description="Restore load when it is predicted to cost at most "
-                                                         "this share of the budget.")
-    settle_seconds: float = Field(10.0, gt=0, le=3600, description="Audio seconds measured at a level before judging it.")
-    hold_seconds: float = Field(60.0, gt=0, le=86400, description="Audio seconds at a level before restoring load.")
-    max_lag: float = Field(3.0, gt=0, le=3600, description="Seconds live audio may wait before load is shed at once.")
+        BudgetOptions.cpu_budget, gt=0, le=64, description="CPU-seconds per second of audio for the whole daemon "
+        "(0.5: half a core); unset: no limit. Live input sheds load over it, file input is paced.")
+    shed_order: list[Lever] = Field(list(BudgetOptions.order), description="Order of the levers that shed load: "
+                                    "tta, members (lowest priority first), hop (skip windows).")
+    max_hop_factor: int = Field(BudgetOptions.max_hop_factor, ge=1, le=16,
+                                description="Longest hop the guard may use, in hops.")
+    headroom: float = Field(BudgetOptions.headroom, gt=0, le=1, description="Restore load when it is predicted to "
+                                                                            "cost at most this share of the budget.")
+    settle_seconds: float = Field(BudgetOptions.settle_seconds, gt=0, le=3600,
+                                  description="Audio seconds measured at a level before judging it.")
+    hold_seconds: float = Field(BudgetOptions.hold_seconds, gt=0, le=86400,
+                                description="Audio seconds at a level before restoring load.")
+    max_lag: float = Field(BudgetOptions.max_lag, gt=0, le=3600,
+                           description="Seconds live audio may wait before load is shed at once.")
 
     def options(self) -> BudgetOptions:
         return BudgetOptions(cpu_budget=self.cpu_budget, order=tuple(self.shed_order),
@@ -105,8 +123,8 @@ class BudgetSettings(Section):
 
 
 class WindowSettings(Section):
-    seconds: float = Field(5.0, ge=0.1, le=60, description="Analysis window, seconds.")
-    hop: float = Field(2.5, ge=0.1, le=60, description="Seconds between window starts (at most the window).")
+    seconds: float = Field(WindowSpec.seconds, ge=0.1, le=60, description="Analysis window, seconds.")
+    hop: float = Field(WindowSpec.hop, ge=0.1, le=60, description="Seconds between window starts (at most the window).")
 
     @model_validator(mode="after")
     def no_gaps(self) -> WindowSettings:
@@ -117,16 +135,24 @@ class WindowSettings(Section):
 class SmoothingSettings(Section):
     """The stages of edge.events.smoother; see SmootherOptions for their meaning."""
 
-    neighbours: float = Field(0.5, ge=0, le=1, description="Weight of each neighbouring window (0: off).")
-    ema: float = Field(0.0, ge=0, lt=1, description="Weight of the past in an exponential moving average (0: off).")
-    on: float = Field(0.5, ge=0, le=1, description="Smoothed score that starts an event.")
-    off: float = Field(0.35, ge=0, le=1, description="Smoothed score that keeps an event going.")
-    instant: float = Field(0.8, ge=0, le=1, description="A single raw window this confident starts an event at once.")
-    min_duration: float = Field(0.0, ge=0, le=3600, description="Seconds above `on` before an event starts.")
-    end_after: float = Field(10.0, gt=0, le=3600, description="Seconds without a window above `off` that end an event.")
-    cooldown: float = Field(0.0, ge=0, le=86400, description="Seconds after an end before the species can start anew.")
-    update_delta: float = Field(0.05, gt=0, le=1, description="Confidence gain that sends an update.")
-    update_every: float = Field(60.0, gt=0, le=86400, description="Duration growth, seconds, that sends an update.")
+    neighbours: float = Field(SmootherOptions.neighbours, ge=0, le=1,
+                              description="Weight of each neighbouring window (0: off).")
+    ema: float = Field(SmootherOptions.ema, ge=0, lt=1,
+                       description="Weight of the past in an exponential moving average (0: off).")
+    on: float = Field(SmootherOptions.on, ge=0, le=1, description="Smoothed score that starts an event.")
+    off: float = Field(SmootherOptions.off, ge=0, le=1, description="Smoothed score that keeps an event going.")
+    instant: float = Field(SmootherOptions.instant, ge=0, le=1,
+                           description="A single raw window this confident starts an event at once.")
+    min_duration: float = Field(SmootherOptions.min_duration, ge=0, le=3600,
+                                description="Seconds above `on` before an event starts.")
+    end_after: float = Field(SmootherOptions.end_after, gt=0, le=3600,
+                             description="Seconds without a window above `off` that end an event.")
+    cooldown: float = Field(SmootherOptions.cooldown, ge=0, le=86400,
+                            description="Seconds after an end before the species can start anew.")
+    update_delta: float = Field(SmootherOptions.update_delta, gt=0, le=1,
+                                description="Confidence gain that sends an update.")
+    update_every: float = Field(SmootherOptions.update_every, gt=0, le=86400,
+                                description="Duration growth, seconds, that sends an update.")
 
     def options(self) -> SmootherOptions:
         return SmootherOptions(**self.model_dump())
@@ -165,8 +191,8 @@ class AlertSettings(Section):
         description="Threat classes alerted from a single window: names, or tables with name and threshold.")
     threshold: float = Field(0.5, ge=0, le=1, description="Window score that alerts, for classes without "
                                                           "their own.")
-    min_interval: float = Field(60.0, ge=0, le=86400, description="Seconds of audio after an alert before its class "
-                                                        "alerts again (windows held back are counted).")
+    min_interval: float = Field(AlertOptions.min_interval, ge=0, le=86400, description="Seconds of audio after an "
+                                "alert before its class alerts again (windows held back are counted).")
 
     names_are_classes = field_validator("classes", mode="before")(names_are_tables)
 
@@ -177,15 +203,18 @@ class AlertSettings(Section):
 
 
 class SpeciesSettings(Section):
-    latitude: float | None = Field(None, ge=-90, le=90, description="The box's latitude, degrees north: with "
-                                                                    "longitude, turns the range filter on.")
-    longitude: float | None = Field(None, ge=-180, le=180, description="The box's longitude, degrees east.")
-    range_threshold: float = Field(0.03, ge=0, le=1, description="Species expected below this occurrence at "
-                                                                 "the location and week are dropped.")
-    include: list[str] = Field([], description="Species always reported, whatever the range filter says.")
-    exclude: list[str] = Field([], description="Species never reported (wins over include).")
-    thresholds_file: Path | None = Field(None, description="File of 'Scientific name,threshold' lines: the "
-                                                           "smoothed score that starts an event of that species.")
+    latitude: float | None = Field(SpeciesOptions.latitude, ge=-90, le=90, description="The box's latitude, "
+                                   "degrees north: with longitude, turns the range filter on.")
+    longitude: float | None = Field(SpeciesOptions.longitude, ge=-180, le=180,
+                                    description="The box's longitude, degrees east.")
+    range_threshold: float = Field(SpeciesOptions.range_threshold, ge=0, le=1, description="Species expected "
+                                   "below this occurrence at the location and week are dropped.")
+    include: list[str] = Field(list(SpeciesOptions.include),
+                               description="Species always reported, whatever the range filter says.")
+    exclude: list[str] = Field(list(SpeciesOptions.exclude), description="Species never reported (wins over include).")
+    thresholds_file: Path | None = Field(SpeciesOptions.thresholds_file, description="File of 'Scientific "
+                                         "name,threshold' lines: the smoothed score that starts an event of that "
+                                         "species.")
 
     @model_validator(mode="after")
     def both_or_neither(self) -> SpeciesSettings:
@@ -202,8 +231,8 @@ class SpeciesSettings(Section):
 class PrivacySettings(Section):
     speech_detector: bool = Field(True, description="Run the speech detector: speech is counted (never "
                                                     "recorded) and audio with speech is never saved as a clip.")
-    threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability of a 32 ms frame that counts "
-                                                          "as speech.")
+    threshold: float = Field(SpeechOptions.threshold, gt=0, lt=1,
+                             description="Speech probability of a 32 ms frame that counts as speech.")
     suppress_detections: bool = Field(False, description="Drop the scores of windows that overlap speech: "
                                                          "no detection event comes from them (alerts still do).")
 
@@ -214,14 +243,18 @@ class PrivacySettings(Section):
 class ClipSettings(Section):
     enabled: bool = Field(False, description="Save a FLAC clip of each detection event (never of speech).")
     directory: Path | None = Field(None, description="Folder of the clips (default: <data_dir>/clips).")
-    pre_roll: float = Field(3.0, ge=0, le=60, description="Seconds before the event's start.")
-    post_roll: float = Field(3.0, ge=0, le=60, description="Seconds after its end.")
-    max_seconds: float = Field(30.0, gt=0, le=600, description="Longest clip from the event's start, seconds.")
+    pre_roll: float = Field(ClipOptions.pre_roll, ge=0, le=60, description="Seconds before the event's start.")
+    post_roll: float = Field(ClipOptions.post_roll, ge=0, le=60, description="Seconds after its end.")
+    max_seconds: float = Field(ClipOptions.max_seconds, gt=0, le=600,
+                               description="Longest clip from the event's start, seconds.")
     max_age_days: float = Field(30.0, gt=0, le=36500, description="Clips older than this are deleted.")
     max_megabytes: float = Field(2048.0, gt=0, le=1e9, description="The clip folder is kept under this size, oldest "
                                                            "clips deleted first.")
     min_free_percent: float = Field(10.0, ge=0, lt=100, description="Oldest clips are deleted while the "
                                                                     "disk has less free space than this.")
+
+    def options(self, directory: Path) -> ClipOptions:
+        return ClipOptions(directory, self.pre_roll, self.post_roll, self.max_seconds)
 
 
 class HealthSettings(Section):

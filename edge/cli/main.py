@@ -19,7 +19,11 @@ from edge.inference.manifest import ModelError, cpu_features, default_models_dir
 from edge.app.model_folders import model_folders
 from edge.screen.range_model import YEAR_ROUND
 from edge.app.replay import ReplayOptions, replay
+from edge.app.settings import DEFAULT_MODEL
 from edge.audio.resample import RESAMPLERS
+from edge.audio.windower import WindowSpec
+from edge.events.detector import DetectorOptions
+from edge.inference.member import MemberOptions
 from edge.sinks.files import FORMATS
 from edge.sources.files import known_zone
 
@@ -44,20 +48,20 @@ main.add_command(species_command)
 
 @main.command(name="replay")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--model", "model_names", multiple=True, default=["birdnet-v2.4"], show_default=True,
+@click.option("--model", "model_names", multiple=True, default=[DEFAULT_MODEL], show_default=True,
               help="Model to run (repeat for an ensemble).")
 @models_dir_option
-@click.option("--window", type=FiniteRange(0.1, 60), default=5.0, show_default=True,
+@click.option("--window", type=FiniteRange(0.1, 60), default=WindowSpec.seconds, show_default=True,
               help="Analysis window, seconds.")
-@click.option("--hop", type=FiniteRange(0.1, 60), default=2.5, show_default=True,
+@click.option("--hop", type=FiniteRange(0.1, 60), default=WindowSpec.hop, show_default=True,
               help="Seconds between window starts.")
-@click.option("--crop-stride", type=FiniteRange(0.1, 60), default=1.0, show_default=True,
+@click.option("--crop-stride", type=FiniteRange(0.1, 60), default=MemberOptions.crop_stride, show_default=True,
               help="Grid step, seconds, of the crops a model with a shorter input takes inside a window.")
-@click.option("--sensitivity", type=FiniteRange(0.5, 1.5), default=1.0, show_default=True,
+@click.option("--sensitivity", type=FiniteRange(0.5, 1.5), default=MemberOptions.sensitivity, show_default=True,
               help="BirdNET sensitivity: higher reports more.")
-@click.option("--min-conf", type=FiniteRange(0, 1), default=0.25, show_default=True,
+@click.option("--min-conf", type=FiniteRange(0, 1), default=DetectorOptions.min_confidence, show_default=True,
               help="Minimum confidence of a detection.")
-@click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--top-k", type=click.IntRange(min=1), default=DetectorOptions.top_k, show_default=True,
               help="At most this many classes per window.")
 @click.option("--format", "formats", default="jsonl,csv,raven", show_default=True,
               help=f"Comma-separated output formats: {', '.join(FORMATS)}.")
@@ -68,7 +72,7 @@ main.add_command(species_command)
 @click.option("--timezone", "zone", default="UTC", show_default=True,
               help="Zone of the times in recorder file names that carry none (e.g. Europe/Berlin).")
 @species_filter_options
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--threads", type=click.IntRange(min=1), default=MemberOptions.intra_op_threads, show_default=True,
               help="ONNX Runtime threads per model.")
 @click.option("--join-gap", type=GapOrOff(), default="0.5", show_default=True,
               help="A recorder's consecutive files whose times meet within this many seconds are analysed as "

@@ -101,8 +101,8 @@ def species_filter_options(command):
         click.option("--week", type=click.IntRange(1, 48), default=None,
                      help="With --lat/--lon: BirdNET week 1-48 (four per month: 1 is January 1-7) instead of "
                           "each recording's date."),
-        click.option("--range-threshold", type=FiniteRange(0, 1), default=0.03, show_default=True,
-                     help="With --lat/--lon: species expected below this occurrence are dropped."),
+        click.option("--range-threshold", type=FiniteRange(0, 1), default=SpeciesOptions.range_threshold,
+                     show_default=True, help="With --lat/--lon: species expected below this occurrence are dropped."),
         click.option("--include", multiple=True, help="Species always reported, whatever the range filter says "
                                                       "(repeat; scientific or common name, or label)."),
         click.option("--include-file", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -120,13 +120,13 @@ class Ensemble:
 
 def load_ensemble(models_dir: Path, specs: list[MemberSpec], window: WindowSpec, options: MemberOptions,
                   stages: Stages | None = None) -> Ensemble:
-    """Sessions are built once here; members that declare the same front-end share one."""
+    """Sessions are built once here, each from a model file whose sha256 is checked as it loads; members that
+    declare the same front-end share one."""
     stages = stages or Stages()
     front_ends: dict[tuple, SharedFrontEnd] = {}
     members = []
     for spec in specs:
         manifest = find(models_dir, spec.name)
-        manifest.verify()
         slack = window.seconds - manifest.input_seconds
         if slack > 0 and options.crop_stride > slack + 1e-9:
             raise ValueError(

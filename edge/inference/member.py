@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import onnxruntime as ort
 
 from edge.inference.frontend import SharedFrontEnd
 from edge.inference.manifest import Manifest
+from edge.inference.sessions import make_session
 from edge.inference.stages import Stages
 from edge.types import Label, Window
 
@@ -51,17 +51,6 @@ def crop_starts(window_length: int, offset: int, input_length: int, step: float,
     return starts
 
 
-def make_session(path, intra_op_threads: int = 1, inter_op_threads: int = 1) -> ort.InferenceSession:
-    """Built once per member and reused for every crop, with all graph optimisations."""
-    session_options = ort.SessionOptions()
-    session_options.intra_op_num_threads = intra_op_threads
-    session_options.inter_op_num_threads = inter_op_threads
-    if inter_op_threads > 1:
-        session_options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
-    session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
-
-
 class Member:
     """Scores windows by max-pooling the probabilities of the crops inside them.
 
@@ -80,7 +69,7 @@ class Member:
         self.options = options
         self.shifts = tuple(shifts)
         self.labels: tuple[Label, ...] = manifest.labels()
-        self.session = make_session(manifest.path, options.intra_op_threads, options.inter_op_threads)
+        self.session = make_session(manifest.verified_path(), options.intra_op_threads, options.inter_op_threads)
         self.stages = stages or Stages()
         self.front_end = front_end or SharedFrontEnd(manifest, self.stages)
         self._cache: dict[CropKey, np.ndarray] = {}

@@ -8,15 +8,13 @@ written by tools/models/import_names.py); English is the model's labels themselv
 from __future__ import annotations
 
 import difflib
-import hashlib
-import tomllib
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from edge.inference.manifest import ModelError
+from edge.inference.manifest import ModelError, read_manifest_file, verified
 from edge.types import Label
 
 NAMES_DIR = "birdnet-v2.4-names"
@@ -51,16 +49,13 @@ class CommonNames(Mapping[str, str]):
         entries = _entries(models_dir)
         if language not in entries:
             raise ValueError(_unknown(language, available_languages(models_dir)))
-        path = models_dir / NAMES_DIR / entries[language]["file"]
+        folder = models_dir / NAMES_DIR
+        path = verified(folder / entries[language]["file"], entries[language]["sha256"], folder / NAMES_MANIFEST)
         try:
-            data = path.read_bytes()
-        except OSError as error:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
             raise ModelError(f"{path}: cannot read the {language} names: {error}") from error
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != entries[language]["sha256"]:
-            raise ModelError(f"{path}: sha256 {digest} differs from {NAMES_MANIFEST} "
-                             f"({entries[language]['sha256']}): altered file; run python -m tools.models.import_names")
-        return cls(language, MappingProxyType(_parse(data.decode("utf-8"))))
+        return cls(language, MappingProxyType(_parse(text)))
 
 
 def available_languages(models_dir: Path) -> tuple[str, ...]:
@@ -99,9 +94,9 @@ def _entries(models_dir: Path) -> dict[str, dict]:
     if not path.is_file():
         return {}
     try:
-        return dict(tomllib.loads(path.read_text(encoding="utf-8"))["languages"])
-    except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as error:
-        raise ModelError(f"{path}: invalid names manifest: {error!r}") from error
+        return dict(read_manifest_file(path)["languages"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(f"{path}: invalid manifest: {error!r}") from error
 
 
 def _unknown(language: str, available: tuple[str, ...]) -> str:

@@ -9,14 +9,14 @@ on one without a sample rate.
 from __future__ import annotations
 
 import datetime
-import tomllib
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
 
-from edge.inference.manifest import ModelError, check_sha256, parse_label
+from edge.inference.manifest import ModelError, parse_label, read_manifest_file, verified
+from edge.inference.sessions import make_session
 
 MODEL_NAME = "birdnet-v2.4-range"
 MANIFEST_FILE = "range.toml"
@@ -62,22 +62,16 @@ class RangeModel:
         """Load `birdnet-v2.4-range` under `models_dir`, refusing a model.onnx whose sha256 is not the manifest's."""
         directory = models_dir / MODEL_NAME
         manifest_path = directory / MANIFEST_FILE
+        manifest = read_manifest_file(manifest_path,
+                                      missing="no range model manifest (run python -m tools.models.convert_range)")
         try:
-            manifest = tomllib.loads(manifest_path.read_text(encoding="utf-8"))
             model_path, expected_sha = directory / manifest["file"], manifest["sha256"]
             labels_path = directory / manifest["labels"]
-        except FileNotFoundError as error:
-            raise ModelError(f"{manifest_path}: no range model manifest "
-                             "(run python -m tools.models.convert_range)") from error
-        except (KeyError, tomllib.TOMLDecodeError) as error:
-            raise ModelError(f"{manifest_path}: invalid range model manifest: {error!r}") from error
-        check_sha256(model_path, expected_sha, manifest_path)
+        except (KeyError, TypeError) as error:
+            raise ModelError(f"{manifest_path}: invalid manifest: {error!r}") from error
         lines = [line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines() if line.strip()]
         labels = [parse_label(line, "scientific_common") for line in lines]
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        session = make_session(verified(model_path, expected_sha, manifest_path))  # one thread
         return cls(session, tuple(label.scientific_name for label in labels),
                    tuple(label.common_name for label in labels))
 

@@ -28,7 +28,7 @@ from typing import Collection
 import numpy as np
 import structlog
 
-from edge.screen.range_model import RangeModel, check_place_and_week, week_of
+from edge.screen.range_model import THRESHOLD, RangeModel, check_place_and_week, week_of
 from edge.types import Label, Scores, index_by_name
 
 log = structlog.get_logger(__name__)
@@ -38,7 +38,7 @@ log = structlog.get_logger(__name__)
 class SpeciesOptions:
     latitude: float | None = None
     longitude: float | None = None
-    range_threshold: float = 0.03
+    range_threshold: float = THRESHOLD  # BirdNET-Analyzer's
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     thresholds_file: Path | None = None

@@ -8,7 +8,6 @@ segments, padded and merged, form a timeline on the stream's clock that the daem
 
 from __future__ import annotations
 
-import tomllib
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Iterable
 import numpy as np
 import onnxruntime as ort
 
-from edge.inference.manifest import ModelError, check_sha256
+from edge.inference.manifest import ModelError, read_manifest_file, verified
+from edge.inference.sessions import make_session
 from edge.audio.resample import RateConverter
 from edge.types import AudioChunk, Stream
 
@@ -84,16 +84,14 @@ class SpeechManifest:
 
 def read_manifest(directory: Path) -> SpeechManifest:
     path = directory / MANIFEST
+    data = read_manifest_file(path, missing="no speech model manifest (the privacy gate needs the silero-vad "
+                              "directory in the models folder: run python -m tools.models.import_vad, or set "
+                              "[privacy] speech_detector = false)")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
         inp = data["input"]
         manifest = SpeechManifest(directory, data["name"], str(data["version"]), data["file"], data["sha256"],
                                   int(inp["sample_rate"]), int(inp["frame"]), int(inp["context"]))
-    except FileNotFoundError as error:
-        raise ModelError(f"{path}: no speech model manifest (the privacy gate needs the silero-vad directory "
-                         f"in the models folder: run python -m tools.models.import_vad, or set [privacy] "
-                         f"speech_detector = false)") from error
-    except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as error:
+    except (KeyError, TypeError, ValueError) as error:
         raise ModelError(f"{path}: invalid manifest: {error!r}") from error
     if (manifest.sample_rate, manifest.frame, manifest.context) != (RATE, FRAME, CONTEXT):
         raise ModelError(f"{path}: frames of {manifest.frame}+{manifest.context} samples at "
@@ -112,11 +110,8 @@ class SpeechModel:
     def load(cls, models_dir: Path, name: str = MODEL_NAME, threads: int = 1) -> SpeechModel:
         """The model in `models_dir`/`name`, its checksum verified; one thread is plenty (under 1 % of a core)."""
         manifest = read_manifest(Path(models_dir) / name)
-        check_sha256(manifest.path, manifest.sha256, manifest.directory / MANIFEST)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        return cls(manifest, ort.InferenceSession(str(manifest.path), options, providers=["CPUExecutionProvider"]))
+        model = verified(manifest.path, manifest.sha256, manifest.directory / MANIFEST)
+        return cls(manifest, make_session(model, intra_op_threads=threads))
 
     @staticmethod
     def initial_state() -> tuple[np.ndarray, np.ndarray]:

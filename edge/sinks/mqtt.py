@@ -16,7 +16,6 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from importlib.metadata import version
 
 import paho.mqtt.client as mqtt
@@ -26,6 +25,7 @@ from pydantic import Field, field_validator
 from edge.wire.mqtt import (STATUS_SCHEMA, Backoff, BrokerConfig, new_client, prefix_problem, protocols, refusal,
                        refused_version, topic, version_name)
 from edge.sinks.outbox import Outbox
+from edge.types import utc_now
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +53,7 @@ def status_payload(box: str, state: str, **figures: int) -> str:
     """The status record; `stopped` carries the uplink's final figures (outbox_pending, mqtt_sent), which are
     newer than the last health record's."""
     return json.dumps({"schema": STATUS_SCHEMA, "box": box, "state": state,
-                       "time_utc": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                       "time_utc": utc_now(),
                        "version": version("edge"), **figures})
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import structlog
 
 from edge.storage.database import open_durable, open_read_only, rollback
-from edge.storage.faults import DISK_ERRORS, StorageFault, in_words, utc_now
+from edge.storage.faults import DISK_ERRORS, StorageFault, in_words
+from edge.types import utc_now
 
 log = structlog.get_logger(__name__)
 

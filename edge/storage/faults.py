@@ -12,17 +12,14 @@ import os
 import shutil
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
+
+from edge.types import utc_now
 
 # What a store's write may raise when its disk fails (full, read-only, I/O error): SQLite reports the same
 # conditions as sqlite3.OperationalError ("database or disk is full", "attempt to write a readonly database").
 DISK_ERRORS = (OSError, sqlite3.OperationalError)
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def in_words(error: BaseException, path: Path | None = None) -> str:

@@ -6,7 +6,7 @@ import json
 import math
 from datetime import datetime
 
-from edge.types import Alert, Detection, Event, Label, StreamSpan
+from edge.types import Alert, Detection, Event, Label, StreamSpan, iso_ms
 
 SCHEMA = "edge.detection/1"
 
@@ -27,7 +27,7 @@ FIELDS = (
 
 
 def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat(timespec="milliseconds")
+    return None if moment is None else iso_ms(moment)
 
 
 def observation(span: StreamSpan, label: Label, confidence: float, model: str, model_version: str) -> dict:

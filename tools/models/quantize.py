@@ -30,7 +30,8 @@ from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, Q
 from edge.inference.agreement import Agreement, agreement
 from edge.inference.manifest import INT8_CPU_FEATURES, Manifest, cpu_features, file_sha256, load_manifest
 from edge.inference.frontend import front_end_for
-from edge.inference.member import crop_starts, flat_sigmoid, make_session
+from edge.inference.member import crop_starts, flat_sigmoid
+from edge.inference.sessions import make_session
 from edge.sources.files import decode
 from edge.audio.windower import Windower, WindowSpec
 
