@@ -13,8 +13,7 @@ from typing import Mapping
 import psutil
 
 from edge.storage.faults import disks_of
-from edge.types import utc_now
-from edge.wire.records import HEALTH_SCHEMA
+from edge.wire.records import health_record
 
 
 # Every record carries these, whatever the source, so that a subscriber reads one schema; a source fills in
@@ -81,10 +80,7 @@ class Health:
         self._last = (now, cpu, self.audio_seconds)
         disks = disks_of(self.stores)
         fullest = min(disks.values(), key=lambda d: d["free_percent"], default={})
-        return {
-            "schema": HEALTH_SCHEMA,
-            "box": self.box,
-            "time_utc": utc_now(),
+        return health_record(self.box, {
             "uptime_s": round(now - self.started, 1),
             "audio_seconds": round(self.audio_seconds, 1),
             "windows": self.windows,
@@ -101,4 +97,4 @@ class Health:
             **SOURCE_FIELDS,
             **dict(source_stats),
             **dict(extra or {}),
-        }
+        })

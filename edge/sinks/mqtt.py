@@ -12,20 +12,18 @@ The retained status topic says `online` on connect, `offline` (the last will) wh
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
-from importlib.metadata import version
 
 import paho.mqtt.client as mqtt
 import structlog
 from pydantic import Field, field_validator
 
-from edge.wire.mqtt import (STATUS_SCHEMA, Backoff, BrokerConfig, new_client, prefix_problem, protocols, refusal,
+from edge.wire.mqtt import (Backoff, BrokerConfig, new_client, prefix_problem, protocols, refusal,
                        refused_version, topic, version_name)
 from edge.sinks.outbox import Outbox
-from edge.types import utc_now
+from edge.wire.records import status_payload
 
 log = structlog.get_logger(__name__)
 
@@ -47,14 +45,6 @@ class MqttConfig(BrokerConfig):
         if problem := prefix_problem(value):  # a wildcard or an extra level: records no station receives
             raise ValueError(problem)
         return value
-
-
-def status_payload(box: str, state: str, **figures: int) -> str:
-    """The status record; `stopped` carries the uplink's final figures (outbox_pending, mqtt_sent), which are
-    newer than the last health record's."""
-    return json.dumps({"schema": STATUS_SCHEMA, "box": box, "state": state,
-                       "time_utc": utc_now(),
-                       "version": version("edge"), **figures})
 
 
 @dataclass

@@ -12,8 +12,8 @@ import re
 from datetime import datetime
 from typing import Callable
 
-from edge.wire.mqtt import STATUS_SCHEMA, box_id_problem
-from edge.wire.records import ALERT_SCHEMA, EVENT_SCHEMA, HEALTH_SCHEMA
+from edge.wire.mqtt import box_id_problem
+from edge.wire.records import ALERT_SCHEMA, EVENT_SCHEMA, HEALTH_SCHEMA, STATUS_SCHEMA
 
 # Why a value does not fit (None when it does).
 Check = Callable[[object], str | None]

@@ -18,7 +18,6 @@ from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 KINDS = ("events", "alerts", "health", "status")
-STATUS_SCHEMA = "edge.status/1"
 PROTOCOLS = {"5": mqtt.MQTTv5, "3.1.1": mqtt.MQTTv311}
 
 

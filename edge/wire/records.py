@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
+from importlib.metadata import version
+from typing import Mapping
 
-from edge.types import Alert, Detection, Event, Label, StreamSpan, iso_ms
+from edge.types import Alert, Detection, Event, Label, StreamSpan, iso_ms, utc_now
 
 SCHEMA = "edge.detection/1"
 
@@ -60,6 +62,7 @@ EVENT_SCHEMA = "edge.event/1"
 # An alert is one window of a threat class (edge.screen.alerts); /1 was a copy of the event record.
 ALERT_SCHEMA = "edge.alert/2"
 HEALTH_SCHEMA = "edge.health/1"
+STATUS_SCHEMA = "edge.status/1"
 # As published: the outputs add the box's sequence number to every record.
 # `clip` (added within /1: consumers ignore fields they do not know) is the event's audio clip, relative to the
 # box's clip folder, once written; null before, and when clips are off or the clip was refused.
@@ -113,3 +116,15 @@ def non_finite_in(value) -> str | None:
 def to_json(record: dict) -> str:
     """The record as one line of JSON; NonFiniteNumber when it holds NaN or an infinity."""
     return json.dumps(finite(record), ensure_ascii=False, allow_nan=False)
+
+
+def health_record(box: str, measured: Mapping[str, object]) -> dict:
+    """The periodic health record: what the box measured (edge.app.health), under the envelope every record has."""
+    return {"schema": HEALTH_SCHEMA, "box": box, "time_utc": utc_now(), **measured}
+
+
+def status_payload(box: str, state: str, **figures: int) -> str:
+    """The retained status record (online, offline as the broker's last will, stopped); `stopped` carries the
+    uplink's final figures (outbox_pending, mqtt_sent), which are newer than the last health record's."""
+    return json.dumps({"schema": STATUS_SCHEMA, "box": box, "state": state, "time_utc": utc_now(),
+                       "version": version("edge"), **figures})
