@@ -1,17 +1,11 @@
 """The daemon's settings: the example file, overrides from the environment, errors that name the option."""
 
-import json
-from datetime import datetime, timezone
-from pathlib import Path
-
 import pytest
 
 from conftest import ROOT, edge_cli
 from daemon_process import write_config
-from edge.wire.records import event_record
 from edge.sinks.mqtt import MqttConfig
 from edge.app.settings import SettingsError, load_settings
-from edge.types import Event, Label, Stream
 
 EXAMPLE = ROOT / "config" / "edge.toml"
 
@@ -23,7 +17,6 @@ def no_edge_variables(monkeypatch):
 
     for name in [n for n in os.environ if n.upper().startswith("EDGE_")]:
         monkeypatch.delenv(name)
-GOLDEN = Path(__file__).parent / "golden" / "event_v1.json"
 
 
 def test_example_configuration_is_valid_and_documents_every_option():
@@ -89,15 +82,6 @@ def test_unknown_source_type_and_bad_files(tmp_path):
                           {"type": "folder", "path": "/srv/in", "timezone": "Mars/Olympus"})
     result = edge_cli("config", "check", str(config), check=False)
     assert "unknown time zone 'Mars/Olympus'" in result.stderr
-
-
-def test_event_record_matches_golden():
-    stream = Stream("site-a/S4A03895_20190522_120000.wav", 22050, datetime(2019, 5, 22, 10, tzinfo=timezone.utc))
-    label = Label("Strix aluco", "Tawny Owl", "Strix aluco_Tawny Owl")
-    event = Event(id="2f0d5c61-7d4b-5b8e-9c55-2b1f1a8c7e10", kind="start", stream=stream, label=label,
-                  start=int(7.5 * 22050), end=int(12.5 * 22050), confidence=0.912345, model="birdnet-v2.4",
-                  model_version="2.4")
-    assert event_record(event, "wetland-03") == json.loads(GOLDEN.read_text())
 
 
 def test_mqtt_settings_keep_the_password_secret_and_check_certificates(tmp_path, monkeypatch):
