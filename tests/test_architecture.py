@@ -3,7 +3,9 @@
 import ast
 from pathlib import Path
 
-EDGE = Path(__file__).resolve().parents[1] / "edge"
+from support.paths import ROOT
+
+EDGE = ROOT / "edge"
 
 # Lowest first. A package may import from any package of a lower layer, never from its own layer or above.
 LAYERS = [

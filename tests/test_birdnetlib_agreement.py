@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from conftest import edge_cli, write_resampled
+from support.audio import write_resampled
+from support.processes import edge_cli
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from conftest import ROOT, edge_cli
-from daemon_process import DaemonProcess, write_config
+from support.config import write_config
+from support.paths import ROOT
+from support.processes import DaemonProcess, edge_cli
 
 BAD_BOX_IDS = ["a/b", "a+b", "x#", "", "tab\there", "-leading-dash", "b" * 65]
 BAD_PREFIXES = ["edge/#", "a+b", "", "/edge", "edge//site", "$SYS", "edge\u0000"]

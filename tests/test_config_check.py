@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
-from conftest import edge_cli
-from daemon_process import DaemonProcess, write_config
+from support.config import write_config
+from support.processes import DaemonProcess, edge_cli
 from edge.app.preflight import problems
 from edge.app.settings import SettingsError, load_settings
 

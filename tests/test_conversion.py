@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from support.paths import ROOT
 from edge.inference.manifest import file_sha256, find
 
 

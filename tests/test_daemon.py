@@ -9,11 +9,10 @@ from collections import Counter
 
 import pytest
 
-from daemon_process import DaemonProcess, read_records, write_config
-from station_process import wait_for
-
-SPINETAIL = "Cranioleuca erythrops"
-FAST_FOLDER = {"settle_seconds": 1.5, "rescan_seconds": 2}
+from support.config import FAST_FOLDER, write_config
+from support.processes import DaemonProcess
+from support.records import SPINETAIL, comparable, read_records
+from support.waiting import wait_for
 
 
 def folder_config(tmp_path, **source):
@@ -21,12 +20,6 @@ def folder_config(tmp_path, **source):
     inbox.mkdir(exist_ok=True)
     return write_config(tmp_path / "edge.toml", tmp_path / "data",
                         {"type": "folder", "path": str(inbox), **FAST_FOLDER, **source}), inbox
-
-
-def comparable(records, source=None):
-    """What two analyses of the same audio must agree on, whatever file name it had."""
-    return sorted((r["kind"], r["scientific_name"], r["start_s"], r["end_s"], r["confidence"])
-                  for r in records if source is None or r["source"] == source)
 
 
 def write_slowly(source, target, pieces=8, pause=0.25):
@@ -212,11 +205,8 @@ def test_kill_9_and_restart_analyses_each_file_once(data, tmp_path):
 
 def wait_for_record(records_dir, key, daemon, timeout=300.0):
     """Until the record with this (id, kind) is committed to the daily files."""
-    deadline = time.monotonic() + timeout
-    while key not in {(r["id"], r["kind"]) for r in read_records(records_dir, complete_only=True)}:
-        assert daemon.process.poll() is None, f"the daemon exited: {daemon.stderr_now()}"
-        assert time.monotonic() < deadline, f"record {key} not committed within {timeout} s"
-        time.sleep(0.01)
+    daemon.wait_for(lambda: key in {(r["id"], r["kind"]) for r in read_records(records_dir, complete_only=True)},
+                    timeout, f"record {key} committed", poll=0.01)
 
 
 def test_replay_paced_to_real_time(data, tmp_path):

@@ -4,7 +4,9 @@ import time
 
 import pytest
 
-from daemon_process import DaemonProcess, read_records, write_config
+from support.config import write_config
+from support.processes import DaemonProcess
+from support.records import read_records
 
 
 def test_live_input_over_budget_sheds_tta_then_members_then_hop(data, tmp_path, models_with_birdclef):

@@ -6,13 +6,14 @@ import json
 import shutil
 import sqlite3
 
-from broker import free_port
-from conftest import edge_cli
-from daemon_process import DaemonProcess, read_records, write_config
+from support.broker import free_port
+from support.config import write_config
+from support.disks import small_disk
+from support.processes import DaemonProcess, edge_cli
+from support.records import read_records
+from support.waiting import wait_for
 from edge.sinks.outbox import Outbox
 from edge.sources.state import RecordingState
-from small_disk import small_disk
-from station_process import wait_for
 
 RECORDING = "maad_spinetail.wav"  # a Red-faced Spinetail: events in every copy
 FAST_FOLDER = {"settle_seconds": 1.5, "rescan_seconds": 2}

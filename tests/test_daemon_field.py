@@ -7,7 +7,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from daemon_process import DaemonProcess, read_records, write_config
+from support.config import write_config
+from support.processes import DaemonProcess
+from support.records import read_records
 
 RATE = 44_100
 SPEECH_AT = 25.0  # seconds into the mix

@@ -9,9 +9,11 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import soundfile as sf
 
-from conftest import DATA
-from daemon_process import DaemonProcess, read_records, write_config
-from pulse import pulse_server
+from support.config import write_config
+from support.paths import DATA
+from support.processes import DaemonProcess
+from support.pulse import pulse_server
+from support.records import read_records
 
 SPINETAIL = DATA / "maad_spinetail.wav"
 # The live stream's window grid starts when the stream opened, not with the recording, and BirdNET is
@@ -64,11 +66,8 @@ def analysed_until(daemon: DaemonProcess, moment: datetime, timeout: float = 120
     def caught_up(entry: dict) -> bool:
         taken = datetime.fromisoformat(entry["time_utc"]) - timedelta(seconds=entry["queue_seconds"])
         return taken >= moment
-    deadline = time.monotonic() + timeout
-    while not any(caught_up(entry) for entry in daemon.logged("health")):
-        assert daemon.process.poll() is None, f"the daemon exited; stderr:\n{daemon.stderr_now()}"
-        assert time.monotonic() < deadline, f"the analysis did not catch up with the microphone in {timeout} s"
-        time.sleep(0.1)
+    daemon.wait_for(lambda: any(caught_up(entry) for entry in daemon.logged("health")), timeout,
+                    "the analysis caught up with the microphone", poll=0.1)
 
 
 def test_live_microphone_events_match_replay(tmp_path):

@@ -10,7 +10,7 @@ from edge.sinks.outbox import Outbox
 from edge.sinks.daily import DailyFiles
 from edge.sinks.outputs import Outputs
 from edge.sources.state import RecordingState
-from small_disk import small_disk
+from support.disks import small_disk
 
 
 def lines(folder, kind="events"):

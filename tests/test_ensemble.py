@@ -9,7 +9,7 @@ from edge.inference.member import MemberOptions, flat_sigmoid
 from edge.inference.stages import Stages
 from edge.types import AudioChunk, Stream
 from edge.audio.windower import WindowSpec, Windower
-from tiny_models import write_logmel_model, write_waveform_model
+from support.models import write_logmel_model, write_waveform_model
 
 
 def windows_of(audio, rate, spec, rates):

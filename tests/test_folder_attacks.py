@@ -16,14 +16,15 @@ import time
 import soundfile as sf
 import structlog.testing
 
-from broker import Mosquitto, Subscriber
-from conftest import edge_cli
-from daemon_process import DaemonProcess, read_records, write_config
+from support.broker import Mosquitto, Subscriber
+from support.config import write_config
+from support.processes import DaemonProcess, edge_cli
+from support.records import read_records
+from support.sources import analysed, make_source
 from edge.storage.file_names import name_bytes, shown
 from edge.sources import writers
 from edge.sources.folder import FolderConfig, FolderSource
 from edge.sources.state import RecordingState
-from test_folder_source import analysed, make_source
 
 NAMES = [b"caf\xe9.wav", b"new\nline.wav", b"-rf.wav", b"back\\x41slash.wav", b"\xe2\x80\xaeflow.wav",
          b"x" * 251 + b".wav", "café.wav".encode()]

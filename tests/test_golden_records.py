@@ -22,14 +22,14 @@ from typing import Callable
 
 import numpy as np
 
-from conftest import DATA
-from daemon_process import DaemonProcess, write_config
+from support.config import write_config
+from support.paths import DATA, GOLDEN
+from support.processes import DaemonProcess
 from edge.screen.alerts import AlertClass, AlertGate, AlertOptions
 from edge.sinks.mqtt import status_payload
 from edge.types import Detection, Event, Label, Scores, Stream, Window
 from edge.wire.records import event_record, to_json, to_record
 
-GOLDEN = Path(__file__).parent / "golden"
 UPDATE = "EDGE_UPDATE_GOLDEN"
 VARIES = "VARIES"
 ISO_UTC_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")

@@ -8,7 +8,7 @@ import venv
 
 import pytest
 
-from conftest import ROOT
+from support.paths import ROOT
 
 # What a wheel is not built from: the checkout's own environment, outputs and tests.
 TOP_LEVEL_LEFT_OUT = {".git", ".venv", "build", "dist", "edge.egg-info", "edge-out", ".pytest_cache", "data", "inbox",

@@ -11,10 +11,11 @@ from edge.sources.recording_time import recorder_of
 from edge.sources.joins import StreamEnd
 from edge.types import Stream
 
-from conftest import DATA, edge_cli
-from daemon_process import DaemonProcess, read_records, write_config
-from station_process import wait_for
-from test_daemon import SPINETAIL, comparable
+from support.config import write_config
+from support.paths import DATA
+from support.processes import DaemonProcess, edge_cli
+from support.records import SPINETAIL, comparable, read_records
+from support.waiting import wait_for
 
 CUTS = (0.0, 6.0, 12.0)  # seconds: both cuts fall inside a Red-faced Spinetail song (5.2-7.9 s, 11.3-13.8 s)
 

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from conftest import DATA, ROOT
+from support.paths import DATA, ROOT
 from edge.inference.frontend import front_end_for
 from edge.inference.manifest import load_manifest
 from edge.inference.member import make_session

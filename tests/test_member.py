@@ -8,7 +8,7 @@ from edge.inference.manifest import load_manifest
 from edge.inference.member import Member, MemberOptions, flat_sigmoid
 from edge.types import AudioChunk, Stream
 from edge.audio.windower import WindowSpec, Windower
-from tiny_models import write_waveform_model
+from support.models import write_waveform_model
 
 
 class CountingMember(Member):

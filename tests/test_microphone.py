@@ -1,5 +1,5 @@
 """The live microphone on a real PortAudio stream: a private PulseAudio server plays recordings into a null
-sink, and the source captures its monitor through the ALSA device "pulse" (see tests/pulse.py)."""
+sink, and the source captures its monitor through the ALSA device "pulse" (see tests/support/pulse.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ import soundfile as sf
 import soxr
 from structlog.testing import capture_logs
 
-from conftest import DATA, MODELS
+from support.paths import DATA, MODELS
+from support.pulse import pulse_server
+from support.waiting import wait_for
 from edge.events.detector import Detector, DetectorOptions
 from edge.inference.member import MemberOptions
 from edge.inference.ensemble import MemberSpec, load_ensemble
@@ -26,7 +28,6 @@ from edge.sources.files import FileSource
 from edge.sources.microphone import Microphone, MicrophoneConfig
 from edge.types import AudioChunk, Stream
 from edge.audio.windower import WindowSpec, Windower
-from pulse import pulse_server
 
 RATE = 48000
 SPINETAIL = DATA / "maad_spinetail.wav"
@@ -58,11 +59,10 @@ class Consumer:
         return sum(len(c.samples) for c in self.chunks() if c.stream == stream)
 
     def wait_for(self, condition, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {what} within {timeout} s; stats {self.source.stats()}")
-            time.sleep(0.02)
+        try:
+            wait_for(condition, timeout, what, poll=0.02)
+        except AssertionError as error:
+            raise AssertionError(f"{error}; stats {self.source.stats()}") from None
 
     def finish(self) -> float:
         """Set the stop event; seconds until the iteration ended."""

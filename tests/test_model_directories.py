@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import edge_cli
+from support.models import LOGMEL
+from support.processes import edge_cli
 from edge.inference.frontend import LogMelFrontEnd, mel_filterbank
 from edge.inference.manifest import LogMelSpec, ModelError, discover, load_manifest
-from tiny_models import LOGMEL
 
 
 def test_logmel_matches_librosa(data):
@@ -76,7 +76,7 @@ def test_a_missing_or_damaged_model_is_one_line_from_every_command(tmp_path, mod
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from support.paths import ROOT
 
     damaged = tmp_path / "models"
     for name in ("birdnet-v2.4", "birdnet-v2.4-range", "silero-vad"):

@@ -11,7 +11,7 @@ import unicodedata
 
 import pytest
 
-from conftest import ROOT
+from support.paths import ROOT
 from edge.inference.manifest import ModelError, discover, load_manifest
 from edge.inference.names import NAMES_DIR, CommonNames, available_languages, localise
 from edge.types import Label

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import edge_cli
-from daemon_process import DaemonProcess, read_records, write_config
+from support.config import write_config
+from support.processes import DaemonProcess, edge_cli
+from support.records import read_records
 from edge.sinks.outbox import Outbox
 from edge.wire.records import NonFiniteNumber, to_record
 from edge.sinks.daily import DailyFiles
@@ -125,10 +126,10 @@ def test_every_writer_refuses_a_non_finite_number_and_names_the_field(tmp_path, 
 
 
 def test_a_sound_card_delivering_inf_and_nan_gives_silence_counted_as_damage(tmp_path):
-    """The virtual microphone (tests/pulse.py: a float32 sink, as many USB microphones are) plays 1 s of inf
+    """The virtual microphone (tests/support/pulse.py: a float32 sink, as many USB microphones are) plays 1 s of inf
     then 1 s of NaN; the capture holds only finite samples, and the health figures count the 2 s."""
     from edge.sources.microphone import Microphone, MicrophoneConfig
-    from pulse import pulse_server
+    from support.pulse import pulse_server
 
     rate = 48000
     bad = np.full(2 * rate, np.nan, np.float32)

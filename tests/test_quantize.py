@@ -11,11 +11,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import DATA, ROOT, edge_cli
+from support.models import write_model_directory
+from support.paths import DATA, ROOT
+from support.processes import edge_cli
 from edge.inference.agreement import agreement
 from edge.inference.manifest import INT8_CPU_FEATURES, ModelError, cpu_features, find, load_manifest
 from edge.inference.member import make_session
-from tiny_models import write_model_directory
 
 
 @pytest.fixture(scope="module")

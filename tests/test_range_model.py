@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from conftest import ROOT
+from support.paths import ROOT
 from edge.inference.manifest import ModelError, discover, file_sha256
 from edge.screen.range_model import MANIFEST_FILE, MODEL_NAME, RangeModel, week_of
 

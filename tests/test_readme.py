@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from support.paths import ROOT
 
 # Programs the README may start a command with: what the set-up installs, or Debian itself has.
 PROGRAMS = {".venv/bin/edge", ".venv/bin/python", "/opt/edge/.venv/bin/edge", "bash", "pip", "python3",

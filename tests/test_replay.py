@@ -9,7 +9,7 @@ import wave
 import numpy as np
 import soundfile as sf
 
-from conftest import edge_cli
+from support.processes import edge_cli
 
 
 def read_jsonl(path):

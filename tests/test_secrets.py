@@ -3,13 +3,12 @@ all it wrote (stdout, stderr, the JSON log, the data folder's files) is searched
 
 import os
 import signal
-import time
 
 import pytest
 
-from broker import Mosquitto
-from conftest import edge_cli
-from daemon_process import DaemonProcess, write_config
+from support.broker import Mosquitto
+from support.config import write_config
+from support.processes import DaemonProcess, edge_cli
 
 SECRET = "S3cr3t-Inline-PW"
 NUMERIC_SECRET = 73519468
@@ -81,13 +80,6 @@ def test_unreadable_password_files_are_named_not_shown(tmp_path):
         assert_no_secret(repr(daemon.lines), stderr)
 
 
-def wait_until(condition, daemon: DaemonProcess, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline and daemon.process.poll() is None, daemon.lines[-10:]
-        time.sleep(0.05)
-
-
 def test_wrong_password_and_a_bad_reload_leave_no_trace_of_it(tmp_path):
     """A running daemon refused by the broker (wrong inline password), then sent SIGHUP with a configuration
     that cannot be loaded: its log, its errors and every file it wrote are free of the password."""
@@ -104,7 +96,7 @@ def test_wrong_password_and_a_bad_reload_leave_no_trace_of_it(tmp_path):
         assert "cert_file and key_file go together" in daemon.wait_log("reload_failed", timeout=60)["error"]
         write_config(config, tmp_path / "data", source(tmp_path), mqtt={**mqtt, "passwrd": SECRET})
         daemon.process.send_signal(signal.SIGHUP)
-        wait_until(lambda: len(daemon.logged("reload_failed")) == 2, daemon)
+        daemon.wait_for(lambda: len(daemon.logged("reload_failed")) == 2, what="two failed reloads")
         code, _ = daemon.terminate()
     finally:
         daemon.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from support.paths import ROOT
 
 UNIT = ROOT / "systemd" / "edge.service"
 INSTALLED_EXEC_START = "ExecStart=/opt/edge/.venv/bin/edge run --config /etc/edge/edge.toml"

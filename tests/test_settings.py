@@ -2,8 +2,9 @@
 
 import pytest
 
-from conftest import ROOT, edge_cli
-from daemon_process import write_config
+from support.config import write_config
+from support.paths import ROOT
+from support.processes import edge_cli
 from edge.sinks.mqtt import MqttConfig
 from edge.app.settings import SettingsError, load_settings
 

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import MODELS, edge_cli
-from daemon_process import DaemonProcess, read_records, write_config
+from support.config import FAST_FOLDER, write_config
+from support.paths import MODELS
+from support.processes import DaemonProcess, edge_cli
+from support.records import read_records
 from edge.inference.manifest import find
 from edge.screen.range_model import RangeModel
 from edge.screen.species import SpeciesFilter, SpeciesListError, SpeciesOptions, read_thresholds
-from test_daemon import FAST_FOLDER
 
 SPINETAIL = "Cranioleuca erythrops"  # Red-faced Spinetail: the bird of maad_spinetail.wav, recorded in Colombia
 ROBIN = "Erithacus rubecula"  # European Robin

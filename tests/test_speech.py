@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import shutil
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +19,8 @@ import soxr
 from edge.inference.manifest import ModelError
 from edge.screen.speech import CONTEXT, FRAME, RATE, SpeechDetector, SpeechModel, SpeechOptions
 from edge.types import AudioChunk, Stream
+from support.paths import DATA, MODELS
 
-DATA = Path(__file__).resolve().parent / "data"
-MODELS = Path(__file__).resolve().parents[1] / "models"
 SPEECH = "3436-172162-0000.hq.ogg"
 EXCERPT = (2.8, 9.6)  # seconds of SPEECH
 OFFSET = 2.0  # seconds into the forest recording

@@ -20,9 +20,11 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from broker import Mosquitto
-from station_process import StationProcess, query, wait_for
-from certificates import make_certificates
+from support.broker import Mosquitto
+from support.certificates import make_certificates
+from support.processes import StationProcess
+from support.records import query
+from support.waiting import wait_for
 from edge.cli.main import main
 from edge.wire.mqtt import BrokerConfig
 from edge.station.app import broker_address
@@ -31,7 +33,6 @@ from edge.station.store import Store, connect
 from edge.station.subscriber import StationOptions, Subscriber, default_client_id
 from edge.station.table import box_lines, render
 
-ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 
 

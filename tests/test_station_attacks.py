@@ -13,14 +13,16 @@ import re
 import sqlite3
 import threading
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from broker import Mosquitto, mosquitto_pub
-from station_process import StationProcess, query, wait_for
+from support import paths
+from support.broker import Mosquitto, mosquitto_pub
+from support.processes import StationProcess
+from support.records import query
+from support.waiting import wait_for
 from edge.cli.main import main
 from edge.app.health import SOURCE_FIELDS, Health
 from edge.wire.mqtt import BrokerConfig
@@ -31,8 +33,7 @@ from edge.station.store import Store, StoreError
 from edge.station.subscriber import StationOptions, Subscriber
 from edge.station.table import box_lines, render
 
-ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = json.loads((ROOT / "tests" / "golden" / "event_v1.json").read_text())
+GOLDEN = json.loads((paths.GOLDEN / "event_v1.json").read_text())
 INVALID_BOX = "(invalid box id)"
 
 
@@ -81,15 +82,6 @@ def broker(tmp_path):
     mosquitto.stop()
 
 
-def until(station: StationProcess, check, what: str):
-    """Waits on `check` while the station runs; fails at once when it exits."""
-    def done():
-        if station.process.poll() is not None:
-            raise AssertionError(f"the station exited ({station.process.returncode}): {station.lines[-5:]}")
-        return check()
-    return wait_for(done, timeout=60, what=what)
-
-
 @pytest.mark.parametrize("name", POISON)
 def test_a_poison_message_is_set_aside_and_the_station_goes_on(broker, tmp_path, name):
     topic, payload, box, reason = POISON[name]
@@ -99,8 +91,9 @@ def test_a_poison_message_is_set_aside_and_the_station_goes_on(broker, tmp_path,
         station.wait_log("station_subscribed")
         mosquitto_pub(broker, topic, payload, tmp_path)
         mosquitto_pub(broker, "edge/box-ok/events", event("box-ok"), tmp_path)
-        until(station, lambda: query(db, "SELECT 1 FROM records WHERE box = 'box-ok'"), "the valid record")
-        (rejected,) = until(station, lambda: query(db, "SELECT * FROM rejected"), "the poison message set aside")
+        station.wait_for(lambda: query(db, "SELECT 1 FROM records WHERE box = 'box-ok'"), what="the valid record")
+        (rejected,) = station.wait_for(lambda: query(db, "SELECT * FROM rejected"),
+                                       what="the poison message set aside")
         assert (rejected["box"], rejected["size"]) == (box, len(payload))
         assert reason in rejected["reason"]
         assert len(rejected["payload"].encode()) <= 4096 and payload.decode().startswith(rejected["payload"])
@@ -121,7 +114,7 @@ def test_clearing_a_retained_status_is_no_rejection(broker, tmp_path):
         station.wait_log("station_subscribed")
         mosquitto_pub(broker, "edge/box-old/status", b"", tmp_path)
         mosquitto_pub(broker, "edge/box-ok/events", event("box-ok"), tmp_path)
-        until(station, lambda: query(db, "SELECT 1 FROM records WHERE box = 'box-ok'"), "the valid record")
+        station.wait_for(lambda: query(db, "SELECT 1 FROM records WHERE box = 'box-ok'"), what="the valid record")
         assert station.wait_log("retained_status_cleared")["topic"] == "edge/box-old/status"
         assert query(db, "SELECT * FROM rejected") == []
     finally:
@@ -395,7 +388,7 @@ def test_a_message_beyond_16_mib_is_not_even_sent_to_the_station(broker, tmp_pat
         station.wait_log("station_subscribed")
         mosquitto_pub(broker, "edge/box-a/events", event(common_name="O" * 17_000_000), tmp_path)
         mosquitto_pub(broker, "edge/box-ok/events", event("box-ok"), tmp_path)
-        until(station, lambda: query(db, "SELECT 1 FROM records WHERE box = 'box-ok'"), "the valid record")
+        station.wait_for(lambda: query(db, "SELECT 1 FROM records WHERE box = 'box-ok'"), what="the valid record")
         assert "Dropping too large outgoing PUBLISH for station-test" in broker.log()
         assert query(db, "SELECT * FROM rejected") == []
     finally:

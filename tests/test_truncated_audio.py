@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import ROOT
+from support.paths import ROOT
+from support.sources import analysed, make_source
 from edge.sources.files import AudioError, DamagedAudio, decode
-from test_folder_source import analysed, make_source
 
 RATE = 44100
 PIECES = ("opso_great_plains_toad.wav", "maad_spinetail.wav", "kingParrot_cabin.wav")  # 81.4 s together

@@ -17,11 +17,13 @@ from datetime import datetime, timedelta, timezone
 import paho.mqtt.client as paho
 import soundfile
 
-from broker import Mosquitto, OldBroker, Relay, Subscriber
-from certificates import make_certificates
-from conftest import ROOT
-from station_process import StationProcess, query, wait_for, wait_for_progress
-from daemon_process import DaemonProcess, read_records, write_config
+from support.broker import Mosquitto, OldBroker, Relay, Subscriber
+from support.certificates import make_certificates
+from support.config import write_config
+from support.paths import ROOT
+from support.processes import DaemonProcess, StationProcess
+from support.records import query, read_records
+from support.waiting import wait_for, wait_for_progress
 from edge.sinks.outbox import Outbox
 
 RECORDINGS = ["maad_spinetail.wav", "opso_birds_10s.wav", "pheasantCoucal_file0123.wav",
