@@ -9,6 +9,7 @@ PULSE_SERVER, and never autospawns one.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -28,7 +29,7 @@ def require_tools() -> None:
     """Skip without PulseAudio, but fail under CI=true, where the live tests must run."""
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     try:
-        import sounddevice  # noqa: F401  (needs the PortAudio library)
+        importlib.import_module("sounddevice")  # loads the PortAudio library, or fails
     except OSError:
         missing.append("libportaudio2")
     if missing:

@@ -1,6 +1,6 @@
 """The detection record: offsets always, UTC times when known; the detector's threshold and top-k.
 
-Its golden file is checked in test_golden_records.py."""
+Its golden file is checked in tests/wire/test_golden_records.py."""
 
 import numpy as np
 

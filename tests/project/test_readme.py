@@ -2,7 +2,7 @@
 
 Every command in a `sh` block starts with a program the set-up provides (or the system has); every `edge`
 command names only options that command has; those that need no box, broker or recorder card are run for
-real. (The `mosquitto_sub` lines are run against a broker in test_uplink.py.)
+real. (The `mosquitto_sub` lines are run against a broker in tests/sinks/test_uplink.py.)
 """
 
 import re
