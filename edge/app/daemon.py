@@ -3,8 +3,10 @@
 source ─AudioChunk─▶ Pipeline (edge.pipeline, with the smoother as its events stage) ─Event, Alert─▶ outputs
                                                                            (daily files, outbox ─▶ MQTT)
 
+What it is made of is built in `wiring`; the Daemon keeps the threads, the health record and the reload.
 The loop runs in the main thread; the source's own thread (folder watcher, audio callback) only hands it
-work, and the uplink's thread only reads the outbox. Signals set flags that the loop reads between chunks: SIGTERM/SIGINT stop, SIGHUP reloads.
+work, and the uplink's thread only reads the outbox. Signals set flags that the loop reads between chunks:
+SIGTERM/SIGINT stop, SIGHUP reloads.
 """
 
 from __future__ import annotations
@@ -12,120 +14,33 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import structlog
 
 from edge.app import logs
-from edge.screen.alerts import AlertGate
-from edge.inference.budget import BudgetGuard, ladder
-from edge.clips.store import ClipStore
-from edge.clips.recorder import ClipRecorder, NoClips
-from edge.inference.ensemble import Ensemble, load_ensemble
 from edge.app.health import Health
 from edge.app.latency import Latencies
-from edge.inference.manifest import ModelError
-from edge.inference.names import CommonNames, localise
 from edge.app.notify import Notifier
-from edge.sinks.outbox import Outbox
 from edge.app.preflight import alert_problems
-from edge.screen.range_model import RangeModel
-from edge.wire.records import alert_record, event_record, record_key
 from edge.app.settings import Settings, SettingsError, load_settings
-from edge.sinks.daily import DailyFiles
-from edge.sinks.mqtt import MqttPublisher
-from edge.sinks.outputs import Outputs
-from edge.screen.stage import Screen
-from edge.events.smoother import Smoother
-from edge.pipeline import Pipeline, Record
-from edge.sources.files import ReplayConfig, ReplaySource
-from edge.sources.folder import FolderConfig, FolderSource
-from edge.sources.microphone import Microphone, MicrophoneConfig
-from edge.screen.species import SpeciesFilter, SpeciesListError
-from edge.screen.speech import NoSpeech, SpeechDetector, SpeechModel
+from edge.app.wiring import (build_ensemble, build_guard, build_outputs, build_pipeline, build_source, build_species,
+                             store_paths)
+from edge.inference.manifest import ModelError
 from edge.inference.stages import Stages
+from edge.pipeline import Record
+from edge.screen.alerts import AlertGate
+from edge.screen.species import SpeciesListError
 from edge.sources.state import RecordingState
-from edge.types import Alert, AudioChunk, Event, Label, LiveSource
-from edge.audio.windower import WindowSpec, Windower
+from edge.types import Alert, AudioChunk, Event
+from edge.wire.records import alert_record, event_record, record_key
 
 log = structlog.get_logger(__name__)
 
 # Sections SIGHUP applies at once (the species lists and thresholds file are read again even when the
 # configuration is unchanged); a change anywhere else is logged as needing a restart.
 RELOADABLE = ("smoothing", "health", "log_level", "species", "alerts")
-
-
-def build_source(settings: Settings, state: RecordingState) -> LiveSource:
-    config = settings.source
-    if isinstance(config, FolderConfig):
-        return FolderSource(config, state, settings.done_dir, settings.quarantine_dir)
-    if isinstance(config, MicrophoneConfig):
-        return Microphone(config)
-    if isinstance(config, ReplayConfig):
-        return ReplaySource(config)
-    raise TypeError(f"no source for {type(config).__name__}")
-
-
-def build_ensemble(settings: Settings, stages: Stages) -> Ensemble:
-    specs = [member.spec() for member in settings.model.members]
-    ensemble = load_ensemble(settings.models_dir, specs, window_spec(settings), settings.model.options(), stages)
-    if settings.language != "en":
-        names = CommonNames.load(settings.models_dir, settings.language)
-        ensemble.taxonomy = replace(ensemble.taxonomy, labels=localise(ensemble.taxonomy.labels, names))
-    return ensemble
-
-
-def build_species(settings: Settings, labels: tuple[Label, ...], alerts: AlertGate,
-                  range_model: RangeModel | None = None) -> SpeciesFilter:
-    """The species filter; `range_model`, when one is loaded already, is used rather than loaded again."""
-    return SpeciesFilter.load(settings.species.options(), labels, settings.models_dir, alerts.indices, range_model)
-
-
-def build_screen(settings: Settings, labels: tuple[Label, ...], speech: SpeechDetector | NoSpeech) -> Screen:
-    alerts = AlertGate(settings.alerts.options(), labels)
-    return Screen(alerts, build_species(settings, labels, alerts), speech, settings.privacy.suppress_detections)
-
-
-def build_speech(settings: Settings) -> SpeechDetector | NoSpeech:
-    if not settings.privacy.speech_detector:
-        return NoSpeech()
-    return SpeechDetector(SpeechModel.load(settings.models_dir), settings.privacy.options())
-
-
-def build_clips(settings: Settings, speech: SpeechDetector | NoSpeech) -> ClipRecorder | NoClips:
-    c = settings.clips
-    if not c.enabled:
-        return NoClips()
-    store = ClipStore(settings.clips_dir, c.max_age_days, c.max_megabytes, c.min_free_percent)
-    options = c.options(settings.clips_dir)
-    return ClipRecorder(options, store, veto=lambda stream, start, end: speech.speech_between(stream, start, end) > 0)
-
-
-def build_guard(settings: Settings, ensemble: Ensemble, live: bool) -> BudgetGuard:
-    options = settings.budget.options()
-    loads = ladder(ensemble.priorities, ensemble.has_tta, options.order, options.max_hop_factor)
-    return BudgetGuard(options, loads, [m.name for m in ensemble.members], live)
-
-
-def build_outputs(settings: Settings) -> Outputs:
-    s = settings
-    outbox = Outbox(s.outbox_path, s.outbox.max_records, s.outbox.when_full, queue=s.mqtt is not None)
-    uplink = MqttPublisher(s.mqtt, s.box_id, outbox) if s.mqtt is not None else None
-    files = DailyFiles(s.records_dir, tuple(s.output.formats), fsync=s.output.fsync)
-    return Outputs(outbox, files, uplink, s.output.when)
-
-
-def store_paths(settings: Settings) -> dict[str, Path]:
-    """Where each store writes: each may be on a disk of its own, and each disk can fill up."""
-    s = settings
-    paths = {"records": s.records_dir, "outbox": s.outbox_path, "state": s.state_path}
-    return {**paths, "clips": s.clips_dir} if s.clips.enabled else paths
-
-
-def window_spec(settings: Settings) -> WindowSpec:
-    return WindowSpec(seconds=settings.window.seconds, hop=settings.window.hop)
 
 
 class Daemon:
@@ -146,12 +61,7 @@ class Daemon:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
         self.ensemble = build_ensemble(s, self.stages)
-        windower = Windower(window_spec(s), self.ensemble.sample_rates, s.model.resampler)
-        speech = build_speech(s)
-        screen = build_screen(s, self.ensemble.taxonomy.labels, speech)
-        self.smoother = Smoother(s.smoothing.options(), screen.species.thresholds)
-        self.pipeline = Pipeline(windower, self.ensemble, screen, self.smoother, speech, build_clips(s, speech),
-                                 self.stages)
+        self.pipeline, self.smoother = build_pipeline(s, self.ensemble, self.stages)
         self.outputs = build_outputs(s)
         self.outputs.start()
         self.state = RecordingState(s.state_path)
