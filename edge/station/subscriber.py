@@ -124,7 +124,7 @@ class Subscriber:
         if stop.is_set():
             client.disconnect()  # a clean DISCONNECT: the broker keeps the session for SESSION_EXPIRY_S
 
-    def _client(self, protocol: int) -> mqtt.Client:
+    def _client(self, protocol: mqtt.MQTTProtocolVersion) -> mqtt.Client:
         # A 3.1.1 session that is not clean: the broker keeps our queue while the station is off.
         client = new_client(self.config, self.options.client_id, protocol, clean_session=False)
         # Acknowledged only once committed: a record the store could not take comes again.
