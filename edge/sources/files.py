@@ -290,7 +290,7 @@ class ReplaySource:
                 return
             self._sleep(min(ahead, 0.1))
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int | float]:
         return {"files_failed": len(self.files.failed), "files_damaged": len(self.files.damaged),
                 "damaged_seconds": round(self.files.damaged_seconds, 2)}
 
