@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
-from typing import Annotated, Iterator, Literal
+from typing import Annotated, Generator, Iterator, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -269,7 +269,7 @@ class ReplaySource:
         if not self.files.recordings:
             raise AudioError("no recordings to replay")
 
-    def chunks(self, stop: threading.Event) -> Iterator[AudioChunk | None]:
+    def chunks(self, stop: threading.Event) -> Generator[AudioChunk | None, None, None]:
         began, sent = self._clock(), 0.0
         for chunk in self.files.chunks():
             if stop.is_set():

@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Generator, Iterator, Literal
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -119,7 +119,7 @@ class FolderSource:
         return {"files_pending": len(self._candidates), "files_held_open": held_open, **self.counters,
                 "damaged_seconds": round(self.counters["damaged_seconds"], 2)}
 
-    def chunks(self, stop: threading.Event) -> Iterator[AudioChunk | None]:
+    def chunks(self, stop: threading.Event) -> Generator[AudioChunk | None, None, None]:
         while not stop.is_set():
             candidate = self._next_complete()
             if candidate is not None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from types import ModuleType
-from typing import Iterator, Literal, Mapping, Protocol
+from typing import Generator, Literal, Mapping, Protocol
 
 import numpy as np
 import structlog
@@ -159,7 +159,7 @@ class Microphone:
                 "device_open": int(self._session is not None), **self._counts,
                 "damaged_seconds": round(self._counts["damaged_samples"] / rate, 2)}
 
-    def chunks(self, stop: threading.Event) -> Iterator[AudioChunk | None]:
+    def chunks(self, stop: threading.Event) -> Generator[AudioChunk | None, None, None]:
         reassembly = _Reassembly(max_gap=round(self.config.buffer_seconds * self.config.sample_rate))
         while not (stop.is_set() or self._halt.is_set()):
             blocks = self._take(stop)
