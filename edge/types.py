@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Iterator, Mapping, Protocol
+from typing import Generator, Iterator, Mapping, Protocol
 
 import numpy as np
 
@@ -208,14 +208,16 @@ class LiveSource(Protocol):
     """A source of the daemon: it runs until told to stop, and owns whatever thread feeds it. `live` sources
     deliver audio in real time and cannot wait for the analysis (a microphone); the others (files) can."""
 
-    live: bool
+    @property
+    def live(self) -> bool: ...
 
     def start(self) -> None:
         """Start feeding (open the device, start watching the folder); constructors start nothing."""
 
-    def chunks(self, stop: threading.Event) -> Iterator[AudioChunk | None]:
+    def chunks(self, stop: threading.Event) -> Generator[AudioChunk | None, None, None]:
         """Yield chunks as `Source.chunks` does, and None whenever nothing new arrived for about a second,
-        so that the loop keeps its watchdog and health record going while the box is quiet.
+        so that the loop keeps its watchdog and health record going while the box is quiet. Closing the
+        generator gives up the stream in flight (taken up again by the next run).
 
         A stream counts as processed once the consumer asks for the item after its `last` chunk. When `stop`
         is set, the iterator ends soon: a stream cut short then has no `last` chunk, and is taken up again

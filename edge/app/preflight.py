@@ -21,7 +21,7 @@ from edge.sources.files import ReplayConfig
 from edge.sources.folder import FolderConfig
 from edge.screen.species import SpeciesListError, read_thresholds
 from edge.screen.speech import MODEL_NAME as SPEECH_MODEL
-from edge.types import index_by_name
+from edge.types import Label, index_by_name
 
 # Kernel file systems: a folder there cannot hold records, whatever its permissions say (root may "write" /proc).
 VIRTUAL = (Path("/proc"), Path("/sys"), Path("/dev"))
@@ -136,7 +136,8 @@ def model_problems(settings: Settings, verify: bool = True) -> list[str]:
         require_folder(models_dir)
     except ModelError as error:
         return [f"models_dir: {error}"]
-    found, labels = [], []
+    found: list[str] = []
+    labels: tuple[Label, ...] = ()
     for name in settings.model.names:
         try:
             manifest = find(models_dir, name)

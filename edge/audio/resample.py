@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from math import gcd
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import soxr
@@ -30,6 +31,14 @@ BLOCK_WORK = 200_000
 # Largest period kernel (entries): every rate a recorder writes needs under 130,000 (11.025 kHz to 48 kHz, 640
 # phases); a rate prime to 48000 (a header saying 47999 Hz) would need billions and gets libsoxr instead.
 MAX_KERNEL = 1 << 20
+
+
+class Converter(Protocol):
+    """Converts successive blocks of one stream to another rate, keeping its state between them."""
+
+    def push(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        """The converted samples of this block (with `last`, and of what the filter still holds)."""
+        ...
 
 
 class RateConverter:
@@ -172,7 +181,7 @@ def period_kernels(in_rate: int, out_rate: int, stride: int, phases: int) -> tup
     return groups, wing
 
 
-def rate_converter(in_rate: int, out_rate: int, resampler: str = "kaiser_fast"):
+def rate_converter(in_rate: int, out_rate: int, resampler: str = "kaiser_fast") -> Converter:
     """The streaming converter named `resampler` (one of RESAMPLERS); at equal rates both pass samples through."""
     if resampler not in RESAMPLERS:
         raise ValueError(f"unknown resampler {resampler!r}: choose one of {', '.join(RESAMPLERS)}")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.audio.resample import rate_converter
+from edge.audio.resample import Converter, rate_converter
 from edge.types import AudioChunk, Stream, Window
 
 
@@ -39,7 +39,7 @@ class WindowSpec:
 
 @dataclass
 class _RateBuffer:
-    converter: object  # a streaming converter of edge.audio.resample: push(samples, last) -> samples
+    converter: Converter
     samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     offset: int = 0  # position of samples[0] on this rate's clock
 
@@ -82,7 +82,7 @@ class Windower:
             converted = buffer.converter.push(samples, last=chunk.last)
             buffer.samples = np.concatenate([buffer.samples, converted])
         self._received += len(chunk.samples)
-        windows = []
+        windows: list[Window] = []
         while self._complete(self._next):
             windows.append(self._cut(self._next))
         if chunk.last:
@@ -113,15 +113,17 @@ class Windower:
         )
 
     def _tail(self) -> list[Window]:
+        assert self._stream is not None  # called by push, inside a stream
         rate = self._stream.sample_rate
         min_tail = self.spec.tail_seconds * rate
-        windows = []
+        windows: list[Window] = []
         while self._next == 0 or self._received - self.spec.start(self._next, rate) >= min_tail:
             windows.append(self._cut(self._next))
         return windows
 
     def _cut(self, index: int) -> Window:
         stream = self._stream
+        assert stream is not None  # called by push, inside a stream
         starts = {rate: self.spec.start(index, rate) for rate in self.rates}
         audio = {rate: buf.take(starts[rate], self.spec.length(rate)) for rate, buf in self._buffers.items()}
         start = self.spec.start(index, stream.sample_rate)

@@ -138,7 +138,7 @@ def species_options(latitude, longitude, day, week, range_threshold, include, ex
 
 
 def listed(paths, option: str) -> list[str]:
-    names = []
+    names: list[str] = []
     for path in paths:
         try:
             names += read_names(path)

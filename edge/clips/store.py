@@ -54,6 +54,11 @@ def encode_flac(samples: np.ndarray, rate: int, metadata: Mapping[str, str]) -> 
     return buffer.getvalue()
 
 
+def errno_name(error: OSError) -> str:
+    """ENOSPC, EROFS...: the code a log line names, "" when the error has none."""
+    return "" if error.errno is None else errno.errorcode.get(error.errno, "")
+
+
 def temp_path(target: Path) -> Path:
     return target.with_name(f".{target.name}{TEMP_SUFFIX}")
 
@@ -92,7 +97,7 @@ class ClipStore:
                     found.append((st.st_mtime, path.relative_to(self.directory).as_posix(), st.st_size))
         except OSError as error:
             log.error("clip_directory_unusable", directory=str(self.directory), error=str(error),
-                      errno=errno.errorcode.get(error.errno, ""))
+                      errno=errno_name(error))
         for mtime, relative, size in sorted(found):
             self._clips[relative] = _Clip(mtime, size)
             self.total_bytes += size
@@ -122,7 +127,7 @@ class ClipStore:
             self.disk_full = error.errno in FULL
             if self.fault is None:
                 self.fault = StorageFault("clips", in_words(error))
-            log.error("clip_write_failed", path=relative_path, errno=errno.errorcode.get(error.errno, ""),
+            log.error("clip_write_failed", path=relative_path, errno=errno_name(error),
                       error=str(error))
             _remove_if_empty(target.parent, self.directory)
             return False
@@ -182,7 +187,7 @@ class ClipStore:
         try:
             path.unlink(missing_ok=True)
         except OSError as error:
-            log.error("clip_delete_failed", path=relative, errno=errno.errorcode.get(error.errno, ""),
+            log.error("clip_delete_failed", path=relative, errno=errno_name(error),
                       error=str(error))
             return False
         clip = self._clips.pop(relative)

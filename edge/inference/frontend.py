@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from edge.inference.manifest import LogMelSpec, Manifest
 from edge.inference.stages import Stages
 
 
-def hz_to_mel(hz: np.ndarray, scale: str) -> np.ndarray:
+def hz_to_mel(hz: float | np.ndarray, scale: str) -> np.ndarray:
     hz = np.asarray(hz, dtype=np.float64)
     if scale == "htk":
         return 2595.0 * np.log10(1.0 + hz / 700.0)
@@ -71,9 +73,10 @@ class LogMelFrontEnd:
         return db
 
 
-def front_end_for(manifest: Manifest):
+def front_end_for(manifest: Manifest) -> Callable[[np.ndarray], np.ndarray]:
     """The callable that maps [batch, input_length] crops to the model's input tensor."""
     if manifest.input_kind == "logmel":
+        assert manifest.logmel is not None  # the manifest's loader sets it for every logmel model
         return LogMelFrontEnd(manifest.logmel, manifest.sample_rate)
     return lambda crops: np.ascontiguousarray(crops, dtype=np.float32)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TextIO
 
 from edge.storage.file_names import shown
 from edge.wire.records import FIELDS, finite, to_json, to_record
@@ -80,7 +81,7 @@ class RavenSink:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.paths = dict(paths or {})
-        self._file = None
+        self._file: TextIO | None = None
         self._stream_id: str | None = None
         self._selection = 0
 
@@ -113,15 +114,16 @@ class RavenSink:
             started.strftime("%Y/%m/%d") if started else "",
             started.strftime("%H:%M:%S.") + f"{started.microsecond // 1000:03d}" if started else "",
         )
+        assert self._file is not None  # begin() opened it
         self._file.write("\t".join(str(v).replace("\t", " ") for v in row) + "\n")
         self._file.flush()
 
     def _open(self, stream_id: str) -> None:
         self.close()
         name = Path(stream_id.replace("/", "__")).stem + RAVEN_SUFFIX
-        self._file = (self.folder / name).open("w", encoding="utf-8")
-        self._file.write("\t".join(RAVEN_COLUMNS) + "\n")
-        self._file.flush()
+        self._file = file = (self.folder / name).open("w", encoding="utf-8")
+        file.write("\t".join(RAVEN_COLUMNS) + "\n")
+        file.flush()
         self._stream_id = stream_id
         self._selection = 0
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 import structlog
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import Field, field_validator
 
 from edge.wire.mqtt import (Backoff, BrokerConfig, new_client, prefix_problem, protocols, refusal,
@@ -51,7 +52,7 @@ class MqttConfig(BrokerConfig):
 class Connection:
     """What one connection knows: its CONNACK, what is in flight, how far each lane has been sent."""
 
-    connack: object = None
+    connack: ReasonCode | None = None
     lost: bool = False
     inflight: dict[int, tuple[int, bool]] = field(default_factory=dict)  # mid -> (seq, from the backlog)
     acked: list[int] = field(default_factory=list)
@@ -117,7 +118,7 @@ class MqttPublisher:
             log.info("mqtt_reconnect_wait", seconds=round(delay, 2), pending=self.outbox.pending_count)
             self._stop.wait(delay)
 
-    def _session(self, protocol: int, backoff: Backoff) -> str:
+    def _session(self, protocol: mqtt.MQTTProtocolVersion, backoff: Backoff) -> str:
         """Connect, send until the link is lost or we are stopped; "stopped", "lost", "refused" or "version"."""
         host, port = self.config.address
         state = Connection()
@@ -130,14 +131,15 @@ class MqttPublisher:
         except (OSError, ValueError) as error:  # refused, unreachable, TLS failure, unreadable credentials
             self._failed("mqtt_connect_failed", f"{type(error).__name__}: {error}", host=host, port=port)
             return "lost"
-        if not self._await_connack(client, state):
+        connack = self._await_connack(client, state)
+        if connack is None:
             client.disconnect()
             return "stopped" if self._stop.is_set() else "lost"
-        if state.connack.is_failure:
+        if connack.is_failure:
             client.disconnect()
-            self._failed("mqtt_refused", refusal(state.connack), host=host, port=port,
+            self._failed("mqtt_refused", refusal(connack), host=host, port=port,
                          version=version_name(protocol))
-            return "version" if refused_version(state.connack) else "refused"
+            return "version" if refused_version(connack) else "refused"
         backoff.reset()
         self.connected, self.last_error = True, None
         self.connects += 1
@@ -171,9 +173,9 @@ class MqttPublisher:
 
         client.on_connect, client.on_disconnect, client.on_publish = on_connect, on_disconnect, on_publish
 
-    def _await_connack(self, client: mqtt.Client, state: Connection) -> bool:
-        """Wait for the broker's answer; a stop in the meantime still lets it come, within drain_seconds, so
-        that a short replay ending while the connection is being set up still delivers."""
+    def _await_connack(self, client: mqtt.Client, state: Connection) -> ReasonCode | None:
+        """The broker's answer, or None when none came; a stop in the meantime still lets it come, within
+        drain_seconds, so that a short replay ending while the connection is being set up still delivers."""
         deadline = time.monotonic() + self.config.keepalive
         while state.connack is None and not state.lost:
             if self._stop.is_set():
@@ -182,7 +184,7 @@ class MqttPublisher:
                 break
         if state.connack is None:
             self._failed("mqtt_connect_failed", "the broker closed the connection or did not answer (no CONNACK)")
-        return state.connack is not None
+        return state.connack
 
     def _send(self, client: mqtt.Client, state: Connection) -> str:
         while not state.lost:

@@ -69,7 +69,7 @@ class Outbox:
         self.queue = queue
         self.path = path
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
+        self._connection: sqlite3.Connection | None = None
         self.writable = False
         self.open_error: str | None = None
         self._last_full_log = 0.0
@@ -82,15 +82,22 @@ class Outbox:
             db.execute("DELETE FROM published WHERE created < ?", (time.time() - KEEP_KEYS_SECONDS,))
         except DISK_ERRORS as error:
             self.open_error = in_words(error, self.path)
-            if self._db is None:
-                self._db = open_read_only(self.path, SCHEMA, shared=True)
-                self._pending = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            if self._connection is None:
+                self._connection = open_read_only(self.path, SCHEMA, shared=True)
+                self._pending = self._connection.execute("SELECT count(*) FROM outbox").fetchone()[0]
                 log.error("outbox_read_only", path=str(self.path), error=self.open_error)
             return
-        if self._db is not None:
-            self._db.close()
-        self._db, self.writable, self.open_error = db, True, None
-        self._pending = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        if self._connection is not None:
+            self._connection.close()
+        self._connection, self.writable, self.open_error = db, True, None
+        self._pending = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The database; `_open` (called by the constructor) sets it or raises, so it is always there."""
+        if self._connection is None:
+            raise RuntimeError(f"the outbox {self.path} was never opened")
+        return self._connection
 
     @property
     def last_seq(self) -> int:

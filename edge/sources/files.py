@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
-from typing import Annotated, Iterator, Literal
+from typing import Annotated, Generator, Iterator, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -269,7 +269,7 @@ class ReplaySource:
         if not self.files.recordings:
             raise AudioError("no recordings to replay")
 
-    def chunks(self, stop: threading.Event) -> Iterator[AudioChunk | None]:
+    def chunks(self, stop: threading.Event) -> Generator[AudioChunk | None, None, None]:
         began, sent = self._clock(), 0.0
         for chunk in self.files.chunks():
             if stop.is_set():
@@ -290,7 +290,7 @@ class ReplaySource:
                 return
             self._sleep(min(ahead, 0.1))
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int | float]:
         return {"files_failed": len(self.files.failed), "files_damaged": len(self.files.damaged),
                 "damaged_seconds": round(self.files.damaged_seconds, 2)}
 

@@ -16,12 +16,13 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Generator, Iterator, Literal
 from zoneinfo import ZoneInfo
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from edge.sources.arrivals import Candidate, Notifications, walk
 from edge.sources.files import (AUDIO_SUFFIXES, AccessDenied, AudioError, DamagedAudio, DecodeOptions, ZoneName,
@@ -80,11 +81,11 @@ class FolderSource:
         self._held_since = 0.0  # when the stream the joiner holds ran out of audio
         # Files read to the end whose stream's last windows wait for the next file: each is finished (state,
         # put away) once those windows are analysed, so that a crash before then analyses it again.
-        self._unfinished: list[tuple] = []
+        self._unfinished: list[tuple[Candidate, str, str, float, str | None, tuple]] = []  # _conclude's arguments
         self._clock = clock
         self._paths: queue.Queue = queue.Queue(maxsize=NOTIFICATION_QUEUE)
         self._overflowed = threading.Event()
-        self._observer = None
+        self._observer: BaseObserver | None = None
         self._candidates: dict[Path, Candidate] = {}
         self._finished: set[str] = set()
         self._next_scan = 0.0
@@ -99,9 +100,9 @@ class FolderSource:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as error:  # a full or read-only card: analysed files then stay where they are
                 log.error("folder_not_made", folder=str(folder), error=str(error))
-        self._observer = Observer()
-        self._observer.schedule(Notifications(self._paths, self._overflowed), str(self.root), recursive=True)
-        self._observer.start()
+        self._observer = observer = Observer()
+        observer.schedule(Notifications(self._paths, self._overflowed), str(self.root), recursive=True)
+        observer.start()
         log.info("folder_watched", folder=str(self.root), after=self.config.after)
 
     def stop(self) -> None:
@@ -113,12 +114,12 @@ class FolderSource:
             self._observer.join(timeout=5)
             self._observer = None
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int | float]:
         held_open = sum(candidate.held_open for candidate in self._candidates.values())
         return {"files_pending": len(self._candidates), "files_held_open": held_open, **self.counters,
                 "damaged_seconds": round(self.counters["damaged_seconds"], 2)}
 
-    def chunks(self, stop: threading.Event) -> Iterator[AudioChunk | None]:
+    def chunks(self, stop: threading.Event) -> Generator[AudioChunk | None, None, None]:
         while not stop.is_set():
             candidate = self._next_complete()
             if candidate is not None:
@@ -309,7 +310,9 @@ class FolderSource:
             self._conclude(candidate, key, status, seconds, error, None)
             return
         self._conclude_unfinished(released=False)  # continued by this file: their last windows are analysed
-        self._unfinished.append((candidate, key, status, seconds, error, self.joiner.held.as_row()))
+        held = self.joiner.held
+        assert held is not None  # tail_held: the joiner holds this file's stream
+        self._unfinished.append((candidate, key, status, seconds, error, held.as_row()))
         log.info("recording_read", file=self._name(candidate.path), audio_seconds=round(seconds, 1),
                  note="finished once its stream's last windows are analysed")
         self._finished.add(key)  # not taken again by a scan while it waits
@@ -318,8 +321,8 @@ class FolderSource:
         """Finish the files waiting on their stream's end; each keeps where the stream stood after it, unless
         the stream has ended (`released`)."""
         unfinished, self._unfinished = self._unfinished, []
-        for *outcome, stream_end in unfinished:
-            self._conclude(*outcome, None if released else stream_end)
+        for candidate, key, status, seconds, error, stream_end in unfinished:
+            self._conclude(candidate, key, status, seconds, error, None if released else stream_end)
 
     def _conclude(self, candidate: Candidate, key: str, status: str, seconds: float, error: str | None,
                   stream_end: tuple | None) -> None:

@@ -38,10 +38,11 @@ class StreamEnd:
     channels: int
     end: int
 
-    def continued_by(self, recorder: str | None, own: Stream, channels: int, gap: float) -> bool:
-        """Whether a file of `recorder`, whose own stream is `own`, begins where this one ended."""
+    def continued_by(self, recorder: str | None, own: Stream, channels: int, gap: float | None) -> bool:
+        """Whether a file of `recorder`, whose own stream is `own`, begins where this one ended (`gap` None:
+        files are not joined)."""
         end_utc = self.stream.utc_at(self.end)
-        if recorder != self.recorder or end_utc is None or own.started_utc is None:
+        if gap is None or recorder != self.recorder or end_utc is None or own.started_utc is None:
             return False
         if (own.sample_rate, channels) != (self.stream.sample_rate, self.channels):
             return False

@@ -16,7 +16,8 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import Iterator, Literal, Mapping
+from types import ModuleType
+from typing import Generator, Literal, Mapping, Protocol
 
 import numpy as np
 import structlog
@@ -77,13 +78,24 @@ class _Block:
     received: float | None = None
 
 
+class InputStream(Protocol):
+    """What is used of a sounddevice.InputStream (sounddevice ships no types)."""
+
+    active: bool
+    latency: float
+
+    def start(self) -> None: ...
+    def abort(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class _Session:
     """One opened input stream: its sample clock, its `Stream` (from the first block on), and when it was
     opened or last delivered a block, and a non-zero sample (monotonic seconds)."""
 
     def __init__(self, device: str, opened: float):
         self.device = device
-        self.handle = None  # the sounddevice.InputStream
+        self.handle: InputStream | None = None
         self.stream: Stream | None = None
         self.position = 0
         self.last_block = opened
@@ -108,7 +120,7 @@ class Microphone:
 
     def __init__(self, config: MicrophoneConfig):
         self.config = config
-        self._sd = None
+        self._sd: ModuleType | None = None  # sounddevice, loaded by start()
         self._queue: deque[_Block] = deque(maxlen=max(1, round(config.buffer_seconds / config.block_seconds)))
         self._queued = 0  # samples in the queue
         self._arrived = threading.Condition()
@@ -147,7 +159,7 @@ class Microphone:
                 "device_open": int(self._session is not None), **self._counts,
                 "damaged_seconds": round(self._counts["damaged_samples"] / rate, 2)}
 
-    def chunks(self, stop: threading.Event) -> Iterator[AudioChunk | None]:
+    def chunks(self, stop: threading.Event) -> Generator[AudioChunk | None, None, None]:
         reassembly = _Reassembly(max_gap=round(self.config.buffer_seconds * self.config.sample_rate))
         while not (stop.is_set() or self._halt.is_set()):
             blocks = self._take(stop)
@@ -218,10 +230,17 @@ class Microphone:
                 self._delay = self.config.reopen_min_seconds  # the device works: back-off starts over
         self._close("stopped")
 
+    @property
+    def _portaudio(self) -> ModuleType:
+        if self._sd is None:
+            raise MicrophoneError("the microphone is used before start() loaded PortAudio")
+        return self._sd
+
     def _trouble(self, session: _Session, now: float) -> str | None:
+        assert session.handle is not None  # a session is kept only once its stream is open
         try:
             active = session.handle.active
-        except self._sd.PortAudioError:
+        except self._portaudio.PortAudioError:
             active = False
         if not active:
             return "error"  # PortAudio ended the stream: device gone or failing
@@ -236,14 +255,14 @@ class Microphone:
         self._delay = min(self._delay * 2, self.config.reopen_max_seconds)
 
     def _open(self) -> bool:
-        sd, config, session = self._sd, self.config, None
+        sd, config, session = self._portaudio, self.config, None
         try:  # PortAudio lists devices only when initialised: a device plugged back in needs a rescan
             rescan(sd)
             session = _Session(sd.query_devices(config.device, "input")["name"], time.monotonic())
-            session.handle = sd.InputStream(
+            session.handle = handle = sd.InputStream(
                 device=config.device, samplerate=config.sample_rate, channels=config.channels, dtype="float32",
                 blocksize=round(config.block_seconds * config.sample_rate), callback=partial(self._on_block, session))
-            session.handle.start()
+            handle.start()
         except (sd.PortAudioError, ValueError) as error:
             if session is not None and session.handle is not None:
                 session.handle.close()
@@ -253,7 +272,7 @@ class Microphone:
         self._session = session
         self._counts["streams"] += 1
         log.info("microphone_opened", device=session.device, sample_rate=config.sample_rate, channels=config.channels,
-                 latency_s=round(session.handle.latency, 3))
+                 latency_s=round(handle.latency, 3))
         return True
 
     def _close(self, reason: str, **context) -> None:
@@ -261,6 +280,7 @@ class Microphone:
         session, self._session = self._session, None
         if session is None:
             return
+        assert session.handle is not None  # a session is kept only once its stream is open
         session.handle.abort()
         session.handle.close()
         stream = session.stream
@@ -282,7 +302,9 @@ class _Reassembly:
         self.position = 0  # next sample of `stream` to hand out
 
     def chunks_of(self, blocks: list[_Block]) -> list[AudioChunk]:
-        chunks, parts, start = [], [], self.position
+        chunks: list[AudioChunk] = []
+        parts: list[np.ndarray] = []
+        start = self.position
         self.received = None
         for block in blocks:
             if block.stream != self.stream:
@@ -308,10 +330,13 @@ class _Reassembly:
 
     def _flush(self, parts: list[np.ndarray], start: int) -> list[AudioChunk]:
         samples = np.concatenate(parts) if parts else EMPTY
-        return [AudioChunk(self.stream, start, samples, received=self.received)] if len(samples) else []
+        if not len(samples):
+            return []
+        assert self.stream is not None  # samples are gathered only once a block has begun a stream
+        return [AudioChunk(self.stream, start, samples, received=self.received)]
 
 
-def load_portaudio():
+def load_portaudio() -> ModuleType:
     """The sounddevice module, or MicrophoneError saying what to install."""
     try:
         import sounddevice
@@ -321,7 +346,7 @@ def load_portaudio():
     return sounddevice
 
 
-def rescan(sd) -> None:
+def rescan(sd: ModuleType) -> None:
     """Re-initialise PortAudio so that its device list is current (the way sounddevice's maintainers give)."""
     if sd._initialized:  # not after a failed initialisation
         sd._terminate()

@@ -85,7 +85,7 @@ class RecordingState:
 
     def get(self, key: str) -> Recording | None:
         row = self._row(key)
-        return Recording(*row[:4], row[7]) if row else None
+        return Recording(row[0], row[1], row[2], row[3], error=row[7]) if row else None
 
     def _row(self, key: str) -> tuple | None:
         if key in self._unsaved:

@@ -76,14 +76,14 @@ def utc_time(value: object) -> str | None:
     if problem:
         return problem
     try:
-        moment = datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(str(value))  # a str: text() checked it
     except ValueError:
         return f"is not an ISO 8601 time: {shown(value)}"
     return None if moment.utcoffset() is not None else f"has no UTC offset: {shown(value)}"
 
 
 def box_id(value: object) -> str | None:
-    return text(200)(value) or box_id_problem(value)
+    return text(200)(value) or box_id_problem(str(value))  # a str: text() checked it
 
 
 def optional(check: Check) -> Check:

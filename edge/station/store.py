@@ -164,6 +164,7 @@ class Store:
             row = db.execute("INSERT INTO rejected (box, topic, reason, payload, size, received_utc) "
                              "VALUES (?, ?, ?, ?, ?, ?)",
                              (box, topic, reason, kept, len(payload), received_utc)).lastrowid
+            assert row is not None  # an INSERT sets it
             db.execute("DELETE FROM rejected WHERE id <= ?", (row - MAX_REJECTED,))
             db.execute("INSERT OR IGNORE INTO boxes (box) VALUES (?)", (box,))
             db.execute("UPDATE boxes SET rejected = rejected + 1 WHERE box = ?", (box,))

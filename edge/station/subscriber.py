@@ -106,14 +106,15 @@ class Subscriber:
         client = self._client(protocol)
         self._refused, self._accepted, self._store_failed = None, False, False
         host, port = self.config.address
-        session = {}
+        clean_start: mqtt.CleanStartOption = mqtt.MQTT_CLEAN_START_FIRST_ONLY  # paho's default; MQTT 3 allows no other
+        properties = None
         if protocol == mqtt.MQTTv5:
             properties = Properties(PacketTypes.CONNECT)
             properties.SessionExpiryInterval = SESSION_EXPIRY_S
             properties.MaximumPacketSize = MAX_PACKET_BYTES
-            session = {"clean_start": False, "properties": properties}
+            clean_start = False
         try:
-            client.connect(host, port, self.config.keepalive, **session)
+            client.connect(host, port, self.config.keepalive, clean_start=clean_start, properties=properties)
         except OSError as error:
             log.warning("broker_unreachable", host=host, port=port, error=str(error))
             return
@@ -123,7 +124,7 @@ class Subscriber:
         if stop.is_set():
             client.disconnect()  # a clean DISCONNECT: the broker keeps the session for SESSION_EXPIRY_S
 
-    def _client(self, protocol: int) -> mqtt.Client:
+    def _client(self, protocol: mqtt.MQTTProtocolVersion) -> mqtt.Client:
         # A 3.1.1 session that is not clean: the broker keeps our queue while the station is off.
         client = new_client(self.config, self.options.client_id, protocol, clean_session=False)
         # Acknowledged only once committed: a record the store could not take comes again.
@@ -179,18 +180,19 @@ class Subscriber:
             topic = message.topic
         except UnicodeDecodeError:
             topic = "(a topic that is not UTF-8)"
+        payload = bytes(message.payload)  # paho types it bytes | bytearray
         stored = None
         try:
-            if not message.payload and topic.endswith("/status"):
+            if not payload and topic.endswith("/status"):
                 # How a retained status is removed (`mosquitto_pub -r -n`, a box taken out of service): no record.
                 log.info("retained_status_cleared", topic=topic[:MAX_TOPIC])
                 client.ack(message.mid, message.qos)
                 return
-            record = parse(*topic_parts(topic, self.options.prefix), message.payload, received_utc,
+            record = parse(*topic_parts(topic, self.options.prefix), payload, received_utc,
                            bool(message.retain))
             stored = record, self.store.add(record)
         except RecordError as error:
-            self._reject(topic, message.payload, str(error), received_utc)
+            self._reject(topic, payload, str(error), received_utc)
         except sqlite3.Error as error:
             log.error("record_not_stored", topic=topic, error=str(error))
             self._store_failed = True
@@ -199,7 +201,7 @@ class Subscriber:
         except Exception as error:  # a gap in the checks: this message is set aside, the others go on
             log.exception("record_failed", topic=topic[:MAX_TOPIC])
             bug = f"station error {type(error).__name__}: {str(error)[:200]}"
-            self._reject(topic, message.payload, bug, received_utc)
+            self._reject(topic, payload, bug, received_utc)
         client.ack(message.mid, message.qos)
         if stored is not None and self.on_stored is not None:
             self.on_stored(*stored)

@@ -104,14 +104,14 @@ def render(lines: list[BoxLine], now: datetime) -> Table:
         table.add_column(column, justify="left" if column in ("box", "status") or species else "right",
                          no_wrap=not species, min_width=14 if species else None)
     for line in lines:
-        status = shown(line.status, f"[{STATUS_STYLES.get(line.status, 'default')}]{{}}[/]")
+        status = shown(line.status, f"[{STATUS_STYLES.get(line.status or '', 'default')}]{{}}[/]")
         missing = shown(line.missing_seq)
         if line.missing_seq:
             missing = f"[bold red]{missing}[/]"
         alerts = f"[bold red]{line.alerts_today}[/]" if line.alerts_today else "0"
         rejected = f"[bold red]{line.rejected}[/]" if line.rejected else "0"
-        species = escape(", ".join(line.recent_species))
-        table.add_row(escape(line.box), status, age(line.last_seen_utc, now), species,
+        heard = escape(", ".join(line.recent_species))
+        table.add_row(escape(line.box), status, age(line.last_seen_utc, now), heard,
                       str(line.events_today), alerts, missing, rejected, shown(line.real_time_factor, "{:.2f}"),
                       shown(line.outbox_pending), shown(line.disk_free_percent, "{:.0f}%"))
     if not lines:

@@ -111,7 +111,8 @@ def topic(prefix: str, box: str, kind: str) -> str:
     return f"{prefix}/{box}/{kind}"
 
 
-def new_client(config: BrokerConfig, client_id: str, protocol: int, clean_session: bool = True) -> mqtt.Client:
+def new_client(config: BrokerConfig, client_id: str, protocol: mqtt.MQTTProtocolVersion,
+               clean_session: bool = True) -> mqtt.Client:
     """A paho client with the credentials and TLS of `config`; it connects when asked. OSError or ValueError
     for a password file or certificate that cannot be read. `clean_session` applies to MQTT 3.1.1 (MQTT 5
     asks for it at connect time)."""
@@ -132,7 +133,7 @@ def version_name(protocol: int) -> str:
     return next(name for name, value in PROTOCOLS.items() if value == protocol)
 
 
-def protocols(config: BrokerConfig) -> list[int]:
+def protocols(config: BrokerConfig) -> list[mqtt.MQTTProtocolVersion]:
     """The MQTT versions to try, in order."""
     return list(PROTOCOLS.values()) if config.protocol == "auto" else [PROTOCOLS[config.protocol]]
 

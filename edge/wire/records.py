@@ -6,7 +6,7 @@ import json
 import math
 from datetime import datetime
 from importlib.metadata import version
-from typing import Mapping
+from typing import Mapping, overload
 
 from edge.types import Alert, Detection, Event, Label, StreamSpan, iso_ms, utc_now
 
@@ -28,6 +28,10 @@ FIELDS = (
 )
 
 
+@overload
+def iso(moment: datetime) -> str: ...
+@overload
+def iso(moment: datetime | None) -> str | None: ...
 def iso(moment: datetime | None) -> str | None:
     return None if moment is None else iso_ms(moment)
 
