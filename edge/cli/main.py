@@ -87,7 +87,7 @@ def replay_command(paths, model_names, models_dir, window, hop, crop_stride, sen
     try:
         naive_zone = ZoneInfo(known_zone(zone))
     except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--timezone")
+        raise click.BadParameter(str(error), param_hint="--timezone") from error
     options = ReplayOptions.build(
         window=window, hop=hop, crop_stride=crop_stride, sensitivity=sensitivity, min_conf=min_conf,
         top_k=top_k, channel=channel, naive_zone=naive_zone, threads=threads, join_gap=join_gap,
@@ -100,7 +100,7 @@ def replay_command(paths, model_names, models_dir, window, hop, crop_stride, sen
         result = replay(list(paths), models_dir, list(model_names), out, options,
                         progress=not quiet and console.is_terminal)
     except (ModelError, ValueError) as error:
-        raise click.ClickException(str(error))
+        raise click.ClickException(str(error)) from error
     if not quiet:
         print_summary(result, out)
     if result.failed and len(result.failed) == result.recordings:
@@ -137,7 +137,7 @@ def models_command(models_dir: Path) -> None:
         folders = model_folders(models_dir)
         classifiers = discover(models_dir)
     except ModelError as error:
-        raise click.ClickException(str(error))
+        raise click.ClickException(str(error)) from error
     table = Table(title=f"models in {models_dir}")
     for column in ("name", "kind", "version", "licence", "holds", "size", "sha256"):
         table.add_column(column)
@@ -198,7 +198,7 @@ def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | 
     try:
         settings = load_settings(config_path)
     except SettingsError as error:
-        raise click.ClickException(str(error))
+        raise click.ClickException(str(error)) from error
     if replay_paths:
         pace = speed or (1.0 if realtime else None)
         settings = settings.model_copy(update={"source": ReplayConfig(paths=list(replay_paths), speed=pace)})
@@ -215,11 +215,11 @@ def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | 
     try:
         daemon.start()
     except (ModelError, ValueError, OSError, AudioError, MicrophoneError) as error:
-        raise click.ClickException(f"cannot start: {error}")
+        raise click.ClickException(f"cannot start: {error}") from error
     try:
         daemon.run()
     except OSError as error:  # records cannot be written (a full or failing card): systemd restarts us later
-        raise click.ClickException(f"stopped: {error}")
+        raise click.ClickException(f"stopped: {error}") from error
     finally:
         daemon.stop()
 
@@ -246,7 +246,7 @@ def config_check(path: Path) -> None:
     try:
         settings = load_settings(path)
     except SettingsError as error:
-        raise click.ClickException(str(error))
+        raise click.ClickException(str(error)) from error
     refuse_on(problems(settings), path)
     for warning in storage_warnings(settings):  # the daemon starts all the same and reports the storage fault
         click.echo(f"warning: {warning}", err=True)
@@ -301,9 +301,9 @@ def station_group(ctx, broker, db_path, prefix, client_id, username, password_fi
                               key_file=key_file)
     except ValidationError as error:  # its own text would echo every option given
         wrong = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in error.errors())
-        raise click.BadParameter(wrong, param_hint="--broker and its options")
+        raise click.BadParameter(wrong, param_hint="--broker and its options") from None  # not chained: same reason
     except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--broker")
+        raise click.BadParameter(str(error), param_hint="--broker") from error
     if problem := prefix_problem(prefix):
         raise click.BadParameter(problem, param_hint="--prefix")
     if problem := config.secret_problem():
@@ -317,7 +317,7 @@ def station_group(ctx, broker, db_path, prefix, client_id, username, password_fi
     try:
         code = run(config, options, db_path, stop, show_table)
     except StoreError as error:
-        raise click.ClickException(str(error))
+        raise click.ClickException(str(error)) from error
     sys.exit(code)
 
 
@@ -337,7 +337,7 @@ def station_export(db_path: Path, out: str, box: str | None, since, records: boo
     try:
         db = connect(db_path, read_only=True)
     except StoreError as error:
-        raise click.ClickException(str(error))
+        raise click.ClickException(str(error)) from error
     write = write_records if records else write_events
     day = since.date() if since else None
     try:
@@ -347,7 +347,7 @@ def station_export(db_path: Path, out: str, box: str | None, since, records: boo
             with open(out, "w", newline="", encoding="utf-8") as file:
                 count = write(db, file, box, day)
     except OSError as error:
-        raise click.ClickException(f"cannot write {out}: {error}")
+        raise click.ClickException(f"cannot write {out}: {error}") from error
     finally:
         db.close()
     if out != "-":

@@ -52,7 +52,7 @@ def species_command(latitude, longitude, day, threshold, config_path, language, 
         try:
             settings = load_settings(config_path)
         except SettingsError as error:
-            raise click.ClickException(str(error))
+            raise click.ClickException(str(error)) from error
         options, language = settings.species.options(), language or settings.language
         models_dir = models_dir or settings.models_dir
     models_dir = models_dir or default_models_dir()
@@ -60,7 +60,7 @@ def species_command(latitude, longitude, day, threshold, config_path, language, 
         try:
             languages = available_languages(models_dir)
         except ModelError as error:
-            raise click.ClickException(str(error))
+            raise click.ClickException(str(error)) from error
         click.echo("\n".join("en (the models' own)" if code == "en" else code for code in languages))
         return
     if latitude is not None or longitude is not None:
@@ -74,7 +74,7 @@ def species_command(latitude, longitude, day, threshold, config_path, language, 
         labels = model_labels(models_dir, language or "en")
         rows = SpeciesFilter.load(options, labels, models_dir).expected(day)
     except (ModelError, SpeciesListError, ValueError) as error:
-        raise click.ClickException(str(error))
+        raise click.ClickException(str(error)) from error
     print_species(rows, options, day)
 
 
@@ -143,5 +143,5 @@ def listed(paths, option: str) -> list[str]:
         try:
             names += read_names(path)
         except SpeciesListError as error:
-            raise click.BadParameter(str(error), param_hint=option)
+            raise click.BadParameter(str(error), param_hint=option) from error
     return names

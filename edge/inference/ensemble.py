@@ -94,7 +94,7 @@ class Ensemble:
             blended = self._blend(per_member, len(windows))
         name = "+".join(self.members[i].name for i in running)
         return [Scores(window=window, probabilities=p, labels=self.taxonomy.labels, model=name,
-                       model_version=self.version) for window, p in zip(windows, blended)]
+                       model_version=self.version) for window, p in zip(windows, blended, strict=True)]
 
     def _blend(self, per_member: dict[int, list[np.ndarray]], n: int) -> list[np.ndarray]:
         if len(self.members) == 1:

@@ -105,7 +105,7 @@ class SharedFrontEnd:
         missing = [i for i, key in enumerate(keys) if key not in self._memo]
         if missing:
             with self.stages.measure(f"frontend:{self.name}", items=len(missing)):
-                self._memo.update(zip((keys[i] for i in missing), self.compute(crops[missing])))
+                self._memo.update(zip((keys[i] for i in missing), self.compute(crops[missing]), strict=True))
         return np.stack([self._memo[key] for key in keys])
 
     def clear(self) -> None:

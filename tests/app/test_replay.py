@@ -38,7 +38,7 @@ def test_all_formats_hold_the_same_detections(data, tmp_path):
     header = raven[0].split("\t")
     assert header[:5] == ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)"]
     assert len(raven) == len(records) + 1
-    first = dict(zip(header, raven[1].split("\t")))
+    first = dict(zip(header, raven[1].split("\t"), strict=True))
     assert float(first["Begin Time (s)"]) == records[0]["start_s"]
     assert first["Scientific Name"] == records[0]["scientific_name"]
 
@@ -57,7 +57,7 @@ def test_each_replay_rewrites_its_raven_tables(data, tmp_path):
     assert tables == ["S4A03895_20190522_120000.edge.selection.table.txt",
                       "curlew_call_1.edge.selection.table.txt", "opso_aru_1_CSWA_3s.edge.selection.table.txt"]
     meter = (out / "raven" / tables[0]).read_text().splitlines()
-    rows = [dict(zip(meter[0].split("\t"), line.split("\t"))) for line in meter[1:]]
+    rows = [dict(zip(meter[0].split("\t"), line.split("\t"), strict=True)) for line in meter[1:]]
     assert rows, "the soundscape has detections at 0.5"
     assert rows[0]["Begin Path"] == str((folder / "S4A03895_20190522_120000.wav").resolve())
     assert rows[0]["Begin File"] == "S4A03895_20190522_120000.wav"

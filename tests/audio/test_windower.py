@@ -21,7 +21,7 @@ def test_chunk_size_does_not_change_windows(rng):
     for chunk in (1024, 2048, 44100):
         windows = feed(Windower(spec, (48000, 32000)), stream, audio, chunk)
         assert [w.index for w in windows] == [w.index for w in reference]
-        for a, b in zip(windows, reference):
+        for a, b in zip(windows, reference, strict=True):
             assert (a.start, a.end, dict(a.offset)) == (b.start, b.end, dict(b.offset))
             for rate in (48000, 32000):
                 np.testing.assert_allclose(a.audio[rate], b.audio[rate], atol=1e-5)
@@ -89,7 +89,7 @@ def test_a_stream_taken_up_part_way_continues_on_its_grid(rng):
         resumed += windower.push(AudioChunk(stream, start, audio[start : start + 4096]))
     resumed += windower.push(AudioChunk(stream, len(audio), np.zeros(0, np.float32), last=True))
     assert [w.index for w in resumed] == [w.index for w in whole if w.start >= resume] == [3, 4, 5]
-    for a, b in zip(resumed, whole[3:]):
+    for a, b in zip(resumed, whole[3:], strict=True):
         assert (a.start, a.end, dict(a.offset)) == (b.start, b.end, dict(b.offset))
         np.testing.assert_array_equal(a.audio[44100], b.audio[44100])
         np.testing.assert_allclose(a.audio[32000][2000:], b.audio[32000][2000:], atol=1e-3)  # past the filter's start

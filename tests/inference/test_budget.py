@@ -48,8 +48,8 @@ def test_ladder_sheds_tta_then_members_by_priority_then_hop():
     ]
     assert loads[4].describe(NAMES) == "birdnet; no tta; hop x2"
     # Equal priorities: the member declared later goes first. No TTA: no TTA step. Order is the user's.
-    assert [l.active for l in ladder([0, 0], has_tta=False, order=("members",))] == [(0, 1), (0,)]
-    assert [l.hop_factor for l in ladder([0], has_tta=True, order=("hop", "tta"))] == [1, 2, 3, 4, 4]
+    assert [load.active for load in ladder([0, 0], has_tta=False, order=("members",))] == [(0, 1), (0,)]
+    assert [load.hop_factor for load in ladder([0], has_tta=True, order=("hop", "tta"))] == [1, 2, 3, 4, 4]
 
 
 def test_over_budget_sheds_one_step_at_a_time_until_it_fits():

@@ -43,7 +43,7 @@ def test_overlapping_windows_share_crops(manifest, rng):
     # 5 s windows every 1 s hold crops k..k+2 (3 s crops on a 1 s grid). 20 s give 16 full windows and two
     # padded tail windows (4 s and 3 s of audio): 18 windows, crops 0..19, each scored once.
     assert len(windows) == 18 and member.crops_scored == 20
-    for window, score in zip(windows, scores):
+    for window, score in zip(windows, scores, strict=True):
         k = window.index
         crops = [audio[j * 16000 : j * 16000 + 48000] for j in range(k, k + 3) if j * 16000 + 48000 <= len(audio)]
         crops += [np.pad(audio[j * 16000 :], (0, 48000 - len(audio[j * 16000 :])))
@@ -61,7 +61,7 @@ def test_scores_do_not_depend_on_chunk_size(manifest, rng):
         if reference is None:
             reference = scores
         assert len(scores) == len(reference)
-        for a, b in zip(scores, reference):
+        for a, b in zip(scores, reference, strict=True):
             np.testing.assert_allclose(a, b, atol=1e-5)
 
 

@@ -104,7 +104,7 @@ def test_localise_changes_only_common_names(models_dir, birdnet_labels):
                                                   "Turdus rufiventris_Rufous-bellied Thrush", species=True)
     # pt_BR's "Red-Capped Parrot" is upstream's re-cased English fallback, not a translation.
     assert by_name["Purpureicephalus spurius"].common_name == "Red-capped Parrot"
-    assert 2000 < sum(a != b for a, b in zip(local, birdnet_labels)) < 4000
+    assert 2000 < sum(a != b for a, b in zip(local, birdnet_labels, strict=True)) < 4000
 
 
 def test_labels_of_another_member_keep_their_names(models_with_birdclef, models_dir):

@@ -53,7 +53,10 @@ def test_calibration_and_held_out_sets_are_disjoint_and_present(tool):
 
 # -- the gate ---------------------------------------------------------------------------------------------------
 
-def confident_rows(n: int, classes: int = 20, rng=np.random.default_rng(7)) -> np.ndarray:
+ROWS = np.random.default_rng(7)  # shared: each call draws the next rows
+
+
+def confident_rows(n: int, classes: int = 20, rng: np.random.Generator = ROWS) -> np.ndarray:
     """n crops whose top class (0.9) stands well above the rest (at most 0.3)."""
     rows = rng.uniform(0.0, 0.3, (n, classes))
     rows[np.arange(n), rng.integers(0, classes, n)] = 0.9

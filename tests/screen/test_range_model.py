@@ -38,7 +38,7 @@ def grid(rng: np.random.Generator) -> list[tuple[float, float, int]]:
     lons = (-180.0, -179.9, -71.97, -0.01, 0.0, 11.58, 100.0, 179.9, 180.0)
     weeks = (-1, 1, 12, 13, 24, 25, 37, 48)
     points = list(itertools.product(lats, lons, weeks))
-    random = zip(rng.uniform(-90, 90, 300), rng.uniform(-180, 180, 300), rng.choice([-1, *range(1, 49)], 300))
+    random = zip(rng.uniform(-90, 90, 300), rng.uniform(-180, 180, 300), rng.choice([-1, *range(1, 49)], 300), strict=True)
     return points + [(float(lat), float(lon), int(week)) for lat, lon, week in random]
 
 

@@ -69,7 +69,7 @@ def test_a_full_outbox_drops_health_first_then_by_policy(tmp_path, policy, kept)
 def test_a_failed_commit_leaves_nothing_half_done(tmp_path):
     outbox = Outbox(tmp_path / "outbox.sqlite")
     add(outbox, "events", key="k")
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - whatever fails the commit, it must leave nothing behind
         outbox.add("events", {"seq": 2, "bad": object()}, key="k2")  # not JSON: the transaction rolls back
     assert not outbox.seen("k2")
     assert outbox.next_seq() == 2

@@ -25,7 +25,7 @@ def cut_recording(source, folder, names=("20240501_060000.WAV", "20240501_060006
     audio, rate = sf.read(source, dtype="float32")
     folder.mkdir(parents=True, exist_ok=True)
     bounds = [round(c * rate) for c in CUTS] + [len(audio)]
-    for name, begin, end in zip(names, bounds, bounds[1:]):
+    for name, begin, end in zip(names, bounds, bounds[1:], strict=False):
         sf.write(folder / name, audio[begin:end], rate, subtype="PCM_16")
     return audio, rate
 

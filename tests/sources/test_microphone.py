@@ -82,7 +82,7 @@ def assert_contiguous(chunks: list[AudioChunk]) -> None:
     for stream in streams_of(chunks):
         own = [c for c in chunks if c.stream == stream]
         assert own[0].start == 0
-        assert all(b.start == a.end for a, b in zip(own, own[1:])), "a gap or an overlap in the sample clock"
+        assert all(b.start == a.end for a, b in zip(own, own[1:], strict=False)), "a gap or an overlap in the sample clock"
         assert [c.last for c in own].count(True) <= 1 and not any(c.last for c in own[:-1])
 
 

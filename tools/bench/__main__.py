@@ -188,7 +188,7 @@ def growth(bench: Bench) -> None:
                 for n, who in ((1, bench.default), (4, "4 members")) for hop in (1.0, 2.5, 5.0)],
         "threads": [(f"{t} intra-op thread(s), 4 members", dict(members=bench.members(4), threads=t)) for t in (1, 2)],
     }
-    for group, runs in groups.items():
+    for runs in groups.values():
         reference = None
         for name, kwargs in runs:
             stats = bench.edge(**kwargs)

@@ -266,7 +266,7 @@ def front_end_graph(norm: Normalisation, front_ends: list[MelFrontEnd], steps: l
         helper.make_node("Unsqueeze", ["magnitude", "axes_1"], ["magnitude_n1s"]),
     ]
     outputs = []
-    for i, (fe, step) in enumerate(zip(front_ends, steps)):
+    for i, (fe, step) in enumerate(zip(front_ends, steps, strict=True)):
         kernel = folded_kernel(fe)
         length = kernel.shape[-1]
         inits += [

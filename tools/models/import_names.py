@@ -90,7 +90,7 @@ def read_language(code: str, source: Path, english: list[tuple[str, str]]) -> La
     wanted = [scientific for scientific, _ in english]
     found = [scientific for scientific, _ in pairs]
     if found != wanted:
-        at = next((i for i, (a, b) in enumerate(zip(found, wanted)) if a != b), min(len(found), len(wanted)))
+        at = next((i for i, (a, b) in enumerate(zip(found, wanted, strict=False)) if a != b), min(len(found), len(wanted)))
         sys.exit(f"{source}: scientific names differ from labels.txt at line {at + 1} "
                  f"({found[at] if at < len(found) else 'end of file'!r} vs "
                  f"{wanted[at] if at < len(wanted) else 'end of file'!r}; {len(found)} vs {len(wanted)} lines)")
@@ -100,7 +100,7 @@ def read_language(code: str, source: Path, english: list[tuple[str, str]]) -> La
             by_name.setdefault(common.strip(), []).append(scientific)
     return Language(
         code=code, source=source, data=data, lines=len(pairs),
-        same_as_english=sum(c.strip().casefold() == e.casefold() for (_, c), (_, e) in zip(pairs, english)),
+        same_as_english=sum(c.strip().casefold() == e.casefold() for (_, c), (_, e) in zip(pairs, english, strict=True)),
         empty=tuple(s for s, c in pairs if not c.strip()),
         padded=tuple(s for s, c in pairs if c.strip() and c != c.strip()),
         shared=tuple((name, tuple(species)) for name, species in sorted(by_name.items()) if len(species) > 1),
