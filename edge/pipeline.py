@@ -11,6 +11,7 @@ recorder's writes, starts no thread and reads no clock: what it returns depends 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Generic
 
 from edge.audio.windower import Windower
 from edge.clips.recorder import ClipRecorder, NoClips
@@ -21,28 +22,27 @@ from edge.screen.alerts import AlertGate
 from edge.screen.species import SpeciesFilter
 from edge.screen.speech import NoSpeech, SpeechDetector
 from edge.screen.stage import Screen
-from edge.types import Alert, AudioChunk, Detection, Event, EventStage, Window
-
-Record = Event | Alert | Detection
+from edge.types import Alert, AudioChunk, Event, EventRecord, EventStage, Window
 
 
-class Pipeline:
+class Pipeline(Generic[EventRecord]):
     """`push` runs one chunk through every stage; `windows` are those the last chunk completed (and were
-    scored), for the caller's counts and latencies."""
+    scored), for the caller's counts and latencies. A Pipeline[Event] (the smoother's) returns events and alerts,
+    a Pipeline[Detection] (the per-window detector's) detections and alerts."""
 
-    def __init__(self, windower: Windower, ensemble: Ensemble, screen: Screen, events: EventStage,
+    def __init__(self, windower: Windower, ensemble: Ensemble, screen: Screen, events: EventStage[EventRecord],
                  speech: SpeechDetector | NoSpeech = NoSpeech(), clips: ClipRecorder | NoClips = NoClips(),
                  stages: Stages | None = None):
         self.windower = windower
         self.ensemble = ensemble
         self.screen = screen
-        self.events = events
+        self.events: EventStage[EventRecord] = events
         self.speech = speech
         self.clips = clips
         self.stages = stages if stages is not None else Stages()
         self.windows: list[Window] = []
 
-    def push(self, chunk: AudioChunk, load: Load | None = None) -> list[Record]:
+    def push(self, chunk: AudioChunk, load: Load | None = None) -> list[EventRecord | Alert]:
         """The records of one chunk, in order: each window's alerts, then the events (or detections) it
         completed; at the end of its stream, the events still open. `load` (the budget guard's) chooses the
         members, TTA and the windows scored; None runs everything."""
@@ -52,7 +52,7 @@ class Pipeline:
         with self.stages.measure("windows"):
             self.windows = [w for w in self.windower.push(chunk) if load is None or w.index % load.hop_factor == 0]
         active, tta = (None, True) if load is None else (load.active, load.tta)
-        records: list[Record] = []
+        records: list[EventRecord | Alert] = []
         for scores in self.ensemble.score(self.windows, active=active, tta=tta):
             screened = self.screen.screen(scores)
             records += screened.alerts
@@ -66,6 +66,6 @@ class Pipeline:
         """New alert classes and species filter, from the next window on (see Screen.swap)."""
         self.screen.swap(alerts, species)
 
-    def _with_clips(self, records: list) -> list:
+    def _with_clips(self, records: list[EventRecord]) -> list[EventRecord]:
         """Events with their clip once it is written (an end; earlier for an event longer than a clip)."""
         return [replace(r, clip=self.clips.observe(r)) if isinstance(r, Event) else r for r in records]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Generator, Iterator, Mapping, Protocol
+from typing import Generator, Iterator, Mapping, Protocol, TypeVar, final
 
 import numpy as np
 
@@ -141,6 +141,7 @@ class Scores:
     model_version: str
 
 
+@final
 @dataclass(frozen=True)
 class Detection:
     """One class reported for one window, with the confidence (0..1) it was reported at."""
@@ -152,6 +153,7 @@ class Detection:
     model_version: str
 
 
+@final
 @dataclass(frozen=True)
 class Event(StreamSpan):
     """A detection event of one species in one stream, as its lifecycle goes: `kind` is "start" (first
@@ -231,14 +233,17 @@ class LiveSource(Protocol):
         """Stop and join the feeding threads; idempotent."""
 
 
-class EventStage(Protocol):
+EventRecord = TypeVar("EventRecord", Event, Detection)
+
+
+class EventStage(Protocol[EventRecord]):
     """Scores in, records out: the smoother's events (daemon) or the detector's per-window detections
     (replay)."""
 
-    def update(self, scores: Scores) -> list:
+    def update(self, scores: Scores) -> list[EventRecord]:
         """The records one window's scores complete (events, or detections), in order."""
 
-    def close(self) -> list:
+    def close(self) -> list[EventRecord]:
         """The records still open when their stream ends (its events' ends)."""
 
 

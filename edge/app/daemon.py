@@ -29,7 +29,6 @@ from edge.app.wiring import (build_ensemble, build_guard, build_outputs, build_p
                              store_paths)
 from edge.inference.manifest import ModelError
 from edge.inference.stages import Stages
-from edge.pipeline import Record
 from edge.screen.alerts import AlertGate
 from edge.screen.species import SpeciesListError
 from edge.sources.state import RecordingState
@@ -99,7 +98,7 @@ class Daemon:
         self.outputs.stop()
         log.info("daemon_stopped")
 
-    def _publish(self, chunk: AudioChunk, records: list[Record]) -> None:
+    def _publish(self, chunk: AudioChunk, records: list[Event | Alert]) -> None:
         """The chunk's alerts and events, in order, to the outputs; then its counts and latencies."""
         windows = self.pipeline.windows
         first = self.health.windows == 0 and windows

@@ -19,7 +19,7 @@ from edge.sinks.files import RavenSink, file_sinks
 from edge.sources.files import DecodeOptions, FileSource
 from edge.screen.species import SpeciesFilter, SpeciesOptions
 from edge.sinks.summary import Summary
-from edge.types import AudioChunk, Sink
+from edge.types import Alert, AudioChunk, Detection, Sink
 from edge.audio.windower import WindowSpec, Windower
 
 LONG_INPUT_SECONDS = 60.0
@@ -96,12 +96,14 @@ def replay(paths: list[Path], models_dir: Path, model_names: list[str], out: Pat
                         species_weeks=tuple(sorted(species.weeks)))
 
 
-def run(source: FileSource, pipeline: Pipeline, sinks: list[Sink], on_chunk: Callable[[AudioChunk], None]) -> None:
+def run(source: FileSource, pipeline: Pipeline[Detection], sinks: list[Sink],
+        on_chunk: Callable[[AudioChunk], None]) -> None:
     """Every chunk of the source through the pipeline, its detections to every sink; then close the sinks
     (also on error)."""
     try:
         for chunk in source.chunks():
             for detection in pipeline.push(chunk):
+                assert not isinstance(detection, Alert)  # a replay's screen has no alert classes
                 for sink in sinks:
                     sink.emit(detection)
             on_chunk(chunk)

@@ -30,10 +30,10 @@ from edge.sources.files import ReplayConfig, ReplaySource
 from edge.sources.folder import FolderConfig, FolderSource
 from edge.sources.microphone import Microphone, MicrophoneConfig
 from edge.sources.state import RecordingState
-from edge.types import Label, LiveSource
+from edge.types import Event, Label, LiveSource
 
 
-def build_pipeline(settings: Settings, ensemble: Ensemble, stages: Stages) -> tuple[Pipeline, Smoother]:
+def build_pipeline(settings: Settings, ensemble: Ensemble, stages: Stages) -> tuple[Pipeline[Event], Smoother]:
     """The daemon's pipeline, with the smoother as its events stage (returned too: a reload reconfigures it)."""
     windower = Windower(window_spec(settings), ensemble.sample_rates, settings.model.resampler)
     speech = build_speech(settings)

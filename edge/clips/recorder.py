@@ -270,10 +270,17 @@ class ClipRecorder:
         return {**self.store.stats(), "clips_refused_speech": self.refused_speech, "clips_unjudged": self.unjudged,
                 "clips_truncated": self.truncated, "clips_pending": len(self._captures)}
 
+    @property
+    def _current(self) -> _Ring:
+        """The ring of the current stream: push() opens it, and a clip is only captured while there is one."""
+        if self._ring is None:
+            raise RuntimeError("no audio pushed yet: push() opens the ring clips are cut from")
+        return self._ring
+
     def _write_ready(self, capped: bool = True) -> None:
         """Write the clips whose end (or cap, for an event still going, when `capped`) and veto delay the
         audio has passed; at the stream's end, those whose end is known."""
-        ring = self._ring
+        ring = self._current
         delay = round(self.options.veto_delay * ring.stream.sample_rate)
         for capture in list(self._captures.values()):
             if capture.end is None and not capped:
@@ -284,7 +291,7 @@ class ClipRecorder:
 
     def _write(self, capture: _Capture, end: int) -> None:
         """Write [capture start, end) with what the ring holds of it, unless vetoed; settle the capture."""
-        ring = self._ring
+        ring = self._current
         event = capture.event
         del self._captures[event.id]
         span = ClipSpan(ring.stream, max(capture.start, ring.first), min(end, ring.pushed), event.id)

@@ -83,6 +83,13 @@ class Smoother:
         self._state: _StreamState | None = None
         self.suppressed = 0
 
+    @property
+    def _current(self) -> _StreamState:
+        """The stream being judged: update() opens it before any window is judged, close() ends it."""
+        if self._state is None:
+            raise RuntimeError("no stream under way: update() opens one before judging a window")
+        return self._state
+
     def reconfigure(self, options: SmootherOptions, thresholds: np.ndarray | None) -> None:
         """After a reload: new options and thresholds, from the next window on; events under way go on."""
         self.options, self.thresholds = options, thresholds
@@ -119,12 +126,13 @@ class Smoother:
             events += self._judge_pending(following=None)
         for track in list(state.tracks.values()):
             if track.closed_at is None and track.started:
+                assert state.last is not None  # a started track was judged in a window
                 events.append(self._event("end", track, state.last))
         self._state = None
         return events
 
     def _judge_pending(self, following: np.ndarray | None) -> list:
-        state = self._state
+        state = self._current
         current = state.pending.popleft()
         raw = current.probabilities
         weight = self.options.neighbours
@@ -138,7 +146,7 @@ class Smoother:
         return self._judge(current, (total / norm).astype(np.float32))
 
     def _judge(self, scores: Scores, smoothed: np.ndarray) -> list:
-        state = self._state
+        state = self._current
         state.last = scores
         o = self.options
         if o.ema:
@@ -162,7 +170,7 @@ class Smoother:
               limits: tuple[float, float, float]) -> list:
         o = self.options
         on, off, instant = limits
-        state = self._state
+        state = self._current
         window = scores.window
         rate = window.stream.sample_rate
         confident = smoothed >= off or raw >= instant
@@ -203,6 +211,6 @@ class Smoother:
         return events
 
     def _event(self, kind: str, track: _Track, scores: Scores) -> Event:
-        return Event(id=track.id, kind=kind, stream=self._state.stream, label=scores.labels[track.index],
+        return Event(id=track.id, kind=kind, stream=self._current.stream, label=scores.labels[track.index],
                      start=track.start, end=track.end, confidence=track.confidence, model=scores.model,
                      model_version=scores.model_version)

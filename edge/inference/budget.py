@@ -123,34 +123,36 @@ class BudgetGuard:
             audio, cpu_then = self._samples.popleft()
             self._audio_sum -= audio
             self._cpu_sum -= cpu_then
-        self.cost = self._cpu_sum / self._audio_sum
+        self.cost = cost = self._cpu_sum / self._audio_sum
         if o.cpu_budget is None:
             return
         if self.live:
-            self._steer(lag)
+            self._steer(lag, cost, o.cpu_budget)
         else:
             self._debt += cpu / o.cpu_budget
 
-    def _steer(self, lag: float | None) -> None:
-        o, budget = self.options, self.options.cpu_budget
+    def _steer(self, lag: float | None, cost: float, budget: float) -> None:
+        """Move one level down when behind or over `budget` (CPU seconds per audio second), back up when the
+        level above is predicted to fit; `cost` is the current settled cost."""
+        o = self.options
         behind = lag is not None and lag > o.max_lag
         settled = self._audio_at_level >= o.settle_seconds
         if settled and self.level not in self._entered_at:
-            self._entered_at[self.level] = self.cost
-        if (behind or (settled and self.cost > budget)) and self.level + 1 < len(self.loads):
+            self._entered_at[self.level] = cost
+        if (behind or (settled and cost > budget)) and self.level + 1 < len(self.loads):
             if self._restored and self._audio_at_level < self._hold:
                 self._hold = min(self._hold * 2, o.hold_seconds * 16)  # a restored level did not hold
-            self._left_at[self.level] = self.cost
-            self._move(+1, "load_shed", lag=lag)
+            self._left_at[self.level] = cost
+            self._move(+1, "load_shed", cost, lag=lag)
         elif self.level > 0 and settled and self._audio_at_level >= self._hold:
             above = self.level - 1
-            predicted = self.cost * self._left_at.get(above, self.cost) / self._entered_at[self.level]
+            predicted = cost * self._left_at.get(above, cost) / self._entered_at[self.level]
             if predicted <= o.headroom * budget:
-                self._move(-1, "load_restored", predicted=round(predicted, 4))
+                self._move(-1, "load_restored", cost, predicted=round(predicted, 4))
         elif self.level == 0 and self._audio_at_level >= self._hold * 4:
             self._hold = o.hold_seconds  # a long stretch at full load: forget past failures
 
-    def _move(self, step: int, event: str, **context) -> None:
+    def _move(self, step: int, event: str, cost: float, **context) -> None:
         before = self.load
         self.level += step
         self.changes += 1
@@ -158,7 +160,7 @@ class BudgetGuard:
         if step > 0:
             self._entered_at.pop(self.level, None)  # measured afresh under today's conditions
         log.warning(event, level=self.level, load=self.load.describe(self.names), was=before.describe(self.names),
-                    cost=round(self.cost, 4), budget=self.options.cpu_budget, **context)
+                    cost=round(cost, 4), budget=self.options.cpu_budget, **context)
         self._samples.clear()
         self._audio_sum = self._cpu_sum = 0.0
         self._audio_at_level = 0.0

@@ -10,7 +10,7 @@ from edge.inference.frontend import SharedFrontEnd
 from edge.inference.manifest import Manifest
 from edge.inference.sessions import make_session
 from edge.inference.stages import Stages
-from edge.types import Label, Window
+from edge.types import Label, Stream, Window
 
 CropKey = tuple[int, int, int]  # start of the crop, and the stream range [lo, hi) of its real samples
 
@@ -73,7 +73,7 @@ class Member:
         self.stages = stages or Stages()
         self.front_end = front_end or SharedFrontEnd(manifest, self.stages)
         self._cache: dict[CropKey, np.ndarray] = {}
-        self._cache_stream = None
+        self._cache_stream: Stream | None = None
         width = self.session.get_outputs()[0].shape[-1]
         if isinstance(width, int) and width != len(self.labels):
             raise ValueError(f"{manifest.name}: model has {width} outputs but {len(self.labels)} labels")
@@ -95,7 +95,7 @@ class Member:
         pending: dict[CropKey, np.ndarray] = {}
         for plan in plans:
             for crops in plan:
-                pending.update((key, audio) for key, audio in crops.items() if key not in self._cache)
+                pending.update((key, audio) for key, audio in crops.items() if audio is not None)  # None: cached
         if pending:
             self._cache.update(zip(pending, self._run(list(pending), np.stack(list(pending.values())))))
         scores = [np.mean([np.max([self._cache[key] for key in crops], axis=0) for crops in plan], axis=0)

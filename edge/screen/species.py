@@ -46,8 +46,15 @@ class SpeciesOptions:
     undated_week: int | None = None  # the week of audio of unknown date; None: the current week (live audio)
 
     @property
+    def place(self) -> tuple[float, float] | None:
+        """(latitude, longitude) when both are set, else None."""
+        if self.latitude is None or self.longitude is None:
+            return None
+        return self.latitude, self.longitude
+
+    @property
     def located(self) -> bool:
-        return self.latitude is not None and self.longitude is not None
+        return self.place is not None
 
 
 class SpeciesListError(ValueError):
@@ -103,9 +110,9 @@ class SpeciesFilter:
                  exempt: Collection[int] = ()):
         if options.located and range_model is None:
             raise ValueError("a location is configured but no range model was given")
-        if options.located:  # refused here rather than at the first window
-            for week in {1, options.week, options.undated_week} - {None}:
-                check_place_and_week(options.latitude, options.longitude, week)
+        if (place := options.place) is not None:  # refused here rather than at the first window
+            for week in {week for week in {1, options.week, options.undated_week} if week is not None}:
+                check_place_and_week(*place, week)
         self.options = options
         self.labels = labels
         self.range_model = range_model if options.located else None
@@ -148,6 +155,7 @@ class SpeciesFilter:
         allowed = np.ones(len(self.labels), dtype=bool)
         if self._occurrence is not None:
             columns = self._range_columns
+            assert columns is not None  # mapped from the range model that gave the occurrence
             known = columns >= 0
             expected = np.ones(len(self.labels), dtype=bool)
             expected[known] = self._occurrence[columns[known]] >= self.options.range_threshold
@@ -177,7 +185,9 @@ class SpeciesFilter:
         if self.range_model is not None and week != self.week:
             self.week = week
             self.weeks.add(week)
-            self._occurrence = self.range_model.occurrence(self.options.latitude, self.options.longitude, week)
+            place = self.options.place
+            assert place is not None  # a range model is kept only for a located box
+            self._occurrence = self.range_model.occurrence(*place, week)
             self._allowed = self._mask()
             log.info("species_list_updated", week=week, allowed=int(self._allowed.sum()), of=len(self.labels),
                      latitude=self.options.latitude, longitude=self.options.longitude)
@@ -196,6 +206,7 @@ class SpeciesFilter:
         allowed = self.allowed_on(day)
         scores: list[float | None] = [None] * len(self.labels)
         if self._occurrence is not None:
+            assert self._range_columns is not None  # mapped from the range model that gave the occurrence
             for i, column in enumerate(self._range_columns):
                 if column >= 0 and i not in self.unfiltered:
                     scores[i] = float(self._occurrence[column])

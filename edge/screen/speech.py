@@ -167,6 +167,8 @@ class SpeechDetector:
         self._ended = True
         self._segments: deque[tuple[int, int]] = deque()  # padded, merged, on the stream's clock
         self._horizon = 0  # the timeline answers from this sample of the stream on
+        self._pending: np.ndarray  # these two are set with the rest of a stream's state by _begin
+        self._received: int
 
     def push(self, chunk: AudioChunk) -> None:
         """Analyse a chunk. A chunk of another stream, or any chunk after a `last` one, starts afresh."""
@@ -213,6 +215,13 @@ class SpeechDetector:
     def stats(self) -> dict[str, float]:
         return {"speech_frames": self.frames, "speech_seconds": round(self.speech_seconds, 3)}
 
+    @property
+    def _current(self) -> Stream:
+        """The stream followed: the first push() sets it."""
+        if self._stream is None:
+            raise RuntimeError("no stream pushed yet: push() a chunk first")
+        return self._stream
+
     def _begin(self, chunk: AudioChunk) -> None:
         if not self._ended:
             self._end()  # the previous stream was cut short: count what it had
@@ -257,6 +266,7 @@ class SpeechDetector:
 
     def _close(self, end: int) -> None:
         start, self._speech_start, self._silence_start = self._speech_start, None, None
+        assert start is not None  # called only while a segment is open
         if end - start > self.options.min_speech * RATE:
             self.speech_seconds += (end - start) / RATE
             first, last = self._padded(start, end)
@@ -282,14 +292,14 @@ class SpeechDetector:
         self._state = self.model.initial_state()
 
     def _prune(self) -> None:
-        self._horizon = max(self._horizon, self.analysed - round(self.options.keep_seconds * self._stream.sample_rate))
+        self._horizon = max(self._horizon, self.analysed - round(self.options.keep_seconds * self._current.sample_rate))
         while self._segments and self._segments[0][1] <= self._horizon:
             self._segments.popleft()
 
     def _padded(self, start: int, end: int) -> tuple[int, int]:
         """[start, end) at 16 kHz as stream samples, grown by `padding` each side (not before the stream)."""
-        pad = round(self.options.padding * self._stream.sample_rate)
+        pad = round(self.options.padding * self._current.sample_rate)
         return max(self._origin, self._to_stream(start) - pad), self._to_stream(end) + pad
 
     def _to_stream(self, sample: int) -> int:
-        return self._origin + round(sample * self._stream.sample_rate / RATE)
+        return self._origin + round(sample * self._current.sample_rate / RATE)

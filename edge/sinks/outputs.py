@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, overload
 
 import structlog
 
@@ -72,8 +72,15 @@ class Outputs:
         if self.uplink is not None:
             self.uplink.start()
 
+    @overload
+    def publish(self, kind: str, record: dict, key: None = None) -> dict: ...
+
+    @overload
+    def publish(self, kind: str, record: dict, key: str) -> dict | None: ...
+
     def publish(self, kind: str, record: dict, key: str | None = None) -> dict | None:
-        """The record as published (with its seq), or None if it had been published already."""
+        """The record as published (with its seq), or None if its `key` had been published already (a record
+        without a key is always published)."""
         if key is not None and self._seen(key):
             self.repeated += 1
             log.info("record_already_published", kind=kind, key=key)
