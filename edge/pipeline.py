@@ -30,9 +30,16 @@ class Pipeline(Generic[EventRecord]):
     scored), for the caller's counts and latencies. A Pipeline[Event] (the smoother's) returns events and alerts,
     a Pipeline[Detection] (the per-window detector's) detections and alerts."""
 
-    def __init__(self, windower: Windower, ensemble: Ensemble, screen: Screen, events: EventStage[EventRecord],
-                 speech: SpeechDetector | NoSpeech = NoSpeech(), clips: ClipRecorder | NoClips = NoClips(),
-                 stages: Stages | None = None):
+    def __init__(
+        self,
+        windower: Windower,
+        ensemble: Ensemble,
+        screen: Screen,
+        events: EventStage[EventRecord],
+        speech: SpeechDetector | NoSpeech = NoSpeech(),
+        clips: ClipRecorder | NoClips = NoClips(),
+        stages: Stages | None = None,
+    ):
         self.windower = windower
         self.ensemble = ensemble
         self.screen = screen

@@ -10,9 +10,10 @@ through `Stream.started_utc`, stamped once by the source.
 from __future__ import annotations
 
 import threading
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Generator, Iterator, Mapping, Protocol, TypeVar, final
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar, final
 
 import numpy as np
 
@@ -25,7 +26,7 @@ def iso_ms(moment: datetime) -> str:
 
 def utc_now() -> str:
     """The wall-clock time now, in UTC, as `iso_ms` writes it."""
-    return iso_ms(datetime.now(timezone.utc))
+    return iso_ms(datetime.now(UTC))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -25,8 +25,15 @@ from edge.app.latency import Latencies
 from edge.app.notify import Notifier
 from edge.app.preflight import alert_problems
 from edge.app.settings import Settings, SettingsError, load_settings
-from edge.app.wiring import (build_ensemble, build_guard, build_outputs, build_pipeline, build_source, build_species,
-                             store_paths)
+from edge.app.wiring import (
+    build_ensemble,
+    build_guard,
+    build_outputs,
+    build_pipeline,
+    build_source,
+    build_species,
+    store_paths,
+)
 from edge.inference.manifest import ModelError
 from edge.inference.stages import Stages
 from edge.screen.alerts import AlertGate
@@ -67,9 +74,16 @@ class Daemon:
         self.source = build_source(s, self.state)
         self.guard = build_guard(s, self.ensemble, self.source.live)
         self.source.start()
-        log.info("daemon_ready", box=s.box_id, models=self.ensemble.name, source=s.source.type,
-                 load_seconds=round(time.monotonic() - began, 2), data_dir=str(s.data_dir),
-                 cpu_budget=s.budget.cpu_budget, load_levels=len(self.guard.loads))
+        log.info(
+            "daemon_ready",
+            box=s.box_id,
+            models=self.ensemble.name,
+            source=s.source.type,
+            load_seconds=round(time.monotonic() - began, 2),
+            data_dir=str(s.data_dir),
+            cpu_budget=s.budget.cpu_budget,
+            load_levels=len(self.guard.loads),
+        )
         self._next_health = time.monotonic() + s.health.interval_seconds
         self.notifier.ready()
         self.notifier.status(f"analysing {s.source.type} input with {self.ensemble.name}")
@@ -85,8 +99,12 @@ class Daemon:
                 self._tick()
         finally:
             chunks.close()  # a failed output leaves the recording in flight to the next start, uncounted
-        log.info("loop_ended", stop_requested=self.stop_requested.is_set(),
-                 audio_seconds=round(self.health.audio_seconds, 1), events=self.health.events)
+        log.info(
+            "loop_ended",
+            stop_requested=self.stop_requested.is_set(),
+            audio_seconds=round(self.health.audio_seconds, 1),
+            events=self.health.events,
+        )
         self.publish_health()  # the last word: totals (alerts, speech, clips) up to the stop
 
     def stop(self) -> None:
@@ -123,17 +141,32 @@ class Daemon:
             self.guard.pace(self.stop_requested)
 
     def _publish_alert(self, alert: Alert) -> None:
-        record = alert_record(alert, self.settings.box_id, detected=datetime.now(timezone.utc))
+        record = alert_record(alert, self.settings.box_id, detected=datetime.now(UTC))
         self.outputs.publish("alerts", record, record_key(record))
-        log.warning("alert", alert_class=alert.alert_class, confidence=record["confidence"], source=record["source"],
-                    start_s=record["start_s"], start_utc=record["start_utc"], held_back=alert.held_back, id=alert.id)
+        log.warning(
+            "alert",
+            alert_class=alert.alert_class,
+            confidence=record["confidence"],
+            source=record["source"],
+            start_s=record["start_s"],
+            start_utc=record["start_utc"],
+            held_back=alert.held_back,
+            id=alert.id,
+        )
 
     def _publish_event(self, event: Event) -> None:
         record = event_record(event, self.settings.box_id)
         self.outputs.publish("events", record, record_key(record))
         self.health.events += 1
-        log.info("detection_event", kind=event.kind, species=event.label.scientific_name,
-                 confidence=record["confidence"], source=event.stream.id, start_s=record["start_s"], id=event.id)
+        log.info(
+            "detection_event",
+            kind=event.kind,
+            species=event.label.scientific_name,
+            confidence=record["confidence"],
+            source=event.stream.id,
+            start_s=record["start_s"],
+            id=event.id,
+        )
 
     def _tick(self) -> None:
         self.notifier.watchdog()
@@ -151,9 +184,16 @@ class Daemon:
         self.state.save()  # what a failing disk refused, if it takes it now
         outputs = self.outputs.stats()
         faults = [f.as_record() for f in (self.state.fault, clips.fault) if f]
-        extra = {"suppressed_by_cooldown": self.smoother.suppressed, **outputs, **self.guard.stats(),
-                 **self.latencies.summary(), "member_ms_per_crop": self._member_costs(),
-                 **self.pipeline.screen.stats(), **clips.stats(), "storage_faults": outputs["storage_faults"] + faults}
+        extra = {
+            "suppressed_by_cooldown": self.smoother.suppressed,
+            **outputs,
+            **self.guard.stats(),
+            **self.latencies.summary(),
+            "member_ms_per_crop": self._member_costs(),
+            **self.pipeline.screen.stats(),
+            **clips.stats(),
+            "storage_faults": outputs["storage_faults"] + faults,
+        }
         record = self.outputs.publish("health", self.health.record(self.source.stats(), extra))
         fields = {k: v for k, v in record.items() if k not in ("schema", "box")}
         if record["storage_faults"]:

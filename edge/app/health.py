@@ -6,22 +6,29 @@ import ctypes
 import ctypes.util
 import functools
 import time
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Mapping
 
 import psutil
 
 from edge.storage.faults import disks_of
 from edge.wire.records import health_record
 
-
 # Every record carries these, whatever the source, so that a subscriber reads one schema; a source fills in
 # what applies to it (queue depth in files or in seconds of audio, overflows of a sound card...).
 # damaged_seconds: audio analysed as silence in place of samples that are not numbers (inf, NaN) or of
 # stretches of a file that could not be decoded.
-SOURCE_FIELDS = {"queue_seconds": 0.0, "files_pending": 0, "input_overflows": 0, "dropped_blocks": 0,
-                 "restarts": 0, "files_done": 0, "files_quarantined": 0, "damaged_seconds": 0.0}
+SOURCE_FIELDS = {
+    "queue_seconds": 0.0,
+    "files_pending": 0,
+    "input_overflows": 0,
+    "dropped_blocks": 0,
+    "restarts": 0,
+    "files_done": 0,
+    "files_quarantined": 0,
+    "damaged_seconds": 0.0,
+}
 
 # adjtimex(2) returns TIME_ERROR (5) while the kernel's clock is not synchronised (STA_UNSYNC): no NTP, no GPS.
 TIME_ERROR = 5
@@ -30,9 +37,9 @@ EARLIEST_PLAUSIBLE_YEAR = 2025  # a box without a real-time clock boots in 1970 
 
 
 def clock_state(now: datetime | None = None) -> str:
-    """"synchronized", "unsynchronized" (free-running: times may drift), "implausible" (before 2025) or
+    """ "synchronized", "unsynchronized" (free-running: times may drift), "implausible" (before 2025) or
     "unknown" (the kernel would not say)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if now.year < EARLIEST_PLAUSIBLE_YEAR:
         return "implausible"
     try:
@@ -80,21 +87,24 @@ class Health:
         self._last = (now, cpu, self.audio_seconds)
         disks = disks_of(self.stores)
         fullest = min(disks.values(), key=lambda d: d["free_percent"], default={})
-        return health_record(self.box, {
-            "uptime_s": round(now - self.started, 1),
-            "audio_seconds": round(self.audio_seconds, 1),
-            "windows": self.windows,
-            "events": self.events,
-            "interval_s": round(now - then, 1),
-            "interval_audio_s": round(audio, 1),
-            "real_time_factor": round((cpu - cpu_then) / audio, 4) if audio > 0 else None,
-            "cpu_percent": round(self.process.cpu_percent(None), 1),
-            "rss_mb": round(self.process.memory_info().rss / 1e6, 1),
-            "disk_free_mb": fullest.get("free_mb"),
-            "disk_free_percent": fullest.get("free_percent"),
-            "disks": disks,
-            "clock": clock_state(),
-            **SOURCE_FIELDS,
-            **dict(source_stats),
-            **dict(extra or {}),
-        })
+        return health_record(
+            self.box,
+            {
+                "uptime_s": round(now - self.started, 1),
+                "audio_seconds": round(self.audio_seconds, 1),
+                "windows": self.windows,
+                "events": self.events,
+                "interval_s": round(now - then, 1),
+                "interval_audio_s": round(audio, 1),
+                "real_time_factor": round((cpu - cpu_then) / audio, 4) if audio > 0 else None,
+                "cpu_percent": round(self.process.cpu_percent(None), 1),
+                "rss_mb": round(self.process.memory_info().rss / 1e6, 1),
+                "disk_free_mb": fullest.get("free_mb"),
+                "disk_free_percent": fullest.get("free_percent"),
+                "disks": disks,
+                "clock": clock_state(),
+                **SOURCE_FIELDS,
+                **dict(source_stats),
+                **dict(extra or {}),
+            },
+        )

@@ -34,5 +34,8 @@ class Latencies:
         if not len(values):
             return {"latency_p50_s": None, "latency_p95_s": None, "latency_max_s": None}
         p50, p95 = np.percentile(values, [50, 95])
-        return {"latency_p50_s": round(float(p50), 3), "latency_p95_s": round(float(p95), 3),
-                "latency_max_s": round(float(values.max()), 3)}
+        return {
+            "latency_p50_s": round(float(p50), 3),
+            "latency_p95_s": round(float(p95), 3),
+            "latency_max_s": round(float(values.max()), 3),
+        }

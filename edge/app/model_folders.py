@@ -12,12 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.screen import range_model, speech
 from edge.inference.manifest import MANIFEST, ModelError, load_manifest, read_manifest_file, require_folder, verified
 from edge.inference.names import NAMES_MANIFEST
+from edge.screen import range_model, speech
 
-KINDS = ((MANIFEST, "classifier"), (range_model.MANIFEST_FILE, "range filter"), (speech.MANIFEST, "speech detector"),
-         (NAMES_MANIFEST, "common names"))
+KINDS = (
+    (MANIFEST, "classifier"),
+    (range_model.MANIFEST_FILE, "range filter"),
+    (speech.MANIFEST, "speech detector"),
+    (NAMES_MANIFEST, "common names"),
+)
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ class Notifier:
     """Tells systemd how the service is doing. Every method is safe to call at any time: a failed send is
     logged once and never raised, so a broken notification socket cannot take the daemon down with it."""
 
-    def __init__(self, address: str | None, watchdog_interval: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, address: str | None, watchdog_interval: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         """`address`: NOTIFY_SOCKET as systemd sets it (a path, or "@name" for the abstract namespace), None
         to do nothing; `watchdog_interval`: seconds within which systemd expects a keep-alive, None if it
         expects none; `clock`: monotonic seconds, for the watchdog's rate limit."""
@@ -33,8 +34,9 @@ class Notifier:
         self._failed = False
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] = os.environ,
-                     clock: Callable[[], float] = time.monotonic) -> Notifier:
+    def from_environ(
+        cls, environ: Mapping[str, str] = os.environ, clock: Callable[[], float] = time.monotonic
+    ) -> Notifier:
         return cls(environ.get("NOTIFY_SOCKET") or None, _watchdog_interval(environ), clock)
 
     @property
@@ -85,8 +87,9 @@ class Notifier:
         except (OSError, ValueError) as error:
             if not self._failed:
                 self._failed = True
-                log.warning("systemd_notify_failed", socket=self._address, message=message.split("\n")[0],
-                            error=str(error))
+                log.warning(
+                    "systemd_notify_failed", socket=self._address, message=message.split("\n")[0], error=str(error)
+                )
             return False
         return True
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edge.inference.manifest import ModelError, find, require_folder
 from edge.app.model_folders import find_folder
+from edge.app.settings import Settings
+from edge.inference.manifest import ModelError, find, require_folder
 from edge.inference.names import CommonNames, localise
 from edge.screen.range_model import MODEL_NAME as RANGE_MODEL
-from edge.app.settings import Settings
-from edge.sources.files import ReplayConfig
-from edge.sources.folder import FolderConfig
 from edge.screen.species import SpeciesListError, read_thresholds
 from edge.screen.speech import MODEL_NAME as SPEECH_MODEL
+from edge.sources.files import ReplayConfig
+from edge.sources.folder import FolderConfig
 from edge.types import Label, index_by_name
 
 # Kernel file systems: a folder there cannot hold records, whatever its permissions say (root may "write" /proc).
@@ -47,8 +47,7 @@ def folders(settings: Settings) -> dict[str, Path]:
 
 
 def folder_problems(settings: Settings) -> list[str]:
-    found = [f"{option}: {problem}" for option, path in folders(settings).items()
-             if (problem := folder_problem(path))]
+    found = [f"{option}: {problem}" for option, path in folders(settings).items() if (problem := folder_problem(path))]
     if isinstance(settings.source, FolderConfig) and (problem := creation_problem(settings.source.path)):
         found.append(f"source.path: {problem}")  # nothing to watch: the recorder's folder must exist or be made
     databases = (path for path in (settings.state_path, settings.outbox_path) if path.is_dir())
@@ -64,8 +63,11 @@ def folder_problem(path: Path) -> str | None:
     absolute = Path(os.path.abspath(path))
     existing = nearest(absolute)
     if not existing.is_dir():
-        return (f"{path} exists and is not a folder" if existing == absolute
-                else f"{path} cannot be created: {existing} is not a folder")
+        return (
+            f"{path} exists and is not a folder"
+            if existing == absolute
+            else f"{path} cannot be created: {existing} is not a folder"
+        )
     return None
 
 
@@ -96,8 +98,9 @@ def storage_warnings(settings: Settings) -> list[str]:
     health record until the disk takes them again (see edge.storage.faults)."""
     found = []
     for option, path in folders(settings).items():
-        if option == "source.path" and not (isinstance(settings.source, FolderConfig)
-                                            and settings.source.after == "move"):
+        if option == "source.path" and not (
+            isinstance(settings.source, FolderConfig) and settings.source.after == "move"
+        ):
             continue  # only read from, unless files are moved out of it
         if problem := writable_problem(path):
             found.append(f"{option}: {problem}")
@@ -114,8 +117,9 @@ def file_problems(settings: Settings) -> list[str]:
         except SpeciesListError as error:
             found.append(f"species.thresholds_file: {error}")
     if isinstance(settings.source, ReplayConfig):
-        found += [f"source.paths: {path}: no such file or folder" for path in settings.source.paths
-                  if not path.exists()]
+        found += [
+            f"source.paths: {path}: no such file or folder" for path in settings.source.paths if not path.exists()
+        ]
     mqtt = settings.mqtt
     if mqtt is None:
         return found
@@ -164,5 +168,7 @@ def alert_problems(settings: Settings, labels) -> list[str]:
     """Alert classes no model knows: a typo must not silence an alert."""
     index = index_by_name(tuple(labels))
     unknown = [c.name for c in settings.alerts.classes if c.name.casefold() not in index]
-    return [f"alerts.classes: {name!r} is not a class of the models (give its scientific name, common name or "
-            f"label)" for name in unknown]
+    return [
+        f"alerts.classes: {name!r} is not a class of the models (give its scientific name, common name or label)"
+        for name in unknown
+    ]

@@ -14,29 +14,29 @@ import os
 import socket
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import pydantic_settings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from edge.screen.alerts import AlertClass, AlertOptions
-from edge.inference.budget import BudgetOptions, Lever
+from edge.audio.windower import WindowSpec
 from edge.clips.recorder import ClipOptions
+from edge.events.smoother import SmootherOptions
+from edge.inference.budget import BudgetOptions, Lever
 from edge.inference.ensemble import MemberSpec
 from edge.inference.manifest import default_models_dir
 from edge.inference.member import MemberOptions
-from edge.wire.mqtt import box_id_problem
-from edge.sinks.outbox import WhenFull
-from edge.sinks.mqtt import MqttConfig
-from edge.sinks.outputs import FilesWhen
-from edge.events.smoother import SmootherOptions
+from edge.screen.alerts import AlertClass, AlertOptions
 from edge.screen.species import SpeciesOptions
 from edge.screen.speech import SpeechOptions
-from edge.audio.windower import WindowSpec
+from edge.sinks.mqtt import MqttConfig
+from edge.sinks.outbox import WhenFull
+from edge.sinks.outputs import FilesWhen
 from edge.sources.files import ReplayConfig
 from edge.sources.folder import FolderConfig
 from edge.sources.microphone import MicrophoneConfig
+from edge.wire.mqtt import box_id_problem
 
 ENV_PREFIX = "EDGE_"
 DEFAULT_MODEL = "birdnet-v2.4"
@@ -57,8 +57,12 @@ class MemberSettings(Section):
     name: str = Field(description="Model directory name.")
     weight: float = Field(1.0, gt=0, le=100, description="Weight in the blend (a weighted mean of probabilities).")
     priority: int = Field(0, description="Under a CPU budget, members of lower priority are shed first.")
-    tta: list[Annotated[float, Field(ge=-60, le=60)]] = Field([], max_length=16, description="Time-shift test-time augmentation: shifts in seconds, e.g. "
-                                             "[-0.5, 0.5] (three variants, averaged).")
+    tta: list[Annotated[float, Field(ge=-60, le=60)]] = Field(
+        [],
+        max_length=16,
+        description="Time-shift test-time augmentation: shifts in seconds, e.g. "
+        "[-0.5, 0.5] (three variants, averaged).",
+    )
 
     def spec(self) -> MemberSpec:
         return MemberSpec(self.name, self.weight, self.priority, tuple(self.tta))
@@ -66,19 +70,30 @@ class MemberSettings(Section):
 
 class ModelSettings(Section):
     members: list[MemberSettings] = Field(
-        [MemberSettings(name=DEFAULT_MODEL)], min_length=1,
-        description="Models to run: names, or tables with name, weight, priority and tta (an ensemble if several).")
-    threads: int = Field(MemberOptions.intra_op_threads, ge=1, le=64,
-                         description="ONNX Runtime threads inside an operator, per model.")
-    inter_op_threads: int = Field(MemberOptions.inter_op_threads, ge=1, le=64,
-                                  description="ONNX Runtime threads across graph branches.")
-    sensitivity: float = Field(MemberOptions.sensitivity, ge=0.5, le=1.5,
-                               description="BirdNET sensitivity: higher reports more.")
-    crop_stride: float = Field(MemberOptions.crop_stride, ge=0.1, le=60,
-                               description="Grid step of the crops of a model shorter than a window, s.")
+        [MemberSettings(name=DEFAULT_MODEL)],
+        min_length=1,
+        description="Models to run: names, or tables with name, weight, priority and tta (an ensemble if several).",
+    )
+    threads: int = Field(
+        MemberOptions.intra_op_threads, ge=1, le=64, description="ONNX Runtime threads inside an operator, per model."
+    )
+    inter_op_threads: int = Field(
+        MemberOptions.inter_op_threads, ge=1, le=64, description="ONNX Runtime threads across graph branches."
+    )
+    sensitivity: float = Field(
+        MemberOptions.sensitivity, ge=0.5, le=1.5, description="BirdNET sensitivity: higher reports more."
+    )
+    crop_stride: float = Field(
+        MemberOptions.crop_stride,
+        ge=0.1,
+        le=60,
+        description="Grid step of the crops of a model shorter than a window, s.",
+    )
     resampler: Literal["kaiser_fast", "soxr"] = Field(
-        "kaiser_fast", description="Sample-rate conversion to the models' rates: kaiser_fast (BirdNET-Analyzer's "
-                                   "own, librosa's res_type='kaiser_fast') or soxr (libsoxr, high quality).")
+        "kaiser_fast",
+        description="Sample-rate conversion to the models' rates: kaiser_fast (BirdNET-Analyzer's "
+        "own, librosa's res_type='kaiser_fast') or soxr (libsoxr, high quality).",
+    )
 
     names_are_members = field_validator("members", mode="before")(names_are_tables)
 
@@ -94,32 +109,55 @@ class ModelSettings(Section):
         return [m.name for m in self.members]
 
     def options(self) -> MemberOptions:
-        return MemberOptions(crop_stride=self.crop_stride, sensitivity=self.sensitivity,
-                             intra_op_threads=self.threads, inter_op_threads=self.inter_op_threads)
+        return MemberOptions(
+            crop_stride=self.crop_stride,
+            sensitivity=self.sensitivity,
+            intra_op_threads=self.threads,
+            inter_op_threads=self.inter_op_threads,
+        )
 
 
 class BudgetSettings(Section):
     cpu_budget: float | None = Field(
-        BudgetOptions.cpu_budget, gt=0, le=64, description="CPU-seconds per second of audio for the whole daemon "
-        "(0.5: half a core); unset: no limit. Live input sheds load over it, file input is paced.")
-    shed_order: list[Lever] = Field(list(BudgetOptions.order), description="Order of the levers that shed load: "
-                                    "tta, members (lowest priority first), hop (skip windows).")
-    max_hop_factor: int = Field(BudgetOptions.max_hop_factor, ge=1, le=16,
-                                description="Longest hop the guard may use, in hops.")
-    headroom: float = Field(BudgetOptions.headroom, gt=0, le=1, description="Restore load when it is predicted to "
-                                                                            "cost at most this share of the budget.")
-    settle_seconds: float = Field(BudgetOptions.settle_seconds, gt=0, le=3600,
-                                  description="Audio seconds measured at a level before judging it.")
-    hold_seconds: float = Field(BudgetOptions.hold_seconds, gt=0, le=86400,
-                                description="Audio seconds at a level before restoring load.")
-    max_lag: float = Field(BudgetOptions.max_lag, gt=0, le=3600,
-                           description="Seconds live audio may wait before load is shed at once.")
+        BudgetOptions.cpu_budget,
+        gt=0,
+        le=64,
+        description="CPU-seconds per second of audio for the whole daemon "
+        "(0.5: half a core); unset: no limit. Live input sheds load over it, file input is paced.",
+    )
+    shed_order: list[Lever] = Field(
+        list(BudgetOptions.order),
+        description="Order of the levers that shed load: tta, members (lowest priority first), hop (skip windows).",
+    )
+    max_hop_factor: int = Field(
+        BudgetOptions.max_hop_factor, ge=1, le=16, description="Longest hop the guard may use, in hops."
+    )
+    headroom: float = Field(
+        BudgetOptions.headroom,
+        gt=0,
+        le=1,
+        description="Restore load when it is predicted to cost at most this share of the budget.",
+    )
+    settle_seconds: float = Field(
+        BudgetOptions.settle_seconds, gt=0, le=3600, description="Audio seconds measured at a level before judging it."
+    )
+    hold_seconds: float = Field(
+        BudgetOptions.hold_seconds, gt=0, le=86400, description="Audio seconds at a level before restoring load."
+    )
+    max_lag: float = Field(
+        BudgetOptions.max_lag, gt=0, le=3600, description="Seconds live audio may wait before load is shed at once."
+    )
 
     def options(self) -> BudgetOptions:
-        return BudgetOptions(cpu_budget=self.cpu_budget, order=tuple(self.shed_order),
-                             max_hop_factor=self.max_hop_factor, headroom=self.headroom,
-                             settle_seconds=self.settle_seconds, hold_seconds=self.hold_seconds,
-                             max_lag=self.max_lag)
+        return BudgetOptions(
+            cpu_budget=self.cpu_budget,
+            order=tuple(self.shed_order),
+            max_hop_factor=self.max_hop_factor,
+            headroom=self.headroom,
+            settle_seconds=self.settle_seconds,
+            hold_seconds=self.hold_seconds,
+            max_lag=self.max_lag,
+        )
 
 
 class WindowSettings(Section):
@@ -135,24 +173,32 @@ class WindowSettings(Section):
 class SmoothingSettings(Section):
     """The stages of edge.events.smoother; see SmootherOptions for their meaning."""
 
-    neighbours: float = Field(SmootherOptions.neighbours, ge=0, le=1,
-                              description="Weight of each neighbouring window (0: off).")
-    ema: float = Field(SmootherOptions.ema, ge=0, lt=1,
-                       description="Weight of the past in an exponential moving average (0: off).")
+    neighbours: float = Field(
+        SmootherOptions.neighbours, ge=0, le=1, description="Weight of each neighbouring window (0: off)."
+    )
+    ema: float = Field(
+        SmootherOptions.ema, ge=0, lt=1, description="Weight of the past in an exponential moving average (0: off)."
+    )
     on: float = Field(SmootherOptions.on, ge=0, le=1, description="Smoothed score that starts an event.")
     off: float = Field(SmootherOptions.off, ge=0, le=1, description="Smoothed score that keeps an event going.")
-    instant: float = Field(SmootherOptions.instant, ge=0, le=1,
-                           description="A single raw window this confident starts an event at once.")
-    min_duration: float = Field(SmootherOptions.min_duration, ge=0, le=3600,
-                                description="Seconds above `on` before an event starts.")
-    end_after: float = Field(SmootherOptions.end_after, gt=0, le=3600,
-                             description="Seconds without a window above `off` that end an event.")
-    cooldown: float = Field(SmootherOptions.cooldown, ge=0, le=86400,
-                            description="Seconds after an end before the species can start anew.")
-    update_delta: float = Field(SmootherOptions.update_delta, gt=0, le=1,
-                                description="Confidence gain that sends an update.")
-    update_every: float = Field(SmootherOptions.update_every, gt=0, le=86400,
-                                description="Duration growth, seconds, that sends an update.")
+    instant: float = Field(
+        SmootherOptions.instant, ge=0, le=1, description="A single raw window this confident starts an event at once."
+    )
+    min_duration: float = Field(
+        SmootherOptions.min_duration, ge=0, le=3600, description="Seconds above `on` before an event starts."
+    )
+    end_after: float = Field(
+        SmootherOptions.end_after, gt=0, le=3600, description="Seconds without a window above `off` that end an event."
+    )
+    cooldown: float = Field(
+        SmootherOptions.cooldown, ge=0, le=86400, description="Seconds after an end before the species can start anew."
+    )
+    update_delta: float = Field(
+        SmootherOptions.update_delta, gt=0, le=1, description="Confidence gain that sends an update."
+    )
+    update_every: float = Field(
+        SmootherOptions.update_every, gt=0, le=86400, description="Duration growth, seconds, that sends an update."
+    )
 
     def options(self) -> SmootherOptions:
         return SmootherOptions(**self.model_dump())
@@ -167,54 +213,77 @@ class OutputSettings(Section):
     formats: list[Literal["jsonl", "csv"]] = Field(["jsonl", "csv"], description="Daily files written locally.")
     directory: Path | None = Field(None, description="Folder of the daily files (default: <data_dir>/records).")
     fsync: bool = Field(True, description="Sync each record to storage before going on (survives power cuts).")
-    when: FilesWhen = Field("always", description="Write daily files always, or only while the MQTT uplink "
-                                                  "is down (offline).")
+    when: FilesWhen = Field(
+        "always", description="Write daily files always, or only while the MQTT uplink is down (offline)."
+    )
 
 
 class OutboxSettings(Section):
-    max_records: int = Field(1_000_000, ge=100, description="Records kept for the broker at most (about 600 "
-                                                            "bytes each).")
+    max_records: int = Field(
+        1_000_000, ge=100, description="Records kept for the broker at most (about 600 bytes each)."
+    )
     when_full: WhenFull = Field(
-        "drop_oldest", description="When full: health records go first, then drop_oldest drops the oldest "
-                                   "record, drop_newest refuses new ones. Each drop is logged and counted.")
+        "drop_oldest",
+        description="When full: health records go first, then drop_oldest drops the oldest "
+        "record, drop_newest refuses new ones. Each drop is logged and counted.",
+    )
 
 
 class AlertClassSettings(Section):
     name: str = Field(description="Class: scientific name, common name or label of a model's class.")
-    threshold: float | None = Field(None, ge=0, le=1, description="Score of one window that alerts "
-                                                                  "(default: the section's threshold).")
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="Score of one window that alerts (default: the section's threshold)."
+    )
 
 
 class AlertSettings(Section):
     classes: list[AlertClassSettings] = Field(
         [AlertClassSettings(name=n) for n in ("Gun", "Power tools", "Engine", "Siren", "Fireworks")],
-        description="Threat classes alerted from a single window: names, or tables with name and threshold.")
-    threshold: float = Field(0.5, ge=0, le=1, description="Window score that alerts, for classes without "
-                                                          "their own.")
-    min_interval: float = Field(AlertOptions.min_interval, ge=0, le=86400, description="Seconds of audio after an "
-                                "alert before its class alerts again (windows held back are counted).")
+        description="Threat classes alerted from a single window: names, or tables with name and threshold.",
+    )
+    threshold: float = Field(0.5, ge=0, le=1, description="Window score that alerts, for classes without their own.")
+    min_interval: float = Field(
+        AlertOptions.min_interval,
+        ge=0,
+        le=86400,
+        description="Seconds of audio after an alert before its class alerts again (windows held back are counted).",
+    )
 
     names_are_classes = field_validator("classes", mode="before")(names_are_tables)
 
     def options(self) -> AlertOptions:
-        classes = tuple(AlertClass(c.name, self.threshold if c.threshold is None else c.threshold)
-                        for c in self.classes)
+        classes = tuple(
+            AlertClass(c.name, self.threshold if c.threshold is None else c.threshold) for c in self.classes
+        )
         return AlertOptions(classes=classes, min_interval=self.min_interval)
 
 
 class SpeciesSettings(Section):
-    latitude: float | None = Field(SpeciesOptions.latitude, ge=-90, le=90, description="The box's latitude, "
-                                   "degrees north: with longitude, turns the range filter on.")
-    longitude: float | None = Field(SpeciesOptions.longitude, ge=-180, le=180,
-                                    description="The box's longitude, degrees east.")
-    range_threshold: float = Field(SpeciesOptions.range_threshold, ge=0, le=1, description="Species expected "
-                                   "below this occurrence at the location and week are dropped.")
-    include: list[str] = Field(list(SpeciesOptions.include),
-                               description="Species always reported, whatever the range filter says.")
+    latitude: float | None = Field(
+        SpeciesOptions.latitude,
+        ge=-90,
+        le=90,
+        description="The box's latitude, degrees north: with longitude, turns the range filter on.",
+    )
+    longitude: float | None = Field(
+        SpeciesOptions.longitude, ge=-180, le=180, description="The box's longitude, degrees east."
+    )
+    range_threshold: float = Field(
+        SpeciesOptions.range_threshold,
+        ge=0,
+        le=1,
+        description="Species expected below this occurrence at the location and week are dropped.",
+    )
+    include: list[str] = Field(
+        list(SpeciesOptions.include), description="Species always reported, whatever the range filter says."
+    )
     exclude: list[str] = Field(list(SpeciesOptions.exclude), description="Species never reported (wins over include).")
-    thresholds_file: Path | None = Field(SpeciesOptions.thresholds_file, description="File of 'Scientific "
-                                         "name,threshold' lines: the smoothed score that starts an event of that "
-                                         "species.")
+    thresholds_file: Path | None = Field(
+        SpeciesOptions.thresholds_file,
+        description="File of 'Scientific "
+        "name,threshold' lines: the smoothed score that starts an event of that "
+        "species.",
+    )
 
     @model_validator(mode="after")
     def both_or_neither(self) -> SpeciesSettings:
@@ -223,18 +292,30 @@ class SpeciesSettings(Section):
         return self
 
     def options(self) -> SpeciesOptions:
-        return SpeciesOptions(latitude=self.latitude, longitude=self.longitude,
-                              range_threshold=self.range_threshold, include=tuple(self.include),
-                              exclude=tuple(self.exclude), thresholds_file=self.thresholds_file)
+        return SpeciesOptions(
+            latitude=self.latitude,
+            longitude=self.longitude,
+            range_threshold=self.range_threshold,
+            include=tuple(self.include),
+            exclude=tuple(self.exclude),
+            thresholds_file=self.thresholds_file,
+        )
 
 
 class PrivacySettings(Section):
-    speech_detector: bool = Field(True, description="Run the speech detector: speech is counted (never "
-                                                    "recorded) and audio with speech is never saved as a clip.")
-    threshold: float = Field(SpeechOptions.threshold, gt=0, lt=1,
-                             description="Speech probability of a 32 ms frame that counts as speech.")
-    suppress_detections: bool = Field(False, description="Drop the scores of windows that overlap speech: "
-                                                         "no detection event comes from them (alerts still do).")
+    speech_detector: bool = Field(
+        True,
+        description="Run the speech detector: speech is counted (never "
+        "recorded) and audio with speech is never saved as a clip.",
+    )
+    threshold: float = Field(
+        SpeechOptions.threshold, gt=0, lt=1, description="Speech probability of a 32 ms frame that counts as speech."
+    )
+    suppress_detections: bool = Field(
+        False,
+        description="Drop the scores of windows that overlap speech: "
+        "no detection event comes from them (alerts still do).",
+    )
 
     def options(self) -> SpeechOptions:
         return SpeechOptions(threshold=self.threshold)
@@ -245,13 +326,16 @@ class ClipSettings(Section):
     directory: Path | None = Field(None, description="Folder of the clips (default: <data_dir>/clips).")
     pre_roll: float = Field(ClipOptions.pre_roll, ge=0, le=60, description="Seconds before the event's start.")
     post_roll: float = Field(ClipOptions.post_roll, ge=0, le=60, description="Seconds after its end.")
-    max_seconds: float = Field(ClipOptions.max_seconds, gt=0, le=600,
-                               description="Longest clip from the event's start, seconds.")
+    max_seconds: float = Field(
+        ClipOptions.max_seconds, gt=0, le=600, description="Longest clip from the event's start, seconds."
+    )
     max_age_days: float = Field(30.0, gt=0, le=36500, description="Clips older than this are deleted.")
-    max_megabytes: float = Field(2048.0, gt=0, le=1e9, description="The clip folder is kept under this size, oldest "
-                                                           "clips deleted first.")
-    min_free_percent: float = Field(10.0, ge=0, lt=100, description="Oldest clips are deleted while the "
-                                                                    "disk has less free space than this.")
+    max_megabytes: float = Field(
+        2048.0, gt=0, le=1e9, description="The clip folder is kept under this size, oldest clips deleted first."
+    )
+    min_free_percent: float = Field(
+        10.0, ge=0, lt=100, description="Oldest clips are deleted while the disk has less free space than this."
+    )
 
     def options(self, directory: Path) -> ClipOptions:
         return ClipOptions(directory, self.pre_roll, self.post_roll, self.max_seconds)
@@ -260,21 +344,27 @@ class ClipSettings(Section):
 class HealthSettings(Section):
     interval_seconds: float = Field(60.0, ge=1, le=86400, description="Seconds between health records.")
     min_free_percent: float = Field(
-        5.0, ge=0, le=100, description="Below this much free space on a store's disk (records, outbox, state, "
-                                       "clips), each health record is logged as a warning (disk_low).")
+        5.0,
+        ge=0,
+        le=100,
+        description="Below this much free space on a store's disk (records, outbox, state, "
+        "clips), each health record is logged as a warning (disk_low).",
+    )
 
 
-SourceSettings = Annotated[Union[FolderConfig, MicrophoneConfig, ReplayConfig], Field(discriminator="type")]
+SourceSettings = Annotated[FolderConfig | MicrophoneConfig | ReplayConfig, Field(discriminator="type")]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid",
-                                      allow_inf_nan=False)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", allow_inf_nan=False
+    )
 
     box_id: str = Field(default_factory=socket.gethostname, description="Name of this box in every record.")
     data_dir: Path = Field(Path("/var/lib/edge"), description="State, daily records, done and quarantine folders.")
-    models_dir: Path = Field(default_factory=default_models_dir, description="Folder of model directories "
-                                                                             "(default: the bundled models).")
+    models_dir: Path = Field(
+        default_factory=default_models_dir, description="Folder of model directories (default: the bundled models)."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     model: ModelSettings = ModelSettings()
     window: WindowSettings = WindowSettings()
@@ -289,12 +379,16 @@ class Settings(BaseSettings):
     species: SpeciesSettings = SpeciesSettings()
     privacy: PrivacySettings = PrivacySettings()
     clips: ClipSettings = ClipSettings()
-    language: str = Field("en", description="Language of common names: en (the models' own) or one of "
-                                            "`edge species --languages`, e.g. pt_BR, es, fr.")
+    language: str = Field(
+        "en",
+        description="Language of common names: en (the models' own) or one of "
+        "`edge species --languages`, e.g. pt_BR, es, fr.",
+    )
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls), file_secret_settings
 
     @field_validator("box_id")
@@ -314,8 +408,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def clips_need_speech_detector(self) -> Settings:
         if self.clips.enabled and not self.privacy.speech_detector:
-            raise ValueError("clips.enabled needs privacy.speech_detector: audio is only saved once it is "
-                             "known to hold no speech")
+            raise ValueError(
+                "clips.enabled needs privacy.speech_detector: audio is only saved once it is known to hold no speech"
+            )
         return self
 
     @property
@@ -365,8 +460,10 @@ def load_settings(path: Path) -> Settings:
     except ValidationError as error:
         raise SettingsError(describe(error, path)) from error
     except pydantic_settings.SettingsError as error:  # an environment value that is not the JSON it must be
-        raise SettingsError(f"{path}: {error}; lists and tables in EDGE_ variables are written as JSON, "
-                            f"e.g. EDGE_MODEL__MEMBERS='[\"birdnet-v2.4\"]'") from error
+        raise SettingsError(
+            f"{path}: {error}; lists and tables in EDGE_ variables are written as JSON, "
+            f"e.g. EDGE_MODEL__MEMBERS='[\"birdnet-v2.4\"]'"
+        ) from error
 
 
 SOURCE_TYPES = ("folder", "microphone", "replay")
@@ -378,8 +475,9 @@ def describe(error: ValidationError, path: Path) -> str:
     for option, problem in options_wrong(error):
         location = option.split(".")
         variable = ENV_PREFIX + "__".join(location).upper()
-        overridden = [name for name in os.environ
-                      if name.upper() == variable or variable.startswith(name.upper() + "__")]
+        overridden = [
+            name for name in os.environ if name.upper() == variable or variable.startswith(name.upper() + "__")
+        ]
         origin = f"environment variable {overridden[0]}" if overridden else f"{path}"
         lines.append(f"  {option}: {problem} [from {origin}]")
     return "\n".join(lines)
@@ -395,8 +493,11 @@ def options_wrong(error: ValidationError) -> list[tuple[str, str]]:
             del location[1]  # the union's tag, not an option
         option = ".".join(location) or "(top level)"
         value = problem.get("input")
-        shown = (type(value) in (int, float, bool) and problem["type"] != "extra_forbidden"
-                 and not any(part in SECRETS for part in location))
+        shown = (
+            type(value) in (int, float, bool)
+            and problem["type"] != "extra_forbidden"
+            and not any(part in SECRETS for part in location)
+        )
         words = problem["msg"].removeprefix("Value error, ")  # our validators' own words need no label
         found.append((option, words + (f" (got {value!r})" if shown else "")))
     return found

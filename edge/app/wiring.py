@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edge.app.settings import Settings
-from edge.audio.windower import WindowSpec, Windower
+from edge.audio.windower import Windower, WindowSpec
 from edge.clips.recorder import ClipRecorder, NoClips
 from edge.clips.store import ClipStore
 from edge.events.smoother import Smoother
@@ -63,8 +63,9 @@ def build_ensemble(settings: Settings, stages: Stages) -> Ensemble:
     return ensemble
 
 
-def build_species(settings: Settings, labels: tuple[Label, ...], alerts: AlertGate,
-                  range_model: RangeModel | None = None) -> SpeciesFilter:
+def build_species(
+    settings: Settings, labels: tuple[Label, ...], alerts: AlertGate, range_model: RangeModel | None = None
+) -> SpeciesFilter:
     """The species filter; `range_model`, when one is loaded already, is used rather than loaded again."""
     return SpeciesFilter.load(settings.species.options(), labels, settings.models_dir, alerts.indices, range_model)
 

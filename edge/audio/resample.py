@@ -188,8 +188,14 @@ def rate_converter(in_rate: int, out_rate: int, resampler: str = "kaiser_fast") 
     if resampler == "soxr" or in_rate == out_rate:
         return RateConverter(in_rate, out_rate)
     if kernel_size(in_rate, out_rate) > MAX_KERNEL:
-        log.warning("resampler_fallback", resampler=resampler, used="soxr", in_rate=in_rate, out_rate=out_rate,
-                    reason="the rates repeat their pattern too seldom for a period kernel")
+        log.warning(
+            "resampler_fallback",
+            resampler=resampler,
+            used="soxr",
+            in_rate=in_rate,
+            out_rate=out_rate,
+            reason="the rates repeat their pattern too seldom for a period kernel",
+        )
         return RateConverter(in_rate, out_rate)
     return KaiserFastConverter(in_rate, out_rate)
 

@@ -76,7 +76,7 @@ class Windower:
     def push(self, chunk: AudioChunk) -> list[Window]:
         if chunk.stream != self._stream:
             self._begin(chunk.stream, chunk.start)
-        samples = chunk.samples[self._skip:]
+        samples = chunk.samples[self._skip :]
         self._skip -= len(chunk.samples) - len(samples)
         for buffer in self._buffers.values():
             converted = buffer.converter.push(samples, last=chunk.last)
@@ -100,8 +100,10 @@ class Windower:
         while self.spec.start(first, rate) < start:
             first += 1
         self._stream = stream
-        self._buffers = {r: _RateBuffer(rate_converter(rate, r, self.resampler), offset=self.spec.start(first, r))
-                         for r in self.rates}
+        self._buffers = {
+            r: _RateBuffer(rate_converter(rate, r, self.resampler), offset=self.spec.start(first, r))
+            for r in self.rates
+        }
         self._next = first
         self._received = start
         self._skip = self.spec.start(first, rate) - start  # samples before that window's start

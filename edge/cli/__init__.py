@@ -1,2 +1,1 @@
-"""The `edge` command: its subcommands and option types. The top of the package: imports anything.
-"""
+"""The `edge` command: its subcommands and option types. The top of the package: imports anything."""

@@ -13,17 +13,17 @@ from rich.console import Console
 from rich.table import Table
 
 from edge.app import logs
-from edge.cli.types import FiniteRange, GapOrOff
-from edge.cli.species import species_command, species_filter_options
-from edge.inference.manifest import ModelError, cpu_features, default_models_dir, discover
 from edge.app.model_folders import model_folders
-from edge.screen.range_model import YEAR_ROUND
 from edge.app.replay import ReplayOptions, replay
 from edge.app.settings import DEFAULT_MODEL
 from edge.audio.resample import RESAMPLERS
 from edge.audio.windower import WindowSpec
+from edge.cli.species import species_command, species_filter_options
+from edge.cli.types import FiniteRange, GapOrOff
 from edge.events.detector import DetectorOptions
+from edge.inference.manifest import ModelError, cpu_features, default_models_dir, discover
 from edge.inference.member import MemberOptions
+from edge.screen.range_model import YEAR_ROUND
 from edge.sinks.files import FORMATS
 from edge.sources.files import known_zone
 
@@ -48,40 +48,124 @@ main.add_command(species_command)
 
 @main.command(name="replay")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--model", "model_names", multiple=True, default=[DEFAULT_MODEL], show_default=True,
-              help="Model to run (repeat for an ensemble).")
+@click.option(
+    "--model",
+    "model_names",
+    multiple=True,
+    default=[DEFAULT_MODEL],
+    show_default=True,
+    help="Model to run (repeat for an ensemble).",
+)
 @models_dir_option
-@click.option("--window", type=FiniteRange(0.1, 60), default=WindowSpec.seconds, show_default=True,
-              help="Analysis window, seconds.")
-@click.option("--hop", type=FiniteRange(0.1, 60), default=WindowSpec.hop, show_default=True,
-              help="Seconds between window starts.")
-@click.option("--crop-stride", type=FiniteRange(0.1, 60), default=MemberOptions.crop_stride, show_default=True,
-              help="Grid step, seconds, of the crops a model with a shorter input takes inside a window.")
-@click.option("--sensitivity", type=FiniteRange(0.5, 1.5), default=MemberOptions.sensitivity, show_default=True,
-              help="BirdNET sensitivity: higher reports more.")
-@click.option("--min-conf", type=FiniteRange(0, 1), default=DetectorOptions.min_confidence, show_default=True,
-              help="Minimum confidence of a detection.")
-@click.option("--top-k", type=click.IntRange(min=1), default=DetectorOptions.top_k, show_default=True,
-              help="At most this many classes per window.")
-@click.option("--format", "formats", default="jsonl,csv,raven", show_default=True,
-              help=f"Comma-separated output formats: {', '.join(FORMATS)}.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("edge-out"),
-              show_default=True, help="Folder for the detection files (rewritten by each replay).")
-@click.option("--channel", type=click.IntRange(min=0), default=None,
-              help="Analyse this channel (0-based) of multi-channel files instead of their mix-down.")
-@click.option("--timezone", "zone", default="UTC", show_default=True,
-              help="Zone of the times in recorder file names that carry none (e.g. Europe/Berlin).")
+@click.option(
+    "--window",
+    type=FiniteRange(0.1, 60),
+    default=WindowSpec.seconds,
+    show_default=True,
+    help="Analysis window, seconds.",
+)
+@click.option(
+    "--hop", type=FiniteRange(0.1, 60), default=WindowSpec.hop, show_default=True, help="Seconds between window starts."
+)
+@click.option(
+    "--crop-stride",
+    type=FiniteRange(0.1, 60),
+    default=MemberOptions.crop_stride,
+    show_default=True,
+    help="Grid step, seconds, of the crops a model with a shorter input takes inside a window.",
+)
+@click.option(
+    "--sensitivity",
+    type=FiniteRange(0.5, 1.5),
+    default=MemberOptions.sensitivity,
+    show_default=True,
+    help="BirdNET sensitivity: higher reports more.",
+)
+@click.option(
+    "--min-conf",
+    type=FiniteRange(0, 1),
+    default=DetectorOptions.min_confidence,
+    show_default=True,
+    help="Minimum confidence of a detection.",
+)
+@click.option(
+    "--top-k",
+    type=click.IntRange(min=1),
+    default=DetectorOptions.top_k,
+    show_default=True,
+    help="At most this many classes per window.",
+)
+@click.option(
+    "--format",
+    "formats",
+    default="jsonl,csv,raven",
+    show_default=True,
+    help=f"Comma-separated output formats: {', '.join(FORMATS)}.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("edge-out"),
+    show_default=True,
+    help="Folder for the detection files (rewritten by each replay).",
+)
+@click.option(
+    "--channel",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Analyse this channel (0-based) of multi-channel files instead of their mix-down.",
+)
+@click.option(
+    "--timezone",
+    "zone",
+    default="UTC",
+    show_default=True,
+    help="Zone of the times in recorder file names that carry none (e.g. Europe/Berlin).",
+)
 @species_filter_options
-@click.option("--threads", type=click.IntRange(min=1), default=MemberOptions.intra_op_threads, show_default=True,
-              help="ONNX Runtime threads per model.")
-@click.option("--join-gap", type=GapOrOff(), default="0.5", show_default=True,
-              help="A recorder's consecutive files whose times meet within this many seconds are analysed as "
-                   "one stream; off: each file on its own.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=MemberOptions.intra_op_threads,
+    show_default=True,
+    help="ONNX Runtime threads per model.",
+)
+@click.option(
+    "--join-gap",
+    type=GapOrOff(),
+    default="0.5",
+    show_default=True,
+    help="A recorder's consecutive files whose times meet within this many seconds are analysed as "
+    "one stream; off: each file on its own.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar, no summary.")
-@click.option("--resampler", type=click.Choice(RESAMPLERS), default="kaiser_fast", show_default=True,
-              help="Sample-rate conversion: BirdNET-Analyzer's own (kaiser_fast) or libsoxr (soxr).")
-def replay_command(paths, model_names, models_dir, window, hop, crop_stride, sensitivity, min_conf, top_k,
-                   formats, out, channel, zone, threads, join_gap, quiet, species, resampler):
+@click.option(
+    "--resampler",
+    type=click.Choice(RESAMPLERS),
+    default="kaiser_fast",
+    show_default=True,
+    help="Sample-rate conversion: BirdNET-Analyzer's own (kaiser_fast) or libsoxr (soxr).",
+)
+def replay_command(
+    paths,
+    model_names,
+    models_dir,
+    window,
+    hop,
+    crop_stride,
+    sensitivity,
+    min_conf,
+    top_k,
+    formats,
+    out,
+    channel,
+    zone,
+    threads,
+    join_gap,
+    quiet,
+    species,
+    resampler,
+):
     """Analyse recordings (files or folders) and write their detections."""
     logs.configure()
     try:
@@ -89,16 +173,25 @@ def replay_command(paths, model_names, models_dir, window, hop, crop_stride, sen
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--timezone") from error
     options = ReplayOptions.build(
-        window=window, hop=hop, crop_stride=crop_stride, sensitivity=sensitivity, min_conf=min_conf,
-        top_k=top_k, channel=channel, naive_zone=naive_zone, threads=threads, join_gap=join_gap,
+        window=window,
+        hop=hop,
+        crop_stride=crop_stride,
+        sensitivity=sensitivity,
+        min_conf=min_conf,
+        top_k=top_k,
+        channel=channel,
+        naive_zone=naive_zone,
+        threads=threads,
+        join_gap=join_gap,
         formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
         species=species,
         resampler=resampler,
     )
     console = Console(stderr=True)
     try:
-        result = replay(list(paths), models_dir, list(model_names), out, options,
-                        progress=not quiet and console.is_terminal)
+        result = replay(
+            list(paths), models_dir, list(model_names), out, options, progress=not quiet and console.is_terminal
+        )
     except (ModelError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     if not quiet:
@@ -109,8 +202,10 @@ def replay_command(paths, model_names, models_dir, window, hop, crop_stride, sen
 
 def print_summary(result, out: Path) -> None:
     console = Console()
-    table = Table(title=f"{result.summary.detections} detections in {result.recordings} recording(s), "
-                        f"{result.audio_seconds:.1f} s of audio")
+    table = Table(
+        title=f"{result.summary.detections} detections in {result.recordings} recording(s), "
+        f"{result.audio_seconds:.1f} s of audio"
+    )
     for column in ("species", "scientific name", "detections", "max confidence"):
         table.add_column(column, justify="right" if column in ("detections", "max confidence") else "left")
     for tally in result.summary.ranked():
@@ -145,14 +240,24 @@ def models_command(models_dir: Path) -> None:
     for folder in folders:
         found = folder.problems()
         problems += found
-        table.add_row(folder.name, folder.kind, folder.version, folder.licence, folder.detail,
-                      f"{folder.size / 1e6:.1f} MB", "MISMATCH" if found else "ok")
+        table.add_row(
+            folder.name,
+            folder.kind,
+            folder.version,
+            folder.licence,
+            folder.detail,
+            f"{folder.size / 1e6:.1f} MB",
+            "MISMATCH" if found else "ok",
+        )
     console = Console(width=140)
     console.print(table)
     # Below the table, where no column width can cut a feature name; a missing feature slows a model, no more.
     for m in (m for m in classifiers if m.tuned_for):
-        console.print(f"{m.name}: {m.precision}, tuned for {', '.join(m.tuned_for)}; "
-                      f"{int8_verdict(m, cpu_features(), platform.machine())}", highlight=False)
+        console.print(
+            f"{m.name}: {m.precision}, tuned for {', '.join(m.tuned_for)}; "
+            f"{int8_verdict(m, cpu_features(), platform.machine())}",
+            highlight=False,
+        )
     for problem in problems:
         console.print(problem, highlight=False, soft_wrap=True)
     if problems:
@@ -168,21 +273,38 @@ def int8_verdict(manifest, features: frozenset[str] | None, machine: str) -> str
     if machine.lower().startswith(("aarch64", "arm")) or "asimd" in features:
         if "asimddp" in features:
             return "on Arm what matters is the dot-product instructions (asimddp): this CPU has them"
-        return ("on Arm what matters is the dot-product instructions (asimddp): this CPU lacks them (as a "
-                "Raspberry Pi 4): it runs, but no faster than FP32")
+        return (
+            "on Arm what matters is the dot-product instructions (asimddp): this CPU lacks them (as a "
+            "Raspberry Pi 4): it runs, but no faster than FP32"
+        )
     if missing := manifest.missing_features(features):
         return f"this CPU lacks {', '.join(missing)}: it runs, but slower than measured"
     return "this CPU has them all"
 
 
 @main.command(name="run")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              envvar="EDGE_CONFIG", help="The daemon's TOML configuration (e.g. /etc/edge/edge.toml).")
-@click.option("--replay", "replay_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="Replay these recordings (files or folders) instead of the configured source, then exit.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    envvar="EDGE_CONFIG",
+    help="The daemon's TOML configuration (e.g. /etc/edge/edge.toml).",
+)
+@click.option(
+    "--replay",
+    "replay_paths",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Replay these recordings (files or folders) instead of the configured source, then exit.",
+)
 @click.option("--realtime", is_flag=True, help="With --replay: deliver audio at 1x real time, as a microphone.")
-@click.option("--speed", type=FiniteRange(min=0, min_open=True), default=None,
-              help="With --replay: deliver audio at this multiple of real time (implies --realtime).")
+@click.option(
+    "--speed",
+    type=FiniteRange(min=0, min_open=True),
+    default=None,
+    help="With --replay: deliver audio at this multiple of real time (implies --realtime).",
+)
 def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | None) -> None:
     """Run the field daemon: analyse the configured source until stopped (SIGTERM), reload on SIGHUP."""
     import signal
@@ -227,8 +349,9 @@ def run_command(config_path: Path, replay_paths, realtime: bool, speed: float | 
 def refuse_on(problems: list[str], config_path: Path) -> None:
     """Stop with every problem a configuration has on this machine, each naming its option."""
     if problems:
-        raise click.ClickException(f"{config_path}: {len(problems)} problem(s) on this machine:\n  "
-                                   + "\n  ".join(problems))
+        raise click.ClickException(
+            f"{config_path}: {len(problems)} problem(s) on this machine:\n  " + "\n  ".join(problems)
+        )
 
 
 @main.group(name="config")
@@ -250,43 +373,84 @@ def config_check(path: Path) -> None:
     refuse_on(problems(settings), path)
     for warning in storage_warnings(settings):  # the daemon starts all the same and reports the storage fault
         click.echo(f"warning: {warning}", err=True)
-    click.echo(f"{path}: valid; source {settings.source.type}, models {', '.join(settings.model.names)}, "
-               f"data in {settings.data_dir}")
+    click.echo(
+        f"{path}: valid; source {settings.source.type}, models {', '.join(settings.model.names)}, "
+        f"data in {settings.data_dir}"
+    )
 
 
 @main.group(name="station", invoke_without_command=True)
 @click.option("--broker", metavar="HOST[:PORT]", help="The broker the boxes publish to.")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="SQLite database of the station (created if absent).")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite database of the station (created if absent).",
+)
 @click.option("--prefix", default="edge", show_default=True, help="Topic prefix of the boxes.")
-@click.option("--client-id", default=None, show_default="edge-station-<hostname>-<hash of the --db path>",
-              help="MQTT client id: the broker keeps the station's queue under it, so keep it from run to run.")
+@click.option(
+    "--client-id",
+    default=None,
+    show_default="edge-station-<hostname>-<hash of the --db path>",
+    help="MQTT client id: the broker keeps the station's queue under it, so keep it from run to run.",
+)
 @click.option("--username", default=None, help="User name, if the broker asks for one.")
-@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File holding the password.")
+@click.option(
+    "--password-file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="File holding the password."
+)
 @click.option("--tls", is_flag=True, help="TLS with the system's CAs (implied by --ca-file).")
-@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="CA certificate(s) that signed the broker's certificate.")
-@click.option("--cert-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Client certificate, for brokers that require one.")
-@click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Private key of the client certificate.")
-@click.option("--protocol", type=click.Choice(["auto", "5", "3.1.1"]), default="auto", show_default=True,
-              help="MQTT version; auto tries 5, then 3.1.1.")
+@click.option(
+    "--ca-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="CA certificate(s) that signed the broker's certificate.",
+)
+@click.option(
+    "--cert-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Client certificate, for brokers that require one.",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Private key of the client certificate.",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["auto", "5", "3.1.1"]),
+    default="auto",
+    show_default=True,
+    help="MQTT version; auto tries 5, then 3.1.1.",
+)
 @click.option("--no-table", is_flag=True, help="Log one line per record instead of the live table.")
 @click.pass_context
-def station_group(ctx, broker, db_path, prefix, client_id, username, password_file, tls, ca_file, cert_file,
-                  key_file, protocol, no_table) -> None:
+def station_group(
+    ctx,
+    broker,
+    db_path,
+    prefix,
+    client_id,
+    username,
+    password_file,
+    tls,
+    ca_file,
+    cert_file,
+    key_file,
+    protocol,
+    no_table,
+) -> None:
     """Ranger station: keep every box's records in a SQLite database and show the boxes (until Ctrl-C)."""
     import signal
     import threading
 
     from pydantic import ValidationError
 
-    from edge.wire.mqtt import BrokerConfig, prefix_problem
     from edge.station.app import broker_address, run
     from edge.station.store import StoreError
     from edge.station.subscriber import StationOptions, default_client_id
+    from edge.wire.mqtt import BrokerConfig, prefix_problem
 
     if ctx.invoked_subcommand is not None:
         return
@@ -296,9 +460,17 @@ def station_group(ctx, broker, db_path, prefix, client_id, username, password_fi
         raise click.BadParameter(problem, param_hint="--prefix")
     try:
         host, port = broker_address(broker)
-        config = BrokerConfig(host=host, port=port, protocol=protocol, username=username,
-                              password_file=password_file, tls=tls, ca_file=ca_file, cert_file=cert_file,
-                              key_file=key_file)
+        config = BrokerConfig(
+            host=host,
+            port=port,
+            protocol=protocol,
+            username=username,
+            password_file=password_file,
+            tls=tls,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+        )
     except ValidationError as error:  # its own text would echo every option given
         wrong = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in error.errors())
         raise click.BadParameter(wrong, param_hint="--broker and its options") from None  # not chained: same reason
@@ -322,12 +494,18 @@ def station_group(ctx, broker, db_path, prefix, client_id, username, password_fi
 
 
 @station_group.command(name="export")
-@click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The station's SQLite database.")
+@click.option(
+    "--db",
+    "db_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The station's SQLite database.",
+)
 @click.option("--out", default="-", show_default=True, help="CSV file to write, or - for standard output.")
 @click.option("--box", default=None, help="Only this box.")
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Only from this UTC day on (YYYY-MM-DD).")
+@click.option(
+    "--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Only from this UTC day on (YYYY-MM-DD)."
+)
 @click.option("--records", is_flag=True, help="Every stored record (JSON payload) instead of one row per event.")
 def station_export(db_path: Path, out: str, box: str | None, since, records: bool) -> None:
     """Write the detection events (or all records) of a station's database as CSV."""

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import structlog
@@ -117,8 +117,8 @@ class _Ring:
         capacity = len(self.buffer)
         at = start % capacity
         head = min(len(samples), capacity - at)
-        self.buffer[at:at + head] = samples[:head]
-        self.buffer[:len(samples) - head] = samples[head:]
+        self.buffer[at : at + head] = samples[:head]
+        self.buffer[: len(samples) - head] = samples[head:]
         self.pushed = start + len(samples)
         self.first = max(self.first, self.pushed - capacity)
 
@@ -136,7 +136,7 @@ class _Ring:
         capacity = len(self.buffer)
         at = start % capacity
         head = min(end - start, capacity - at)
-        return np.concatenate([self.buffer[at:at + head], self.buffer[:end - start - head]])
+        return np.concatenate([self.buffer[at : at + head], self.buffer[: end - start - head]])
 
 
 def clip_path(event: Event) -> str:
@@ -148,17 +148,20 @@ def clip_path(event: Event) -> str:
     if utc is None:
         stream = UNSAFE.sub("_", event.stream.id)[-64:]
         return f"undated/{stream}_{event.start_seconds:07.1f}s_{species}_{event.id[:8]}.flac"
-    utc = utc.astimezone(timezone.utc) if utc.tzinfo else utc
+    utc = utc.astimezone(UTC) if utc.tzinfo else utc
     return f"{utc:%Y-%m-%d}/{utc:%H%M%S}Z_{species}_{event.id[:8]}.flac"
 
 
 def clip_metadata(event: Event, span: ClipSpan) -> dict[str, str]:
     """FLAC vorbis comments: what the clip is, without the event record beside it."""
     label = event.label
-    metadata = {"title": f"{label.common_name} ({label.scientific_name})", "software": "edge",
-                "comment": f"event={event.id} species={label.scientific_name} stream={event.stream.id} "
-                           f"start_sample={span.start} end_sample={span.end} rate={event.stream.sample_rate} "
-                           f"confidence={event.confidence:.3f} model={event.model} {event.model_version}"}
+    metadata = {
+        "title": f"{label.common_name} ({label.scientific_name})",
+        "software": "edge",
+        "comment": f"event={event.id} species={label.scientific_name} stream={event.stream.id} "
+        f"start_sample={span.start} end_sample={span.end} rate={event.stream.sample_rate} "
+        f"confidence={event.confidence:.3f} model={event.model} {event.model_version}",
+    }
     utc = span.stream.utc_at(span.start)
     if utc is not None:
         metadata["date"] = utc.isoformat()
@@ -196,7 +199,7 @@ class ClipRecorder:
         ring.make_room(int(self.options.ring_seconds * chunk.stream.sample_rate) + len(chunk.samples))
         step = max(1, int(STEP_SECONDS * chunk.stream.sample_rate))
         for offset in range(0, len(chunk.samples), step):
-            ring.append(chunk.start + offset, to_pcm16(chunk.samples[offset:offset + step]))
+            ring.append(chunk.start + offset, to_pcm16(chunk.samples[offset : offset + step]))
             self._write_ready(capped=False)
         if chunk.last:
             ring.ended = True
@@ -230,8 +233,11 @@ class ClipRecorder:
             return
         rate = event.stream.sample_rate
         o = self.options
-        self._captures[event.id] = _Capture(event=event, start=max(0, event.start - round(o.pre_roll * rate)),
-                                            cap=event.start + round((o.max_seconds + o.post_roll) * rate))
+        self._captures[event.id] = _Capture(
+            event=event,
+            start=max(0, event.start - round(o.pre_roll * rate)),
+            cap=event.start + round((o.max_seconds + o.post_roll) * rate),
+        )
         self._write_ready()
 
     def finish(self, event: Event) -> str | None:
@@ -267,8 +273,13 @@ class ClipRecorder:
 
     def stats(self) -> dict[str, int | bool]:
         """Counters for the health record: the store's, and the recorder's own."""
-        return {**self.store.stats(), "clips_refused_speech": self.refused_speech, "clips_unjudged": self.unjudged,
-                "clips_truncated": self.truncated, "clips_pending": len(self._captures)}
+        return {
+            **self.store.stats(),
+            "clips_refused_speech": self.refused_speech,
+            "clips_unjudged": self.unjudged,
+            "clips_truncated": self.truncated,
+            "clips_pending": len(self._captures),
+        }
 
     @property
     def _current(self) -> _Ring:
@@ -297,16 +308,20 @@ class ClipRecorder:
         span = ClipSpan(ring.stream, max(capture.start, ring.first), min(end, ring.pushed), event.id)
         if span.start > capture.start:
             self.truncated += 1
-            log.warning("clip_truncated", id=event.id, lost_seconds=round(
-                (span.start - capture.start) / ring.stream.sample_rate, 2))
+            log.warning(
+                "clip_truncated",
+                id=event.id,
+                lost_seconds=round((span.start - capture.start) / ring.stream.sample_rate, 2),
+            )
         if span.end <= span.start:
             log.warning("clip_empty", id=event.id)
             return self._settle(event.id, None)
         if self._vetoed(span):
             return self._settle(event.id, None)
         path = clip_path(event)
-        written = self.store.write(path, ring.read(span.start, span.end), ring.stream.sample_rate,
-                                   clip_metadata(event, span))
+        written = self.store.write(
+            path, ring.read(span.start, span.end), ring.stream.sample_rate, clip_metadata(event, span)
+        )
         self._settle(event.id, path if written else None)
 
     def _vetoed(self, span: ClipSpan) -> bool:
@@ -321,8 +336,12 @@ class ClipRecorder:
             return True
         if refused:
             self.refused_speech += 1
-            log.info("clip_refused_speech", id=span.event_id, start_s=round(span.start_seconds, 2),
-                     end_s=round(span.end_seconds, 2))
+            log.info(
+                "clip_refused_speech",
+                id=span.event_id,
+                start_s=round(span.start_seconds, 2),
+                end_s=round(span.end_seconds, 2),
+            )
         return bool(refused)
 
     def _settle(self, event_id: str, path: str | None) -> None:

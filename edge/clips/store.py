@@ -16,9 +16,9 @@ import io
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import soundfile as sf
@@ -70,8 +70,13 @@ class ClipStore:
     The folder is scanned once, here; after that the index of clips (oldest first, by time written) and
     their total size are kept up to date by `write` and `prune`, so that pruning reads no directory."""
 
-    def __init__(self, directory: Path, max_age_days: float | None = None, max_megabytes: float | None = None,
-                 min_free_percent: float = 0.0):
+    def __init__(
+        self,
+        directory: Path,
+        max_age_days: float | None = None,
+        max_megabytes: float | None = None,
+        min_free_percent: float = 0.0,
+    ):
         self.directory = Path(directory)
         self.max_age_days = max_age_days
         self.max_bytes = None if max_megabytes is None else int(max_megabytes * 1_000_000)
@@ -96,14 +101,16 @@ class ClipStore:
                     st = path.stat()
                     found.append((st.st_mtime, path.relative_to(self.directory).as_posix(), st.st_size))
         except OSError as error:
-            log.error("clip_directory_unusable", directory=str(self.directory), error=str(error),
-                      errno=errno_name(error))
+            log.error(
+                "clip_directory_unusable", directory=str(self.directory), error=str(error), errno=errno_name(error)
+            )
         for mtime, relative, size in sorted(found):
             self._clips[relative] = _Clip(mtime, size)
             self.total_bytes += size
 
-    def write(self, relative_path: str, samples: np.ndarray, rate: int,
-              metadata: Mapping[str, str] | None = None) -> bool:
+    def write(
+        self, relative_path: str, samples: np.ndarray, rate: int, metadata: Mapping[str, str] | None = None
+    ) -> bool:
         """Write one clip at `relative_path` (below the folder) after making room for it. True when the clip is
         on the card (or already was: it is not written again), False when it could not be written."""
         target = self.directory / relative_path
@@ -117,8 +124,14 @@ class ClipStore:
         if self._over(len(data)):
             self.failed += 1
             self.disk_full = True
-            log.warning("clip_no_room", path=relative_path, bytes=len(data), clips_bytes=self.total_bytes,
-                        max_bytes=self.max_bytes, min_free_percent=self.min_free_percent)
+            log.warning(
+                "clip_no_room",
+                path=relative_path,
+                bytes=len(data),
+                clips_bytes=self.total_bytes,
+                max_bytes=self.max_bytes,
+                min_free_percent=self.min_free_percent,
+            )
             return False
         try:
             _write_atomically(target, data)
@@ -127,8 +140,7 @@ class ClipStore:
             self.disk_full = error.errno in FULL
             if self.fault is None:
                 self.fault = StorageFault("clips", in_words(error))
-            log.error("clip_write_failed", path=relative_path, errno=errno_name(error),
-                      error=str(error))
+            log.error("clip_write_failed", path=relative_path, errno=errno_name(error), error=str(error))
             _remove_if_empty(target.parent, self.directory)
             return False
         self._clips[relative_path] = _Clip(time.time(), len(data))
@@ -136,8 +148,13 @@ class ClipStore:
         self.written += 1
         self.disk_full = False
         self.fault = None
-        log.info("clip_written", path=relative_path, bytes=len(data), seconds=round(len(samples) / rate, 2),
-                 deleted_for_room=deleted)
+        log.info(
+            "clip_written",
+            path=relative_path,
+            bytes=len(data),
+            seconds=round(len(samples) / rate, 2),
+            deleted_for_room=deleted,
+        )
         return True
 
     def prune(self, now: float | None = None) -> int:
@@ -187,8 +204,7 @@ class ClipStore:
         try:
             path.unlink(missing_ok=True)
         except OSError as error:
-            log.error("clip_delete_failed", path=relative, errno=errno_name(error),
-                      error=str(error))
+            log.error("clip_delete_failed", path=relative, errno=errno_name(error), error=str(error))
             return False
         clip = self._clips.pop(relative)
         self.total_bytes -= clip.size
@@ -199,8 +215,14 @@ class ClipStore:
 
     def stats(self) -> dict[str, int | bool]:
         """Counters for the health record."""
-        return {"clips_written": self.written, "clips_deleted": self.deleted, "clips_failed": self.failed,
-                "clips_bytes": self.total_bytes, "clips_count": len(self._clips), "clips_disk_full": self.disk_full}
+        return {
+            "clips_written": self.written,
+            "clips_deleted": self.deleted,
+            "clips_failed": self.failed,
+            "clips_bytes": self.total_bytes,
+            "clips_count": len(self._clips),
+            "clips_disk_full": self.disk_full,
+        }
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
@@ -215,7 +237,7 @@ def _write_atomically(target: Path, data: bytes) -> None:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)

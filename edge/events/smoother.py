@@ -166,8 +166,7 @@ class Smoother:
                 del state.tracks[i]
         return events
 
-    def _step(self, i: int, raw: float, smoothed: float, scores: Scores,
-              limits: tuple[float, float, float]) -> list:
+    def _step(self, i: int, raw: float, smoothed: float, scores: Scores, limits: tuple[float, float, float]) -> list:
         o = self.options
         on, off, instant = limits
         state = self._current
@@ -183,9 +182,16 @@ class Smoother:
                 return []
             stream = window.stream
             key = f"{stream.id}|{stream.instance}|{scores.labels[i].scientific_name}|{window.start}"
-            track = _Track(id=str(uuid.uuid5(EVENT_NAMESPACE, key)), index=i, start=window.start,
-                           end=window.end, confidence=max(raw, smoothed), last_confident=window.end,
-                           reported_end=window.end, reported_confidence=0.0)
+            track = _Track(
+                id=str(uuid.uuid5(EVENT_NAMESPACE, key)),
+                index=i,
+                start=window.start,
+                end=window.end,
+                confidence=max(raw, smoothed),
+                last_confident=window.end,
+                reported_end=window.end,
+                reported_confidence=0.0,
+            )
             state.tracks[i] = track
         if confident:
             track.end = window.end
@@ -204,13 +210,23 @@ class Smoother:
         if window.end - track.last_confident >= o.end_after * rate:
             track.closed_at = window.start
             events.append(self._event("end", track, scores))
-        elif (track.confidence - track.reported_confidence >= o.update_delta
-              or track.end - track.reported_end >= o.update_every * rate):
+        elif (
+            track.confidence - track.reported_confidence >= o.update_delta
+            or track.end - track.reported_end >= o.update_every * rate
+        ):
             track.reported_end, track.reported_confidence = track.end, track.confidence
             events.append(self._event("update", track, scores))
         return events
 
     def _event(self, kind: str, track: _Track, scores: Scores) -> Event:
-        return Event(id=track.id, kind=kind, stream=self._current.stream, label=scores.labels[track.index],
-                     start=track.start, end=track.end, confidence=track.confidence, model=scores.model,
-                     model_version=scores.model_version)
+        return Event(
+            id=track.id,
+            kind=kind,
+            stream=self._current.stream,
+            label=scores.labels[track.index],
+            start=track.start,
+            end=track.end,
+            confidence=track.confidence,
+            model=scores.model,
+            model_version=scores.model_version,
+        )

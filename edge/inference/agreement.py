@@ -37,8 +37,10 @@ class Agreement:
 
     def line(self) -> str:
         verdict = "pass" if self.passes else "FAIL"
-        return (f"top-1 {self.top1:.1%} on {self.confident} confident crops (>= {MIN_TOP1:.0%}), "
-                f"top-{TOP_K} MAD {self.mad:.4f} (<= {MAX_MAD}) over {self.crops} crops: {verdict}")
+        return (
+            f"top-1 {self.top1:.1%} on {self.confident} confident crops (>= {MIN_TOP1:.0%}), "
+            f"top-{TOP_K} MAD {self.mad:.4f} (<= {MAX_MAD}) over {self.crops} crops: {verdict}"
+        )
 
     def __str__(self) -> str:
         return self.line()
@@ -47,8 +49,7 @@ class Agreement:
 def agreement(reference: np.ndarray, candidate: np.ndarray) -> Agreement:
     """Compare probabilities [crops, classes] of the reference model and the changed one, crop by crop."""
     if reference.shape != candidate.shape or reference.ndim != 2:
-        raise ValueError(f"need two [crops, classes] arrays of one shape, got {reference.shape} and "
-                         f"{candidate.shape}")
+        raise ValueError(f"need two [crops, classes] arrays of one shape, got {reference.shape} and {candidate.shape}")
     confident = reference.max(axis=1) >= CONFIDENT
     same = reference.argmax(axis=1) == candidate.argmax(axis=1)
     n = int(confident.sum())

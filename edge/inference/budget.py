@@ -17,8 +17,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Sequence
+from typing import Literal
 
 import structlog
 
@@ -43,8 +44,9 @@ class Load:
         return "; ".join(parts)
 
 
-def ladder(priorities: Sequence[int], has_tta: bool, order: Sequence[Lever] = SHED_ORDER,
-           max_hop_factor: int = 4) -> list[Load]:
+def ladder(
+    priorities: Sequence[int], has_tta: bool, order: Sequence[Lever] = SHED_ORDER, max_hop_factor: int = 4
+) -> list[Load]:
     """Level 0 runs everything; each next level sheds one more step. Members go lowest priority first (the
     later-declared first among equals); the last member is never shed."""
     load = Load(tta=has_tta, active=tuple(range(len(priorities))))
@@ -82,8 +84,16 @@ class BudgetGuard:
     """Fed the CPU time and audio of each chunk; says which `load` to run. Pure bookkeeping apart from
     `pace`, which sleeps, and its log lines."""
 
-    def __init__(self, options: BudgetOptions, loads: list[Load], names: Sequence[str], live: bool,
-                 cpu_clock=time.process_time, clock=time.monotonic, sleep=time.sleep):
+    def __init__(
+        self,
+        options: BudgetOptions,
+        loads: list[Load],
+        names: Sequence[str],
+        live: bool,
+        cpu_clock=time.process_time,
+        clock=time.monotonic,
+        sleep=time.sleep,
+    ):
         self.options = options
         self.loads = loads
         self.names = tuple(names)
@@ -159,8 +169,15 @@ class BudgetGuard:
         self._restored = step < 0
         if step > 0:
             self._entered_at.pop(self.level, None)  # measured afresh under today's conditions
-        log.warning(event, level=self.level, load=self.load.describe(self.names), was=before.describe(self.names),
-                    cost=round(cost, 4), budget=self.options.cpu_budget, **context)
+        log.warning(
+            event,
+            level=self.level,
+            load=self.load.describe(self.names),
+            was=before.describe(self.names),
+            cost=round(cost, 4),
+            budget=self.options.cpu_budget,
+            **context,
+        )
         self._samples.clear()
         self._audio_sum = self._cpu_sum = 0.0
         self._audio_at_level = 0.0

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection
 
 import numpy as np
 
+from edge.audio.windower import WindowSpec
 from edge.inference.frontend import SharedFrontEnd, front_end_key
 from edge.inference.manifest import find
 from edge.inference.member import Member, MemberOptions
 from edge.inference.stages import Stages
 from edge.types import Label, Scores, Window
-from edge.audio.windower import WindowSpec
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,13 @@ class Ensemble:
     `score` may run a subset of the members (`active`, by index) and skip TTA: the CPU budget guard's levers.
     """
 
-    def __init__(self, members: list[Member], weights: list[float] | None = None,
-                 priorities: list[int] | None = None, stages: Stages | None = None):
+    def __init__(
+        self,
+        members: list[Member],
+        weights: list[float] | None = None,
+        priorities: list[int] | None = None,
+        stages: Stages | None = None,
+    ):
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.members = members
@@ -93,8 +98,10 @@ class Ensemble:
         with self.stages.measure("blend", items=len(windows)):
             blended = self._blend(per_member, len(windows))
         name = "+".join(self.members[i].name for i in running)
-        return [Scores(window=window, probabilities=p, labels=self.taxonomy.labels, model=name,
-                       model_version=self.version) for window, p in zip(windows, blended, strict=True)]
+        return [
+            Scores(window=window, probabilities=p, labels=self.taxonomy.labels, model=name, model_version=self.version)
+            for window, p in zip(windows, blended, strict=True)
+        ]
 
     def _blend(self, per_member: dict[int, list[np.ndarray]], n: int) -> list[np.ndarray]:
         if len(self.members) == 1:
@@ -105,8 +112,7 @@ class Ensemble:
             total = np.zeros(len(self.taxonomy.labels))
             for i, scores in per_member.items():
                 np.add.at(total, self.taxonomy.columns[i], self.weights[i] * scores[k])
-            results.append(np.divide(total, coverage, out=np.zeros_like(total), where=coverage > 0)
-                           .astype(np.float32))
+            results.append(np.divide(total, coverage, out=np.zeros_like(total), where=coverage > 0).astype(np.float32))
         return results
 
     def _coverage_of(self, running: frozenset[int]) -> np.ndarray:
@@ -118,8 +124,9 @@ class Ensemble:
         return self._coverage[running]
 
 
-def load_ensemble(models_dir: Path, specs: list[MemberSpec], window: WindowSpec, options: MemberOptions,
-                  stages: Stages | None = None) -> Ensemble:
+def load_ensemble(
+    models_dir: Path, specs: list[MemberSpec], window: WindowSpec, options: MemberOptions, stages: Stages | None = None
+) -> Ensemble:
     """Sessions are built once here, each from a model file whose sha256 is checked as it loads; members that
     declare the same front-end share one."""
     stages = stages or Stages()

@@ -133,8 +133,10 @@ def verified(path: Path, expected: str, manifest: Path) -> Path:
         raise ModelError(f"{path}: missing (named in {manifest}); reinstall edge or rebuild the model")
     actual = file_sha256(path)
     if actual != expected:
-        raise ModelError(f"{path}: sha256 {actual[:16]}... differs from {manifest.name} ({expected[:16]}...): "
-                         f"damaged or replaced; reinstall edge or rebuild the model")
+        raise ModelError(
+            f"{path}: sha256 {actual[:16]}... differs from {manifest.name} ({expected[:16]}...): "
+            f"damaged or replaced; reinstall edge or rebuild the model"
+        )
     return path
 
 
@@ -157,8 +159,12 @@ def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str] | None
         text = cpuinfo.read_text()
     except OSError:
         return None
-    return frozenset(word for line in text.splitlines() if re.match(r"(flags|Features)\s*:", line)
-                     for word in line.split(":", 1)[1].split())
+    return frozenset(
+        word
+        for line in text.splitlines()
+        if re.match(r"(flags|Features)\s*:", line)
+        for word in line.split(":", 1)[1].split()
+    )
 
 
 def string_list(value, key: str) -> tuple[str, ...]:
@@ -224,8 +230,10 @@ def find(models_dir: Path, name: str) -> Manifest:
 
 def require_folder(models_dir: Path) -> None:
     if not models_dir.is_dir():
-        raise ModelError(f"{models_dir}: no such models folder (set --models-dir or EDGE_MODELS_DIR to the folder "
-                         f"holding one directory per model)")
+        raise ModelError(
+            f"{models_dir}: no such models folder (set --models-dir or EDGE_MODELS_DIR to the folder "
+            f"holding one directory per model)"
+        )
 
 
 def default_models_dir() -> Path:

@@ -63,8 +63,14 @@ class Member:
     window); a window's score is the mean of its variants' max-pooled scores.
     """
 
-    def __init__(self, manifest: Manifest, options: MemberOptions = MemberOptions(), shifts: tuple[float, ...] = (),
-                 front_end: SharedFrontEnd | None = None, stages: Stages | None = None):
+    def __init__(
+        self,
+        manifest: Manifest,
+        options: MemberOptions = MemberOptions(),
+        shifts: tuple[float, ...] = (),
+        front_end: SharedFrontEnd | None = None,
+        stages: Stages | None = None,
+    ):
         self.manifest = manifest
         self.options = options
         self.shifts = tuple(shifts)
@@ -97,9 +103,10 @@ class Member:
             for crops in plan:
                 pending.update((key, audio) for key, audio in crops.items() if audio is not None)  # None: cached
         if pending:
-            self._cache.update(zip(pending, self._run(list(pending), np.stack(list(pending.values())))))
-        scores = [np.mean([np.max([self._cache[key] for key in crops], axis=0) for crops in plan], axis=0)
-                  for plan in plans]
+            self._cache.update(zip(pending, self._run(list(pending), np.stack(list(pending.values()))), strict=True))
+        scores = [
+            np.mean([np.max([self._cache[key] for key in crops], axis=0) for crops in plan], axis=0) for plan in plans
+        ]
         if plans:
             oldest_needed = min(key[0] for crops in plans[-1] for key in crops)
             self._cache = {key: p for key, p in self._cache.items() if key[0] >= oldest_needed}

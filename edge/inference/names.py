@@ -18,7 +18,9 @@ from edge.inference.manifest import ModelError, read_manifest_file, verified
 from edge.types import Label
 
 NAMES_DIR = "birdnet-v2.4-names"
-NAMES_MANIFEST = "names.toml"  # not manifest.toml: edge.inference.manifest.discover would take the directory for a model
+NAMES_MANIFEST = (
+    "names.toml"  # not manifest.toml: edge.inference.manifest.discover would take the directory for a model
+)
 ENGLISH = "en"
 # Codes people type for languages upstream files under another code; used for suggestions only.
 ALIASES = {"id": "in", "nb": "no", "nn": "no", "en_gb": "en_uk", "en_us": "en"}
@@ -59,7 +61,7 @@ class CommonNames(Mapping[str, str]):
 
 
 def available_languages(models_dir: Path) -> tuple[str, ...]:
-    """"en" (always there: the model's own labels), then every language with a names file, sorted."""
+    """ "en" (always there: the model's own labels), then every language with a names file, sorted."""
     return (ENGLISH, *sorted(_entries(models_dir)))
 
 
@@ -78,7 +80,7 @@ def _localised(label: Label, name: str) -> Label:
 
 
 def _parse(text: str) -> dict[str, str]:
-    """"Scientific_Common" lines. NFC because upstream's Arabic has combining marks out of canonical order;
+    """ "Scientific_Common" lines. NFC because upstream's Arabic has combining marks out of canonical order;
     strip because of stray no-break spaces; an empty name is left out, so English is kept."""
     names = {}
     for line in text.splitlines():

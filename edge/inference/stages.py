@@ -7,9 +7,9 @@ thread's CPU time is the stage's real cost, untouched by the other threads of th
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 
 @dataclass

@@ -78,12 +78,18 @@ class AlertGate:
 
     def __post_init__(self):
         index = index_by_name(self.labels)
-        self.states = {c.name: _ClassState(index[c.name.casefold()], c.threshold)
-                       for c in self.options.classes if c.name.casefold() in index}
+        self.states = {
+            c.name: _ClassState(index[c.name.casefold()], c.threshold)
+            for c in self.options.classes
+            if c.name.casefold() in index
+        }
         self.unknown = tuple(c.name for c in self.options.classes if c.name.casefold() not in index)
         if self.unknown:
-            log.error("alert_class_unknown", classes=list(self.unknown),
-                      hint="alert classes are matched by scientific name, common name or label of the models")
+            log.error(
+                "alert_class_unknown",
+                classes=list(self.unknown),
+                hint="alert classes are matched by scientific name, common name or label of the models",
+            )
 
     @property
     def indices(self) -> frozenset[int]:
@@ -106,9 +112,19 @@ class AlertGate:
             label = scores.labels[state.index]
             stream = window.stream
             key = f"{stream.id}|{stream.instance}|{label.scientific_name}|{window.start}"
-            alerts.append(Alert(id=str(uuid.uuid5(ALERT_NAMESPACE, key)), alert_class=name, window=window,
-                                label=label, confidence=confidence, threshold=state.threshold,
-                                held_back=state.held_back, model=scores.model, model_version=scores.model_version))
+            alerts.append(
+                Alert(
+                    id=str(uuid.uuid5(ALERT_NAMESPACE, key)),
+                    alert_class=name,
+                    window=window,
+                    label=label,
+                    confidence=confidence,
+                    threshold=state.threshold,
+                    held_back=state.held_back,
+                    model=scores.model,
+                    model_version=scores.model_version,
+                )
+            )
             state.last_at, state.held_back = now, 0
             state.sent += 1
             state.last_utc = iso(stream.utc_at(window.start))
@@ -124,5 +140,12 @@ class AlertGate:
 
     def stats(self) -> dict[str, dict]:
         """Per class since start: alerts sent, windows held back by the interval, highest confidence, when."""
-        return {name: {"sent": s.sent, "held_back": s.held_back_total, "max_confidence": round(s.max_confidence, 4),
-                       "last_utc": s.last_utc} for name, s in self.states.items()}
+        return {
+            name: {
+                "sent": s.sent,
+                "held_back": s.held_back_total,
+                "max_confidence": round(s.max_confidence, 4),
+                "last_utc": s.last_utc,
+            }
+            for name, s in self.states.items()
+        }

@@ -62,8 +62,9 @@ class RangeModel:
         """Load `birdnet-v2.4-range` under `models_dir`, refusing a model.onnx whose sha256 is not the manifest's."""
         directory = models_dir / MODEL_NAME
         manifest_path = directory / MANIFEST_FILE
-        manifest = read_manifest_file(manifest_path,
-                                      missing="no range model manifest (run python -m tools.models.convert_range)")
+        manifest = read_manifest_file(
+            manifest_path, missing="no range model manifest (run python -m tools.models.convert_range)"
+        )
         try:
             model_path, expected_sha = directory / manifest["file"], manifest["sha256"]
             labels_path = directory / manifest["labels"]
@@ -72,8 +73,9 @@ class RangeModel:
         lines = [line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines() if line.strip()]
         labels = [parse_label(line, "scientific_common") for line in lines]
         session = make_session(verified(model_path, expected_sha, manifest_path))  # one thread
-        return cls(session, tuple(label.scientific_name for label in labels),
-                   tuple(label.common_name for label in labels))
+        return cls(
+            session, tuple(label.scientific_name for label in labels), tuple(label.common_name for label in labels)
+        )
 
     def occurrence(self, lat: float, lon: float, week: int) -> np.ndarray:
         """Occurrence probability per label, float32, in labels.txt order."""
@@ -85,8 +87,11 @@ class RangeModel:
         """Labels scoring at least `threshold`, highest first."""
         scores = self.occurrence(lat, lon, week)
         order = np.argsort(-scores, kind="stable")
-        return [ExpectedLabel(self.labels[i], self.common_names[i], float(scores[i]))
-                for i in order if scores[i] >= threshold]
+        return [
+            ExpectedLabel(self.labels[i], self.common_names[i], float(scores[i]))
+            for i in order
+            if scores[i] >= threshold
+        ]
 
 
 def check_place_and_week(lat: float, lon: float, week: int) -> None:

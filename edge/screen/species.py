@@ -20,10 +20,10 @@ would otherwise silently report nothing).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Collection
 
 import numpy as np
 import structlog
@@ -88,8 +88,10 @@ def read_thresholds(path: Path) -> dict[str, float]:
         except ValueError:
             threshold = -1.0
         if not name.strip() or not 0 <= threshold <= 1:
-            raise SpeciesListError(f"{path}:{number}: expected 'Scientific name,threshold' with a threshold "
-                                   f"from 0 to 1, got {line.strip()!r}")
+            raise SpeciesListError(
+                f"{path}:{number}: expected 'Scientific name,threshold' with a threshold "
+                f"from 0 to 1, got {line.strip()!r}"
+            )
         thresholds[name.strip()] = threshold
     return thresholds
 
@@ -106,8 +108,13 @@ class SpeciesFilter:
     """Masks window scores of the classes a box may not report; `thresholds` gives the smoother its per-class
     start thresholds (NaN: the smoother's own `on`)."""
 
-    def __init__(self, options: SpeciesOptions, labels: tuple[Label, ...], range_model: RangeModel | None,
-                 exempt: Collection[int] = ()):
+    def __init__(
+        self,
+        options: SpeciesOptions,
+        labels: tuple[Label, ...],
+        range_model: RangeModel | None,
+        exempt: Collection[int] = (),
+    ):
         if options.located and range_model is None:
             raise ValueError("a location is configured but no range model was given")
         if (place := options.place) is not None:  # refused here rather than at the first window
@@ -136,8 +143,14 @@ class SpeciesFilter:
         self._allowed = self._mask()
 
     @classmethod
-    def load(cls, options: SpeciesOptions, labels: tuple[Label, ...], models_dir: Path, exempt: Collection[int] = (),
-             range_model: RangeModel | None = None) -> SpeciesFilter:
+    def load(
+        cls,
+        options: SpeciesOptions,
+        labels: tuple[Label, ...],
+        models_dir: Path,
+        exempt: Collection[int] = (),
+        range_model: RangeModel | None = None,
+    ) -> SpeciesFilter:
         """The filter, with the range model loaded from `models_dir` when a location asks for it and none is
         given (a reload reuses the one it has)."""
         if options.located and range_model is None:
@@ -174,11 +187,11 @@ class SpeciesFilter:
             return week_of(moment.date())
         if self.options.undated_week is not None:
             return self.options.undated_week
-        return week_of(datetime.now(timezone.utc).date())
+        return week_of(datetime.now(UTC).date())
 
     def allowed_on(self, day: date) -> np.ndarray:
         """The mask for a day (`week_at` midnight UTC of it)."""
-        return self.allowed_in(self.week_at(datetime(day.year, day.month, day.day, tzinfo=timezone.utc)))
+        return self.allowed_in(self.week_at(datetime(day.year, day.month, day.day, tzinfo=UTC)))
 
     def allowed_in(self, week: int) -> np.ndarray:
         """The mask for a week; the range model runs only when the week changes."""
@@ -189,8 +202,14 @@ class SpeciesFilter:
             assert place is not None  # a range model is kept only for a located box
             self._occurrence = self.range_model.occurrence(*place, week)
             self._allowed = self._mask()
-            log.info("species_list_updated", week=week, allowed=int(self._allowed.sum()), of=len(self.labels),
-                     latitude=self.options.latitude, longitude=self.options.longitude)
+            log.info(
+                "species_list_updated",
+                week=week,
+                allowed=int(self._allowed.sum()),
+                of=len(self.labels),
+                latitude=self.options.latitude,
+                longitude=self.options.longitude,
+            )
         return self._allowed
 
     def apply(self, scores: Scores) -> Scores:

@@ -9,16 +9,16 @@ segments, padded and merged, form a timeline on the stream's clock that the daem
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import onnxruntime as ort
 
+from edge.audio.resample import RateConverter
 from edge.inference.manifest import ModelError, read_manifest_file, verified
 from edge.inference.sessions import make_session
-from edge.audio.resample import RateConverter
 from edge.types import AudioChunk, Stream
 
 # The model's I/O contract (written into speech.toml by tools/models/import_vad.py and checked against it at load).
@@ -84,18 +84,31 @@ class SpeechManifest:
 
 def read_manifest(directory: Path) -> SpeechManifest:
     path = directory / MANIFEST
-    data = read_manifest_file(path, missing="no speech model manifest (the privacy gate needs the silero-vad "
-                              "directory in the models folder: run python -m tools.models.import_vad, or set "
-                              "[privacy] speech_detector = false)")
+    data = read_manifest_file(
+        path,
+        missing="no speech model manifest (the privacy gate needs the silero-vad "
+        "directory in the models folder: run python -m tools.models.import_vad, or set "
+        "[privacy] speech_detector = false)",
+    )
     try:
         inp = data["input"]
-        manifest = SpeechManifest(directory, data["name"], str(data["version"]), data["file"], data["sha256"],
-                                  int(inp["sample_rate"]), int(inp["frame"]), int(inp["context"]))
+        manifest = SpeechManifest(
+            directory,
+            data["name"],
+            str(data["version"]),
+            data["file"],
+            data["sha256"],
+            int(inp["sample_rate"]),
+            int(inp["frame"]),
+            int(inp["context"]),
+        )
     except (KeyError, TypeError, ValueError) as error:
         raise ModelError(f"{path}: invalid manifest: {error!r}") from error
     if (manifest.sample_rate, manifest.frame, manifest.context) != (RATE, FRAME, CONTEXT):
-        raise ModelError(f"{path}: frames of {manifest.frame}+{manifest.context} samples at "
-                         f"{manifest.sample_rate} Hz; edge.screen.speech feeds {FRAME}+{CONTEXT} at {RATE} Hz")
+        raise ModelError(
+            f"{path}: frames of {manifest.frame}+{manifest.context} samples at "
+            f"{manifest.sample_rate} Hz; edge.screen.speech feeds {FRAME}+{CONTEXT} at {RATE} Hz"
+        )
     return manifest
 
 
@@ -195,8 +208,10 @@ class SpeechDetector:
             current = self._stream.id if self._stream else "none"
             raise ValueError(f"no speech timeline for stream {stream.id!r} (the detector follows {current!r})")
         if start < self._horizon:
-            raise ValueError(f"samples before {self._horizon} of {stream.id!r} are forgotten "
-                             f"(keep_seconds={self.options.keep_seconds})")
+            raise ValueError(
+                f"samples before {self._horizon} of {stream.id!r} are forgotten "
+                f"(keep_seconds={self.options.keep_seconds})"
+            )
         segments = list(self._segments)
         if (ongoing := self._ongoing()) is not None:
             segments.append(self._padded(*ongoing))

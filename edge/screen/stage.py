@@ -21,8 +21,13 @@ from edge.types import Scores, Screened, Window
 
 
 class Screen:
-    def __init__(self, alerts: AlertGate, species: SpeciesFilter, speech: SpeechDetector | NoSpeech = NoSpeech(),
-                 suppress_speech: bool = False):
+    def __init__(
+        self,
+        alerts: AlertGate,
+        species: SpeciesFilter,
+        speech: SpeechDetector | NoSpeech = NoSpeech(),
+        suppress_speech: bool = False,
+    ):
         if suppress_speech and isinstance(speech, NoSpeech):
             raise ValueError("suppressing detections during speech needs the speech detector")
         self.alerts = alerts
@@ -52,6 +57,10 @@ class Screen:
         self.alerts, self.species = alerts, species
 
     def stats(self) -> dict:
-        return {**self.speech.stats(), "windows_with_speech": self.windows_with_speech,
-                "windows_suppressed_for_speech": self.windows_suppressed, "alerts": self.alerts.stats(),
-                "species_week": self.species.week}
+        return {
+            **self.speech.stats(),
+            "windows_with_speech": self.windows_with_speech,
+            "windows_suppressed_for_speech": self.windows_suppressed,
+            "alerts": self.alerts.stats(),
+            "species_week": self.species.week,
+        }

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.wire.records import EVENT_FIELDS, finite, to_json
@@ -29,7 +29,7 @@ class DailyFiles:
         self.folder = folder
         self.formats = formats
         self.fsync = fsync
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     def today(self) -> str:
         return self._clock().date().isoformat()
@@ -67,7 +67,7 @@ class DailyFiles:
             try:
                 data = memoryview(text.encode("utf-8"))
                 while data:
-                    data = data[os.write(fd, data):]
+                    data = data[os.write(fd, data) :]
                 if self.fsync:
                     os.fsync(fd)
             except OSError:

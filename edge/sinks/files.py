@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TextIO
 
 from edge.storage.file_names import shown
-from edge.wire.records import FIELDS, finite, to_json, to_record
 from edge.types import Detection, Stream
+from edge.wire.records import FIELDS, finite, to_json, to_record
 
 FORMATS = ("jsonl", "csv", "raven")
 
@@ -133,8 +133,9 @@ class RavenSink:
             self._file = None
 
 
-def file_sinks(out_dir: Path, formats: tuple[str, ...], append: bool = True,
-               paths: Mapping[str, Path] | None = None) -> list:
+def file_sinks(
+    out_dir: Path, formats: tuple[str, ...], append: bool = True, paths: Mapping[str, Path] | None = None
+) -> list:
     """The sinks for `formats` writing under `out_dir`; `append=False` starts the files afresh, Raven tables
     of earlier runs included. `paths` maps stream ids to files, for Raven's "Begin Path"."""
     makers = {

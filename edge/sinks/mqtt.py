@@ -21,9 +21,18 @@ import structlog
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import Field, field_validator
 
-from edge.wire.mqtt import (Backoff, BrokerConfig, new_client, prefix_problem, protocols, refusal,
-                       refused_version, topic, version_name)
 from edge.sinks.outbox import Outbox
+from edge.wire.mqtt import (
+    Backoff,
+    BrokerConfig,
+    new_client,
+    prefix_problem,
+    protocols,
+    refusal,
+    refused_version,
+    topic,
+    version_name,
+)
 from edge.wire.records import status_payload
 
 log = structlog.get_logger(__name__)
@@ -37,8 +46,9 @@ class MqttConfig(BrokerConfig):
     max_inflight: int = Field(20, ge=1, le=1000, description="Records sent and not yet acknowledged.")
     reconnect_min_seconds: float = Field(1.0, gt=0, le=3600, description="First reconnect delay; doubles per failure.")
     reconnect_max_seconds: float = Field(300.0, gt=0, le=86400, description="Longest reconnect delay.")
-    drain_seconds: float = Field(5.0, ge=0, le=60, description="On a clean stop, time allowed to send what "
-                                                               "is pending before disconnecting.")
+    drain_seconds: float = Field(
+        5.0, ge=0, le=60, description="On a clean stop, time allowed to send what is pending before disconnecting."
+    )
 
     @field_validator("prefix")
     @classmethod
@@ -94,8 +104,12 @@ class MqttPublisher:
             self._thread.join(self.config.drain_seconds + 10)
 
     def stats(self) -> dict:
-        return {"mqtt_connected": self.connected, "mqtt_sent": self.sent, "mqtt_connects": self.connects,
-                "mqtt_last_error": self.last_error}
+        return {
+            "mqtt_connected": self.connected,
+            "mqtt_sent": self.sent,
+            "mqtt_connects": self.connects,
+            "mqtt_last_error": self.last_error,
+        }
 
     def _topic(self, kind: str) -> str:
         return topic(self.config.prefix, self.box, kind)
@@ -137,15 +151,15 @@ class MqttPublisher:
             return "stopped" if self._stop.is_set() else "lost"
         if connack.is_failure:
             client.disconnect()
-            self._failed("mqtt_refused", refusal(connack), host=host, port=port,
-                         version=version_name(protocol))
+            self._failed("mqtt_refused", refusal(connack), host=host, port=port, version=version_name(protocol))
             return "version" if refused_version(connack) else "refused"
         backoff.reset()
         self.connected, self.last_error = True, None
         self.connects += 1
         state.backlog_end = state.live_cursor = self.outbox.newest()
-        log.info("mqtt_connected", host=host, port=port, version=version_name(protocol),
-                 backlog=self.outbox.pending_count)
+        log.info(
+            "mqtt_connected", host=host, port=port, version=version_name(protocol), backlog=self.outbox.pending_count
+        )
         client.publish(self._topic("status"), status_payload(self.box, "online"), qos=1, retain=True)
         try:
             return self._send(client, state)
@@ -214,8 +228,10 @@ class MqttPublisher:
         if state.backlog_done:
             return
         backlog_slots = max(1, self.config.max_inflight * 3 // 4)
-        room = min(self.config.max_inflight - len(state.inflight),
-                   backlog_slots - sum(1 for _, from_backlog in state.inflight.values() if from_backlog))
+        room = min(
+            self.config.max_inflight - len(state.inflight),
+            backlog_slots - sum(1 for _, from_backlog in state.inflight.values() if from_backlog),
+        )
         if room <= 0:
             return
         records = self.outbox.pending(state.backlog_cursor, room, upto=state.backlog_end)
@@ -244,8 +260,7 @@ class MqttPublisher:
             if not state.inflight and self.outbox.pending_count == 0:
                 break
         if not state.lost:
-            final = status_payload(self.box, "stopped", outbox_pending=self.outbox.pending_count,
-                                   mqtt_sent=self.sent)
+            final = status_payload(self.box, "stopped", outbox_pending=self.outbox.pending_count, mqtt_sent=self.sent)
             state.status_mid = client.publish(self._topic("status"), final, qos=1, retain=True).mid
             deadline = time.monotonic() + 2
             while not state.status_acked and not state.lost and time.monotonic() < deadline:

@@ -23,8 +23,8 @@ from typing import Literal
 import structlog
 
 from edge.storage.database import open_durable, open_read_only, rollback
-from edge.wire.records import to_json
 from edge.storage.faults import DISK_ERRORS, in_words
+from edge.wire.records import to_json
 
 log = structlog.get_logger(__name__)
 
@@ -62,8 +62,9 @@ class Outbox:
     `queue=False` keeps only the sequence and the published keys: a box without an uplink still numbers its
     records and still does not repeat them."""
 
-    def __init__(self, path: Path, max_records: int = 1_000_000, when_full: WhenFull = "drop_oldest",
-                 queue: bool = True):
+    def __init__(
+        self, path: Path, max_records: int = 1_000_000, when_full: WhenFull = "drop_oldest", queue: bool = True
+    ):
         self.max_records = max_records
         self.when_full = when_full
         self.queue = queue
@@ -131,13 +132,15 @@ class Outbox:
                 return
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute("INSERT OR REPLACE INTO counters VALUES ('seq', max(?, coalesce((SELECT value "
-                                 "FROM counters WHERE name = 'seq'), 0)))", (seq,))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO counters VALUES ('seq', max(?, coalesce((SELECT value "
+                    "FROM counters WHERE name = 'seq'), 0)))",
+                    (seq,),
+                )
                 if key is not None:
                     self._db.execute("INSERT OR REPLACE INTO published VALUES (?, ?, ?)", (key, seq, now))
                 if self.queue and self._make_room(kind):
-                    self._db.execute("INSERT INTO outbox VALUES (?, ?, ?, ?)",
-                                     (seq, kind, to_json(record), now))
+                    self._db.execute("INSERT INTO outbox VALUES (?, ?, ?, ?)", (seq, kind, to_json(record), now))
                     self._pending += 1
                 self._db.execute("COMMIT")
             except BaseException as error:
@@ -158,8 +161,13 @@ class Outbox:
         self._db.execute("INSERT OR REPLACE INTO counters VALUES ('dropped', ?)", (dropped,))
         if time.monotonic() - self._last_full_log >= 60 or dropped == 1:
             self._last_full_log = time.monotonic()
-            log.error("outbox_full", max_records=self.max_records, policy=self.when_full, dropped_total=dropped,
-                      hint="the uplink has been down long; the daily files still hold every record")
+            log.error(
+                "outbox_full",
+                max_records=self.max_records,
+                policy=self.when_full,
+                dropped_total=dropped,
+                hint="the uplink has been down long; the daily files still hold every record",
+            )
         if victim is None:  # drop_newest, and nothing expendable: the new record stays out
             return False
         self._db.execute("DELETE FROM outbox WHERE seq = ?", (victim,))
@@ -171,7 +179,8 @@ class Outbox:
         with self._lock:
             rows = self._db.execute(
                 "SELECT seq, kind, payload FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-                (after, upto if upto is not None else 2**62, limit)).fetchall()
+                (after, upto if upto is not None else 2**62, limit),
+            ).fetchall()
         return [Pending(*row) for row in rows]
 
     def newest(self) -> int:
@@ -199,10 +208,12 @@ class Outbox:
         with self._lock:
             oldest = self._db.execute("SELECT min(created) FROM outbox").fetchone()[0]
             dropped = self._counter("dropped")
-        return {"outbox_pending": self._pending,
-                "outbox_oldest_s": None if oldest is None else round(time.time() - oldest, 1),
-                "outbox_dropped": dropped,
-                "outbox_full": self._pending >= self.max_records}
+        return {
+            "outbox_pending": self._pending,
+            "outbox_oldest_s": None if oldest is None else round(time.time() - oldest, 1),
+            "outbox_dropped": dropped,
+            "outbox_full": self._pending >= self.max_records,
+        }
 
     def close(self) -> None:
         with self._lock:

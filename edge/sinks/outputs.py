@@ -26,9 +26,9 @@ from typing import Literal, overload
 
 import structlog
 
-from edge.sinks.outbox import EXPENDABLE, Outbox
 from edge.sinks.daily import DailyFiles
 from edge.sinks.mqtt import MqttPublisher
+from edge.sinks.outbox import EXPENDABLE, Outbox
 from edge.storage.faults import DISK_ERRORS, StorageFault, in_words
 
 log = structlog.get_logger(__name__)
@@ -50,8 +50,15 @@ class Held:
 
 
 class Outputs:
-    def __init__(self, outbox: Outbox, files: DailyFiles, uplink: MqttPublisher | None,
-                 files_when: FilesWhen = "always", max_held: int = MAX_HELD, retry_seconds: float = RETRY_SECONDS):
+    def __init__(
+        self,
+        outbox: Outbox,
+        files: DailyFiles,
+        uplink: MqttPublisher | None,
+        files_when: FilesWhen = "always",
+        max_held: int = MAX_HELD,
+        retry_seconds: float = RETRY_SECONDS,
+    ):
         self.outbox = outbox
         self.files = files
         self.uplink = uplink
@@ -129,16 +136,27 @@ class Outputs:
             victim = next((h for h in waiting if h.kind == EXPENDABLE), waiting[0])
             waiting.remove(victim)
             self.lost[store] += 1
-            log.error("record_lost", store=store, kind=victim.kind, seq=victim.record["seq"],
-                      lost_total=self.lost[store], max_held=self.max_held, error=self.faults[store].error)
+            log.error(
+                "record_lost",
+                store=store,
+                kind=victim.kind,
+                seq=victim.record["seq"],
+                lost_total=self.lost[store],
+                max_held=self.max_held,
+                error=self.faults[store].error,
+            )
         self.faults[store].waiting = len(waiting)
 
     def _failed(self, store: str, error: str) -> None:
         fault = self.faults.get(store)
         if fault is None:
             self.faults[store] = StorageFault(store, error)
-            log.error("storage_fault", store=store, error=error,
-                      hint="analysis goes on; records wait in memory and are written when the disk takes them")
+            log.error(
+                "storage_fault",
+                store=store,
+                error=error,
+                hint="analysis goes on; records wait in memory and are written when the disk takes them",
+            )
         else:
             fault.error = error
         self._retry_at = time.monotonic() + self.retry_seconds
@@ -169,9 +187,14 @@ class Outputs:
 
     def stats(self) -> dict:
         uplink = self.uplink.stats() if self.uplink is not None else {"mqtt_connected": None}
-        return {**self.outbox.stats(), **uplink, "records_repeated": self.repeated,
-                "records_held": sum(len(h) for h in self.held.values()), "records_lost": dict(self.lost),
-                "storage_faults": [fault.as_record() for fault in self.faults.values()]}
+        return {
+            **self.outbox.stats(),
+            **uplink,
+            "records_repeated": self.repeated,
+            "records_held": sum(len(h) for h in self.held.values()),
+            "records_lost": dict(self.lost),
+            "storage_faults": [fault.as_record() for fault in self.faults.values()],
+        }
 
     def stop(self) -> None:
         """Let the uplink drain and say `stopped`, then close the outbox and the files. Records still held in
@@ -182,7 +205,12 @@ class Outputs:
         self.retry()
         for store, waiting in self.held.items():
             if waiting:
-                log.error("records_lost_at_stop", store=store, records=len(waiting),
-                          first_seq=waiting[0].record["seq"], last_seq=waiting[-1].record["seq"])
+                log.error(
+                    "records_lost_at_stop",
+                    store=store,
+                    records=len(waiting),
+                    first_seq=waiting[0].record["seq"],
+                    last_seq=waiting[-1].record["seq"],
+                )
         self.outbox.close()
         self.files.close()

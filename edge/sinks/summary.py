@@ -23,9 +23,7 @@ class Summary:
 
     def emit(self, detection: Detection) -> None:
         label = detection.label
-        tally = self.species.setdefault(
-            label.scientific_name, SpeciesTally(label.scientific_name, label.common_name)
-        )
+        tally = self.species.setdefault(label.scientific_name, SpeciesTally(label.scientific_name, label.common_name))
         tally.count += 1
         tally.max_confidence = max(tally.max_confidence, detection.confidence)
         tally.sources.add(detection.window.stream.id)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 

@@ -6,10 +6,11 @@ import os
 import re
 import threading
 import time
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Annotated, Generator, Iterator, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -17,10 +18,10 @@ import soundfile as sf
 import structlog
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from edge.storage.file_names import shown
+from edge.sources.joins import Joiner, JoinFiles, JoinGap
 from edge.sources.recording_time import recording_start
-from edge.sources.joins import JoinFiles, JoinGap, Joiner
 from edge.sources.salvage import Salvage, read_blocks, zero_non_finite
+from edge.storage.file_names import shown
 from edge.types import AudioChunk, Stream
 
 log = structlog.get_logger(__name__)
@@ -71,11 +72,11 @@ class DecodeOptions:
 
     channel: int | None = None
     block_seconds: float = 20.0
-    naive_zone: tzinfo = timezone.utc
+    naive_zone: tzinfo = UTC
     join_gap: float | None = 0.5
 
 
-def list_recordings(paths: list[Path], naive_zone: tzinfo = timezone.utc) -> list[tuple[Path, str]]:
+def list_recordings(paths: list[Path], naive_zone: tzinfo = UTC) -> list[tuple[Path, str]]:
     """(file, stream id) for every file given and every audio file under every folder given.
 
     A folder's files are ordered by recording time (see `recording_time`), then by path; their ids are their
@@ -92,7 +93,7 @@ def list_recordings(paths: list[Path], naive_zone: tzinfo = timezone.utc) -> lis
     return found
 
 
-def recording_time(path: Path, naive_zone: tzinfo = timezone.utc) -> datetime | None:
+def recording_time(path: Path, naive_zone: tzinfo = UTC) -> datetime | None:
     """When a recording started (AudioMoth header, else file name), without decoding it; None if unknown or
     unreadable (a damaged file is named when its turn comes)."""
     comment = None
@@ -127,8 +128,9 @@ class FileSource:
             except DamagedAudio as error:
                 self.damaged.append((stream_id, str(error)))
                 self.damaged_seconds += error.damaged_seconds
-                log.warning("damaged_audio", file=str(path), error=str(error),
-                            damaged_seconds=round(error.damaged_seconds, 2))
+                log.warning(
+                    "damaged_audio", file=str(path), error=str(error), damaged_seconds=round(error.damaged_seconds, 2)
+                )
             except AudioError as error:
                 self.failed.append((stream_id, str(error)))
                 log.error("unreadable_audio", file=str(path), error=str(error))
@@ -149,8 +151,9 @@ class FileSource:
         return total
 
 
-def decode(path: Path, stream_id: str, options: DecodeOptions = DecodeOptions(),
-           joiner: Joiner | None = None) -> Iterator[AudioChunk]:
+def decode(
+    path: Path, stream_id: str, options: DecodeOptions = DecodeOptions(), joiner: Joiner | None = None
+) -> Iterator[AudioChunk]:
     """The recording as one stream of chunks, ending with a chunk marked `last`.
 
     With a `joiner`, a file that continues the previous one's stream (see `joins`) yields its chunks on that
@@ -168,9 +171,12 @@ def decode(path: Path, stream_id: str, options: DecodeOptions = DecodeOptions(),
         if channel is not None and not 0 <= channel < f.channels:
             raise AudioError(f"has {f.channels} channel(s), channel {channel} asked for")
         st = path.stat()
-        own = Stream(id=stream_id, sample_rate=f.samplerate,
-                     started_utc=recording_start(path, f.copy_metadata().get("comment"), options.naive_zone),
-                     instance=f"{st.st_size}:{st.st_mtime_ns}")
+        own = Stream(
+            id=stream_id,
+            sample_rate=f.samplerate,
+            started_utc=recording_start(path, f.copy_metadata().get("comment"), options.naive_zone),
+            instance=f"{st.st_size}:{st.st_mtime_ns}",
+        )
         stream, offset, ended = joiner.begin(name, own, f.channels)
         if ended is not None:
             yield ended
@@ -185,12 +191,17 @@ def decode(path: Path, stream_id: str, options: DecodeOptions = DecodeOptions(),
             position += len(data)
         problems = ([header] if header else []) + salvage.problems()
         if non_finite:
-            problems.append(f"{non_finite / f.samplerate:.2f} s of {position / f.samplerate:.1f} s were samples "
-                            f"that are not numbers (inf or NaN), analysed as silence")
+            problems.append(
+                f"{non_finite / f.samplerate:.2f} s of {position / f.samplerate:.1f} s were samples "
+                f"that are not numbers (inf or NaN), analysed as silence"
+            )
         if position == 0:
             raise AudioError("holds no audio samples" + (f": {'; '.join(problems)}" if problems else ""))
-        last = joiner.hold(name, AudioChunk(stream=stream, start=offset + position,
-                                            samples=np.zeros(0, np.float32), last=True), f.channels)
+        last = joiner.hold(
+            name,
+            AudioChunk(stream=stream, start=offset + position, samples=np.zeros(0, np.float32), last=True),
+            f.channels,
+        )
         if last is not None:
             yield last
     if problems:
@@ -240,8 +251,11 @@ class ReplayConfig(BaseModel):
     type: Literal["replay"] = "replay"
     paths: list[Path] = Field(min_length=1, description="Recordings or folders to replay, in recording-time order.")
     speed: float | None = Field(
-        None, gt=0, description="Deliver audio at this multiple of real time (1: as a microphone would); "
-                                "unset: as fast as it can be analysed.")
+        None,
+        gt=0,
+        description="Deliver audio at this multiple of real time (1: as a microphone would); "
+        "unset: as fast as it can be analysed.",
+    )
     timezone: ZoneName = Field("UTC", description="Zone of recorder clocks whose file names carry none.")
     channel: int | None = Field(None, ge=0, description="Channel to analyse (0-based); default: the mix-down.")
     join_files: JoinFiles = True
@@ -253,9 +267,12 @@ class ReplaySource:
     stream; the iteration ends after the last recording."""
 
     def __init__(self, config: ReplayConfig, clock=time.monotonic, sleep=time.sleep):
-        options = DecodeOptions(channel=config.channel, naive_zone=ZoneInfo(config.timezone),
-                                block_seconds=PACED_BLOCK_SECONDS if config.speed else 20.0,
-                                join_gap=config.join_gap_seconds if config.join_files else None)
+        options = DecodeOptions(
+            channel=config.channel,
+            naive_zone=ZoneInfo(config.timezone),
+            block_seconds=PACED_BLOCK_SECONDS if config.speed else 20.0,
+            join_gap=config.join_gap_seconds if config.join_files else None,
+        )
         self.files = FileSource(config.paths, options)
         self.speed = config.speed
         self._clock, self._sleep = clock, sleep
@@ -291,8 +308,11 @@ class ReplaySource:
             self._sleep(min(ahead, 0.1))
 
     def stats(self) -> dict[str, int | float]:
-        return {"files_failed": len(self.files.failed), "files_damaged": len(self.files.damaged),
-                "damaged_seconds": round(self.files.damaged_seconds, 2)}
+        return {
+            "files_failed": len(self.files.failed),
+            "files_damaged": len(self.files.damaged),
+            "damaged_seconds": round(self.files.damaged_seconds, 2),
+        }
 
     def stop(self) -> None:
         pass

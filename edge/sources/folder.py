@@ -15,8 +15,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Generator, Iterator, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -25,12 +26,21 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from edge.sources.arrivals import Candidate, Notifications, walk
-from edge.sources.files import (AUDIO_SUFFIXES, AccessDenied, AudioError, DamagedAudio, DecodeOptions, ZoneName,
-                                decode, recording_time, sort_key)
-from edge.sources.joins import JoinFiles, JoinGap, Joiner, StreamEnd
-from edge.sources.writers import open_for_writing
+from edge.sources.files import (
+    AUDIO_SUFFIXES,
+    AccessDenied,
+    AudioError,
+    DamagedAudio,
+    DecodeOptions,
+    ZoneName,
+    decode,
+    recording_time,
+    sort_key,
+)
+from edge.sources.joins import Joiner, JoinFiles, JoinGap, StreamEnd
 from edge.sources.shelves import Shelves
 from edge.sources.state import FINAL, RecordingState, recording_key
+from edge.sources.writers import open_for_writing
 from edge.storage.file_names import shown
 from edge.types import AudioChunk, Stream
 
@@ -46,19 +56,26 @@ class FolderConfig(BaseModel):
     type: Literal["folder"] = "folder"
     path: Path = Field(description="Folder the recorder writes to; sub-folders are watched too.")
     after: Literal["move", "delete", "keep"] = Field(
-        "move", description="What to do with a file once analysed: move it to `done_dir`, delete it, or leave it.")
+        "move", description="What to do with a file once analysed: move it to `done_dir`, delete it, or leave it."
+    )
     done_dir: Path | None = Field(None, description="Where analysed files go (default: <data_dir>/done).")
     quarantine_dir: Path | None = Field(
-        None, description="Where damaged files go, each with a .error.txt (default: <data_dir>/quarantine).")
+        None, description="Where damaged files go, each with a .error.txt (default: <data_dir>/quarantine)."
+    )
     settle_seconds: float = Field(
-        10.0, gt=0, description="A file no process has open for writing is complete once nothing has written to "
-                                 "it for this long, seconds.")
+        10.0,
+        gt=0,
+        description="A file no process has open for writing is complete once nothing has written to "
+        "it for this long, seconds.",
+    )
     rescan_seconds: float = Field(
-        60.0, gt=0, description="Full rescan of the folder, seconds: a safety net for lost notifications.")
+        60.0, gt=0, description="Full rescan of the folder, seconds: a safety net for lost notifications."
+    )
     timezone: ZoneName = Field("UTC", description="Zone of recorder clocks whose file names carry none.")
     channel: int | None = Field(None, ge=0, description="Channel to analyse (0-based); default: the mix-down.")
     max_attempts: int = Field(
-        3, ge=1, description="A file whose analysis was cut off (crash, power loss) this often is quarantined.")
+        3, ge=1, description="A file whose analysis was cut off (crash, power loss) this often is quarantined."
+    )
     join_files: JoinFiles = True
     join_gap_seconds: JoinGap = 0.5
 
@@ -66,8 +83,9 @@ class FolderConfig(BaseModel):
 class FolderSource:
     live = False  # a recorder's files wait on the card until analysed
 
-    def __init__(self, config: FolderConfig, state: RecordingState, done_dir: Path, quarantine_dir: Path,
-                 clock=time.monotonic):
+    def __init__(
+        self, config: FolderConfig, state: RecordingState, done_dir: Path, quarantine_dir: Path, clock=time.monotonic
+    ):
         self.config = config
         self.root = config.path.resolve()
         self.state = state
@@ -75,9 +93,11 @@ class FolderSource:
         self.quarantine_dir = quarantine_dir.resolve()
         self.shelves = Shelves(self.root, self.done_dir, self.quarantine_dir, config.after)
         self.decode_options = DecodeOptions(channel=config.channel, naive_zone=ZoneInfo(config.timezone))
-        self.joiner = Joiner(config.join_gap_seconds if config.join_files else None,
-                             resumed=lambda recorder: StreamEnd.from_row(state.stream_end(recorder)),
-                             released=lambda end: state.forget_stream_end(end.recorder))
+        self.joiner = Joiner(
+            config.join_gap_seconds if config.join_files else None,
+            resumed=lambda recorder: StreamEnd.from_row(state.stream_end(recorder)),
+            released=lambda end: state.forget_stream_end(end.recorder),
+        )
         self._held_since = 0.0  # when the stream the joiner holds ran out of audio
         # Files read to the end whose stream's last windows wait for the next file: each is finished (state,
         # put away) once those windows are analysed, so that a crash before then analyses it again.
@@ -90,8 +110,7 @@ class FolderSource:
         self._finished: set[str] = set()
         self._next_scan = 0.0
         self._hidden_writers_told = False
-        self.counters = {"files_done": 0, "files_quarantined": 0, "notification_overflows": 0,
-                         "damaged_seconds": 0.0}
+        self.counters = {"files_done": 0, "files_quarantined": 0, "notification_overflows": 0, "damaged_seconds": 0.0}
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -116,8 +135,12 @@ class FolderSource:
 
     def stats(self) -> dict[str, int | float]:
         held_open = sum(candidate.held_open for candidate in self._candidates.values())
-        return {"files_pending": len(self._candidates), "files_held_open": held_open, **self.counters,
-                "damaged_seconds": round(self.counters["damaged_seconds"], 2)}
+        return {
+            "files_pending": len(self._candidates),
+            "files_held_open": held_open,
+            **self.counters,
+            "damaged_seconds": round(self.counters["damaged_seconds"], 2),
+        }
 
     def chunks(self, stop: threading.Event) -> Generator[AudioChunk | None, None, None]:
         while not stop.is_set():
@@ -144,8 +167,9 @@ class FolderSource:
         for candidate in self._candidates.values():
             self._sort_time(candidate)
             own = Stream("", held.stream.sample_rate, candidate.sort_time)
-            if (now - candidate.changed_at < self.config.settle_seconds
-                    and held.continued_by(candidate.recorder, own, held.channels, self.joiner.gap)):
+            if now - candidate.changed_at < self.config.settle_seconds and held.continued_by(
+                candidate.recorder, own, held.channels, self.joiner.gap
+            ):
                 return True
         return False
 
@@ -187,14 +211,16 @@ class FolderSource:
                 return
             record = self.state.get(key)
             if record is not None and record.status in FINAL:
-                self._complete_after_restart(Candidate.seen(path, st, self._clock()), key, record.status,
-                                             record.error)
+                self._complete_after_restart(Candidate.seen(path, st, self._clock()), key, record.status, record.error)
                 return
             # A file an earlier run had taken, unchanged since (same key), was complete then: taken again at once.
             taken_before = record is not None
             self._candidates[path] = Candidate.seen(path, st, self._clock(), moved_in=how == "moved" or taken_before)
         elif how is not None or (known.size, known.mtime_ns, known.file_id) != (
-                st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)):
+            st.st_size,
+            st.st_mtime_ns,
+            (st.st_dev, st.st_ino),
+        ):
             self._candidates[path] = Candidate.seen(path, st, self._clock(), moved_in=how == "moved")
 
     def _wanted(self, path: Path) -> bool:
@@ -229,8 +255,11 @@ class FolderSource:
         open_files = open_for_writing()
         if (open_files is None or open_files.hidden) and not self._hidden_writers_told:
             self._hidden_writers_told = True
-            log.info("writers_partly_hidden", processes=open_files.hidden if open_files else "all",
-                     note="only the settle time protects files these processes write")
+            log.info(
+                "writers_partly_hidden",
+                processes=open_files.hidden if open_files else "all",
+                note="only the settle time protects files these processes write",
+            )
         if open_files is None:
             return candidates
         free = []
@@ -277,8 +306,7 @@ class FolderSource:
                 if chunk.last:  # the previous stream ended here, its last windows analysed
                     self._conclude_unfinished()
         except AccessDenied as error:  # not damaged: left in place, tried again at each rescan until readable
-            log.error("recording_unreadable", file=name, error=str(error),
-                      retry_seconds=self.config.rescan_seconds)
+            log.error("recording_unreadable", file=name, error=str(error), retry_seconds=self.config.rescan_seconds)
             self.state.release(key)
             return
         except AudioError as error:  # the readable part, if any, has been analysed
@@ -299,8 +327,15 @@ class FolderSource:
         held when the file was taken)."""
         return self.joiner.held is not None and self.joiner.held is not before
 
-    def _settle(self, candidate: Candidate, key: str, status: str, seconds: float, error: str | None = None,
-                tail_held: bool = False):
+    def _settle(
+        self,
+        candidate: Candidate,
+        key: str,
+        status: str,
+        seconds: float,
+        error: str | None = None,
+        tail_held: bool = False,
+    ):
         """A file read to its end. When the joiner holds its stream's end (`tail_held`), the windows across that
         end wait for the next file: the file is finished once they are analysed (the next file continues the
         stream and is itself read, or the stream ends), and a crash before then analyses it again, its events
@@ -313,8 +348,12 @@ class FolderSource:
         held = self.joiner.held
         assert held is not None  # tail_held: the joiner holds this file's stream
         self._unfinished.append((candidate, key, status, seconds, error, held.as_row()))
-        log.info("recording_read", file=self._name(candidate.path), audio_seconds=round(seconds, 1),
-                 note="finished once its stream's last windows are analysed")
+        log.info(
+            "recording_read",
+            file=self._name(candidate.path),
+            audio_seconds=round(seconds, 1),
+            note="finished once its stream's last windows are analysed",
+        )
         self._finished.add(key)  # not taken again by a scan while it waits
 
     def _conclude_unfinished(self, released: bool = True) -> None:
@@ -324,8 +363,9 @@ class FolderSource:
         for candidate, key, status, seconds, error, stream_end in unfinished:
             self._conclude(candidate, key, status, seconds, error, None if released else stream_end)
 
-    def _conclude(self, candidate: Candidate, key: str, status: str, seconds: float, error: str | None,
-                  stream_end: tuple | None) -> None:
+    def _conclude(
+        self, candidate: Candidate, key: str, status: str, seconds: float, error: str | None, stream_end: tuple | None
+    ) -> None:
         """Record the outcome first, then move the file: a crash in between is finished by the next run."""
         name = self._name(candidate.path)
         self.state.finish(key, name, status, seconds, error, stream_end)
@@ -346,8 +386,12 @@ class FolderSource:
         then it stays, and is looked at again as any other file (a new version is a new recording)."""
         if status == "quarantined" or self.config.after != "keep":
             if self._changed_or_open(candidate):
-                log.warning("recording_left_in_place", file=self._name(candidate.path), status=status,
-                            reason="written to since it was taken")
+                log.warning(
+                    "recording_left_in_place",
+                    file=self._name(candidate.path),
+                    status=status,
+                    reason="written to since it was taken",
+                )
                 return False
             self.shelves.put_away(candidate.path, status, error)
         self._finished.add(key)
@@ -358,7 +402,10 @@ class FolderSource:
             st = candidate.path.stat()
         except OSError:
             return False  # gone: nothing to move
-        if (st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)) != (candidate.size, candidate.mtime_ns,
-                                                                   candidate.file_id):
+        if (st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)) != (
+            candidate.size,
+            candidate.mtime_ns,
+            candidate.file_id,
+        ):
             return True
         return not self._not_open_for_writing([candidate])

@@ -22,11 +22,18 @@ from edge.types import AudioChunk, Stream
 
 log = structlog.get_logger(__name__)
 
-JoinFiles = Annotated[bool, Field(
-    description="Analyse a recorder's consecutive files (same folder and name prefix) as one stream.")]
-JoinGap = Annotated[float, Field(
-    ge=0, le=60, description="A file continues the previous one when its recording time is within this many "
-                             "seconds of where that one ended.")]
+JoinFiles = Annotated[
+    bool, Field(description="Analyse a recorder's consecutive files (same folder and name prefix) as one stream.")
+]
+JoinGap = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=60,
+        description="A file continues the previous one when its recording time is within this many "
+        "seconds of where that one ended.",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,15 @@ class StreamEnd:
     def as_row(self) -> tuple:
         """As `RecordingState` keeps it (its END_COLUMNS)."""
         s = self.stream
-        return (self.recorder, s.id, s.instance, s.started_utc and s.started_utc.isoformat(), s.sample_rate,
-                self.channels, self.end)
+        return (
+            self.recorder,
+            s.id,
+            s.instance,
+            s.started_utc and s.started_utc.isoformat(),
+            s.sample_rate,
+            self.channels,
+            self.end,
+        )
 
     @classmethod
     def from_row(cls, row: tuple | None) -> StreamEnd | None:
@@ -85,8 +99,12 @@ class Joiner:
         recorder = recorder_of(name) if self.gap is not None else None
         previous = self.held or (self._resumed(recorder) if recorder else None)
         if previous is not None and previous.continued_by(recorder, own, channels, self.gap):
-            log.info("recording_joined", file=name, stream=previous.stream.id,
-                     at_seconds=round(previous.end / own.sample_rate, 3))
+            log.info(
+                "recording_joined",
+                file=name,
+                stream=previous.stream.id,
+                at_seconds=round(previous.end / own.sample_rate, 3),
+            )
             return previous.stream, previous.end, None
         return own, 0, self.release()
 
@@ -104,7 +122,7 @@ class Joiner:
         if held is None:
             return None
         self._released(held)
-        log.info("recording_stream_ended", stream=held.stream.id,
-                 audio_seconds=round(held.end / held.stream.sample_rate, 3))
+        log.info(
+            "recording_stream_ended", stream=held.stream.id, audio_seconds=round(held.end / held.stream.sample_rate, 3)
+        )
         return held.last_chunk()
-

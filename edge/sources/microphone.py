@@ -13,11 +13,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import ModuleType
-from typing import Generator, Literal, Mapping, Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import structlog
@@ -38,17 +39,23 @@ class MicrophoneConfig(BaseModel):
 
     type: Literal["microphone"] = "microphone"
     device: str | int | None = Field(
-        None, description="PortAudio input device: index, or (part of) its name; default: the system default.")
+        None, description="PortAudio input device: index, or (part of) its name; default: the system default."
+    )
     sample_rate: int = Field(48000, ge=8000, le=384000, description="Sample rate to capture at, Hz.")
     channels: int = Field(1, ge=1, le=64, description="Channels to open the device with.")
     channel: int | None = Field(None, ge=0, description="Channel to analyse (0-based); default: the mix-down.")
     block_seconds: float = Field(0.1, gt=0, le=1, description="Audio handed over per callback, seconds.")
     buffer_seconds: float = Field(
-        30.0, gt=0, le=600, description="Ring buffer between the callback and the analysis, seconds; "
-        "when full, the oldest blocks are dropped (counted, and analysed as zeros).")
+        30.0,
+        gt=0,
+        le=600,
+        description="Ring buffer between the callback and the analysis, seconds; "
+        "when full, the oldest blocks are dropped (counted, and analysed as zeros).",
+    )
     stall_seconds: float = Field(10.0, gt=0, description="Restart a stream that delivers nothing this long, s.")
     silence_seconds: float = Field(
-        60.0, gt=0, description="Restart a stream that delivers only digital zeros this long, seconds.")
+        60.0, gt=0, description="Restart a stream that delivers only digital zeros this long, seconds."
+    )
     reopen_min_seconds: float = Field(1.0, gt=0, description="First wait before reopening the device, seconds.")
     reopen_max_seconds: float = Field(60.0, gt=0, description="Longest wait between reopening attempts, s.")
 
@@ -110,7 +117,7 @@ def first_sample_utc(time_info, frames: int, sample_rate: int) -> datetime:
     age = time_info.currentTime - time_info.inputBufferAdcTime
     if time_info.inputBufferAdcTime <= 0 or not 0 <= age < 10:
         age = duration
-    return datetime.now(timezone.utc) - timedelta(seconds=max(age, duration))
+    return datetime.now(UTC) - timedelta(seconds=max(age, duration))
 
 
 class Microphone:
@@ -130,9 +137,20 @@ class Microphone:
         self._delay = config.reopen_min_seconds
         self._retry_at = 0.0
         self._captured = 0  # samples delivered by the device
-        self._counts = dict.fromkeys(("streams", "restarts", "stall_restarts", "silent_restarts",
-                                      "error_restarts", "open_failures", "input_overflows", "dropped_blocks",
-                                      "damaged_samples"), 0)
+        self._counts = dict.fromkeys(
+            (
+                "streams",
+                "restarts",
+                "stall_restarts",
+                "silent_restarts",
+                "error_restarts",
+                "open_failures",
+                "input_overflows",
+                "dropped_blocks",
+                "damaged_samples",
+            ),
+            0,
+        )
 
     def start(self) -> None:
         """Load PortAudio (MicrophoneError if missing), open the device (a failure is retried), start watching."""
@@ -155,9 +173,13 @@ class Microphone:
         with self._arrived:
             queued = self._queued
         rate = self.config.sample_rate
-        return {"queue_seconds": queued / rate, "captured_seconds": self._captured / rate,
-                "device_open": int(self._session is not None), **self._counts,
-                "damaged_seconds": round(self._counts["damaged_samples"] / rate, 2)}
+        return {
+            "queue_seconds": queued / rate,
+            "captured_seconds": self._captured / rate,
+            "device_open": int(self._session is not None),
+            **self._counts,
+            "damaged_seconds": round(self._counts["damaged_samples"] / rate, 2),
+        }
 
     def chunks(self, stop: threading.Event) -> Generator[AudioChunk | None, None, None]:
         reassembly = _Reassembly(max_gap=round(self.config.buffer_seconds * self.config.sample_rate))
@@ -260,8 +282,13 @@ class Microphone:
             rescan(sd)
             session = _Session(sd.query_devices(config.device, "input")["name"], time.monotonic())
             session.handle = handle = sd.InputStream(
-                device=config.device, samplerate=config.sample_rate, channels=config.channels, dtype="float32",
-                blocksize=round(config.block_seconds * config.sample_rate), callback=partial(self._on_block, session))
+                device=config.device,
+                samplerate=config.sample_rate,
+                channels=config.channels,
+                dtype="float32",
+                blocksize=round(config.block_seconds * config.sample_rate),
+                callback=partial(self._on_block, session),
+            )
             handle.start()
         except (sd.PortAudioError, ValueError) as error:
             if session is not None and session.handle is not None:
@@ -271,8 +298,13 @@ class Microphone:
             return False
         self._session = session
         self._counts["streams"] += 1
-        log.info("microphone_opened", device=session.device, sample_rate=config.sample_rate, channels=config.channels,
-                 latency_s=round(handle.latency, 3))
+        log.info(
+            "microphone_opened",
+            device=session.device,
+            sample_rate=config.sample_rate,
+            channels=config.channels,
+            latency_s=round(handle.latency, 3),
+        )
         return True
 
     def _close(self, reason: str, **context) -> None:
@@ -287,8 +319,14 @@ class Microphone:
         if stream is not None:
             self._enqueue(_Block(stream, session.position, EMPTY, last=True))
         level = log.info if reason == "stopped" else log.warning
-        level("microphone_closed", reason=reason, device=session.device, stream=stream.id if stream else None,
-              seconds=round(session.position / self.config.sample_rate, 1), **context)
+        level(
+            "microphone_closed",
+            reason=reason,
+            device=session.device,
+            stream=stream.id if stream else None,
+            seconds=round(session.position / self.config.sample_rate, 1),
+            **context,
+        )
 
 
 class _Reassembly:
@@ -323,8 +361,7 @@ class _Reassembly:
             self.position += len(block.samples)
             self.received = block.received
             if block.last:
-                chunks.append(AudioChunk(self.stream, start, np.concatenate(parts), last=True,
-                                         received=self.received))
+                chunks.append(AudioChunk(self.stream, start, np.concatenate(parts), last=True, received=self.received))
                 parts, self.stream = [], None
         return chunks + self._flush(parts, start)
 
@@ -342,7 +379,8 @@ def load_portaudio() -> ModuleType:
         import sounddevice
     except OSError as error:
         raise MicrophoneError(
-            f"the microphone needs the PortAudio library (Debian: apt install libportaudio2): {error}") from error
+            f"the microphone needs the PortAudio library (Debian: apt install libportaudio2): {error}"
+        ) from error
     return sounddevice
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 
 # AudioMoth firmware: "Recorded at 10:25:00 04/04/2020 (UTC) by AudioMoth ..." or "(UTC+1)", "(UTC-03:30)".
@@ -22,10 +22,10 @@ def from_comment(comment: str) -> datetime | None:
     hour, minute, second, day, month, year, sign, off_h, off_m = match.groups()
     local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
     offset = timedelta(hours=int(off_h or 0), minutes=int(off_m or 0)) * (-1 if sign == "-" else 1)
-    return local.replace(tzinfo=timezone(offset)).astimezone(timezone.utc)
+    return local.replace(tzinfo=timezone(offset)).astimezone(UTC)
 
 
-def from_file_name(path: Path, naive_zone: tzinfo = timezone.utc) -> datetime | None:
+def from_file_name(path: Path, naive_zone: tzinfo = UTC) -> datetime | None:
     """The start time in a recorder's file name, in UTC, or None.
 
     Names carry no zone unless they end in one; `naive_zone` says which zone the recorder's clock was set to.
@@ -39,16 +39,16 @@ def from_file_name(path: Path, naive_zone: tzinfo = timezone.utc) -> datetime | 
     except ValueError:
         return None
     if zone == "Z":
-        tz: tzinfo = timezone.utc
+        tz: tzinfo = UTC
     elif zone:
         sign = -1 if zone[0] == "-" else 1
         tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])))
     else:
         tz = naive_zone
-    return local.replace(tzinfo=tz).astimezone(timezone.utc)
+    return local.replace(tzinfo=tz).astimezone(UTC)
 
 
-def recording_start(path: Path, comment: str | None, naive_zone: tzinfo = timezone.utc) -> datetime | None:
+def recording_start(path: Path, comment: str | None, naive_zone: tzinfo = UTC) -> datetime | None:
     """Header first (it carries its zone), then the file name."""
     return from_comment(comment or "") or from_file_name(path, naive_zone)
 
@@ -60,4 +60,4 @@ def recorder_of(name: str) -> str | None:
     match = FILE_NAME.search(path.stem)
     if not match or from_file_name(path) is None:
         return None
-    return f"{path.parent.as_posix()}/{path.stem[:match.start()]}"
+    return f"{path.parent.as_posix()}/{path.stem[: match.start()]}"

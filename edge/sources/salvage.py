@@ -11,9 +11,9 @@ fails).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -54,6 +54,7 @@ class Salvage:
 
     def problems(self) -> list[str]:
         """The damage in words, for the recording's record and the quarantine note."""
+
         def s(frames: int) -> str:
             return f"{frames / self.rate:.1f} s"
 
@@ -61,17 +62,22 @@ class Salvage:
         if self.gaps:
             skipped = sum(frames for _, frames in self.gaps)
             where = ", ".join(s(start) for start, _ in self.gaps[:5])
-            found.append(f"{self.kind} stream damaged: {s(skipped)} undecodable in {len(self.gaps)} stretch(es) "
-                         f"from {where} ({self.error}), analysed as silence")
+            found.append(
+                f"{self.kind} stream damaged: {s(skipped)} undecodable in {len(self.gaps)} stretch(es) "
+                f"from {where} ({self.error}), analysed as silence"
+            )
         short = self.declared - self.read > max(SHORT_FRAMES, SHORT_FRACTION * self.declared)
         if self.ended and self.read < self.declared:
-            found.append(f"{self.kind} stream cut off after {s(self.read)} of {s(self.declared)}: "
-                         f"analysed {s(self.read)}")
+            found.append(
+                f"{self.kind} stream cut off after {s(self.read)} of {s(self.declared)}: analysed {s(self.read)}"
+            )
         elif self.ended:
             found.append(f"{self.kind} stream undecodable after {s(self.read)} ({self.error})")
         elif short:
-            found.append(f"{self.kind} stream ends after {s(self.read)} of the {s(self.declared)} its header "
-                         f"declares (cut off): analysed {s(self.read)}")
+            found.append(
+                f"{self.kind} stream ends after {s(self.read)} of the {s(self.declared)} its header "
+                f"declares (cut off): analysed {s(self.read)}"
+            )
         return found
 
 

@@ -104,8 +104,15 @@ class RecordingState:
         if row is not None:
             self._change((*row[:3], max(row[3] - 1, 0), *row[4:]))
 
-    def finish(self, key: str, path: str, status: str, audio_seconds: float = 0.0, error: str | None = None,
-               stream_end: tuple | None = None):
+    def finish(
+        self,
+        key: str,
+        path: str,
+        status: str,
+        audio_seconds: float = 0.0,
+        error: str | None = None,
+        stream_end: tuple | None = None,
+    ):
         """The outcome of a recording, and (`stream_end`, END_COLUMNS) where its recorder's stream then stands,
         committed together: a restart continues the stream at the next file, never inside this one."""
         if status not in FINAL:
@@ -120,8 +127,9 @@ class RecordingState:
         """Where the recorder's stream stood after its last file (END_COLUMNS), unless it has ended since."""
         if recorder in self._unsaved_ends:
             return self._unsaved_ends[recorder]
-        return self._db.execute(f"SELECT {', '.join(END_COLUMNS)} FROM stream_ends WHERE recorder = ?",
-                                (recorder,)).fetchone()
+        return self._db.execute(
+            f"SELECT {', '.join(END_COLUMNS)} FROM stream_ends WHERE recorder = ?", (recorder,)
+        ).fetchone()
 
     def forget_stream_end(self, recorder: str) -> None:
         """The recorder's stream has ended: its next file begins a stream of its own."""
@@ -143,12 +151,18 @@ class RecordingState:
                 self._db.close()
                 self._db, self._writable = db, True
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(f"INSERT OR REPLACE INTO recordings ({', '.join(COLUMNS)}) VALUES "
-                                 f"({', '.join('?' * len(COLUMNS))})", self._unsaved.values())
-            self._db.executemany(f"INSERT OR REPLACE INTO stream_ends VALUES ({', '.join('?' * len(END_COLUMNS))})",
-                                 [row for row in self._unsaved_ends.values() if row is not None])
-            self._db.executemany("DELETE FROM stream_ends WHERE recorder = ?",
-                                 [(recorder,) for recorder, row in self._unsaved_ends.items() if row is None])
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO recordings ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                self._unsaved.values(),
+            )
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO stream_ends VALUES ({', '.join('?' * len(END_COLUMNS))})",
+                [row for row in self._unsaved_ends.values() if row is not None],
+            )
+            self._db.executemany(
+                "DELETE FROM stream_ends WHERE recorder = ?",
+                [(recorder,) for recorder, row in self._unsaved_ends.items() if row is None],
+            )
             self._db.execute("COMMIT")
         except DISK_ERRORS as error:
             rollback(self._db)
@@ -156,8 +170,9 @@ class RecordingState:
             self._failed(error)
             return
         if self.fault is not None:
-            log.info("state_saved_again", path=str(self.path), recordings=len(self._unsaved),
-                     since_utc=self.fault.since_utc)
+            log.info(
+                "state_saved_again", path=str(self.path), recordings=len(self._unsaved), since_utc=self.fault.since_utc
+            )
         self._unsaved.clear()
         self._unsaved_ends.clear()
         self.fault = None
@@ -166,13 +181,21 @@ class RecordingState:
         words = in_words(error, self.path)
         if self.fault is None:
             self.fault = StorageFault("state", words)
-            log.error("state_not_saved", path=str(self.path), error=words,
-                      hint="analysis goes on; what is done is kept in memory until the disk takes it")
+            log.error(
+                "state_not_saved",
+                path=str(self.path),
+                error=words,
+                hint="analysis goes on; what is done is kept in memory until the disk takes it",
+            )
         self.fault.error, self.fault.waiting = words, len(self._unsaved)
 
     def close(self) -> None:
         self.save()
         if self._unsaved:
-            log.error("state_not_saved_at_stop", path=str(self.path), recordings=len(self._unsaved),
-                      hint="these recordings may be analysed again at the next start")
+            log.error(
+                "state_not_saved_at_stop",
+                path=str(self.path),
+                recordings=len(self._unsaved),
+                hint="these recordings may be analysed again at the next start",
+            )
         self._db.close()

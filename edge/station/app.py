@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -13,11 +13,11 @@ from rich.console import Console
 from rich.live import Live
 
 from edge.app import logs
-from edge.wire.mqtt import BrokerConfig
 from edge.station import table
 from edge.station.messages import Record
 from edge.station.store import Store, connect
 from edge.station.subscriber import StationOptions, Subscriber
+from edge.wire.mqtt import BrokerConfig
 
 log = structlog.get_logger(__name__)
 
@@ -36,8 +36,7 @@ def broker_address(text: str) -> tuple[str, int | None]:
     return host, int(port) if port else None
 
 
-def run(config: BrokerConfig, options: StationOptions, db_path: Path, stop: threading.Event,
-        show_table: bool) -> int:
+def run(config: BrokerConfig, options: StationOptions, db_path: Path, stop: threading.Event, show_table: bool) -> int:
     """Until `stop` is set; the exit code: 1 when the subscriber failed (a certificate or password file that
     cannot be read...), else 0. StoreError when the database cannot be opened."""
     store = Store.open(db_path)
@@ -54,8 +53,13 @@ def run(config: BrokerConfig, options: StationOptions, db_path: Path, stop: thre
             stop.set()
 
     thread = threading.Thread(target=network, name="mqtt")
-    log.info("station_started", db=str(db_path), broker=f"{config.address[0]}:{config.address[1]}",
-             client_id=options.client_id, topic=options.topic_filter)
+    log.info(
+        "station_started",
+        db=str(db_path),
+        broker=f"{config.address[0]}:{config.address[1]}",
+        client_id=options.client_id,
+        topic=options.topic_filter,
+    )
     thread.start()
     try:
         if show_table:
@@ -78,7 +82,7 @@ def live_table(db_path: Path, stop: threading.Event) -> None:
             # Live redirects stderr while it runs: warnings set up now are printed above the table.
             logs.configure(level="warning", stream=sys.stderr)
             while True:
-                now = datetime.now(timezone.utc)
+                now = datetime.now(UTC)
                 live.update(table.render(table.box_lines(db, now), now), refresh=True)
                 if stop.wait(REFRESH_S):
                     return
@@ -91,11 +95,24 @@ def log_stored(record: Record, new: bool) -> None:
     if not new:
         log.debug("record_duplicate", box=record.box, kind=record.kind, key=record.key, seq=record.seq)
     elif record.kind in ("events", "alerts"):
-        log.info("event_stored" if record.kind == "events" else "alert_stored", box=record.box, seq=record.seq,
-                 id=p["id"], phase=p["kind"], species=p.get("common_name"), confidence=p.get("confidence"),
-                 end_s=p["end_s"])
+        log.info(
+            "event_stored" if record.kind == "events" else "alert_stored",
+            box=record.box,
+            seq=record.seq,
+            id=p["id"],
+            phase=p["kind"],
+            species=p.get("common_name"),
+            confidence=p.get("confidence"),
+            end_s=p["end_s"],
+        )
     elif record.kind == "health":
-        log.info("health_stored", box=record.box, seq=record.seq, time_utc=p["time_utc"],
-                 real_time_factor=p.get("real_time_factor"), outbox_pending=p.get("outbox_pending"))
+        log.info(
+            "health_stored",
+            box=record.box,
+            seq=record.seq,
+            time_utc=p["time_utc"],
+            real_time_factor=p.get("real_time_factor"),
+            outbox_pending=p.get("outbox_pending"),
+        )
     else:
         log.info("status_stored", box=record.box, state=p["state"], time_utc=p.get("time_utc"))

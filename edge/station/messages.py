@@ -11,9 +11,9 @@ import math
 import re
 from dataclasses import dataclass
 
-from edge.wire.mqtt import KINDS, box_id_problem
 from edge.station import schemas
 from edge.station.schemas import MAX_INTEGER, shown
+from edge.wire.mqtt import KINDS, box_id_problem
 
 # A box's largest record (health) is a few kilobytes; an event record about 600 bytes.
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -86,8 +86,13 @@ def json_object(payload: bytes) -> tuple[str, dict]:
     if (levels := depth(text)) > MAX_DEPTH:
         raise RecordError(f"payload nested {levels} deep, more than {MAX_DEPTH}")
     try:
-        data = json.loads(text, parse_constant=not_a_number, parse_float=finite, parse_int=sqlite_integer,
-                          object_pairs_hook=unique_keys)
+        data = json.loads(
+            text,
+            parse_constant=not_a_number,
+            parse_float=finite,
+            parse_int=sqlite_integer,
+            object_pairs_hook=unique_keys,
+        )
     except RecordError:
         raise
     except ValueError as error:
@@ -120,7 +125,7 @@ def finite(literal: str) -> float:
 
 def sqlite_integer(literal: str) -> int:
     # checked on the digits: int() refuses more than 4,300 of them with another error
-    if len(literal) > 20 or not -2**63 <= int(literal) <= MAX_INTEGER:
+    if len(literal) > 20 or not -(2**63) <= int(literal) <= MAX_INTEGER:
         raise RecordError(f"payload holds the integer {shown(literal)}, beyond 64 bits")
     return int(literal)
 

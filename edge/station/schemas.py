@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from edge.wire.mqtt import box_id_problem
 from edge.wire.records import ALERT_SCHEMA, EVENT_SCHEMA, HEALTH_SCHEMA, STATUS_SCHEMA
@@ -45,6 +45,7 @@ def text(limit: int = MAX_TEXT, empty: bool = True) -> Check:
         if UNPRINTABLE.search(value):
             return f"holds a control character or a lone surrogate: {shown(value)}"
         return None
+
     return check
 
 
@@ -53,6 +54,7 @@ def number(low: float, high: float) -> Check:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return f"is not a number: {shown(value)}"
         return None if low <= value <= high else f"{shown(value)} is not within [{low:g}, {high:g}]"
+
     return check
 
 
@@ -61,12 +63,14 @@ def whole(low: int = 0, high: int = MAX_INTEGER) -> Check:
         if isinstance(value, bool) or not isinstance(value, int):
             return f"is not a whole number: {shown(value)}"
         return None if low <= value <= high else f"{shown(value)} is not within [{low}, {high}]"
+
     return check
 
 
 def one_of(*values: str) -> Check:
     def check(value: object) -> str | None:
         return None if value in values else f"{shown(value)} is none of {', '.join(values)}"
+
     return check
 
 
@@ -95,22 +99,69 @@ SEQ = whole(1)
 COUNT = optional(whole(0))
 AMOUNT = optional(number(0, math.inf))
 OBSERVATION = {
-    "source": text(MAX_PATH), "start_s": number(0, MAX_SECONDS), "end_s": number(0, MAX_SECONDS),
-    "start_utc": optional(utc_time), "end_utc": optional(utc_time), "scientific_name": text(),
-    "common_name": text(), "label": text(), "confidence": number(0, 1), "model": text(), "model_version": text(),
+    "source": text(MAX_PATH),
+    "start_s": number(0, MAX_SECONDS),
+    "end_s": number(0, MAX_SECONDS),
+    "start_utc": optional(utc_time),
+    "end_utc": optional(utc_time),
+    "scientific_name": text(),
+    "common_name": text(),
+    "label": text(),
+    "confidence": number(0, 1),
+    "model": text(),
+    "model_version": text(),
 }
-EVENT = {"id": text(MAX_ID, empty=False), "kind": one_of("start", "update", "end"), "box": box_id, "seq": SEQ,
-         **OBSERVATION, "clip": optional(text(MAX_PATH))}
+EVENT = {
+    "id": text(MAX_ID, empty=False),
+    "kind": one_of("start", "update", "end"),
+    "box": box_id,
+    "seq": SEQ,
+    **OBSERVATION,
+    "clip": optional(text(MAX_PATH)),
+}
 EVENT_REQUIRED = tuple(name for name in EVENT if name != "clip")  # clip came within edge.event/1
-ALERT = {**{name: check for name, check in EVENT.items() if name != "clip"}, "kind": one_of("alert"),
-         "alert_class": text(), "threshold": number(0, 1), "held_back": whole(0), "detected_utc": utc_time}
+ALERT = {
+    **{name: check for name, check in EVENT.items() if name != "clip"},
+    "kind": one_of("alert"),
+    "alert_class": text(),
+    "threshold": number(0, 1),
+    "held_back": whole(0),
+    "detected_utc": utc_time,
+}
 HEALTH = {
-    "box": box_id, "time_utc": utc_time, "seq": SEQ, "clock": optional(text(64)),
-    **dict.fromkeys(("uptime_s", "audio_seconds", "interval_s", "interval_audio_s", "real_time_factor",
-                     "cpu_percent", "rss_mb", "disk_free_mb", "queue_seconds"), AMOUNT),
+    "box": box_id,
+    "time_utc": utc_time,
+    "seq": SEQ,
+    "clock": optional(text(64)),
+    **dict.fromkeys(
+        (
+            "uptime_s",
+            "audio_seconds",
+            "interval_s",
+            "interval_audio_s",
+            "real_time_factor",
+            "cpu_percent",
+            "rss_mb",
+            "disk_free_mb",
+            "queue_seconds",
+        ),
+        AMOUNT,
+    ),
     "disk_free_percent": optional(number(0, 100)),
-    **dict.fromkeys(("windows", "events", "outbox_pending", "files_pending", "files_done", "files_quarantined",
-                     "input_overflows", "dropped_blocks", "restarts"), COUNT),
+    **dict.fromkeys(
+        (
+            "windows",
+            "events",
+            "outbox_pending",
+            "files_pending",
+            "files_done",
+            "files_quarantined",
+            "input_overflows",
+            "dropped_blocks",
+            "restarts",
+        ),
+        COUNT,
+    ),
 }
 
 # Per topic: each schema it may carry, with its fields and those a box of that schema always sends.
@@ -119,10 +170,20 @@ SCHEMAS: dict[str, dict[str, tuple[dict[str, Check], tuple[str, ...]]]] = {
     # Boxes before edge.alert/2 sent a copy of the event record.
     "alerts": {ALERT_SCHEMA: (ALERT, tuple(ALERT)), "edge.alert/1": (EVENT, EVENT_REQUIRED)},
     "health": {HEALTH_SCHEMA: (HEALTH, ("box", "time_utc", "seq"))},
-    "status": {STATUS_SCHEMA: ({"box": box_id, "state": one_of(*STATES), "time_utc": optional(utc_time),
-                                "version": optional(text(64)), "seq": optional(SEQ), "outbox_pending": COUNT,
-                                "mqtt_sent": COUNT},
-                               ("box", "state"))},
+    "status": {
+        STATUS_SCHEMA: (
+            {
+                "box": box_id,
+                "state": one_of(*STATES),
+                "time_utc": optional(utc_time),
+                "version": optional(text(64)),
+                "seq": optional(SEQ),
+                "outbox_pending": COUNT,
+                "mqtt_sent": COUNT,
+            },
+            ("box", "state"),
+        )
+    },
 }
 
 

@@ -19,14 +19,14 @@ Tables:
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import structlog
 
-from edge.storage.database import make_durable
 from edge.station.messages import Record, RecordError
+from edge.storage.database import make_durable
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS rejected (
 # From each version to the next, in one transaction with its user_version.
 MIGRATIONS = {1: "ALTER TABLE boxes ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;" + REJECTED_TABLE}
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS records (
     box TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER, event_id TEXT,
     payload TEXT NOT NULL, received_utc TEXT NOT NULL,
@@ -65,7 +66,9 @@ CREATE TABLE IF NOT EXISTS boxes (
     seq_min INTEGER, seq_max INTEGER, seq_count INTEGER NOT NULL DEFAULT 0,
     missing_seq INTEGER GENERATED ALWAYS AS (seq_max - seq_min + 1 - seq_count) VIRTUAL,
     rejected INTEGER NOT NULL DEFAULT 0);
-""" + REJECTED_TABLE
+"""
+    + REJECTED_TABLE
+)
 
 
 # One event's row from all its records: the first start, the last end, the highest confidence, ended once any
@@ -77,8 +80,12 @@ def field(name: str) -> str:
 REBUILD_DETECTION = f"""
 INSERT OR REPLACE INTO detections
 SELECT box, event_id, max(kind = 'alerts'),
-    {", ".join(f"max({field(name)})" for name in
-               ("scientific_name", "common_name", "label", "source", "model", "model_version"))},
+    {
+    ", ".join(
+        f"max({field(name)})"
+        for name in ("scientific_name", "common_name", "label", "source", "model", "model_version")
+    )
+},
     min({field("start_s")}), min({field("start_utc")}), max({field("end_s")}), max({field("end_utc")}),
     max({field("confidence")}), CASE WHEN max({field("kind")} IN ('end', 'alert')) THEN 'ended' ELSE 'open' END,
     min(seq), count(*), min(received_utc), max(received_utc)
@@ -139,17 +146,30 @@ class Store:
         if not db.execute("SELECT json_valid(?)", (record.text,)).fetchone()[0]:
             raise RecordError("payload is not JSON to SQLite")
         with self._transaction():
-            new = db.execute(
-                "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (record.box, record.kind, record.key, record.seq, record.event_id, record.text,
-                 record.received_utc)).rowcount == 1
+            new = (
+                db.execute(
+                    "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.box,
+                        record.kind,
+                        record.key,
+                        record.seq,
+                        record.event_id,
+                        record.text,
+                        record.received_utc,
+                    ),
+                ).rowcount
+                == 1
+            )
             self._note_box(record)
             if new and record.event_id is not None:
                 db.execute(REBUILD_DETECTION, (record.box, record.event_id))
             if new and record.kind == "health":
-                db.execute("UPDATE boxes SET health = ?, health_utc = ? WHERE box = ? "
-                           "AND (health_utc IS NULL OR health_utc < ?)",
-                           (record.text, record.key, record.box, record.key))
+                db.execute(
+                    "UPDATE boxes SET health = ?, health_utc = ? WHERE box = ? "
+                    "AND (health_utc IS NULL OR health_utc < ?)",
+                    (record.text, record.key, record.box, record.key),
+                )
         return new
 
     def reject(self, box: str | None, topic: str, reason: str, payload: bytes, received_utc: str) -> None:
@@ -161,9 +181,10 @@ class Store:
         kept = payload[:MAX_KEPT_BYTES].decode("utf-8", "backslashreplace")
         db = self.db
         with self._transaction():
-            row = db.execute("INSERT INTO rejected (box, topic, reason, payload, size, received_utc) "
-                             "VALUES (?, ?, ?, ?, ?, ?)",
-                             (box, topic, reason, kept, len(payload), received_utc)).lastrowid
+            row = db.execute(
+                "INSERT INTO rejected (box, topic, reason, payload, size, received_utc) VALUES (?, ?, ?, ?, ?, ?)",
+                (box, topic, reason, kept, len(payload), received_utc),
+            ).lastrowid
             assert row is not None  # an INSERT sets it
             db.execute("DELETE FROM rejected WHERE id <= ?", (row - MAX_REJECTED,))
             db.execute("INSERT OR IGNORE INTO boxes (box) VALUES (?)", (box,))
@@ -185,19 +206,28 @@ class Store:
         db.execute("INSERT OR IGNORE INTO boxes (box) VALUES (?)", (record.box,))
         # A retained status is the broker's memory and a last will the broker speaking: neither is the box.
         if not record.retained and not (record.kind == "status" and record.payload["state"] == "offline"):
-            db.execute("UPDATE boxes SET last_seen_utc = max(coalesce(last_seen_utc, ''), ?) WHERE box = ?",
-                       (record.received_utc, record.box))
-        if record.seq is not None and db.execute("INSERT OR IGNORE INTO seqs VALUES (?, ?)",
-                                                 (record.box, record.seq)).rowcount == 1:
-            db.execute("UPDATE boxes SET seq_count = seq_count + 1, seq_min = min(coalesce(seq_min, ?1), ?1), "
-                       "seq_max = max(coalesce(seq_max, ?1), ?1) WHERE box = ?2", (record.seq, record.box))
+            db.execute(
+                "UPDATE boxes SET last_seen_utc = max(coalesce(last_seen_utc, ''), ?) WHERE box = ?",
+                (record.received_utc, record.box),
+            )
+        if (
+            record.seq is not None
+            and db.execute("INSERT OR IGNORE INTO seqs VALUES (?, ?)", (record.box, record.seq)).rowcount == 1
+        ):
+            db.execute(
+                "UPDATE boxes SET seq_count = seq_count + 1, seq_min = min(coalesce(seq_min, ?1), ?1), "
+                "seq_max = max(coalesce(seq_max, ?1), ?1) WHERE box = ?2",
+                (record.seq, record.box),
+            )
         if record.kind == "status":
             # The broker hands a topic's messages over in order and a status is retained: the latest to arrive
             # is the box's state, whatever time it carries (a last will carries the time of its connection).
             p = record.payload
-            db.execute("UPDATE boxes SET status = ?, status_utc = ?, status_received_utc = ?, "
-                       "version = coalesce(?, version) WHERE box = ?",
-                       (p["state"], p.get("time_utc"), record.received_utc, p.get("version"), record.box))
+            db.execute(
+                "UPDATE boxes SET status = ?, status_utc = ?, status_received_utc = ?, "
+                "version = coalesce(?, version) WHERE box = ?",
+                (p["state"], p.get("time_utc"), record.received_utc, p.get("version"), record.box),
+            )
 
     def close(self) -> None:
         self.db.close()

@@ -11,10 +11,10 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import paho.mqtt.client as mqtt
 import structlog
@@ -22,10 +22,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge.wire.mqtt import Backoff, BrokerConfig, new_client, protocols, refusal, refused_version, version_name
-from edge.wire.records import iso
 from edge.station.messages import Record, RecordError, parse, topic_box, topic_parts
 from edge.station.store import MAX_TOPIC, Store
+from edge.wire.mqtt import Backoff, BrokerConfig, new_client, protocols, refusal, refused_version, version_name
+from edge.wire.records import iso
 
 log = structlog.get_logger(__name__)
 
@@ -68,8 +68,13 @@ class Subscriber:
     """Receives every box's records into `store` until stopped; `subscribed` is set once the broker confirms
     the subscription. `on_stored(record, new)` is called after each commit (new: not a duplicate)."""
 
-    def __init__(self, config: BrokerConfig, options: StationOptions, store: Store,
-                 on_stored: Callable[[Record, bool], None] | None = None):
+    def __init__(
+        self,
+        config: BrokerConfig,
+        options: StationOptions,
+        store: Store,
+        on_stored: Callable[[Record, bool], None] | None = None,
+    ):
         self.config, self.options, self.store = config, options, store
         self.on_stored = on_stored
         self.subscribed = threading.Event()
@@ -141,9 +146,13 @@ class Subscriber:
             return
         self._accepted = True
         self._connected_at = time.monotonic()
-        log.info("broker_connected", host=self.config.address[0], port=self.config.address[1],
-                 protocol=version_name(client.protocol),
-                 session_present=flags.session_present)
+        log.info(
+            "broker_connected",
+            host=self.config.address[0],
+            port=self.config.address[1],
+            protocol=version_name(client.protocol),
+            session_present=flags.session_present,
+        )
         if self._had_session and not flags.session_present:
             log.warning("broker_session_lost", note="records published while the station was away are lost")
         self._had_session = True
@@ -175,7 +184,7 @@ class Subscriber:
         again."""
         if self._store_failed:
             return  # disconnecting: unacknowledged, it comes again
-        received_utc = iso(datetime.now(timezone.utc))
+        received_utc = iso(datetime.now(UTC))
         try:
             topic = message.topic
         except UnicodeDecodeError:
@@ -188,8 +197,7 @@ class Subscriber:
                 log.info("retained_status_cleared", topic=topic[:MAX_TOPIC])
                 client.ack(message.mid, message.qos)
                 return
-            record = parse(*topic_parts(topic, self.options.prefix), payload, received_utc,
-                           bool(message.retain))
+            record = parse(*topic_parts(topic, self.options.prefix), payload, received_utc, bool(message.retain))
             stored = record, self.store.add(record)
         except RecordError as error:
             self._reject(topic, payload, str(error), received_utc)
@@ -224,9 +232,13 @@ class Subscriber:
         self._short_links = self._short_links + 1 if short else 0
         if getattr(reason, "value", None) == SESSION_TAKEN_OVER or self._short_links >= SHORT_LINKS:
             self._accepted = False  # no quick return: the back-off grows while the two take turns
-            log.error("session_taken_over", client_id=self.options.client_id, reason=str(reason),
-                      error=f"the broker gave this station's session to another client (or dropped the link "
-                            f"{self._short_links} times right after accepting it): is a second station using "
-                            f"client id {self.options.client_id!r}? Give each station its own --client-id")
+            log.error(
+                "session_taken_over",
+                client_id=self.options.client_id,
+                reason=str(reason),
+                error=f"the broker gave this station's session to another client (or dropped the link "
+                f"{self._short_links} times right after accepting it): is a second station using "
+                f"client id {self.options.client_id!r}? Give each station its own --client-id",
+            )
         else:
             log.warning("broker_disconnected", reason=str(reason))

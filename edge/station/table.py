@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rich import box as boxes
 from rich.markup import escape
@@ -12,9 +12,11 @@ from rich.table import Table
 
 from edge.wire.records import iso
 
-CAPTION = ("events, alerts: today's; gaps: sequence numbers never received; rejected: messages that were no "
-           "valid record (edge station keeps the latest in its database's rejected table); rtf: CPU seconds per "
-           "second of audio (above 1 a box falls behind); outbox: records waiting on the box; disk: free space")
+CAPTION = (
+    "events, alerts: today's; gaps: sequence numbers never received; rejected: messages that were no "
+    "valid record (edge station keeps the latest in its database's rejected table); rtf: CPU seconds per "
+    "second of audio (above 1 a box falls behind); outbox: records waiting on the box; disk: free space"
+)
 STATUS_STYLES = {"online": "green", "offline": "bold red", "stopped": "yellow"}
 
 BOXES = """
@@ -54,7 +56,7 @@ class BoxLine:
 
 def local_day_start(now: datetime) -> datetime:
     """Midnight of the station's local day, in UTC: "today" is the ranger's day."""
-    return now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
+    return now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
 def box_lines(db: sqlite3.Connection, now: datetime) -> list[BoxLine]:
@@ -66,8 +68,10 @@ def recent_species(db: sqlite3.Connection, box: str, count: int = 3) -> tuple[st
     """The last `count` distinct species the box heard, newest first (in the box's order: a backlog that arrives
     late stays behind what the box sent live)."""
     names: list[str] = []
-    for (name,) in db.execute("SELECT coalesce(common_name, scientific_name) FROM detections WHERE box = ? "
-                              "ORDER BY first_seq DESC LIMIT 200", (box,)):
+    for (name,) in db.execute(
+        "SELECT coalesce(common_name, scientific_name) FROM detections WHERE box = ? ORDER BY first_seq DESC LIMIT 200",
+        (box,),
+    ):
         if name and name not in names:
             names.append(name)
             if len(names) == count:
@@ -96,13 +100,33 @@ def shown(value: object, pattern: str = "{}") -> str:
 
 def render(lines: list[BoxLine], now: datetime) -> Table:
     # No vertical rules: the species keep room on an 80-column terminal.
-    table = Table(title=f"edge station, {now.astimezone():%Y-%m-%d %H:%M:%S}", caption=CAPTION,
-                  box=boxes.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
-    for column in ("box", "status", "seen", "recent species", "events", "alerts", "gaps", "rejected", "rtf",
-                   "outbox", "disk"):
+    table = Table(
+        title=f"edge station, {now.astimezone():%Y-%m-%d %H:%M:%S}",
+        caption=CAPTION,
+        box=boxes.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    for column in (
+        "box",
+        "status",
+        "seen",
+        "recent species",
+        "events",
+        "alerts",
+        "gaps",
+        "rejected",
+        "rtf",
+        "outbox",
+        "disk",
+    ):
         species = column == "recent species"
-        table.add_column(column, justify="left" if column in ("box", "status") or species else "right",
-                         no_wrap=not species, min_width=14 if species else None)
+        table.add_column(
+            column,
+            justify="left" if column in ("box", "status") or species else "right",
+            no_wrap=not species,
+            min_width=14 if species else None,
+        )
     for line in lines:
         status = shown(line.status, f"[{STATUS_STYLES.get(line.status or '', 'default')}]{{}}[/]")
         missing = shown(line.missing_seq)
@@ -111,9 +135,19 @@ def render(lines: list[BoxLine], now: datetime) -> Table:
         alerts = f"[bold red]{line.alerts_today}[/]" if line.alerts_today else "0"
         rejected = f"[bold red]{line.rejected}[/]" if line.rejected else "0"
         heard = escape(", ".join(line.recent_species))
-        table.add_row(escape(line.box), status, age(line.last_seen_utc, now), heard,
-                      str(line.events_today), alerts, missing, rejected, shown(line.real_time_factor, "{:.2f}"),
-                      shown(line.outbox_pending), shown(line.disk_free_percent, "{:.0f}%"))
+        table.add_row(
+            escape(line.box),
+            status,
+            age(line.last_seen_utc, now),
+            heard,
+            str(line.events_today),
+            alerts,
+            missing,
+            rejected,
+            shown(line.real_time_factor, "{:.2f}"),
+            shown(line.outbox_pending),
+            shown(line.disk_free_percent, "{:.0f}%"),
+        )
     if not lines:
         table.add_row("(no box heard yet)", *[""] * 10)
     return table

@@ -32,8 +32,9 @@ def open_read_only(path: Path, schema: str, shared: bool = False) -> sqlite3.Con
     applied, nothing known."""
     for query in ("mode=ro", "immutable=1"):
         try:
-            db = sqlite3.connect(f"file:{quote(str(path))}?{query}", uri=True, isolation_level=None,
-                                 check_same_thread=not shared)
+            db = sqlite3.connect(
+                f"file:{quote(str(path))}?{query}", uri=True, isolation_level=None, check_same_thread=not shared
+            )
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return db
         except sqlite3.Error:

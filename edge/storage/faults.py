@@ -11,9 +11,9 @@ import errno
 import os
 import shutil
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from edge.types import utc_now
 
@@ -71,8 +71,10 @@ def disk_of(path: Path) -> dict[str, float | str] | None:
         usage = shutil.disk_usage(existing(path))
     except OSError:
         return None
-    return {"free_mb": round(usage.free / 1e6, 1),
-            "free_percent": round(100 * usage.free / usage.total, 1) if usage.total else 0.0}
+    return {
+        "free_mb": round(usage.free / 1e6, 1),
+        "free_percent": round(100 * usage.free / usage.total, 1) if usage.total else 0.0,
+    }
 
 
 def disks_of(stores: Mapping[str, Path]) -> dict[str, dict]:

@@ -47,7 +47,7 @@ def name_bytes(text: str) -> bytes:
     """The bytes of the name that `shown` turned into `text`."""
     parts, end = [], 0
     for match in ESCAPE.finditer(text):
-        parts.append(text[end:match.start()].encode())
+        parts.append(text[end : match.start()].encode())
         escape = match.group(1)
         if escape == "\\":
             parts.append(b"\\")

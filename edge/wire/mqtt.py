@@ -29,14 +29,18 @@ class BrokerConfig(BaseModel):
     host: str = Field(..., min_length=1, description="Broker host name or address.")
     port: int | None = Field(None, ge=1, le=65535, description="Broker port (default 1883, or 8883 with TLS).")
     protocol: Literal["auto", "5", "3.1.1"] = Field(
-        "auto", description="MQTT version; auto tries 5 and falls back to 3.1.1 when the broker refuses it.")
-    keepalive: int = Field(60, ge=5, le=3600, description="Seconds between pings; a silent link is noticed "
-                                                          "within 1.5 times this.")
+        "auto", description="MQTT version; auto tries 5 and falls back to 3.1.1 when the broker refuses it."
+    )
+    keepalive: int = Field(
+        60, ge=5, le=3600, description="Seconds between pings; a silent link is noticed within 1.5 times this."
+    )
     username: str | None = Field(None, description="User name, if the broker asks for one.")
     password: SecretStr | None = Field(None, description="Password (better: password_file).")
     password_file: Path | None = Field(
-        None, description="File holding the password; relative to $CREDENTIALS_DIRECTORY when systemd passes "
-                          "credentials (LoadCredential=).")
+        None,
+        description="File holding the password; relative to $CREDENTIALS_DIRECTORY when systemd passes "
+        "credentials (LoadCredential=).",
+    )
     tls: bool = Field(False, description="Use TLS with the system's CAs (implied by ca_file).")
     ca_file: Path | None = Field(None, description="CA certificate(s) that signed the broker's certificate.")
     cert_file: Path | None = Field(None, description="Client certificate, for brokers that require one.")
@@ -88,8 +92,11 @@ def box_id_problem(box: str) -> str | None:
     broker accepts the box's records and no station ever receives them."""
     if BOX_ID.fullmatch(box):
         return None
-    return (f"box id {box!r} is not 1 to 64 letters, digits, '.', '_' or '-' starting with a letter or digit"
-            if len(box) <= 200 else f"box id of {len(box)} characters is longer than 64")
+    return (
+        f"box id {box!r} is not 1 to 64 letters, digits, '.', '_' or '-' starting with a letter or digit"
+        if len(box) <= 200
+        else f"box id of {len(box)} characters is longer than 64"
+    )
 
 
 def prefix_problem(prefix: str) -> str | None:
@@ -111,21 +118,29 @@ def topic(prefix: str, box: str, kind: str) -> str:
     return f"{prefix}/{box}/{kind}"
 
 
-def new_client(config: BrokerConfig, client_id: str, protocol: mqtt.MQTTProtocolVersion,
-               clean_session: bool = True) -> mqtt.Client:
+def new_client(
+    config: BrokerConfig, client_id: str, protocol: mqtt.MQTTProtocolVersion, clean_session: bool = True
+) -> mqtt.Client:
     """A paho client with the credentials and TLS of `config`; it connects when asked. OSError or ValueError
     for a password file or certificate that cannot be read. `clean_session` applies to MQTT 3.1.1 (MQTT 5
     asks for it at connect time)."""
     clean = None if protocol == mqtt.MQTTv5 else clean_session
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
-                         clean_session=clean, reconnect_on_failure=False)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=protocol,
+        clean_session=clean,
+        reconnect_on_failure=False,
+    )
     if config.username is not None:
         client.username_pw_set(config.username, config.secret())
     if config.uses_tls:
-        client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None,
-                       certfile=str(config.cert_file) if config.cert_file else None,
-                       keyfile=str(config.key_file) if config.key_file else None,
-                       cert_reqs=ssl.CERT_REQUIRED)
+        client.tls_set(
+            ca_certs=str(config.ca_file) if config.ca_file else None,
+            certfile=str(config.cert_file) if config.cert_file else None,
+            keyfile=str(config.key_file) if config.key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
     return client
 
 
@@ -144,12 +159,17 @@ def refused_version(reason: ReasonCode) -> bool:
     return reason.value == 0x84
 
 
-REFUSALS = {0x86: "wrong user name or password (check username and password_file)",
-            # mosquitto answers a wrong password with this code too
-            0x87: "not authorized: wrong user name or password, or a user without rights on this broker "
-                  "(check username and password_file)",
-            0x85: "client id rejected", 0x84: "MQTT version not supported by the broker",
-            0x88: "broker unavailable", 0x89: "broker busy", 0x8A: "banned by the broker"}
+REFUSALS = {
+    0x86: "wrong user name or password (check username and password_file)",
+    # mosquitto answers a wrong password with this code too
+    0x87: "not authorized: wrong user name or password, or a user without rights on this broker "
+    "(check username and password_file)",
+    0x85: "client id rejected",
+    0x84: "MQTT version not supported by the broker",
+    0x88: "broker unavailable",
+    0x89: "broker busy",
+    0x8A: "banned by the broker",
+}
 
 
 def refusal(reason: ReasonCode) -> str:

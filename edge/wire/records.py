@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from importlib.metadata import version
-from typing import Mapping, overload
+from typing import overload
 
 from edge.types import Alert, Detection, Event, Label, StreamSpan, iso_ms, utc_now
 
@@ -76,16 +77,30 @@ EVENT_FIELDS = ("schema", "id", "kind", "box", *FIELDS[1:], "clip", "seq")
 def event_record(event: Event, box: str) -> dict:
     """A detection event as published: its `id` is shared by the start, updates and end of one event."""
     e = event
-    return {"schema": EVENT_SCHEMA, "id": e.id, "kind": e.kind, "box": box,
-            **observation(e, e.label, e.confidence, e.model, e.model_version), "clip": e.clip}
+    return {
+        "schema": EVENT_SCHEMA,
+        "id": e.id,
+        "kind": e.kind,
+        "box": box,
+        **observation(e, e.label, e.confidence, e.model, e.model_version),
+        "clip": e.clip,
+    }
 
 
 def alert_record(alert: Alert, box: str, detected: datetime) -> dict:
     """An alert as published; `detected` is when the box heard it (wall clock), for the station's delay."""
     a = alert
-    return {"schema": ALERT_SCHEMA, "id": a.id, "kind": "alert", "box": box, "alert_class": a.alert_class,
-            **observation(a.window, a.label, a.confidence, a.model, a.model_version),
-            "threshold": a.threshold, "held_back": a.held_back, "detected_utc": iso(detected)}
+    return {
+        "schema": ALERT_SCHEMA,
+        "id": a.id,
+        "kind": "alert",
+        "box": box,
+        "alert_class": a.alert_class,
+        **observation(a.window, a.label, a.confidence, a.model, a.model_version),
+        "threshold": a.threshold,
+        "held_back": a.held_back,
+        "detected_utc": iso(detected),
+    }
 
 
 def record_key(record: dict) -> str:
@@ -130,5 +145,13 @@ def health_record(box: str, measured: Mapping[str, object]) -> dict:
 def status_payload(box: str, state: str, **figures: int) -> str:
     """The retained status record (online, offline as the broker's last will, stopped); `stopped` carries the
     uplink's final figures (outbox_pending, mqtt_sent), which are newer than the last health record's."""
-    return json.dumps({"schema": STATUS_SCHEMA, "box": box, "state": state, "time_utc": utc_now(),
-                       "version": version("edge"), **figures})
+    return json.dumps(
+        {
+            "schema": STATUS_SCHEMA,
+            "box": box,
+            "state": state,
+            "time_utc": utc_now(),
+            "version": version("edge"),
+            **figures,
+        }
+    )

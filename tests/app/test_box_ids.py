@@ -23,8 +23,9 @@ def no_edge_variables(monkeypatch):
 
 
 def config_with(tmp_path, **sections):
-    return write_config(tmp_path / "edge.toml", tmp_path / "data", {"type": "folder", "path": str(tmp_path / "in")},
-                        **sections)
+    return write_config(
+        tmp_path / "edge.toml", tmp_path / "data", {"type": "folder", "path": str(tmp_path / "in")}, **sections
+    )
 
 
 @pytest.mark.parametrize("box_id", BAD_BOX_IDS)
@@ -43,8 +44,9 @@ def test_config_check_refuses_a_prefix_with_wildcards_or_empty_levels(tmp_path, 
 def test_run_refuses_before_publishing(tmp_path):
     """Before, the box ran and the broker acknowledged every record under edge/a/b/events, which no station
     subscribed to; now nothing starts."""
-    daemon = DaemonProcess(config_with(tmp_path, box_id="a/b", mqtt={"host": "127.0.0.1", "port": 1}),
-                           env={"EDGE_BOX_ID": "a/b"})
+    daemon = DaemonProcess(
+        config_with(tmp_path, box_id="a/b", mqtt={"host": "127.0.0.1", "port": 1}), env={"EDGE_BOX_ID": "a/b"}
+    )
     try:
         code = daemon.wait_exit(timeout=120)
     finally:
@@ -56,9 +58,25 @@ def test_run_refuses_before_publishing(tmp_path):
 
 @pytest.mark.parametrize("prefix", ["edge/#", "edge/+", ""])
 def test_station_refuses_a_prefix_it_could_not_subscribe_under(tmp_path, prefix):
-    station = subprocess.Popen([sys.executable, "-m", "edge", "station", "--broker", "127.0.0.1:1", "--db",
-                                str(tmp_path / "station.sqlite"), "--prefix", prefix, "--no-table"],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    station = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "station",
+            "--broker",
+            "127.0.0.1:1",
+            "--db",
+            str(tmp_path / "station.sqlite"),
+            "--prefix",
+            prefix,
+            "--no-table",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _, stderr = station.communicate(timeout=120)
     finally:

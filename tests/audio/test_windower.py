@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from edge.audio.windower import Windower, WindowSpec
 from edge.types import AudioChunk, Stream
-from edge.audio.windower import WindowSpec, Windower
 
 
 def feed(windower: Windower, stream: Stream, audio: np.ndarray, chunk: int):

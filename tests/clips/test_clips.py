@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +14,14 @@ import pytest
 import soundfile as sf
 from structlog.testing import capture_logs
 
-from edge.clips.store import ClipStore
 from edge.clips.recorder import ClipOptions, ClipRecorder
+from edge.clips.store import ClipStore
 from edge.types import AudioChunk, Event, Label, Stream
 
 RATE = 16000
 HALF_STEP = 0.5 / 32768 + 1e-9  # 16-bit quantisation, as soundfile reads PCM_16 back
 OWL = Label("Strix aluco", "Tawny Owl", "Strix aluco_Tawny Owl")
-STARTED = datetime(2025, 6, 1, 22, 30, 0, tzinfo=timezone.utc)
+STARTED = datetime(2025, 6, 1, 22, 30, 0, tzinfo=UTC)
 OWL_ID = "3f2a1c9e-0000-5000-8000-000000000001"
 OTHER_ID = "7b00d1e5-0000-5000-8000-000000000002"
 
@@ -31,8 +31,17 @@ def noise(seconds: float, seed: int = 0) -> np.ndarray:
 
 
 def event(kind: str, stream: Stream, start_s: float, end_s: float, id: str = OWL_ID) -> Event:
-    return Event(id=id, kind=kind, stream=stream, label=OWL, start=int(start_s * RATE), end=int(end_s * RATE),
-                 confidence=0.9, model="m", model_version="1")
+    return Event(
+        id=id,
+        kind=kind,
+        stream=stream,
+        label=OWL,
+        start=int(start_s * RATE),
+        end=int(end_s * RATE),
+        confidence=0.9,
+        model="m",
+        model_version="1",
+    )
 
 
 class Feed:
@@ -46,7 +55,7 @@ class Feed:
         target = min(int(seconds * RATE), len(self.samples))
         while self.position < target:
             end = min(self.position + self.chunk, target)
-            self.recorder.push(AudioChunk(self.stream, self.position, self.samples[self.position:end]))
+            self.recorder.push(AudioChunk(self.stream, self.position, self.samples[self.position : end]))
             self.recorder.write_ready()  # as the daemon does after each chunk's events
             self.position = end
 
@@ -87,7 +96,7 @@ def test_clip_holds_the_source_samples_from_pre_roll_to_post_roll(tmp_path, chun
     assert path == "2025-06-01/223010Z_Strix_aluco_3f2a1c9e.flac"
     assert clips.path_of(OWL_ID) == path
     clip = read(tmp_path, path)
-    np.testing.assert_allclose(clip, samples[7 * RATE:17 * RATE], atol=HALF_STEP, rtol=0)
+    np.testing.assert_allclose(clip, samples[7 * RATE : 17 * RATE], atol=HALF_STEP, rtol=0)
     assert int(np.argmax(np.abs(clip))) == click - 7 * RATE
     info = sf.info(tmp_path / path)
     assert info.subtype == "PCM_16" and info.format == "FLAC"
@@ -117,7 +126,7 @@ def test_finish_waits_for_the_post_roll_and_the_veto_delay(tmp_path):
     assert clips.path_of(OWL_ID) is None
     feed.to(12)
     path = clips.path_of(OWL_ID)
-    np.testing.assert_allclose(read(tmp_path, path), samples[2 * RATE:11 * RATE], atol=HALF_STEP, rtol=0)
+    np.testing.assert_allclose(read(tmp_path, path), samples[2 * RATE : 11 * RATE], atol=HALF_STEP, rtol=0)
 
 
 def test_clip_is_clamped_at_the_stream_start_and_end(tmp_path):
@@ -152,7 +161,7 @@ def test_long_event_is_capped_and_written_before_it_ends(tmp_path):
     assert written_at == 19.0, "start + max_seconds + post_roll + veto_delay"
     path = clips.observe(event("update", stream, 5, 38))
     assert path is not None
-    np.testing.assert_allclose(read(tmp_path, path), samples[2 * RATE:18 * RATE], atol=HALF_STEP, rtol=0)
+    np.testing.assert_allclose(read(tmp_path, path), samples[2 * RATE : 18 * RATE], atol=HALF_STEP, rtol=0)
     before = (tmp_path / path).stat()
     assert clips.finish(event("end", stream, 5, 40)) == path
     after = (tmp_path / path).stat()
@@ -171,8 +180,9 @@ def test_one_long_chunk_does_not_lose_a_capped_clip(tmp_path):
     clips.begin(event("start", stream, 5, 8))
     feed.chunk = 112 * RATE
     feed.end()
-    np.testing.assert_allclose(read(tmp_path, clips.path_of(OWL_ID)), samples[2 * RATE:18 * RATE],
-                               atol=HALF_STEP, rtol=0)
+    np.testing.assert_allclose(
+        read(tmp_path, clips.path_of(OWL_ID)), samples[2 * RATE : 18 * RATE], atol=HALF_STEP, rtol=0
+    )
     assert clips.stats()["clips_truncated"] == 0
 
 
@@ -183,8 +193,9 @@ def test_a_start_reported_later_than_the_ring_holds_loses_only_the_beginning(tmp
     feed = Feed(clips, stream, samples, chunk=RATE)
     feed.to(30)
     clips.begin(event("start", stream, 5, 30))  # the ring holds 18 s + a chunk, [11 s, 30 s): written, capped
-    np.testing.assert_allclose(read(tmp_path, clips.path_of(OWL_ID)), samples[11 * RATE:18 * RATE],
-                               atol=HALF_STEP, rtol=0)
+    np.testing.assert_allclose(
+        read(tmp_path, clips.path_of(OWL_ID)), samples[11 * RATE : 18 * RATE], atol=HALF_STEP, rtol=0
+    )
     assert clips.stats()["clips_truncated"] == 1
 
 
@@ -244,7 +255,7 @@ def test_a_new_stream_writes_the_clips_still_waiting(tmp_path):
     feed.to(20)
     assert files(tmp_path) == []
     Feed(clips, b, second).to(1)
-    np.testing.assert_allclose(read(tmp_path, clips.path_of(OWL_ID)), first[5 * RATE:], atol=HALF_STEP, rtol=0)
+    np.testing.assert_allclose(read(tmp_path, clips.path_of(OWL_ID)), first[5 * RATE :], atol=HALF_STEP, rtol=0)
 
 
 def test_a_recording_analysed_again_keeps_its_clip(tmp_path):
@@ -299,7 +310,7 @@ def test_folder_never_exceeds_its_quota(tmp_path):
         on_disk = files(tmp_path)
         sizes = sum((tmp_path / f).stat().st_size for f in on_disk)
         assert sizes <= 200_000 and sizes == store.stats()["clips_bytes"]
-        assert on_disk == names[i + 1 - len(on_disk):i + 1], "the oldest go first"
+        assert on_disk == names[i + 1 - len(on_disk) : i + 1], "the oldest go first"
     stats = store.stats()
     assert stats["clips_deleted"] == 30 - stats["clips_count"] > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["2025-06-05", "2025-06-06"], "empty days removed"
@@ -329,8 +340,9 @@ def card(tmp_path):
     mountpoint.mkdir()
     if shutil.which("mount") is None:
         pytest.skip("no mount command to make a small tmpfs with")
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs (root or CAP_SYS_ADMIN needed): {result.stderr.strip()}")
     try:

@@ -18,8 +18,9 @@ from support.waiting import wait_for
 def folder_config(tmp_path, **source):
     inbox = tmp_path / "inbox"
     inbox.mkdir(exist_ok=True)
-    return write_config(tmp_path / "edge.toml", tmp_path / "data",
-                        {"type": "folder", "path": str(inbox), **FAST_FOLDER, **source}), inbox
+    return write_config(
+        tmp_path / "edge.toml", tmp_path / "data", {"type": "folder", "path": str(inbox), **FAST_FOLDER, **source}
+    ), inbox
 
 
 def write_slowly(source, target, pieces=8, pause=0.25):
@@ -66,18 +67,22 @@ def test_folder_daemon_end_to_end(data, tmp_path):
         daemon.close()
     assert code == 0 and seconds < 30, (code, seconds)
     assert [e["file"] for e in daemon.logged("recording_started")][:2] == [
-        "S4A03895_20190522_060000.wav", "S4A03895_20190522_230000.wav"], "recording-time order"
+        "S4A03895_20190522_060000.wav",
+        "S4A03895_20190522_230000.wav",
+    ], "recording-time order"
 
     events = read_records(tmp_path / "data" / "records")
     copied = comparable(events, "copied.wav")
     assert copied[::2] == copied[1::2], "the same recording twice under one name: the same events, twice"
     copied = copied[::2]
     assert len({r["id"] for r in events if r["source"] == "copied.wav"}) == 2 * len(
-        {r["id"] for r in events if r["source"] == "site-b/20240501_053000.wav"}), "but other ids"
+        {r["id"] for r in events if r["source"] == "site-b/20240501_053000.wav"}
+    ), "but other ids"
     assert copied, "the spinetail recording gives events"
     assert any(r[0] == "start" and r[1] == SPINETAIL and r[4] > 0.8 for r in copied)
-    assert comparable(events, "site-b/20240501_053000.wav") == copied, \
+    assert comparable(events, "site-b/20240501_053000.wav") == copied, (
         "a file analysed while still being written would give other (truncated) events"
+    )
     by_id = {}
     for r in events:
         by_id.setdefault(r["id"], []).append(r["kind"])
@@ -92,17 +97,35 @@ def test_folder_daemon_end_to_end(data, tmp_path):
     with sqlite3.connect(tmp_path / "data" / "state.sqlite") as db:
         (cut_seconds,) = db.execute("SELECT audio_seconds FROM recordings WHERE path = 'cut.wav'").fetchone()
     assert cut_seconds == pytest.approx(10.13 / 3, abs=0.05), "its readable third was analysed first"
-    done = sorted(p.relative_to(tmp_path / "data" / "done").as_posix()
-                  for p in (tmp_path / "data" / "done").rglob("*.wav"))
-    assert done == sorted(["S4A03895_20190522_060000.wav", "S4A03895_20190522_230000.wav", "copied.wav",
-                           "copied-1.wav", "site-b/20240501_053000.wav"])
+    done = sorted(
+        p.relative_to(tmp_path / "data" / "done").as_posix() for p in (tmp_path / "data" / "done").rglob("*.wav")
+    )
+    assert done == sorted(
+        [
+            "S4A03895_20190522_060000.wav",
+            "S4A03895_20190522_230000.wav",
+            "copied.wav",
+            "copied-1.wav",
+            "site-b/20240501_053000.wav",
+        ]
+    )
     assert not list(inbox.rglob("*.wav")), "every file was put away"
 
     health = read_records(tmp_path / "data" / "records", "health")
     assert health, "a health record every second"
     last = health[-1]
-    for field in ("uptime_s", "audio_seconds", "real_time_factor", "files_pending", "input_overflows",
-                  "files_quarantined", "cpu_percent", "rss_mb", "disk_free_mb", "clock"):
+    for field in (
+        "uptime_s",
+        "audio_seconds",
+        "real_time_factor",
+        "files_pending",
+        "input_overflows",
+        "files_quarantined",
+        "cpu_percent",
+        "rss_mb",
+        "disk_free_mb",
+        "clock",
+    ):
         assert field in last, field
     assert last["files_quarantined"] == 2 and last["audio_seconds"] > 49
     assert not [line for line in daemon.lines if line.get("event") == "non_json_output"]
@@ -148,14 +171,21 @@ def test_kill_9_and_restart_analyses_each_file_once(data, tmp_path):
 
     The kills come at points defined by progress, never by time: kill k once the record at k/5 of the
     reference's records is committed, so each run gets further than the one before on a CPU of any speed."""
-    names = ["maad_spinetail.wav", "opso_birds_10s.wav", "pheasantCoucal_file0123.wav",
-             "birdvox_warblr_fd79e55d_POSITIVE.wav", "opso_great_plains_toad.wav", "S4A03895_20190522_120000.wav"]
+    names = [
+        "maad_spinetail.wav",
+        "opso_birds_10s.wav",
+        "pheasantCoucal_file0123.wav",
+        "birdvox_warblr_fd79e55d_POSITIVE.wav",
+        "opso_great_plains_toad.wav",
+        "S4A03895_20190522_120000.wav",
+    ]
     reference_dir = tmp_path / "reference"
     reference_dir.mkdir()
     for i, name in enumerate(names):
         shutil.copy(data / name, reference_dir / f"20240501_{i:02d}0000.wav")
-    reference_config = write_config(tmp_path / "reference.toml", tmp_path / "reference-data",
-                                    {"type": "replay", "paths": [str(reference_dir)]})
+    reference_config = write_config(
+        tmp_path / "reference.toml", tmp_path / "reference-data", {"type": "replay", "paths": [str(reference_dir)]}
+    )
     reference = DaemonProcess(reference_config)
     assert reference.wait_exit() == 0
     reference.close()
@@ -205,13 +235,18 @@ def test_kill_9_and_restart_analyses_each_file_once(data, tmp_path):
 
 def wait_for_record(records_dir, key, daemon, timeout=300.0):
     """Until the record with this (id, kind) is committed to the daily files."""
-    daemon.wait_for(lambda: key in {(r["id"], r["kind"]) for r in read_records(records_dir, complete_only=True)},
-                    timeout, f"record {key} committed", poll=0.01)
+    daemon.wait_for(
+        lambda: key in {(r["id"], r["kind"]) for r in read_records(records_dir, complete_only=True)},
+        timeout,
+        f"record {key} committed",
+        poll=0.01,
+    )
 
 
 def test_replay_paced_to_real_time(data, tmp_path):
-    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
-                          {"type": "folder", "path": str(tmp_path / "unused")})
+    config = write_config(
+        tmp_path / "edge.toml", tmp_path / "data", {"type": "folder", "path": str(tmp_path / "unused")}
+    )
     began = time.monotonic()
     daemon = DaemonProcess(config, "--replay", str(data / "maad_spinetail.wav"), "--speed", "4")
     code = daemon.wait_exit()
@@ -220,13 +255,15 @@ def test_replay_paced_to_real_time(data, tmp_path):
     assert code == 0
     assert elapsed > 19.5 / 4, "19.5 s of audio delivered at 4x takes at least 4.9 s"
     paced = read_records(tmp_path / "data" / "records")
-    fast_config = write_config(tmp_path / "fast.toml", tmp_path / "fast-data",
-                               {"type": "replay", "paths": [str(data / "maad_spinetail.wav")]})
+    fast_config = write_config(
+        tmp_path / "fast.toml", tmp_path / "fast-data", {"type": "replay", "paths": [str(data / "maad_spinetail.wav")]}
+    )
     fast = DaemonProcess(fast_config)
     assert fast.wait_exit() == 0
     fast.close()
-    assert comparable(paced) == comparable(read_records(tmp_path / "fast-data" / "records")), \
+    assert comparable(paced) == comparable(read_records(tmp_path / "fast-data" / "records")), (
         "pacing changes when audio arrives, never what is found"
+    )
 
 
 def test_sighup_reloads_what_it_can(data, tmp_path):
@@ -252,10 +289,13 @@ def test_sighup_reloads_what_it_can(data, tmp_path):
     assert code == 0, "a bad reload keeps the running configuration"
 
 
-@pytest.mark.parametrize("problem, expected", [
-    ({"settle_seconds": -1}, "source.settle_seconds"),
-    ({"colour": "green"}, "source.colour"),
-])
+@pytest.mark.parametrize(
+    "problem, expected",
+    [
+        ({"settle_seconds": -1}, "source.settle_seconds"),
+        ({"colour": "green"}, "source.colour"),
+    ],
+)
 def test_bad_configuration_stops_start_up_with_its_option_named(tmp_path, problem, expected):
     config, _ = folder_config(tmp_path, **problem)
     daemon = DaemonProcess(config)

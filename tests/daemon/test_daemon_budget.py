@@ -12,8 +12,11 @@ from support.records import read_records
 def test_live_input_over_budget_sheds_tta_then_members_then_hop(data, tmp_path, models_with_birdclef):
     members = [{"name": "birdnet-v2.4", "priority": 1}, {"name": "birdclef-tiny", "tta": [-0.5, 0.5]}]
     config = write_config(
-        tmp_path / "edge.toml", tmp_path / "data", {"type": "folder", "path": str(tmp_path / "unused")},
-        models_dir=str(models_with_birdclef), model={"members": members},
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        {"type": "folder", "path": str(tmp_path / "unused")},
+        models_dir=str(models_with_birdclef),
+        model={"members": members},
         # No box can do this; load is shed by the cost measured, never for a stall of the loaded machine.
         budget={"cpu_budget": 0.001, "settle_seconds": 6.0, "max_hop_factor": 3, "max_lag": 60.0},
     )
@@ -39,9 +42,12 @@ def test_live_input_over_budget_sheds_tta_then_members_then_hop(data, tmp_path, 
 
 
 def test_file_input_is_paced_to_the_budget(data, tmp_path):
-    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
-                          {"type": "replay", "paths": [str(data / "maad_spinetail.wav")]},
-                          budget={"cpu_budget": 0.02})
+    config = write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        {"type": "replay", "paths": [str(data / "maad_spinetail.wav")]},
+        budget={"cpu_budget": 0.02},
+    )
     began = time.monotonic()
     daemon = DaemonProcess(config)
     assert daemon.wait_exit() == 0

@@ -6,14 +6,14 @@ import json
 import shutil
 import sqlite3
 
+from edge.sinks.outbox import Outbox
+from edge.sources.state import RecordingState
 from support.broker import free_port
 from support.config import write_config
 from support.disks import small_disk
 from support.processes import DaemonProcess, edge_cli
 from support.records import read_records
 from support.waiting import wait_for
-from edge.sinks.outbox import Outbox
-from edge.sources.state import RecordingState
 
 RECORDING = "maad_spinetail.wav"  # a Red-faced Spinetail: events in every copy
 FAST_FOLDER = {"settle_seconds": 1.5, "rescan_seconds": 2}
@@ -32,12 +32,14 @@ def fault_of(entry, store):
 
 def health_with_fault(daemon, store, words, start=0):
     """The first health log line, after the `start`-th line, whose fault for `store` says `words`."""
+
     def found():
         for entry in daemon.lines[start:]:
             fault = entry.get("event") == "health_storage_fault" and fault_of(entry, store)
             if fault and words in fault["error"]:
                 return entry
         assert daemon.process.poll() is None, f"the daemon exited: {daemon.stderr_now()}"
+
     return wait_for(found, 180, f"a health record with a {store} fault saying {words!r}")
 
 
@@ -51,9 +53,13 @@ def test_daily_files_on_a_full_then_read_only_disk(data, tmp_path):
     inbox.mkdir()
     with small_disk(tmp_path / "card", 8192) as disk:
         config = write_config(
-            tmp_path / "edge.toml", tmp_path / "data", {"type": "folder", "path": str(inbox), **FAST_FOLDER},
-            output={"directory": str(disk.path / "records")}, mqtt={**NO_BROKER, "port": free_port()},
-            clips={"enabled": True, "directory": str(disk.path / "clips"), "min_free_percent": 0})
+            tmp_path / "edge.toml",
+            tmp_path / "data",
+            {"type": "folder", "path": str(inbox), **FAST_FOLDER},
+            output={"directory": str(disk.path / "records")},
+            mqtt={**NO_BROKER, "port": free_port()},
+            clips={"enabled": True, "directory": str(disk.path / "clips"), "min_free_percent": 0},
+        )
         daemon = DaemonProcess(config)
         try:
             daemon.wait_notification("READY=1")
@@ -78,8 +84,11 @@ def test_daily_files_on_a_full_then_read_only_disk(data, tmp_path):
             mark = len(daemon.lines)
             drop(data, inbox, "d.wav")
             daemon.wait_log("recording_done", file="d.wav")
-            wait_for(lambda: any(e.get("event") == "health" for e in daemon.lines[mark:]), 120,
-                     "a health record without a fault")
+            wait_for(
+                lambda: any(e.get("event") == "health" for e in daemon.lines[mark:]),
+                120,
+                "a health record without a fault",
+            )
             code, _ = daemon.terminate()
         finally:
             daemon.close()
@@ -99,8 +108,12 @@ def test_everything_on_one_full_disk(data, tmp_path):
     inbox.mkdir()
     with small_disk(tmp_path / "card", 8192) as disk:
         data_dir = disk.path / "data"
-        config = write_config(tmp_path / "edge.toml", data_dir, {"type": "folder", "path": str(inbox),
-                              "after": "keep", **FAST_FOLDER}, mqtt={**NO_BROKER, "port": free_port()})
+        config = write_config(
+            tmp_path / "edge.toml",
+            data_dir,
+            {"type": "folder", "path": str(inbox), "after": "keep", **FAST_FOLDER},
+            mqtt={**NO_BROKER, "port": free_port()},
+        )
         daemon = DaemonProcess(config)
         try:
             daemon.wait_notification("READY=1")
@@ -141,8 +154,12 @@ def test_a_read_only_data_folder_at_start(data, tmp_path):
         outbox.close()
         disk.read_only()
         config = write_config(
-            tmp_path / "edge.toml", data_dir, {"type": "folder", "path": str(inbox), **FAST_FOLDER},
-            output={"directory": str(tmp_path / "records")}, mqtt={**NO_BROKER, "port": free_port()})
+            tmp_path / "edge.toml",
+            data_dir,
+            {"type": "folder", "path": str(inbox), **FAST_FOLDER},
+            output={"directory": str(tmp_path / "records")},
+            mqtt={**NO_BROKER, "port": free_port()},
+        )
         check = edge_cli("config", "check", str(config))  # a storage fault, not a bad configuration
         assert f"warning: data_dir: {data_dir} is not writable" in check.stderr, check.stderr
         daemon = DaemonProcess(config)

@@ -33,16 +33,17 @@ def forest_with_speech(data, path, with_speech=True):
     if with_speech:
         speech = load(data / "3436-172162-0000.hq.ogg")[: int(SPEECH_SECONDS * RATE)]
         at = int(SPEECH_AT * RATE)
-        part = forest[at:at + len(speech)]
-        forest[at:at + len(speech)] = part + speech * (rms(part) / rms(speech))
+        part = forest[at : at + len(speech)]
+        forest[at : at + len(speech)] = part + speech * (rms(part) / rms(speech))
     sf.write(path, np.clip(forest, -1, 1), RATE, subtype="PCM_16")
     return path
 
 
 def replay(tmp_path, name, recording, **sections):
     data_dir = tmp_path / name
-    config = write_config(tmp_path / f"{name}.toml", data_dir, {"type": "replay", "paths": [str(recording)]},
-                          **sections)
+    config = write_config(
+        tmp_path / f"{name}.toml", data_dir, {"type": "replay", "paths": [str(recording)]}, **sections
+    )
     daemon = DaemonProcess(config)
     assert daemon.wait_exit(timeout=1800) == 0, daemon.stderr_now()  # ten minutes of audio, on a slow machine too
     daemon.close()
@@ -65,8 +66,7 @@ CLIPS = {"enabled": True, "pre_roll": 1.0, "post_roll": 1.0, "max_seconds": 30.0
 
 
 def test_speech_mixed_into_a_recording_leaves_no_clip_and_no_audio_on_disk(data, tmp_path):
-    clean = replay(tmp_path, "clean", forest_with_speech(data, tmp_path / "clean.wav", with_speech=False),
-                   clips=CLIPS)
+    clean = replay(tmp_path, "clean", forest_with_speech(data, tmp_path / "clean.wav", with_speech=False), clips=CLIPS)
     talk = replay(tmp_path, "talk", forest_with_speech(data, tmp_path / "talk.wav"), clips=CLIPS)
 
     def overlaps_speech(event):
@@ -91,8 +91,13 @@ def test_speech_mixed_into_a_recording_leaves_no_clip_and_no_audio_on_disk(data,
 
 
 def test_detections_overlapping_speech_can_be_suppressed(data, tmp_path):
-    talk = replay(tmp_path, "talk", forest_with_speech(data, tmp_path / "talk.wav"),
-                  privacy={"suppress_detections": True}, smoothing={"end_after": 2.0})
+    talk = replay(
+        tmp_path,
+        "talk",
+        forest_with_speech(data, tmp_path / "talk.wav"),
+        privacy={"suppress_detections": True},
+        smoothing={"end_after": 2.0},
+    )
     events = read_records(talk / "records")
     health = read_records(talk / "records", "health")[-1]
     assert health["windows_suppressed_for_speech"] == health["windows_with_speech"] >= 2
@@ -100,8 +105,14 @@ def test_detections_overlapping_speech_can_be_suppressed(data, tmp_path):
         assert not (event["start_s"] >= SPEECH_AT and event["end_s"] <= SPEECH_AT + SPEECH_SECONDS), event
 
 
-LONG_MIX = ["opso_great_plains_toad.wav", "maad_spinetail.wav", "kingParrot_cabin.wav", "opso_birds_10s.wav",
-            "birdvox_warblr_fd79e55d_POSITIVE.wav", "opso_rugr_drum.wav"]
+LONG_MIX = [
+    "opso_great_plains_toad.wav",
+    "maad_spinetail.wav",
+    "kingParrot_cabin.wav",
+    "opso_birds_10s.wav",
+    "birdvox_warblr_fd79e55d_POSITIVE.wav",
+    "opso_rugr_drum.wav",
+]
 
 
 def test_clip_folder_stays_within_its_quota_over_a_long_replay(data, tmp_path):
@@ -111,8 +122,15 @@ def test_clip_folder_stays_within_its_quota_over_a_long_replay(data, tmp_path):
     recording = tmp_path / "long.flac"
     sf.write(recording, np.tile(part, int(np.ceil(600 * RATE / len(part)))), RATE, subtype="PCM_16")
     quota = 1.0
-    data_dir = replay(tmp_path, "long", recording, language="es", health={"interval_seconds": 1},
-                      clips={**CLIPS, "max_seconds": 5.0, "max_megabytes": quota}, smoothing={"end_after": 3.0})
+    data_dir = replay(
+        tmp_path,
+        "long",
+        recording,
+        language="es",
+        health={"interval_seconds": 1},
+        clips={**CLIPS, "max_seconds": 5.0, "max_megabytes": quota},
+        smoothing={"end_after": 3.0},
+    )
     ends = [e for e in read_records(data_dir / "records") if e["kind"] == "end" and e["clip"]]
     health = read_records(data_dir / "records", "health")
     assert health[-1]["audio_seconds"] >= 600 and len(ends) >= 20
@@ -120,9 +138,11 @@ def test_clip_folder_stays_within_its_quota_over_a_long_replay(data, tmp_path):
     on_disk = sum(p.stat().st_size for p in (data_dir / "clips").rglob("*") if p.is_file())
     assert on_disk <= quota * 1e6 and on_disk == health[-1]["clips_bytes"]
     assert health[-1]["clips_deleted"] >= 10 and health[-1]["clips_written"] == len(ends)
-    print(f"{health[-1]['audio_seconds']:.0f} s replayed: {len(ends)} clips written, "
-          f"{health[-1]['clips_deleted']} deleted, largest folder {max(h.get('clips_bytes', 0) for h in health)} "
-          f"bytes against a quota of {quota * 1e6:.0f}")
+    print(
+        f"{health[-1]['audio_seconds']:.0f} s replayed: {len(ends)} clips written, "
+        f"{health[-1]['clips_deleted']} deleted, largest folder {max(h.get('clips_bytes', 0) for h in health)} "
+        f"bytes against a quota of {quota * 1e6:.0f}"
+    )
     kept = [(data_dir / "clips" / e["clip"]).exists() for e in ends]
     assert kept[-1] and not kept[0] and kept == sorted(kept), "the oldest clips go first"
     # common names in Spanish, scientific names unchanged

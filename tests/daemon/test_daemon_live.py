@@ -4,7 +4,7 @@ gives the events that replaying the same file gives."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import soundfile as sf
@@ -63,29 +63,41 @@ def shifted_copies(folder, offsets):
 def analysed_until(daemon: DaemonProcess, moment: datetime, timeout: float = 120.0) -> None:
     """Until a health record says the daemon has taken from the microphone all it had captured by `moment`
     (UTC): its time, less the audio still waiting in the microphone's buffer, is past `moment`."""
+
     def caught_up(entry: dict) -> bool:
         taken = datetime.fromisoformat(entry["time_utc"]) - timedelta(seconds=entry["queue_seconds"])
         return taken >= moment
-    daemon.wait_for(lambda: any(caught_up(entry) for entry in daemon.logged("health")), timeout,
-                    "the analysis caught up with the microphone", poll=0.1)
+
+    daemon.wait_for(
+        lambda: any(caught_up(entry) for entry in daemon.logged("health")),
+        timeout,
+        "the analysis caught up with the microphone",
+        poll=0.1,
+    )
 
 
 def test_live_microphone_events_match_replay(tmp_path):
     with pulse_server(tmp_path / "pulse") as pulse:
         floor_player = pulse.play(noise_floor(tmp_path / "hiss.wav"))
-        config = write_config(tmp_path / "edge.toml", tmp_path / "live",
-                              {"type": "microphone", "device": "pulse", "sample_rate": 48000}, model=FINE_GRID)
-        daemon = DaemonProcess(config, env={"PULSE_SERVER": pulse.env["PULSE_SERVER"],
-                                            "PULSE_CLIENTCONFIG": pulse.env["PULSE_CLIENTCONFIG"]})
+        config = write_config(
+            tmp_path / "edge.toml",
+            tmp_path / "live",
+            {"type": "microphone", "device": "pulse", "sample_rate": 48000},
+            model=FINE_GRID,
+        )
+        daemon = DaemonProcess(
+            config,
+            env={"PULSE_SERVER": pulse.env["PULSE_SERVER"], "PULSE_CLIENTCONFIG": pulse.env["PULSE_CLIENTCONFIG"]},
+        )
         try:
             daemon.wait_notification("READY=1")
             daemon.wait_log("health", timeout=60)
             time.sleep(1.0)  # a second of the quiet before the recording, as on a box
-            played_at = datetime.now(timezone.utc)
+            played_at = datetime.now(UTC)
             player = pulse.play(SPINETAIL)
             assert player.wait(timeout=60) == 0, player.stderr.read()
             time.sleep(3.0)  # the last window needs the audio after the recording's end
-            analysed_until(daemon, datetime.now(timezone.utc))  # and the analysis of it, however slow the machine
+            analysed_until(daemon, datetime.now(UTC))  # and the analysis of it, however slow the machine
             code, seconds = daemon.terminate(timeout=60)
         finally:
             daemon.close()
@@ -100,9 +112,13 @@ def test_live_microphone_events_match_replay(tmp_path):
     assert all(kinds[-1] == "end" for kinds in by_id.values()), "SIGTERM ends the open events"
 
     paths = [SPINETAIL, *shifted_copies(tmp_path / "shifted", GRID_OFFSETS)]
-    replay_config = write_config(tmp_path / "replay.toml", tmp_path / "replayed",
-                                 {"type": "replay", "paths": [str(p) for p in paths]}, model=FINE_GRID,
-                                 smoothing=REPLAY_SMOOTHING)
+    replay_config = write_config(
+        tmp_path / "replay.toml",
+        tmp_path / "replayed",
+        {"type": "replay", "paths": [str(p) for p in paths]},
+        model=FINE_GRID,
+        smoothing=REPLAY_SMOOTHING,
+    )
     replayed = DaemonProcess(replay_config)
     assert replayed.wait_exit() == 0
     replayed.close()

@@ -7,8 +7,10 @@ from edge.events.smoother import Smoother, SmootherOptions
 from edge.types import Label, Scores, Stream, Window
 
 RATE = 48000
-LABELS = (Label("Strix aluco", "Tawny Owl", "Strix aluco_Tawny Owl"),
-          Label("Turdus merula", "Eurasian Blackbird", "Turdus merula_Eurasian Blackbird"))
+LABELS = (
+    Label("Strix aluco", "Tawny Owl", "Strix aluco_Tawny Owl"),
+    Label("Turdus merula", "Eurasian Blackbird", "Turdus merula_Eurasian Blackbird"),
+)
 
 
 def run(series, options, hop=2.5, seconds=5.0, stream=None):

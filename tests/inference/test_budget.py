@@ -24,8 +24,15 @@ class Clocks:
 
 def guard_with(clocks, live=True, **options):
     loads = ladder(priorities=[2, 1, 0], has_tta=True, max_hop_factor=3)
-    return BudgetGuard(BudgetOptions(**options), loads, NAMES, live, cpu_clock=lambda: clocks.cpu,
-                       clock=lambda: clocks.wall, sleep=clocks.sleep)
+    return BudgetGuard(
+        BudgetOptions(**options),
+        loads,
+        NAMES,
+        live,
+        cpu_clock=lambda: clocks.cpu,
+        clock=lambda: clocks.wall,
+        sleep=clocks.sleep,
+    )
 
 
 def feed(guard, clocks, seconds, cost, chunk=0.5, lag=None):

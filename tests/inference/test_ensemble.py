@@ -4,11 +4,11 @@ front-end computed once for the members that share it, and the subsets the CPU b
 import numpy as np
 import pytest
 
+from edge.audio.windower import Windower, WindowSpec
 from edge.inference.ensemble import MemberSpec, load_ensemble
 from edge.inference.member import MemberOptions, flat_sigmoid
 from edge.inference.stages import Stages
 from edge.types import AudioChunk, Stream
-from edge.audio.windower import WindowSpec, Windower
 from support.models import write_logmel_model, write_waveform_model
 
 
@@ -16,7 +16,8 @@ def windows_of(audio, rate, spec, rates):
     windower = Windower(spec, rates)
     stream = Stream("s", rate)
     return windower.push(AudioChunk(stream, 0, audio)) + windower.push(
-        AudioChunk(stream, len(audio), np.zeros(0, np.float32), last=True))
+        AudioChunk(stream, len(audio), np.zeros(0, np.float32), last=True)
+    )
 
 
 def expected_wave(crop):
@@ -26,8 +27,13 @@ def expected_wave(crop):
 def test_tta_averages_shifted_variants_and_scores_each_crop_once(tmp_path, rng):
     write_waveform_model(tmp_path)  # 3 s crops at 16 kHz
     stages = Stages()
-    ensemble = load_ensemble(tmp_path, [MemberSpec("wave-tiny", shifts=(-0.5, 0.5))], WindowSpec(5.0, 2.5),
-                             MemberOptions(crop_stride=1.0), stages)
+    ensemble = load_ensemble(
+        tmp_path,
+        [MemberSpec("wave-tiny", shifts=(-0.5, 0.5))],
+        WindowSpec(5.0, 2.5),
+        MemberOptions(crop_stride=1.0),
+        stages,
+    )
     audio = rng.uniform(-1, 1, 20 * 16000).astype(np.float32)
     windows = windows_of(audio, 16000, WindowSpec(5.0, 2.5), (16000,))
     scores = ensemble.score(windows)
@@ -41,19 +47,24 @@ def test_tta_averages_shifted_variants_and_scores_each_crop_once(tmp_path, rng):
             variants.append(np.max([expected_wave(c) for c in crops], axis=0))
         np.testing.assert_allclose(got.probabilities, np.mean(variants, axis=0), rtol=1e-5)
     # Every crop start on the 0.5 s grid was run once, however many windows held it.
-    starts_needed = {round((k + s) * 16000) for w in windows for s in (0, -0.5, 0.5) for k in range(-1, 21)
-                     if w.start <= (k + s) * 16000 and (k + s + 3) * 16000 <= w.start + 80000}
+    starts_needed = {
+        round((k + s) * 16000)
+        for w in windows
+        for s in (0, -0.5, 0.5)
+        for k in range(-1, 21)
+        if w.start <= (k + s) * 16000 and (k + s + 3) * 16000 <= w.start + 80000
+    }
     assert stages.costs["member:wave-tiny"].items <= len(starts_needed) + 2 * 3  # + padded tail crops
     # Without TTA, the same ensemble scores the unshifted grid only.
     plain = load_ensemble(tmp_path, [MemberSpec("wave-tiny")], WindowSpec(5.0, 2.5), MemberOptions())
-    np.testing.assert_allclose(ensemble.score(windows, tta=False)[3].probabilities,
-                               plain.score(windows)[3].probabilities, rtol=1e-6)
+    np.testing.assert_allclose(
+        ensemble.score(windows, tta=False)[3].probabilities, plain.score(windows)[3].probabilities, rtol=1e-6
+    )
 
 
 def test_window_length_member_shifts_its_single_crop_with_zeros_beyond_the_window(tmp_path, rng):
     write_waveform_model(tmp_path, seconds=5.0)
-    ensemble = load_ensemble(tmp_path, [MemberSpec("wave-tiny", shifts=(0.5,))], WindowSpec(5.0, 5.0),
-                             MemberOptions())
+    ensemble = load_ensemble(tmp_path, [MemberSpec("wave-tiny", shifts=(0.5,))], WindowSpec(5.0, 5.0), MemberOptions())
     audio = rng.uniform(0.1, 1, 10 * 16000).astype(np.float32)
     window = windows_of(audio, 16000, WindowSpec(5.0, 5.0), (16000,))[0]
     shifted = np.concatenate([audio[8000:80000], np.zeros(8000, np.float32)])
@@ -66,8 +77,13 @@ def test_members_sharing_a_front_end_compute_it_once(tmp_path, rng):
     write_logmel_model(tmp_path, name="frogs-b")
     write_logmel_model(tmp_path, name="frogs-c", sample_rate=22050)  # another rate: its own front-end
     stages = Stages()
-    ensemble = load_ensemble(tmp_path, [MemberSpec("frogs-a"), MemberSpec("frogs-b"), MemberSpec("frogs-c")],
-                             WindowSpec(5.0, 2.5), MemberOptions(), stages)
+    ensemble = load_ensemble(
+        tmp_path,
+        [MemberSpec("frogs-a"), MemberSpec("frogs-b"), MemberSpec("frogs-c")],
+        WindowSpec(5.0, 2.5),
+        MemberOptions(),
+        stages,
+    )
     audio = rng.normal(0, 0.1, 32000 * 12).astype(np.float32)
     windows = windows_of(audio, 32000, WindowSpec(5.0, 2.5), ensemble.sample_rates)
     ensemble.score(windows)

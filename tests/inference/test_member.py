@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
+from edge.audio.windower import Windower, WindowSpec
 from edge.inference.ensemble import Ensemble
 from edge.inference.manifest import load_manifest
 from edge.inference.member import Member, MemberOptions, flat_sigmoid
 from edge.types import AudioChunk, Stream
-from edge.audio.windower import WindowSpec, Windower
 from support.models import write_waveform_model
 
 
@@ -46,8 +46,11 @@ def test_overlapping_windows_share_crops(manifest, rng):
     for window, score in zip(windows, scores, strict=True):
         k = window.index
         crops = [audio[j * 16000 : j * 16000 + 48000] for j in range(k, k + 3) if j * 16000 + 48000 <= len(audio)]
-        crops += [np.pad(audio[j * 16000 :], (0, 48000 - len(audio[j * 16000 :])))
-                  for j in range(k, k + 3) if j * 16000 + 48000 > len(audio)]
+        crops += [
+            np.pad(audio[j * 16000 :], (0, 48000 - len(audio[j * 16000 :])))
+            for j in range(k, k + 3)
+            if j * 16000 + 48000 > len(audio)
+        ]
         expected = np.max([[c.max(), c.mean(), c.min()] for c in crops], axis=0)
         np.testing.assert_allclose(score, flat_sigmoid(expected, 1.0), rtol=1e-5)
 
@@ -71,8 +74,9 @@ def test_window_equal_to_input_is_one_crop(manifest, rng):
     windows = windows_of(audio, 16000, WindowSpec(3.0, 3.0), 16000)
     for w in windows:
         crop = audio[w.start : w.start + 48000]
-        np.testing.assert_allclose(member.score([w])[0], flat_sigmoid(np.array([crop.max(), crop.mean(), crop.min()]), 1.0),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            member.score([w])[0], flat_sigmoid(np.array([crop.max(), crop.mean(), crop.min()]), 1.0), rtol=1e-5
+        )
     assert member.crops_scored == 3
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from support.models import LOGMEL
-from support.processes import edge_cli
 from edge.inference.frontend import LogMelFrontEnd, mel_filterbank
 from edge.inference.manifest import LogMelSpec, ModelError, discover, load_manifest
+from support.models import LOGMEL
+from support.processes import edge_cli
 
 
 def test_logmel_matches_librosa(data):
@@ -19,16 +19,26 @@ def test_logmel_matches_librosa(data):
     crop = audio[: 5 * rate]
     spec = LogMelSpec(**{**LOGMEL, "normalise": "none"})
     ours = LogMelFrontEnd(spec, rate)(crop[None])[0, 0]
-    power = librosa.feature.melspectrogram(y=crop, sr=rate, n_fft=1024, hop_length=320, n_mels=128, fmin=50,
-                                           fmax=14000, htk=True, norm=None, center=True, pad_mode="reflect")
+    power = librosa.feature.melspectrogram(
+        y=crop,
+        sr=rate,
+        n_fft=1024,
+        hop_length=320,
+        n_mels=128,
+        fmin=50,
+        fmax=14000,
+        htk=True,
+        norm=None,
+        center=True,
+        pad_mode="reflect",
+    )
     theirs = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=80.0)
     assert ours.shape == theirs.shape
     np.testing.assert_allclose(ours, theirs, atol=2e-3)
 
 
 def test_slaney_filters_match_librosa():
-    spec = LogMelSpec(n_fft=2048, hop_length=512, n_mels=64, fmin=0, fmax=16000, mel_scale="slaney",
-                      mel_norm="slaney")
+    spec = LogMelSpec(n_fft=2048, hop_length=512, n_mels=64, fmin=0, fmax=16000, mel_scale="slaney", mel_norm="slaney")
     theirs = librosa.filters.mel(sr=32000, n_fft=2048, n_mels=64, fmin=0, fmax=16000, htk=False, norm="slaney")
     np.testing.assert_allclose(mel_filterbank(spec, 32000), theirs.T, atol=1e-6)
 
@@ -47,8 +57,20 @@ def test_dropped_in_model_replays(models_with_birdclef, tmp_path):
     rate = 44100
     t = np.arange(12 * rate) / rate
     sf.write(str(tmp_path / "tone.wav"), 0.3 * np.sin(2 * np.pi * centre * t), rate)
-    edge_cli("replay", str(tmp_path / "tone.wav"), "--model", "birdclef-tiny", "--models-dir",
-             str(models_with_birdclef), "--out", str(tmp_path / "out"), "--min-conf", "0.5", "--top-k", "1")
+    edge_cli(
+        "replay",
+        str(tmp_path / "tone.wav"),
+        "--model",
+        "birdclef-tiny",
+        "--models-dir",
+        str(models_with_birdclef),
+        "--out",
+        str(tmp_path / "out"),
+        "--min-conf",
+        "0.5",
+        "--top-k",
+        "1",
+    )
     records = [json.loads(x) for x in (tmp_path / "out" / "detections.jsonl").read_text().splitlines()]
     assert [r["start_s"] for r in records] == [0.0, 2.5, 5.0, 7.5], "the last window holds 4.5 s, padded"
     assert {r["scientific_name"] for r in records} == {"Tonus band060"}
@@ -71,8 +93,11 @@ def test_every_kind_of_model_file_is_checked_at_load_in_the_same_words(tmp_path,
     from support.models import write_waveform_model
 
     classifier = load_manifest(write_waveform_model(tmp_path / "classifiers"))
-    for folder, manifest in (("birdnet-v2.4-range", "range.toml"), ("silero-vad", "speech.toml"),
-                             (NAMES_DIR, "names.toml")):
+    for folder, manifest in (
+        ("birdnet-v2.4-range", "range.toml"),
+        ("silero-vad", "speech.toml"),
+        (NAMES_DIR, "names.toml"),
+    ):
         (tmp_path / folder).mkdir()
         for name in ("labels.txt", manifest, "pt_BR.txt", "model.onnx"):
             if (models_dir / folder / name).is_file():
@@ -81,13 +106,18 @@ def test_every_kind_of_model_file_is_checked_at_load_in_the_same_words(tmp_path,
         with damaged.open("ab") as f:
             f.write(b"\0")
     (tmp_path / "birdnet-v2.4-range" / "model.onnx").write_bytes(b"not the model")
-    loads = (("model.onnx", "manifest.toml", lambda: Member(classifier)),
-             ("model.onnx", "range.toml", lambda: RangeModel.load(tmp_path)),
-             ("model.onnx", "speech.toml", lambda: SpeechModel.load(tmp_path)),
-             ("pt_BR.txt", "names.toml", lambda: CommonNames.load(tmp_path, "pt_BR")))
+    loads = (
+        ("model.onnx", "manifest.toml", lambda: Member(classifier)),
+        ("model.onnx", "range.toml", lambda: RangeModel.load(tmp_path)),
+        ("model.onnx", "speech.toml", lambda: SpeechModel.load(tmp_path)),
+        ("pt_BR.txt", "names.toml", lambda: CommonNames.load(tmp_path, "pt_BR")),
+    )
     for file, manifest, load in loads:
-        with pytest.raises(ModelError, match=rf"{file}: sha256 [0-9a-f]{{16}}\.\.\. differs from {manifest} "
-                                             rf"\([0-9a-f]{{16}}\.\.\.\): damaged or replaced; reinstall edge"):
+        with pytest.raises(
+            ModelError,
+            match=rf"{file}: sha256 [0-9a-f]{{16}}\.\.\. differs from {manifest} "
+            rf"\([0-9a-f]{{16}}\.\.\.\): damaged or replaced; reinstall edge",
+        ):
             load()
 
 
@@ -114,15 +144,26 @@ def test_a_missing_or_damaged_model_is_one_line_from_every_command(tmp_path, mod
         f.seek(1000)
         f.write(b"\xff\xff")  # a flipped bit on a card: same size, other bytes
     config = tmp_path / "edge.toml"
-    config.write_text(f'data_dir = "{tmp_path / "data"}"\n\n[source]\ntype = "replay"\n'
-                      f'paths = ["{data / "curlew_call_1.wav"}"]\n')
-    commands = [["replay", str(data / "curlew_call_1.wav"), "--out", str(tmp_path / "out")], ["models"],
-                ["species", "--lat", "50", "--lon", "8"], ["config", "check", str(config)],
-                ["run", "--config", str(config)]]
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n\n[source]\ntype = "replay"\npaths = ["{data / "curlew_call_1.wav"}"]\n'
+    )
+    commands = [
+        ["replay", str(data / "curlew_call_1.wav"), "--out", str(tmp_path / "out")],
+        ["models"],
+        ["species", "--lat", "50", "--lon", "8"],
+        ["config", "check", str(config)],
+        ["run", "--config", str(config)],
+    ]
     for folder, expected in ((damaged, "damaged or replaced"), (tmp_path / "none", "no such models folder")):
         for args in commands:
-            result = subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True,
-                                    cwd=ROOT, env={**os.environ, "EDGE_MODELS_DIR": str(folder)}, timeout=300)
+            result = subprocess.run(
+                [sys.executable, "-m", "edge", *args],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                env={**os.environ, "EDGE_MODELS_DIR": str(folder)},
+                timeout=300,
+            )
             message = result.stderr + result.stdout
             if args[0] == "species" and folder == damaged:  # it reads labels and the range model, both intact
                 assert result.returncode == 0, message

@@ -11,10 +11,10 @@ import unicodedata
 
 import pytest
 
-from support.paths import ROOT
 from edge.inference.manifest import ModelError, discover, load_manifest
 from edge.inference.names import NAMES_DIR, CommonNames, available_languages, localise
 from edge.types import Label
+from support.paths import ROOT
 
 TOOL = ["-m", "tools.models.import_names"]
 
@@ -38,11 +38,14 @@ def test_portuguese_names_for_a_brazilian_station(models_dir):
     assert CommonNames.load(models_dir, "pt_PT")["Turdus rufiventris"] == "Sabiá-de-barriga-ruiva"
 
 
-@pytest.mark.parametrize("language, blackbird, robin", [
-    ("es", "Mirlo Común", "Petirrojo Europeo"),
-    ("fr", "Merle noir", "Rougegorge familier"),
-    ("de", "Amsel", "Rotkehlchen"),
-])
+@pytest.mark.parametrize(
+    "language, blackbird, robin",
+    [
+        ("es", "Mirlo Común", "Petirrojo Europeo"),
+        ("fr", "Merle noir", "Rougegorge familier"),
+        ("de", "Amsel", "Rotkehlchen"),
+    ],
+)
 def test_european_names(models_dir, language, blackbird, robin):
     names = CommonNames.load(models_dir, language)
     assert names.language == language
@@ -100,8 +103,9 @@ def test_localise_changes_only_common_names(models_dir, birdnet_labels):
     local = localise(birdnet_labels, CommonNames.load(models_dir, "pt_BR"))
     assert [(x.scientific_name, x.label) for x in local] == [(x.scientific_name, x.label) for x in birdnet_labels]
     by_name = {label.scientific_name: label for label in local}
-    assert by_name["Turdus rufiventris"] == Label("Turdus rufiventris", "Sabiá-Laranjeira",
-                                                  "Turdus rufiventris_Rufous-bellied Thrush", species=True)
+    assert by_name["Turdus rufiventris"] == Label(
+        "Turdus rufiventris", "Sabiá-Laranjeira", "Turdus rufiventris_Rufous-bellied Thrush", species=True
+    )
     # pt_BR's "Red-Capped Parrot" is upstream's re-cased English fallback, not a translation.
     assert by_name["Purpureicephalus spurius"].common_name == "Red-capped Parrot"
     assert 2000 < sum(a != b for a, b in zip(local, birdnet_labels, strict=True)) < 4000
@@ -111,8 +115,7 @@ def test_labels_of_another_member_keep_their_names(models_with_birdclef, models_
     other = next(m for m in discover(models_with_birdclef) if m.name == "birdclef-tiny").labels()
     local = localise(other, CommonNames.load(models_dir, "es"))
     assert local[:-1] == other[:-1]  # "Tonus band000": unknown to BirdNET's translations
-    assert local[-1] == Label("Cranioleuca erythrops", "Curutié Carirrojo",
-                              "Cranioleuca erythrops_Red-faced Spinetail")
+    assert local[-1] == Label("Cranioleuca erythrops", "Curutié Carirrojo", "Cranioleuca erythrops_Red-faced Spinetail")
     stranger = Label("Pipistrellus pipistrellus", "Common Pipistrelle", "pippip")
     assert localise((stranger,), CommonNames.load(models_dir, "de")) == (stranger,)
 
@@ -121,24 +124,28 @@ def test_empty_translation_keeps_the_english_name(names_copy, birdnet_labels):
     folder = names_copy / NAMES_DIR
     path = folder / "de.txt"
     old = path.read_bytes()
-    path.write_bytes(old.replace("Turdus merula_Amsel".encode(), b"Turdus merula_"))
+    path.write_bytes(old.replace(b"Turdus merula_Amsel", b"Turdus merula_"))
     manifest = folder / "names.toml"
-    manifest.write_text(manifest.read_text().replace(hashlib.sha256(old).hexdigest(),
-                                                     hashlib.sha256(path.read_bytes()).hexdigest()))
+    manifest.write_text(
+        manifest.read_text().replace(hashlib.sha256(old).hexdigest(), hashlib.sha256(path.read_bytes()).hexdigest())
+    )
     names = CommonNames.load(names_copy, "de")
     assert "Turdus merula" not in names and names["Erithacus rubecula"] == "Rotkehlchen"
     local = {x.scientific_name: x.common_name for x in localise(birdnet_labels, names)}
     assert local["Turdus merula"] == "Eurasian Blackbird"
 
 
-needs_package = pytest.mark.skipif(importlib.util.find_spec("birdnet_analyzer") is None,
-                                   reason="birdnet-analyzer (the source of the names) is not installed")
+needs_package = pytest.mark.skipif(
+    importlib.util.find_spec("birdnet_analyzer") is None,
+    reason="birdnet-analyzer (the source of the names) is not installed",
+)
 
 
 @needs_package
 def test_import_tool_reproduces_the_bundled_directory(tmp_path, models_dir):
-    subprocess.run([sys.executable, *TOOL, "--out", str(tmp_path)], check=True, capture_output=True,
-                   timeout=120, cwd=ROOT)
+    subprocess.run(
+        [sys.executable, *TOOL, "--out", str(tmp_path)], check=True, capture_output=True, timeout=120, cwd=ROOT
+    )
     bundled = models_dir / NAMES_DIR
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in bundled.iterdir())
     for path in tmp_path.iterdir():
@@ -151,8 +158,13 @@ def test_import_tool_refuses_labels_in_another_order(tmp_path, models_dir):
     lines[10], lines[11] = lines[11], lines[10]
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(lines), encoding="utf-8")
-    result = subprocess.run([sys.executable, *TOOL, "--out", str(tmp_path / "out"), "--labels", str(labels)],
-                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, *TOOL, "--out", str(tmp_path / "out"), "--labels", str(labels)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert result.returncode != 0
     assert "differ from labels.txt at line 11" in result.stderr
     assert not (tmp_path / "out").exists()

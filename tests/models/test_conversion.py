@@ -7,17 +7,27 @@ import sys
 
 import pytest
 
-from support.paths import ROOT
 from edge.inference.manifest import file_sha256, find
+from support.paths import ROOT
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tf2onnx") is None and os.environ.get("CI") != "true",
-                    reason="needs the convert extra (pip install -e '.[convert]'); always run in CI")
+@pytest.mark.skipif(
+    importlib.util.find_spec("tf2onnx") is None and os.environ.get("CI") != "true",
+    reason="needs the convert extra (pip install -e '.[convert]'); always run in CI",
+)
 def test_conversion_reproduces_the_bundled_model(tmp_path, models_dir):
     """Two conversions at once, competing for the CPU: both give the committed bytes."""
     outs = [tmp_path / "a", tmp_path / "b"]
-    runs = [subprocess.Popen([sys.executable, "-m", "tools.models.convert_birdnet", "--out", str(out)], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for out in outs]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tools.models.convert_birdnet", "--out", str(out)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for out in outs
+    ]
     for run in runs:
         _, stderr = run.communicate(timeout=1800)
         assert run.returncode == 0, stderr[-3000:]

@@ -10,10 +10,10 @@ import pytest
 import soundfile as sf
 import soxr
 
-from support.paths import DATA, ROOT
 from edge.inference.frontend import front_end_for
 from edge.inference.manifest import load_manifest
 from edge.inference.sessions import make_session
+from support.paths import DATA, ROOT
 
 TOOL = ROOT / "tools" / "models" / "mel_member.py"
 
@@ -31,22 +31,30 @@ def members(tmp_path_factory):
     """Seed 0 written by the function and by the command line, seed 1 by the function."""
     folder, cli_folder = tmp_path_factory.mktemp("models"), tmp_path_factory.mktemp("cli")
     tool = load_tool()
-    built = {"seed0": tool.write_mel_member(folder, "effnet", seed=0),
-             "seed1": tool.write_mel_member(folder, "effnet-seed1", seed=1)}
-    subprocess.run([sys.executable, "-m", "tools.models.mel_member", str(cli_folder), "--name", "effnet",
-                    "--seed", "0"], check=True, capture_output=True, timeout=120, cwd=ROOT)
+    built = {
+        "seed0": tool.write_mel_member(folder, "effnet", seed=0),
+        "seed1": tool.write_mel_member(folder, "effnet-seed1", seed=1),
+    }
+    subprocess.run(
+        [sys.executable, "-m", "tools.models.mel_member", str(cli_folder), "--name", "effnet", "--seed", "0"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     built["seed0-cli"] = cli_folder / "effnet"
     return built
 
 
 def crops(rate: int, length: int) -> np.ndarray:
     """Three crops of real recordings at `rate`: two of a dawn chorus, one of a spinetail."""
+
     def resampled(name: str) -> np.ndarray:
         audio, original = sf.read(str(DATA / name), dtype="float32", always_2d=True)
         return soxr.resample(audio.mean(axis=1), original, rate)
 
     birds, spinetail = resampled("opso_birds_10s.wav"), resampled("maad_spinetail.wav")
-    return np.stack([birds[:length], birds[length: 2 * length], spinetail[:length]])
+    return np.stack([birds[:length], birds[length : 2 * length], spinetail[:length]])
 
 
 def test_member_scores_real_audio_through_edge_front_end(members):

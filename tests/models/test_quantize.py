@@ -11,12 +11,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from support.models import write_model_directory
-from support.paths import DATA, ROOT
-from support.processes import edge_cli
 from edge.inference.agreement import agreement
 from edge.inference.manifest import INT8_CPU_FEATURES, ModelError, cpu_features, find, load_manifest
 from edge.inference.sessions import make_session
+from support.models import write_model_directory
+from support.paths import DATA, ROOT
+from support.processes import edge_cli
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,7 @@ def tool():
 
 
 # -- the committed model ---------------------------------------------------------------------------------------
+
 
 def test_int8_model_passes_the_gate_on_held_out_recordings(tool, models_dir):
     fp32, int8 = find(models_dir, "birdnet-v2.4"), find(models_dir, "birdnet-v2.4-int8")
@@ -106,6 +107,7 @@ def test_gate_without_confident_crops_does_not_pass():
 
 # -- the manifest and `edge models` -----------------------------------------------------------------------------
 
+
 def test_manifest_reads_precision_and_cpu_features(models_dir):
     int8, fp32 = find(models_dir, "birdnet-v2.4-int8"), find(models_dir, "birdnet-v2.4")
     assert int8.precision == "int8" and int8.tuned_for and set(int8.tuned_for) <= set(INT8_CPU_FEATURES)
@@ -149,6 +151,7 @@ def test_tuned_for_must_be_a_list(tmp_path):
 
 # -- the tool on a tiny model -----------------------------------------------------------------------------------
 
+
 def tiny_waveform_model(folder, rate: int = 16000):
     """1 s at 16 kHz: an unnamed strided Conv as front-end (as BirdNET's spectrogram), then layers named as
     tf2onnx names BirdNET's (a pointwise and a depthwise Conv of BLOCK_1-1) and a MatMul head, 5 logits."""
@@ -164,11 +167,23 @@ def tiny_waveform_model(folder, rate: int = 16000):
             helper.make_node("Conv", ["signal", "front_w"], ["bands"], strides=[128], kernel_shape=[256]),
             helper.make_node("Abs", ["bands"], ["magnitude"]),
             helper.make_node("Unsqueeze", ["magnitude", "axis3"], ["image"]),  # [batch, 8, frames, 1]
-            helper.make_node("Conv", ["image", "pw_w", "pw_b"], ["expanded"], kernel_shape=[1, 1],
-                             name="backbone/model/BLOCK_1-1_BN_1/FusedBatchNormV3;model/BLOCK_1-1_CONV_1/Conv2D"),
+            helper.make_node(
+                "Conv",
+                ["image", "pw_w", "pw_b"],
+                ["expanded"],
+                kernel_shape=[1, 1],
+                name="backbone/model/BLOCK_1-1_BN_1/FusedBatchNormV3;model/BLOCK_1-1_CONV_1/Conv2D",
+            ),
             helper.make_node("Relu", ["expanded"], ["act"], name="backbone/Relu"),
-            helper.make_node("Conv", ["act", "dw_w", "dw_b"], ["mixed"], kernel_shape=[3, 1], pads=[1, 0, 1, 0],
-                             group=16, name="backbone/model/BLOCK_1-1_BN_2/FusedBatchNormV3;depthwise"),
+            helper.make_node(
+                "Conv",
+                ["act", "dw_w", "dw_b"],
+                ["mixed"],
+                kernel_shape=[3, 1],
+                pads=[1, 0, 1, 0],
+                group=16,
+                name="backbone/model/BLOCK_1-1_BN_2/FusedBatchNormV3;depthwise",
+            ),
             helper.make_node("GlobalAveragePool", ["mixed"], ["pooled"], name="backbone/model/GLOBAL_AVG_POOL"),
             helper.make_node("Flatten", ["pooled"], ["features"], name="backbone/Flatten"),
             helper.make_node("MatMul", ["features", "head_w"], ["raw"], name="backbone/Identity"),
@@ -177,20 +192,35 @@ def tiny_waveform_model(folder, rate: int = 16000):
         "tiny-conv",
         [helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["batch", rate])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 5])],
-        [numpy_helper.from_array(np.array([1], np.int64), "axis1"), numpy_helper.from_array(np.array([3], np.int64), "axis3"),
-         const("front_w", (8, 1, 256), 0.1), const("pw_w", (16, 8, 1, 1), 0.5), const("pw_b", (16,), 0.1),
-         const("dw_w", (16, 1, 3, 1), 0.5), const("dw_b", (16,), 0.1), const("head_w", (16, 5), 1.0), bias],
+        [
+            numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+            numpy_helper.from_array(np.array([3], np.int64), "axis3"),
+            const("front_w", (8, 1, 256), 0.1),
+            const("pw_w", (16, 8, 1, 1), 0.5),
+            const("pw_b", (16,), 0.1),
+            const("dw_w", (16, 1, 3, 1), 0.5),
+            const("dw_b", (16,), 0.1),
+            const("head_w", (16, 5), 1.0),
+            bias,
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    return write_model_directory(folder, "tiny-conv", model, [f"Tonus {i}_Tone {i}" for i in range(5)],
-                                 f'kind = "waveform"\nsample_rate = {rate}\nlength = {rate}\nname = "audio"',
-                                 'kind = "logits"\nname = "logits"')
+    return write_model_directory(
+        folder,
+        "tiny-conv",
+        model,
+        [f"Tonus {i}_Tone {i}" for i in range(5)],
+        f'kind = "waveform"\nsample_rate = {rate}\nlength = {rate}\nname = "audio"',
+        'kind = "logits"\nname = "logits"',
+    )
 
 
 def inputs_from_dequantize(model: onnx.ModelProto, op_type: str) -> list[bool]:
     """For each node of `op_type`, whether its data input comes through a DequantizeLinear (is quantized)."""
     produced_by = {out: node.op_type for node in model.graph.node for out in node.output}
-    return [produced_by.get(node.input[0]) == "DequantizeLinear" for node in model.graph.node if node.op_type == op_type]
+    return [
+        produced_by.get(node.input[0]) == "DequantizeLinear" for node in model.graph.node if node.op_type == op_type
+    ]
 
 
 def test_tool_quantizes_gates_and_writes_a_tiny_model(tool, tmp_path):
@@ -224,6 +254,8 @@ def test_a_failing_variant_is_never_chosen(tool):
         gate = agreement(np.eye(3), np.eye(3) if passes else np.eye(3)[::-1])
         return tool.Result(tool.Variant(name, "head"), 1, 10.0, ms, 1.0, gate, gate)
 
-    assert tool.choose([result("fast", 2.0, False), result("slow", 9.0, True), result("mid", 5.0, True)]).variant.name \
+    assert (
+        tool.choose([result("fast", 2.0, False), result("slow", 9.0, True), result("mid", 5.0, True)]).variant.name
         == "mid"
+    )
     assert tool.choose([result("fast", 2.0, False)]) is None

@@ -43,8 +43,11 @@ def imports(path: Path) -> set[str]:
 
 
 def test_every_module_belongs_to_a_layer():
-    parts = {p.stem if p.is_file() else p.name for p in EDGE.iterdir()
-             if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()}
+    parts = {
+        p.stem if p.is_file() else p.name
+        for p in EDGE.iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()
+    }
     assert parts == set(LAYER_OF)
 
 

@@ -11,8 +11,18 @@ import pytest
 from support.paths import ROOT
 
 # What a wheel is not built from: the checkout's own environment, outputs and tests.
-TOP_LEVEL_LEFT_OUT = {".git", ".venv", "build", "dist", "edge.egg-info", "edge-out", ".pytest_cache", "data", "inbox",
-                      "tests"}
+TOP_LEVEL_LEFT_OUT = {
+    ".git",
+    ".venv",
+    "build",
+    "dist",
+    "edge.egg-info",
+    "edge-out",
+    ".pytest_cache",
+    "data",
+    "inbox",
+    "tests",
+}
 
 
 def left_out(directory, names):
@@ -25,8 +35,12 @@ def installed(tmp_path_factory):
     work = tmp_path_factory.mktemp("install")
     source = work / "source"
     shutil.copytree(ROOT, source, symlinks=True, ignore=left_out)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(source), "-w", str(work / "dist")],
-                   check=True, capture_output=True, timeout=900)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(source), "-w", str(work / "dist")],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
     (wheel,) = (work / "dist").glob("edge-*.whl")
     venv.create(work / "venv", with_pip=True)
     pip = [str(work / "venv" / "bin" / "python"), "-m", "pip", "install", "-q"]
@@ -37,8 +51,14 @@ def installed(tmp_path_factory):
 
 def run(installed, *args, check=True):
     wheel, work = installed
-    result = subprocess.run([str(work / "venv" / "bin" / "edge"), *args], capture_output=True, text=True,
-                            cwd=work, timeout=600, env={"PATH": "/usr/bin:/bin", "HOME": str(work)})
+    result = subprocess.run(
+        [str(work / "venv" / "bin" / "edge"), *args],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        timeout=600,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(work)},
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"edge {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
     return result
@@ -46,10 +66,16 @@ def run(installed, *args, check=True):
 
 def test_the_wheel_carries_the_models(installed):
     wheel, _ = installed
-    listing = subprocess.run([sys.executable, "-m", "zipfile", "-l", str(wheel)], capture_output=True, text=True,
-                             check=True).stdout
-    for name in ("birdnet-v2.4/model.onnx", "birdnet-v2.4-range/model.onnx", "silero-vad/model.onnx",
-                 "birdnet-v2.4-names/names.toml", "birdnet-v2.4/LICENSE"):
+    listing = subprocess.run(
+        [sys.executable, "-m", "zipfile", "-l", str(wheel)], capture_output=True, text=True, check=True
+    ).stdout
+    for name in (
+        "birdnet-v2.4/model.onnx",
+        "birdnet-v2.4-range/model.onnx",
+        "silero-vad/model.onnx",
+        "birdnet-v2.4-names/names.toml",
+        "birdnet-v2.4/LICENSE",
+    ):
         assert f"edge/models/{name}" in listing, name
     print(f"wheel: {wheel.stat().st_size / 1e6:.1f} MB")
 

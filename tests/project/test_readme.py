@@ -16,8 +16,22 @@ import pytest
 from support.paths import ROOT
 
 # Programs the README may start a command with: what the set-up installs, or Debian itself has.
-PROGRAMS = {".venv/bin/edge", ".venv/bin/python", "/opt/edge/.venv/bin/edge", "bash", "pip", "python3",
-            "mosquitto_sub", "systemctl", "journalctl", "systemd-analyze", "editor", "git", "cd", "du"}
+PROGRAMS = {
+    ".venv/bin/edge",
+    ".venv/bin/python",
+    "/opt/edge/.venv/bin/edge",
+    "bash",
+    "pip",
+    "python3",
+    "mosquitto_sub",
+    "systemctl",
+    "journalctl",
+    "systemd-analyze",
+    "editor",
+    "git",
+    "cd",
+    "du",
+}
 
 
 def readme_commands() -> list[str]:
@@ -70,8 +84,9 @@ def subcommand(argv: list[str]) -> list[str]:
 def test_edge_commands_name_only_options_they_have(command):
     argv = shlex.split(command)
     words = subcommand(argv)
-    help_text = subprocess.run([sys.executable, "-m", "edge", *words, "--help"], capture_output=True, text=True,
-                               check=True, cwd=ROOT).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "edge", *words, "--help"], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
     for option in (a.split("=")[0] for a in argv if a.startswith("--")):
         assert re.search(rf"{re.escape(option)}\b", help_text), f"{command!r}: edge {' '.join(words)} has no {option}"
 
@@ -85,14 +100,20 @@ def runnable(argv: list[str]) -> bool:
 @pytest.mark.parametrize("command", [c for c in EDGE_COMMANDS if runnable(shlex.split(c))])
 def test_edge_commands_that_need_nothing_else_run(command):
     argv = shlex.split(command)
-    result = subprocess.run([sys.executable, "-m", "edge", *argv[1:]], capture_output=True, text=True, cwd=ROOT,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", *argv[1:]], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
     assert result.returncode == 0, f"{command!r}:\n{result.stderr}"
 
 
 def test_the_demo_runs_as_written(tmp_path):
     """The README's first command, after the tests' own set-up: nothing to install again, a replay."""
-    result = subprocess.run(["bash", "tools/demo.sh", "--quiet", "--out", str(tmp_path)], capture_output=True,
-                            text=True, cwd=ROOT, timeout=1800)
+    result = subprocess.run(
+        ["bash", "tools/demo.sh", "--quiet", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stderr
     assert "Cranioleuca erythrops" in (tmp_path / "detections.jsonl").read_text()

@@ -54,8 +54,9 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
 
 
 def verify(unit: Path) -> None:
-    result = subprocess.run([systemd_analyze(), "verify", "--man=no", str(unit)], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [systemd_analyze(), "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=120
+    )
     # verify exits 0 on unknown keys and bad values, which it only prints; what it says about other units
     # of the machine it runs on is not ours to judge.
     about_ours = [line for line in (result.stdout + result.stderr).splitlines() if unit.name in line]

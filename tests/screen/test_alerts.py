@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -11,8 +11,11 @@ from edge.types import Label, Scores, Stream, Window
 from edge.wire.records import alert_record
 
 RATE = 48_000
-LABELS = (Label("Gun", "Gun", "Gun_Gun"), Label("Power tools", "Power tools", "Power tools_Power tools"),
-          Label("Turdus merula", "Melro-preto", "Turdus merula_Eurasian Blackbird"))
+LABELS = (
+    Label("Gun", "Gun", "Gun_Gun"),
+    Label("Power tools", "Power tools", "Power tools_Power tools"),
+    Label("Turdus merula", "Melro-preto", "Turdus merula_Eurasian Blackbird"),
+)
 
 
 def window(stream: Stream, index: int, hop: float = 2.5) -> Window:
@@ -21,15 +24,20 @@ def window(stream: Stream, index: int, hop: float = 2.5) -> Window:
 
 
 def scores(stream: Stream, index: int, gun: float, saw: float = 0.0) -> Scores:
-    return Scores(window=window(stream, index), probabilities=np.array([gun, saw, 0.9], np.float32),
-                  labels=LABELS, model="m", model_version="1")
+    return Scores(
+        window=window(stream, index),
+        probabilities=np.array([gun, saw, 0.9], np.float32),
+        labels=LABELS,
+        model="m",
+        model_version="1",
+    )
 
 
 class PublishingGate(AlertGate):
     """The gate with its alerts as box-1 publishes them."""
 
     def check(self, scores: Scores) -> list[dict]:
-        detected = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        detected = datetime(2026, 1, 1, tzinfo=UTC)
         return [alert_record(alert, "box-1", detected) for alert in super().check(scores)]
 
 
@@ -54,7 +62,12 @@ def test_interval_holds_back_a_class_and_counts_what_it_held():
     sent = [a for i in range(40) for a in g.check(scores(stream, i, gun=0.9, saw=0.9 if i == 3 else 0))]
     # windows end at 5 + 2.5 i s: Gun alerts at 5 s, 35 s, 65 s, 95 s; the saw once, on its own interval
     assert [(a["alert_class"], a["end_s"]) for a in sent] == [
-        ("Gun", 5.0), ("Power tools", 12.5), ("Gun", 35.0), ("Gun", 65.0), ("Gun", 95.0)]
+        ("Gun", 5.0),
+        ("Power tools", 12.5),
+        ("Gun", 35.0),
+        ("Gun", 65.0),
+        ("Gun", 95.0),
+    ]
     assert [a["held_back"] for a in sent if a["alert_class"] == "Gun"] == [0, 11, 11, 11]
     assert g.stats()["Gun"]["sent"] == 4 and g.stats()["Gun"]["held_back"] == 40 - 4
     assert g.stats()["Power tools"] == {"sent": 1, "held_back": 0, "max_confidence": 0.9, "last_utc": None}
@@ -71,8 +84,7 @@ def test_interval_runs_on_the_audio_clock_across_streams():
 
 
 def test_unknown_class_is_reported_and_names_match_every_way():
-    g = AlertGate(AlertOptions((AlertClass("gunshot", 0.5), AlertClass("eurasian blackbird", 0.5)), 60),
-                  LABELS)
+    g = AlertGate(AlertOptions((AlertClass("gunshot", 0.5), AlertClass("eurasian blackbird", 0.5)), 60), LABELS)
     assert g.unknown == ("gunshot",)
     assert g.indices == frozenset({2})  # matched by the label's own common name despite the translation
 

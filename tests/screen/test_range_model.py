@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from support.paths import ROOT
 from edge.inference.manifest import ModelError, discover, file_sha256
 from edge.screen.range_model import MANIFEST_FILE, MODEL_NAME, RangeModel, week_of
+from support.paths import ROOT
 
 MUNICH = (48.14, 11.58)
 CUSCO = (-13.5, -71.97)  # Andes of southern Peru
@@ -38,7 +38,9 @@ def grid(rng: np.random.Generator) -> list[tuple[float, float, int]]:
     lons = (-180.0, -179.9, -71.97, -0.01, 0.0, 11.58, 100.0, 179.9, 180.0)
     weeks = (-1, 1, 12, 13, 24, 25, 37, 48)
     points = list(itertools.product(lats, lons, weeks))
-    random = zip(rng.uniform(-90, 90, 300), rng.uniform(-180, 180, 300), rng.choice([-1, *range(1, 49)], 300), strict=True)
+    random = zip(
+        rng.uniform(-90, 90, 300), rng.uniform(-180, 180, 300), rng.choice([-1, *range(1, 49)], 300), strict=True
+    )
     return points + [(float(lat), float(lon), int(week)) for lat, lon, week in random]
 
 
@@ -74,11 +76,18 @@ def test_range_model_is_not_taken_for_an_audio_model(models_dir):
     assert MODEL_NAME not in [m.name for m in discover(models_dir)]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tf2onnx") is None and os.environ.get("CI") != "true",
-                    reason="needs the convert extra (pip install -e '.[convert]'); always run in CI")
+@pytest.mark.skipif(
+    importlib.util.find_spec("tf2onnx") is None and os.environ.get("CI") != "true",
+    reason="needs the convert extra (pip install -e '.[convert]'); always run in CI",
+)
 def test_conversion_reproduces_the_bundled_model(tmp_path, models_dir):
-    result = subprocess.run([sys.executable, "-m", "tools.models.convert_range", "--out", str(tmp_path)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.models.convert_range", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for name in ("model.onnx", MANIFEST_FILE, "labels.txt", "LICENSE", "ATTRIBUTION.md"):
         assert file_sha256(tmp_path / name) == file_sha256(models_dir / MODEL_NAME / name), name
@@ -98,11 +107,26 @@ def test_load_refuses_a_model_whose_checksum_differs(tmp_path, models_dir):
         RangeModel.load(tmp_path)
 
 
-@pytest.mark.parametrize("day, week", [
-    ((2023, 1, 1), 1), ((2023, 1, 7), 1), ((2023, 1, 8), 2), ((2023, 1, 14), 2), ((2023, 1, 15), 3),
-    ((2023, 1, 21), 3), ((2023, 1, 22), 4), ((2023, 1, 31), 4), ((2023, 2, 1), 5), ((2023, 2, 28), 8),
-    ((2024, 2, 29), 8), ((2024, 3, 1), 9), ((2023, 6, 15), 23), ((2023, 12, 1), 45), ((2023, 12, 31), 48),
-])
+@pytest.mark.parametrize(
+    "day, week",
+    [
+        ((2023, 1, 1), 1),
+        ((2023, 1, 7), 1),
+        ((2023, 1, 8), 2),
+        ((2023, 1, 14), 2),
+        ((2023, 1, 15), 3),
+        ((2023, 1, 21), 3),
+        ((2023, 1, 22), 4),
+        ((2023, 1, 31), 4),
+        ((2023, 2, 1), 5),
+        ((2023, 2, 28), 8),
+        ((2024, 2, 29), 8),
+        ((2024, 3, 1), 9),
+        ((2023, 6, 15), 23),
+        ((2023, 12, 1), 45),
+        ((2023, 12, 31), 48),
+    ],
+)
 def test_week_of_gives_four_weeks_a_month(day, week):
     assert week_of(datetime.date(*day)) == week
     assert week_of(datetime.datetime(*day, 23, 59)) == week
@@ -114,10 +138,22 @@ def test_every_day_of_a_leap_year_has_a_week_in_order():
     assert sorted(set(weeks)) == list(range(1, 49)) and weeks == sorted(weeks)
 
 
-@pytest.mark.parametrize("lat, lon, week", [
-    (90.5, 0, 1), (-91, 0, 1), (0, 180.1, 1), (0, -181, 1), (float("nan"), 0, 1), (0, float("inf"), 1),
-    (0, 0, 0), (0, 0, 49), (0, 0, -2), (0, 0, 1.5), (0, 0, True),
-])
+@pytest.mark.parametrize(
+    "lat, lon, week",
+    [
+        (90.5, 0, 1),
+        (-91, 0, 1),
+        (0, 180.1, 1),
+        (0, -181, 1),
+        (float("nan"), 0, 1),
+        (0, float("inf"), 1),
+        (0, 0, 0),
+        (0, 0, 49),
+        (0, 0, -2),
+        (0, 0, 1.5),
+        (0, 0, True),
+    ],
+)
 def test_places_off_the_globe_and_unknown_weeks_are_refused(model, lat, lon, week):
     with pytest.raises(ValueError):
         model.occurrence(lat, lon, week)

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from edge.inference.manifest import find
+from edge.screen.range_model import RangeModel
+from edge.screen.species import SpeciesFilter, SpeciesListError, SpeciesOptions, read_thresholds
 from support.config import FAST_FOLDER, write_config
 from support.paths import MODELS
 from support.processes import DaemonProcess, edge_cli
 from support.records import read_records
-from edge.inference.manifest import find
-from edge.screen.range_model import RangeModel
-from edge.screen.species import SpeciesFilter, SpeciesListError, SpeciesOptions, read_thresholds
 
 SPINETAIL = "Cranioleuca erythrops"  # Red-faced Spinetail: the bird of maad_spinetail.wav, recorded in Colombia
 ROBIN = "Erithacus rubecula"  # European Robin
@@ -86,9 +86,12 @@ def test_daemon_filters_a_real_recording_and_sighup_reloads_lists_and_thresholds
     source = {"type": "folder", "path": str(inbox), **FAST_FOLDER}
 
     def configure(**species):
-        write_config(tmp_path / "edge.toml", tmp_path / "data", source,
-                     species={"latitude": GERMANY[0], "longitude": GERMANY[1], "thresholds_file": str(thresholds),
-                              **species})
+        write_config(
+            tmp_path / "edge.toml",
+            tmp_path / "data",
+            source,
+            species={"latitude": GERMANY[0], "longitude": GERMANY[1], "thresholds_file": str(thresholds), **species},
+        )
 
     configure()
     records = tmp_path / "data" / "records"
@@ -122,9 +125,12 @@ def test_daemon_filters_a_real_recording_and_sighup_reloads_lists_and_thresholds
 
 
 def test_daemon_keeps_the_species_in_its_range(data, tmp_path):
-    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
-                          {"type": "replay", "paths": [str(data / "maad_spinetail.wav")]},
-                          species={"latitude": COLOMBIA[0], "longitude": COLOMBIA[1]})
+    config = write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        {"type": "replay", "paths": [str(data / "maad_spinetail.wav")]},
+        species={"latitude": COLOMBIA[0], "longitude": COLOMBIA[1]},
+    )
     daemon = DaemonProcess(config)
     assert daemon.wait_exit() == 0
     daemon.close()
@@ -132,11 +138,11 @@ def test_daemon_keeps_the_species_in_its_range(data, tmp_path):
 
 
 def test_species_command_prints_the_expected_list():
-    colombia = edge_cli("species", "--lat", str(COLOMBIA[0]), "--lon", str(COLOMBIA[1]), "--date",
-                          "2024-06-10")
+    colombia = edge_cli("species", "--lat", str(COLOMBIA[0]), "--lon", str(COLOMBIA[1]), "--date", "2024-06-10")
     assert SPINETAIL in colombia.stdout and "week 22 of 48" in colombia.stdout
-    germany = edge_cli("species", "--lat", str(GERMANY[0]), "--lon", str(GERMANY[1]), "--date", "2024-06-10",
-                       "--language", "de")
+    germany = edge_cli(
+        "species", "--lat", str(GERMANY[0]), "--lon", str(GERMANY[1]), "--date", "2024-06-10", "--language", "de"
+    )
     assert SPINETAIL not in germany.stdout and ROBIN in germany.stdout and "Rotkehlchen" in germany.stdout
     languages = edge_cli("species", "--languages").stdout.split()
     assert "pt_BR" in languages and languages.count("en") == 1
@@ -154,12 +160,21 @@ def test_species_command_prints_the_expected_list():
 QUEENSLAND = ("-20.92", "149.44")
 AUSTRALIAN_RECORDINGS = ("curlew_call_1.wav", "kingParrot_cabin.wav", "pheasantCoucal_file0123.wav")
 IN_RANGE = {"Burhinus grallarius", "Psophodes olivaceus"}
-OUT_OF_RANGE = {"Cyanocorax affinis", "Dryocopus javensis", "Nasica longirostris", "Spilornis cheela",
-                "Turtur tympanistria", "Centropus sinensis"}
+OUT_OF_RANGE = {
+    "Cyanocorax affinis",
+    "Dryocopus javensis",
+    "Nasica longirostris",
+    "Spilornis cheela",
+    "Turtur tympanistria",
+    "Centropus sinensis",
+}
 # opso_birds_10s.wav holds three wood warblers that pass Pittsburgh on migration: expected there in May (week 18:
 # Tennessee Warbler 0.15), not in January (week 2: below 0.01).
 PITTSBURGH = ("40.44", "-79.96")
-WARBLERS = {"Leiothlypis peregrina", "Setophaga fusca"}  # Tennessee and Blackburnian: in Pittsburgh in May, not in January
+WARBLERS = {
+    "Leiothlypis peregrina",
+    "Setophaga fusca",
+}  # Tennessee and Blackburnian: in Pittsburgh in May, not in January
 
 
 def replayed(paths, out, *options) -> dict[str, set[str]]:
@@ -189,17 +204,32 @@ def test_replay_include_and_exclude_lists_as_options_and_files(data, tmp_path):
     exclude = tmp_path / "exclude.txt"
     exclude.write_text("# BirdNET-Analyzer species-list lines work as they are\nBurhinus grallarius_Bush Thick-knee\n")
     paths = [data / name for name in AUSTRALIAN_RECORDINGS]
-    found = species_in(replayed(paths, tmp_path / "lists", "--lat", QUEENSLAND[0], "--lon", QUEENSLAND[1],
-                                "--include", "Black-chested Jay", "--include", "Burhinus grallarius",
-                                "--exclude-file", str(exclude)))
+    found = species_in(
+        replayed(
+            paths,
+            tmp_path / "lists",
+            "--lat",
+            QUEENSLAND[0],
+            "--lon",
+            QUEENSLAND[1],
+            "--include",
+            "Black-chested Jay",
+            "--include",
+            "Burhinus grallarius",
+            "--exclude-file",
+            str(exclude),
+        )
+    )
     assert found == {"Psophodes olivaceus", "Cyanocorax affinis"}
     include = tmp_path / "include.txt"
     include.write_text("white-bellied woodpecker\n")
-    found = species_in(replayed(paths, tmp_path / "no-place", "--include-file", str(include),
-                                "--exclude", "Eastern Whipbird"))
+    found = species_in(
+        replayed(paths, tmp_path / "no-place", "--include-file", str(include), "--exclude", "Eastern Whipbird")
+    )
     assert "Dryocopus javensis" in found and "Psophodes olivaceus" not in found and OUT_OF_RANGE - found == set()
-    typo = edge_cli("replay", str(paths[0]), "--out", str(tmp_path / "typo"), "--include", "Black-chested Jya",
-                    check=False)
+    typo = edge_cli(
+        "replay", str(paths[0]), "--out", str(tmp_path / "typo"), "--include", "Black-chested Jya", check=False
+    )
     assert typo.returncode != 0 and "'Black-chested Jya'" in typo.stderr
 
 
@@ -223,17 +253,32 @@ def test_replay_filters_each_recording_for_its_own_date_unless_told_the_week(dat
     assert not WARBLERS & species_in(january)
 
 
-@pytest.mark.parametrize("options, named", [
-    (("--lat", "91", "--lon", "0"), "--lat"),
-    (("--lat", "0", "--lon", "nan"), "--lon"),
-    (("--lat", "0", "--lon", "181"), "--lon"),
-    (("--lat", "0", "--lon", "0", "--week", "0"), "--week"),
-    (("--lat", "0", "--lon", "0", "--week", "49"), "--week"),
-    (("--lat", "0", "--lon", "0", "--date", "2020-13-01"), "--date"),
-    (("--lat", "0", "--lon", "0", "--date", "2020-01-01", "--week", "3"), "--week"),
-    (("--lat", "0",), "--lon"),
-    (("--week", "3",), "--lat"),
-])
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        (("--lat", "91", "--lon", "0"), "--lat"),
+        (("--lat", "0", "--lon", "nan"), "--lon"),
+        (("--lat", "0", "--lon", "181"), "--lon"),
+        (("--lat", "0", "--lon", "0", "--week", "0"), "--week"),
+        (("--lat", "0", "--lon", "0", "--week", "49"), "--week"),
+        (("--lat", "0", "--lon", "0", "--date", "2020-13-01"), "--date"),
+        (("--lat", "0", "--lon", "0", "--date", "2020-01-01", "--week", "3"), "--week"),
+        (
+            (
+                "--lat",
+                "0",
+            ),
+            "--lon",
+        ),
+        (
+            (
+                "--week",
+                "3",
+            ),
+            "--lat",
+        ),
+    ],
+)
 def test_replay_refuses_a_bad_place_or_week_naming_the_option(data, tmp_path, options, named):
     result = edge_cli("replay", str(data / "curlew_call_1.wav"), "--out", str(tmp_path), *options, check=False)
     assert result.returncode == 2 and named in result.stderr and "No such option" not in result.stderr

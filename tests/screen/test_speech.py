@@ -62,16 +62,23 @@ def mix(forest: str, db: float) -> tuple[np.ndarray, int]:
     """The speech excerpt in `forest` at OFFSET, its RMS `db` above the whole forest recording's RMS."""
     background, rate = recording(forest)
     speech, speech_rate = recording(SPEECH)
-    words = soxr.resample(speech[round(EXCERPT[0] * speech_rate) : round(EXCERPT[1] * speech_rate)], speech_rate,
-                          rate)
+    words = soxr.resample(speech[round(EXCERPT[0] * speech_rate) : round(EXCERPT[1] * speech_rate)], speech_rate, rate)
     out = background.copy()
     start = round(OFFSET * rate)
     out[start : start + len(words)] += words * (10 ** (db / 20) * rms(background) / rms(words))
     return out, rate
 
 
-def detect(model: SpeechModel, audio: np.ndarray, rate: int, block: int = 4096, options=SpeechOptions(),
-           stream: Stream | None = None, detector: SpeechDetector | None = None, last: bool = True):
+def detect(
+    model: SpeechModel,
+    audio: np.ndarray,
+    rate: int,
+    block: int = 4096,
+    options=SpeechOptions(),
+    stream: Stream | None = None,
+    detector: SpeechDetector | None = None,
+    last: bool = True,
+):
     stream = stream or Stream("mix", rate)
     detector = detector or SpeechDetector(model, options)
     for start in range(0, len(audio), block):
@@ -85,8 +92,10 @@ def detect(model: SpeechModel, audio: np.ndarray, rate: int, block: int = 4096, 
 # in maad_spinetail still 5.8 s at -24 dB. The broadband ratio hides the point: 90 % of the noon forest's RMS
 # lies below 300 Hz, and speech disappears when its 300-3400 Hz band falls to the forest's (about 0 dB there).
 # The model also depends on absolute level: the same -18 dB mix made 12 dB louder gives 2.7 s instead of 0.
-@pytest.mark.parametrize("forest, db", [(NOON, 6), (NOON, 0), (NOON, -6), (NOON, -12), ("maad_spinetail.wav", -12),
-                                        ("opso_birds_10s.wav", 0)])
+@pytest.mark.parametrize(
+    "forest, db",
+    [(NOON, 6), (NOON, 0), (NOON, -6), (NOON, -12), ("maad_spinetail.wav", -12), ("opso_birds_10s.wav", 0)],
+)
 def test_speech_in_forest_is_found_where_it_is(model, forest, db):
     audio, rate = mix(forest, db)
     detector, stream = detect(model, audio, rate)
@@ -107,12 +116,24 @@ def test_clean_speech_at_16_khz(model):
     assert detector.frames == math.ceil(len(audio) / FRAME)
 
 
-@pytest.mark.parametrize("name", [
-    NOON, "S4A03895_20190522_230000.wav",  # spruce forest at noon and at night
-    "maad_spinetail.wav", "opso_birds_10s.wav", "birdvox_warblr_fd79e55d_POSITIVE.wav", "kingParrot_cabin.wav",
-    "curlew_call_1.wav", "opso_aru_1_CSWA_3s.wav", "456440__inspectorj__bird-whistling-robin-single-13.hq.ogg",
-    "opso_audiomoth_metadata_15s.wav", "opso_great_plains_toad.wav", "opso_rugr_drum.wav", "perch_clap.wav",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        NOON,
+        "S4A03895_20190522_230000.wav",  # spruce forest at noon and at night
+        "maad_spinetail.wav",
+        "opso_birds_10s.wav",
+        "birdvox_warblr_fd79e55d_POSITIVE.wav",
+        "kingParrot_cabin.wav",
+        "curlew_call_1.wav",
+        "opso_aru_1_CSWA_3s.wav",
+        "456440__inspectorj__bird-whistling-robin-single-13.hq.ogg",
+        "opso_audiomoth_metadata_15s.wav",
+        "opso_great_plains_toad.wav",
+        "opso_rugr_drum.wav",
+        "perch_clap.wav",
+    ],
+)
 def test_no_speech_in_recordings_without_people(model, name):
     """A false positive would keep a real bird's clip from being saved. The highest frame probability seen in
     these is 0.37 (toad chorus), far below the threshold."""

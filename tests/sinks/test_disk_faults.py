@@ -6,16 +6,17 @@ import sqlite3
 
 import pytest
 
-from edge.sinks.outbox import Outbox
 from edge.sinks.daily import DailyFiles
+from edge.sinks.outbox import Outbox
 from edge.sinks.outputs import Outputs
 from edge.sources.state import RecordingState
 from support.disks import small_disk
 
 
 def lines(folder, kind="events"):
-    return [json.loads(line) for path in sorted((folder / kind).glob("*.jsonl"))
-            for line in path.read_text().splitlines()]
+    return [
+        json.loads(line) for path in sorted((folder / kind).glob("*.jsonl")) for line in path.read_text().splitlines()
+    ]
 
 
 def event(n: int) -> dict:
@@ -54,8 +55,9 @@ def test_daily_files_on_a_full_disk_wait_in_memory_and_arrive_once_in_order(tmp_
 
 def test_past_the_memory_bound_records_are_lost_and_counted_health_first(tmp_path):
     with small_disk(tmp_path / "card", 4096) as disk:
-        outputs = Outputs(Outbox(tmp_path / "outbox.sqlite"), DailyFiles(disk.path / "records"), None,
-                          max_held=3, retry_seconds=0)
+        outputs = Outputs(
+            Outbox(tmp_path / "outbox.sqlite"), DailyFiles(disk.path / "records"), None, max_held=3, retry_seconds=0
+        )
         disk.fill()
         first = publish(outputs, [0])
         outputs.publish("health", {"time_utc": "t"})

@@ -2,8 +2,8 @@
 
 import json
 
-from edge.sinks.outbox import Outbox
 from edge.sinks.daily import DailyFiles
+from edge.sinks.outbox import Outbox
 from edge.sinks.outputs import Outputs
 
 
@@ -28,8 +28,9 @@ class Uplink:
 
 
 def lines(folder, kind="events"):
-    return [json.loads(line) for path in sorted((folder / kind).glob("*.jsonl"))
-            for line in path.read_text().splitlines()]
+    return [
+        json.loads(line) for path in sorted((folder / kind).glob("*.jsonl")) for line in path.read_text().splitlines()
+    ]
 
 
 def test_records_are_numbered_written_queued_and_never_repeated(tmp_path):

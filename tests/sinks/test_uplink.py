@@ -12,11 +12,12 @@ import sqlite3
 import subprocess
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as paho
 import soundfile
 
+from edge.sinks.outbox import Outbox
 from support.broker import Mosquitto, OldBroker, Relay, Subscriber
 from support.certificates import make_certificates
 from support.config import write_config
@@ -24,10 +25,15 @@ from support.paths import ROOT
 from support.processes import DaemonProcess, StationProcess
 from support.records import query, read_records
 from support.waiting import wait_for, wait_for_progress
-from edge.sinks.outbox import Outbox
 
-RECORDINGS = ["maad_spinetail.wav", "opso_birds_10s.wav", "pheasantCoucal_file0123.wav",
-              "birdvox_warblr_fd79e55d_POSITIVE.wav", "opso_great_plains_toad.wav", "S4A03895_20190522_120000.wav"]
+RECORDINGS = [
+    "maad_spinetail.wav",
+    "opso_birds_10s.wav",
+    "pheasantCoucal_file0123.wav",
+    "birdvox_warblr_fd79e55d_POSITIVE.wav",
+    "opso_great_plains_toad.wav",
+    "S4A03895_20190522_120000.wav",
+]
 
 
 def recordings(data, folder):
@@ -63,8 +69,13 @@ def until_logged(config, outcome: str, station=None, records_dir=None) -> Daemon
 
 
 def mqtt_table(broker, **options):
-    return {"host": "127.0.0.1", "port": broker.port, "reconnect_min_seconds": 0.2,
-            "reconnect_max_seconds": 1.0, **options}
+    return {
+        "host": "127.0.0.1",
+        "port": broker.port,
+        "reconnect_min_seconds": 0.2,
+        "reconnect_max_seconds": 1.0,
+        **options,
+    }
 
 
 def key(record):
@@ -81,8 +92,10 @@ class Station:
 
     def records(self, kind: str) -> list[dict]:
         """Every record of `kind` the station kept, in the box's order."""
-        return [json.loads(row[0]) for row in query(self.db, "SELECT payload FROM records WHERE kind = ? "
-                                                             "ORDER BY box, seq", kind)]
+        return [
+            json.loads(row[0])
+            for row in query(self.db, "SELECT payload FROM records WHERE kind = ? ORDER BY box, seq", kind)
+        ]
 
     def count(self, kind: str) -> int:
         rows = query(self.db, "SELECT count(*) FROM records WHERE kind = ?", kind)
@@ -101,8 +114,9 @@ class Station:
             wait_for(lambda: wanted <= self.keys() and (status is None or self.status() == status), timeout)
         except AssertionError:
             missing = wanted - self.keys()
-            raise AssertionError(f"{len(missing)} records never arrived, e.g. {sorted(missing)[:3]}; "
-                                 f"status {self.status()}") from None
+            raise AssertionError(
+                f"{len(missing)} records never arrived, e.g. {sorted(missing)[:3]}; status {self.status()}"
+            ) from None
 
     def seqs(self) -> list[int]:
         return sorted(row[0] for row in query(self.db, "SELECT seq FROM seqs"))
@@ -119,9 +133,12 @@ def expected_keys(records_dir, kind="events"):
 def test_broker_down_for_30_s_in_the_middle_of_a_replay(data, tmp_path):
     broker = Mosquitto(tmp_path / "broker").start()
     station = Station(broker, tmp_path)
-    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
-                          {"type": "replay", "paths": [str(recordings(data, tmp_path / "in"))], "speed": 2},
-                          mqtt=mqtt_table(broker))
+    config = write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        {"type": "replay", "paths": [str(recordings(data, tmp_path / "in"))], "speed": 2},
+        mqtt=mqtt_table(broker),
+    )
     daemon = DaemonProcess(config)
     try:
         daemon.wait_log("mqtt_connected")
@@ -153,8 +170,9 @@ def test_broker_down_for_30_s_in_the_middle_of_a_replay(data, tmp_path):
 
 def test_kill_9_with_the_broker_up_and_down_loses_nothing(data, tmp_path):
     folder = recordings(data, tmp_path / "in")
-    reference = DaemonProcess(write_config(tmp_path / "reference.toml", tmp_path / "reference",
-                                           {"type": "replay", "paths": [str(folder)]}))
+    reference = DaemonProcess(
+        write_config(tmp_path / "reference.toml", tmp_path / "reference", {"type": "replay", "paths": [str(folder)]})
+    )
     assert reference.wait_exit() == 0
     reference.close()
     wanted = expected_keys(tmp_path / "reference" / "records")
@@ -162,8 +180,12 @@ def test_kill_9_with_the_broker_up_and_down_loses_nothing(data, tmp_path):
 
     broker = Mosquitto(tmp_path / "broker").start()
     station = Station(broker, tmp_path)
-    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
-                          {"type": "replay", "paths": [str(folder)], "speed": 6}, mqtt=mqtt_table(broker))
+    config = write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        {"type": "replay", "paths": [str(folder)], "speed": 6},
+        mqtt=mqtt_table(broker),
+    )
     rng = random.Random(11)
     broker_up = [True, False, True, False]
     for up in broker_up:
@@ -177,8 +199,11 @@ def test_kill_9_with_the_broker_up_and_down_loses_nothing(data, tmp_path):
             # Killed after it committed a seeded number of records (at least one, within the first half of the
             # replay's), wherever that falls in time on this machine.
             committed = rng.randint(1, max(1, events // 2))
-            wait_for(lambda: len(daemon.logged("detection_event")) >= committed or daemon.process.poll() is not None,  # noqa: B023 - called within this iteration
-                     120, f"{committed} records committed")
+            wait_for(
+                lambda: len(daemon.logged("detection_event")) >= committed or daemon.process.poll() is not None,  # noqa: B023 - called within this iteration
+                120,
+                f"{committed} records committed",
+            )
             daemon.process.send_signal(signal.SIGKILL)
             daemon.process.wait(timeout=60)
         finally:
@@ -202,17 +227,29 @@ def test_kill_9_with_the_broker_up_and_down_loses_nothing(data, tmp_path):
 
 def test_tls_and_a_wrong_password_keep_records_until_fixed(data, tmp_path):
     certificates = make_certificates(tmp_path / "tls")
-    broker = Mosquitto(tmp_path / "broker", users={"box": "right-secret-42", "station": "s"},
-                       tls={k: certificates[k] for k in ("ca", "cert", "key")}).start()
+    broker = Mosquitto(
+        tmp_path / "broker",
+        users={"box": "right-secret-42", "station": "s"},
+        tls={k: certificates[k] for k in ("ca", "cert", "key")},
+    ).start()
     (tmp_path / "station-password").write_text("s")
     station = Station(broker, tmp_path, "--username", "station", "--password-file", str(tmp_path / "station-password"))
     secret = tmp_path / "password"
     secret.write_text("wrong-secret-41\n")
-    tls = {"port": broker.tls_port, "ca_file": str(certificates["ca"]), "cert_file": str(certificates["client_cert"]),
-           "key_file": str(certificates["client_key"]), "username": "box", "password_file": str(secret)}
-    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
-                          inbox(tmp_path / "inbox-refused", data / "maad_spinetail.wav"),
-                          mqtt=mqtt_table(broker, **tls))
+    tls = {
+        "port": broker.tls_port,
+        "ca_file": str(certificates["ca"]),
+        "cert_file": str(certificates["client_cert"]),
+        "key_file": str(certificates["client_key"]),
+        "username": "box",
+        "password_file": str(secret),
+    }
+    config = write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        inbox(tmp_path / "inbox-refused", data / "maad_spinetail.wav"),
+        mqtt=mqtt_table(broker, **tls),
+    )
     refused = until_logged(config, "mqtt_refused")
     errors = {entry["error"] for entry in refused.logged("mqtt_refused")}
     assert len(errors) == 1 and "wrong user name or password" in errors.pop()
@@ -222,16 +259,27 @@ def test_tls_and_a_wrong_password_keep_records_until_fixed(data, tmp_path):
     records = read_records(tmp_path / "data" / "records")
     assert kept == len(records) > 0
 
-    wrong_ca = write_config(tmp_path / "wrong-ca.toml", tmp_path / "data",
-                            inbox(tmp_path / "inbox-wrong-ca", data / "opso_birds_10s.wav"),
-                            mqtt=mqtt_table(broker, **{**tls, "ca_file": str(certificates["other_ca"])}))
+    wrong_ca = write_config(
+        tmp_path / "wrong-ca.toml",
+        tmp_path / "data",
+        inbox(tmp_path / "inbox-wrong-ca", data / "opso_birds_10s.wav"),
+        mqtt=mqtt_table(broker, **{**tls, "ca_file": str(certificates["other_ca"])}),
+    )
     untrusted = until_logged(wrong_ca, "mqtt_connect_failed")
     assert any("certificate verify failed" in e["error"] for e in untrusted.logged("mqtt_connect_failed"))
 
     secret.write_text("right-secret-42\n")
-    until_logged(write_config(tmp_path / "fixed.toml", tmp_path / "data",
-                              inbox(tmp_path / "inbox-fixed", data / "opso_birds_10s.wav"),
-                              mqtt=mqtt_table(broker, **tls)), "mqtt_connected", station, tmp_path / "data" / "records")
+    until_logged(
+        write_config(
+            tmp_path / "fixed.toml",
+            tmp_path / "data",
+            inbox(tmp_path / "inbox-fixed", data / "opso_birds_10s.wav"),
+            mqtt=mqtt_table(broker, **tls),
+        ),
+        "mqtt_connected",
+        station,
+        tmp_path / "data" / "records",
+    )
     station.close()
     broker.stop()
     assert len(station.records("events")) == len(read_records(tmp_path / "data" / "records"))
@@ -239,8 +287,12 @@ def test_tls_and_a_wrong_password_keep_records_until_fixed(data, tmp_path):
 
 def test_status_tells_a_crash_from_a_stop(data, tmp_path):
     broker = Mosquitto(tmp_path / "broker").start()
-    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
-                          {"type": "folder", "path": str(tmp_path / "inbox")}, mqtt=mqtt_table(broker))
+    config = write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        {"type": "folder", "path": str(tmp_path / "inbox")},
+        mqtt=mqtt_table(broker),
+    )
     (tmp_path / "inbox").mkdir()
 
     def retained_status() -> dict:
@@ -276,9 +328,12 @@ def test_falls_back_to_mqtt_3_1_1_for_an_older_broker(data, tmp_path):
     broker = Mosquitto(tmp_path / "broker").start()
     old = OldBroker(broker)
     station = Station(broker, tmp_path)
-    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
-                          inbox(tmp_path / "inbox", data / "maad_spinetail.wav"),
-                          mqtt={**mqtt_table(broker), "port": old.port})
+    config = write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        inbox(tmp_path / "inbox", data / "maad_spinetail.wav"),
+        mqtt={**mqtt_table(broker), "port": old.port},
+    )
     daemon = until_logged(config, "mqtt_connected", station, tmp_path / "data" / "records")
     station.wait_for(expected_keys(tmp_path / "data" / "records"), status="stopped")
     station.close()
@@ -292,12 +347,26 @@ def test_falls_back_to_mqtt_3_1_1_for_an_older_broker(data, tmp_path):
 def backlog(path, count: int) -> None:
     """`count` health records left in the outbox by a long outage, written in one transaction."""
     Outbox(path).close()
-    began = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    began = datetime(2026, 11, 1, tzinfo=UTC)
     with sqlite3.connect(path) as db:
-        db.executemany("INSERT INTO outbox VALUES (?, 'health', ?, 0)", (
-            (seq, json.dumps({"schema": "edge.health/1", "box": "test-box", "seq": seq, "backlog": True,
-                              "time_utc": (began + timedelta(seconds=seq)).isoformat(timespec="milliseconds")}))
-            for seq in range(1, count + 1)))
+        db.executemany(
+            "INSERT INTO outbox VALUES (?, 'health', ?, 0)",
+            (
+                (
+                    seq,
+                    json.dumps(
+                        {
+                            "schema": "edge.health/1",
+                            "box": "test-box",
+                            "seq": seq,
+                            "backlog": True,
+                            "time_utc": (began + timedelta(seconds=seq)).isoformat(timespec="milliseconds"),
+                        }
+                    ),
+                )
+                for seq in range(1, count + 1)
+            ),
+        )
         db.execute("INSERT INTO counters VALUES ('seq', ?)", (count,))
 
 
@@ -357,11 +426,13 @@ def test_live_events_do_not_wait_behind_a_long_backlog(data, tmp_path):
     station = Station(broker, tmp_path)
     link = HeldAcknowledgements(broker)
     (tmp_path / "inbox").mkdir()
-    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
-                          {"type": "folder", "path": str(tmp_path / "inbox"), "settle_seconds": 0.2},
-                          health={"interval_seconds": 3600},
-                          mqtt=mqtt_table(broker, port=link.port, max_inflight=max_inflight, keepalive=600,
-                                          drain_seconds=60))
+    config = write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        {"type": "folder", "path": str(tmp_path / "inbox"), "settle_seconds": 0.2},
+        health={"interval_seconds": 3600},
+        mqtt=mqtt_table(broker, port=link.port, max_inflight=max_inflight, keepalive=600, drain_seconds=60),
+    )
     daemon = DaemonProcess(config)
     try:
         assert daemon.wait_log("mqtt_connected")["backlog"] == count
@@ -383,10 +454,15 @@ def test_live_events_do_not_wait_behind_a_long_backlog(data, tmp_path):
     station.wait_for(expected_keys(tmp_path / "data" / "records"), status="stopped", timeout=120)
     station.close()
     broker.stop()
-    first_event_after = query(station.db, "SELECT count(*) FROM records WHERE kind = 'health' AND rowid < "
-                                          "(SELECT min(rowid) FROM records WHERE kind = 'events')")[0][0]
-    print(f"the first live event arrived after {first_event_after} of {count} backlog records; the station "
-          f"stored the backlog {stored:.1f} s after the acknowledgements were let through")
+    first_event_after = query(
+        station.db,
+        "SELECT count(*) FROM records WHERE kind = 'health' AND rowid < "
+        "(SELECT min(rowid) FROM records WHERE kind = 'events')",
+    )[0][0]
+    print(
+        f"the first live event arrived after {first_event_after} of {count} backlog records; the station "
+        f"stored the backlog {stored:.1f} s after the acknowledgements were let through"
+    )
     assert first_event_after < max_inflight, "the first event overtook all of the backlog but what was in flight"
     assert sum(1 for h in station.records("health") if h.get("backlog")) == count
     seqs = station.seqs()
@@ -396,11 +472,12 @@ def test_live_events_do_not_wait_behind_a_long_backlog(data, tmp_path):
 
 def edge_replay_scores(path, class_name) -> list[tuple[float, float]]:
     """(window start, score) of one class in each window of a recording, as `edge replay` reports them."""
+    from edge.audio.windower import Windower, WindowSpec
     from edge.inference.ensemble import MemberSpec, load_ensemble
     from edge.inference.manifest import default_models_dir
     from edge.inference.member import MemberOptions
     from edge.types import AudioChunk, Stream
-    from edge.audio.windower import WindowSpec, Windower
+
     ensemble = load_ensemble(default_models_dir(), [MemberSpec("birdnet-v2.4")], WindowSpec(), MemberOptions())
     column = [label.scientific_name for label in ensemble.taxonomy.labels].index(class_name)
     samples, rate = soundfile.read(path, dtype="float32")
@@ -421,9 +498,14 @@ def test_alerts_reach_their_topic_and_the_readme_commands_show_them(data, tmp_pa
     broker = Mosquitto(tmp_path / "broker").start()
     station = Station(broker, tmp_path)
     classes = [{"name": "Power tools", "threshold": 0.3}, {"name": "Fireworks", "threshold": 0.15}, "Gun"]
-    config = write_config(tmp_path / "edge.toml", tmp_path / "data", inbox(tmp_path / "inbox", data / "perch_clap.wav"),
-                          mqtt=mqtt_table(broker), alerts={"classes": classes, "min_interval": 60},
-                          box_id="wetland-03")
+    config = write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        inbox(tmp_path / "inbox", data / "perch_clap.wav"),
+        mqtt=mqtt_table(broker),
+        alerts={"classes": classes, "min_interval": 60},
+        box_id="wetland-03",
+    )
     records = tmp_path / "data" / "records"
     daemon = DaemonProcess(config)
     try:
@@ -441,8 +523,9 @@ def test_alerts_reach_their_topic_and_the_readme_commands_show_them(data, tmp_pa
     for alert in alerts:
         assert alert["confidence"] >= alert["threshold"] and 0 < alert["end_s"] - alert["start_s"] <= 5.0
         assert alert["box"] == "wetland-03" and alert["detected_utc"]
-    assert {a["seq"] for a in alerts}.isdisjoint(e["seq"] for e in read_records(records)), \
+    assert {a["seq"] for a in alerts}.isdisjoint(e["seq"] for e in read_records(records)), (
         "an alert has a seq of its own"
+    )
     # The first window over the threshold alerts: no smoothing delay, no waiting for a second window.
     power = next(a for a in alerts if a["alert_class"] == "Power tools")
     window_scores = edge_replay_scores(data / "perch_clap.wav", "Power tools")

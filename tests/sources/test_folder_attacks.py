@@ -16,18 +16,25 @@ import time
 import soundfile as sf
 import structlog.testing
 
+from edge.sources import writers
+from edge.sources.folder import FolderConfig, FolderSource
+from edge.sources.state import RecordingState
+from edge.storage.file_names import name_bytes, shown
 from support.broker import Mosquitto, Subscriber
 from support.config import write_config
 from support.processes import DaemonProcess, edge_cli
 from support.records import read_records
 from support.sources import analysed, make_source
-from edge.storage.file_names import name_bytes, shown
-from edge.sources import writers
-from edge.sources.folder import FolderConfig, FolderSource
-from edge.sources.state import RecordingState
 
-NAMES = [b"caf\xe9.wav", b"new\nline.wav", b"-rf.wav", b"back\\x41slash.wav", b"\xe2\x80\xaeflow.wav",
-         b"x" * 251 + b".wav", "café.wav".encode()]
+NAMES = [
+    b"caf\xe9.wav",
+    b"new\nline.wav",
+    b"-rf.wav",
+    b"back\\x41slash.wav",
+    b"\xe2\x80\xaeflow.wav",
+    b"x" * 251 + b".wav",
+    "café.wav".encode(),
+]
 SETTLE = 5.0
 # A recorder writing `source` to `target`: first `pieces` parts, waiting for a line on stdin before each part
 # after the first; "reopen": each part in an open of its own (append), else all in one open. It says "wrote N"
@@ -71,8 +78,7 @@ def write(folder, name: bytes, content: bytes) -> None:
 
 def test_shown_names_are_printable_distinct_and_give_the_bytes_back():
     shown_names = [shown(os.fsdecode(raw)) for raw in NAMES]
-    assert shown_names[:5] == ["caf\\xe9.wav", "new\\x0aline.wav", "-rf.wav", "back\\\\x41slash.wav",
-                               "\\u202eflow.wav"]
+    assert shown_names[:5] == ["caf\\xe9.wav", "new\\x0aline.wav", "-rf.wav", "back\\\\x41slash.wav", "\\u202eflow.wav"]
     assert shown_names[6] == "café.wav", "a UTF-8 name as it is"
     assert all(name.isprintable() and name.encode("utf-8") for name in shown_names)
     assert [name_bytes(name) for name in shown_names] == NAMES
@@ -109,8 +115,12 @@ def test_a_restart_knows_files_with_any_name(data, tmp_path):
 
 
 def start_writer(source, target, pieces, mode):
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(source), str(target), str(pieces), mode],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(source), str(target), str(pieces), mode],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def told(writer, expected: str) -> None:
@@ -146,6 +156,7 @@ class Pump:
         def counted():
             seen[0] += 1
             return seen[0] > n
+
         self.until(counted, f"{n} polls")
 
     def close(self) -> None:
@@ -160,8 +171,9 @@ def clocked_source(tmp_path):
     inbox.mkdir()
     clock = Clock()
     config = FolderConfig(path=inbox, settle_seconds=SETTLE, rescan_seconds=1e9)
-    source = FolderSource(config, RecordingState(tmp_path / "state.sqlite"), tmp_path / "done",
-                          tmp_path / "quarantine", clock=clock)
+    source = FolderSource(
+        config, RecordingState(tmp_path / "state.sqlite"), tmp_path / "done", tmp_path / "quarantine", clock=clock
+    )
     return clock, source, inbox
 
 
@@ -233,9 +245,13 @@ def test_the_daemon_takes_a_latin_1_name_to_every_output(data, tmp_path):
     write(inbox, b"notes\xe9.wav", b"field notes, not audio\n" * 40)
     broker = Mosquitto(tmp_path / "broker").start()
     subscriber = Subscriber(broker, "edge/test-box/events")
-    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
-                          {"type": "folder", "path": str(inbox), "settle_seconds": 0.2},
-                          mqtt={"host": "127.0.0.1", "port": broker.port}, clips={"enabled": True})
+    config = write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        {"type": "folder", "path": str(inbox), "settle_seconds": 0.2},
+        mqtt={"host": "127.0.0.1", "port": broker.port},
+        clips={"enabled": True},
+    )
     daemon = DaemonProcess(config)
     try:
         daemon.wait_log("recording_done", file="caf\\xe9.wav")

@@ -2,15 +2,14 @@
 
 import json
 import signal
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import soundfile as sf
 
-from edge.sources.recording_time import recorder_of
 from edge.sources.joins import StreamEnd
+from edge.sources.recording_time import recorder_of
 from edge.types import Stream
-
 from support.config import write_config
 from support.paths import DATA
 from support.processes import DaemonProcess, edge_cli
@@ -47,8 +46,11 @@ CLIPS = {"enabled": True}
 
 def clip_seconds(data_dir, records, source="20240501_060000.WAV"):
     """Each event's clip (species, start) and its length in seconds."""
-    return {(r["scientific_name"], r["start_s"]): round(sf.info(data_dir / "clips" / r["clip"]).duration, 2)
-            for r in records if r["kind"] == "end" and r["clip"] and r["source"] == source}
+    return {
+        (r["scientific_name"], r["start_s"]): round(sf.info(data_dir / "clips" / r["clip"]).duration, 2)
+        for r in records
+        if r["kind"] == "end" and r["clip"] and r["source"] == source
+    }
 
 
 def without_source(found):
@@ -74,8 +76,8 @@ def test_replay_of_consecutive_files_matches_the_uncut_recording(data, tmp_path)
 def test_replay_starts_a_new_stream_after_a_gap_or_a_change_of_rate(data, tmp_path):
     folder = tmp_path / "cut"
     audio, rate = cut_recording(data / "maad_spinetail.wav", folder, names=("20240501_060000.WAV",))
-    sf.write(folder / "20240501_060007.WAV", audio[6 * rate:12 * rate], rate, subtype="PCM_16")  # 1 s gap
-    sf.write(folder / "20240501_060013.WAV", audio[6 * rate:12 * rate], rate // 2, subtype="PCM_16")  # half rate
+    sf.write(folder / "20240501_060007.WAV", audio[6 * rate : 12 * rate], rate, subtype="PCM_16")  # 1 s gap
+    sf.write(folder / "20240501_060013.WAV", audio[6 * rate : 12 * rate], rate // 2, subtype="PCM_16")  # half rate
     edge_cli("replay", str(folder), "--out", str(tmp_path / "out"), "--quiet")
     found = detections(tmp_path / "out")
     sources = {d[0] for d in found}
@@ -91,8 +93,14 @@ def uncut(tmp_path_factory):
     audio, rate = cut_recording(DATA / "maad_spinetail.wav", folder, names=())
     (folder / "whole").mkdir()
     sf.write(folder / "whole" / "20240501_060000.WAV", audio, rate, subtype="PCM_16")
-    reference = DaemonProcess(write_config(folder / "reference.toml", folder / "data",
-                                           {"type": "replay", "paths": [str(folder / "whole")]}, clips=CLIPS))
+    reference = DaemonProcess(
+        write_config(
+            folder / "reference.toml",
+            folder / "data",
+            {"type": "replay", "paths": [str(folder / "whole")]},
+            clips=CLIPS,
+        )
+    )
     assert reference.wait_exit() == 0
     reference.close()
     return read_records(folder / "data" / "records"), folder / "data"
@@ -105,32 +113,52 @@ def test_daemon_analyses_consecutive_files_as_the_uncut_recording(data, tmp_path
     reference_records, reference_data = uncut
     expected = comparable(reference_records)
 
-    daemon = DaemonProcess(write_config(tmp_path / "edge.toml", tmp_path / "data",
-                                        {"type": "folder", "path": str(inbox), "settle_seconds": 1.5}, clips=CLIPS))
+    daemon = DaemonProcess(
+        write_config(
+            tmp_path / "edge.toml",
+            tmp_path / "data",
+            {"type": "folder", "path": str(inbox), "settle_seconds": 1.5},
+            clips=CLIPS,
+        )
+    )
     try:
         daemon.wait_notification("READY=1")
         for name in ("20240501_060000.WAV", "20240501_060006.WAV", "20240501_060012.WAV", "20240501_060030.WAV"):
             daemon.wait_log("recording_done", file=name)
-        wait_for(lambda: every_event_ended(tmp_path / "data" / "records", "20240501_060030.WAV"), 120,
-                 "the end of every event")
+        wait_for(
+            lambda: every_event_ended(tmp_path / "data" / "records", "20240501_060030.WAV"),
+            120,
+            "the end of every event",
+        )
         code, _ = daemon.terminate()
     finally:
         daemon.close()
     assert code == 0
     records = read_records(tmp_path / "data" / "records")
     joined = comparable(records, "20240501_060000.WAV")
-    print(f"daemon event records: uncut {len(expected)}, cut {len(joined)} of the first stream, "
-          f"{len(records)} in all:", expected, comparable(records), "clips:", clip_seconds(tmp_path / "data", records))
+    print(
+        f"daemon event records: uncut {len(expected)}, cut {len(joined)} of the first stream, {len(records)} in all:",
+        expected,
+        comparable(records),
+        "clips:",
+        clip_seconds(tmp_path / "data", records),
+    )
     assert SPINETAIL in {r[1] for r in expected}
     assert joined == expected, "the three files are the uncut recording"
     clips = clip_seconds(tmp_path / "data", records)
     assert clips == clip_seconds(reference_data, reference_records), "clips cut across the cuts"
     assert [e["file"] for e in daemon.logged("recording_joined")] == [
-        str(inbox / "20240501_060006.WAV"), str(inbox / "20240501_060012.WAV")]
+        str(inbox / "20240501_060006.WAV"),
+        str(inbox / "20240501_060012.WAV"),
+    ]
     alone = [r for r in records if r["source"] == "20240501_060030.WAV"]
     assert alone and min(r["start_s"] for r in alone) == 0.0, "after the gap, a stream of its own"
     assert sorted(p.name for p in (tmp_path / "data" / "done").iterdir()) == [
-        "20240501_060000.WAV", "20240501_060006.WAV", "20240501_060012.WAV", "20240501_060030.WAV"]
+        "20240501_060000.WAV",
+        "20240501_060006.WAV",
+        "20240501_060012.WAV",
+        "20240501_060030.WAV",
+    ]
 
 
 def test_a_file_whose_stream_end_waits_is_analysed_again_after_a_kill(data, tmp_path, uncut):
@@ -141,8 +169,9 @@ def test_a_file_whose_stream_end_waits_is_analysed_again_after_a_kill(data, tmp_
     staging = inbox / ".staging"  # hidden: not watched; a file renamed out of it is complete at once
     cut_recording(data / "maad_spinetail.wav", staging)
     # A settle time far longer than the test holds the stream open for its continuation.
-    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
-                          {"type": "folder", "path": str(inbox), "settle_seconds": 600})
+    config = write_config(
+        tmp_path / "edge.toml", tmp_path / "data", {"type": "folder", "path": str(inbox), "settle_seconds": 600}
+    )
     daemon = DaemonProcess(config)
     try:
         daemon.wait_notification("READY=1")
@@ -165,7 +194,9 @@ def test_a_file_whose_stream_end_waits_is_analysed_again_after_a_kill(data, tmp_
         daemon.close()
     assert code == 0
     assert [e["file"] for e in daemon.logged("recording_joined")] == [
-        str(inbox / "20240501_060006.WAV"), str(inbox / "20240501_060012.WAV")]
+        str(inbox / "20240501_060006.WAV"),
+        str(inbox / "20240501_060012.WAV"),
+    ]
     assert [e["file"] for e in daemon.logged("recording_done")] == ["20240501_060000.WAV", "20240501_060006.WAV"]
     records = read_records(tmp_path / "data" / "records")
     keys = [(r["id"], r["kind"]) for r in records]
@@ -177,7 +208,7 @@ def test_a_file_whose_stream_end_waits_is_analysed_again_after_a_kill(data, tmp_
 
 
 def test_which_file_continues_a_stream():
-    six = datetime(2024, 5, 1, 6, tzinfo=timezone.utc)
+    six = datetime(2024, 5, 1, 6, tzinfo=UTC)
     end = StreamEnd(recorder_of("site/S4A03895_20240501_060000.wav"), Stream("a", 24000, six), 1, 60 * 24000)
 
     def continues(name, seconds_after_six, rate=24000, channels=1):

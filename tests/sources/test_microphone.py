@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -18,23 +18,23 @@ import soundfile as sf
 import soxr
 from structlog.testing import capture_logs
 
-from support.paths import DATA, MODELS
-from support.pulse import pulse_server
-from support.waiting import wait_for
+from edge.audio.windower import Windower, WindowSpec
 from edge.events.detector import Detector, DetectorOptions
-from edge.inference.member import MemberOptions
 from edge.inference.ensemble import MemberSpec, load_ensemble
+from edge.inference.member import MemberOptions
 from edge.sources.files import FileSource
 from edge.sources.microphone import Microphone, MicrophoneConfig
 from edge.types import AudioChunk, Stream
-from edge.audio.windower import WindowSpec, Windower
+from support.paths import DATA, MODELS
+from support.pulse import pulse_server
+from support.waiting import wait_for
 
 RATE = 48000
 SPINETAIL = DATA / "maad_spinetail.wav"
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Consumer:
@@ -82,7 +82,9 @@ def assert_contiguous(chunks: list[AudioChunk]) -> None:
     for stream in streams_of(chunks):
         own = [c for c in chunks if c.stream == stream]
         assert own[0].start == 0
-        assert all(b.start == a.end for a, b in zip(own, own[1:], strict=False)), "a gap or an overlap in the sample clock"
+        assert all(b.start == a.end for a, b in zip(own, own[1:], strict=False)), (
+            "a gap or an overlap in the sample clock"
+        )
         assert [c.last for c in own].count(True) <= 1 and not any(c.last for c in own[:-1])
 
 
@@ -161,8 +163,10 @@ def test_a_played_recording_is_captured_on_one_clock(spinetail):
     # and connecting to PulseAudio can take most of a second, hence the bound of 1.5 s).
     assert spinetail.before_start - timedelta(seconds=0.2) <= stream.started_utc <= spinetail.first_arrival
     lateness = (stream.utc_at(at) - spinetail.played).total_seconds()
-    print(f"started {(stream.started_utc - spinetail.before_start).total_seconds():.3f} s after start(); "
-          f"recording at sample {at} (correlation {correlation:.3f}), stamped {lateness:+.3f} s from paplay")
+    print(
+        f"started {(stream.started_utc - spinetail.before_start).total_seconds():.3f} s after start(); "
+        f"recording at sample {at} (correlation {correlation:.3f}), stamped {lateness:+.3f} s from paplay"
+    )
     assert -0.2 < lateness < 1.5
 
     stats = spinetail.stats
@@ -240,8 +244,11 @@ def pulse(tmp_path):
 
 def test_digital_silence_restarts_the_stream(pulse):
     # Nothing plays into the null sink: its monitor gives exact zeros, as a dead microphone preamp does.
-    mic = Microphone(MicrophoneConfig(device="pulse", silence_seconds=1.0, stall_seconds=5,
-                                      reopen_min_seconds=0.2, reopen_max_seconds=1))
+    mic = Microphone(
+        MicrophoneConfig(
+            device="pulse", silence_seconds=1.0, stall_seconds=5, reopen_min_seconds=0.2, reopen_max_seconds=1
+        )
+    )
     mic.start()
     consumer = Consumer(mic)
     try:
@@ -265,8 +272,9 @@ def test_digital_silence_restarts_the_stream(pulse):
 
 
 def test_a_vanished_device_is_reopened_with_backoff(pulse):
-    mic = Microphone(MicrophoneConfig(device="pulse", channels=2, stall_seconds=3, reopen_min_seconds=0.2,
-                                      reopen_max_seconds=0.8))
+    mic = Microphone(
+        MicrophoneConfig(device="pulse", channels=2, stall_seconds=3, reopen_min_seconds=0.2, reopen_max_seconds=0.8)
+    )
     with capture_logs() as logs:
         mic.start()
         consumer = Consumer(mic)
@@ -282,8 +290,11 @@ def test_a_vanished_device_is_reopened_with_backoff(pulse):
             consumer.wait_for(lambda: len(streams_of(consumer.chunks())) >= 2, 60, "reopened stream")
             player = pulse.play(DATA / "opso_aru_1_CSWA_3s.wav")
             second = streams_of(consumer.chunks())[1]
-            consumer.wait_for(lambda: any(c.samples.any() for c in consumer.chunks() if c.stream == second), 60,
-                              "sound captured after reopening")
+            consumer.wait_for(
+                lambda: any(c.samples.any() for c in consumer.chunks() if c.stream == second),
+                60,
+                "sound captured after reopening",
+            )
             player.kill()
             player.wait()
         finally:
@@ -299,8 +310,11 @@ def test_a_vanished_device_is_reopened_with_backoff(pulse):
     # would be caught as a stall instead.
     assert stats["restarts"] == stats["error_restarts"] + stats["stall_restarts"] == 1
     assert stats["streams"] == 2 and stats["device_open"] == 0
-    waits = [entry["retry_in_s"] for entry in logs
-             if entry["event"] == "microphone_open_failed" or entry.get("reason") in ("error", "stall")]
+    waits = [
+        entry["retry_in_s"]
+        for entry in logs
+        if entry["event"] == "microphone_open_failed" or entry.get("reason") in ("error", "stall")
+    ]
     print(f"waits {waits}, {len(ticks)} idle ticks while gone, stop took {stop_seconds:.2f} s, {stats}")
     assert waits[:4] == pytest.approx([0.2, 0.4, 0.8, 0.8]), "waits double, up to reopen_max_seconds"
     assert stop_seconds < 5.0
@@ -334,8 +348,13 @@ def test_a_slow_consumer_loses_blocks_but_not_time(pulse):
 
 def test_config_is_checked():
     MicrophoneConfig(channels=4, channel=3)
-    for bad in ({"channel": 1}, {"reopen_min_seconds": 10, "reopen_max_seconds": 5}, {"sample_rate": 100},
-                {"gain": 2}, {"type": "folder"}):
+    for bad in (
+        {"channel": 1},
+        {"reopen_min_seconds": 10, "reopen_max_seconds": 5},
+        {"sample_rate": 100},
+        {"gain": 2},
+        {"type": "folder"},
+    ):
         with pytest.raises(pydantic.ValidationError):
             MicrophoneConfig(**bad)
 

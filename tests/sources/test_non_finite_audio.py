@@ -12,22 +12,24 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from edge.sinks.daily import DailyFiles
+from edge.sinks.files import file_sinks
+from edge.sinks.outbox import Outbox
+from edge.types import Detection, Label, Stream, Window
+from edge.wire.records import NonFiniteNumber, to_record
 from support.config import write_config
 from support.processes import DaemonProcess, edge_cli
 from support.records import read_records
-from edge.sinks.outbox import Outbox
-from edge.wire.records import NonFiniteNumber, to_record
-from edge.sinks.daily import DailyFiles
-from edge.sinks.files import file_sinks
-from edge.types import Detection, Label, Stream, Window
 
 GUN = Label("Gun", "Gun", "Gun_Gun", species=False)
 
 
 def strict_json(line: str) -> dict:
     """JSON as the standard has it: NaN and Infinity are not numbers of it."""
+
     def refuse(constant):
         raise AssertionError(f"{constant} in {line[:200]}")
+
     return json.loads(line, parse_constant=refuse)
 
 
@@ -37,7 +39,7 @@ def damaged_recordings(data, folder):
     folder.mkdir(exist_ok=True)
     for name, value in (("inf.wav", np.inf), ("huge.wav", 1e30)):
         damaged = audio.copy()
-        damaged[3 * rate: 3 * rate + 1000] = value
+        damaged[3 * rate : 3 * rate + 1000] = value
         sf.write(str(folder / name), damaged, rate, subtype="FLOAT")
     sf.write(str(folder / "nan.wav"), np.full(10 * rate, np.nan, np.float32), rate, subtype="FLOAT")
     return ["huge.wav", "inf.wav", "nan.wav"]
@@ -45,8 +47,12 @@ def damaged_recordings(data, folder):
 
 def all_records(folder):
     """Every line of every JSONL file under `folder`, read strictly, and every CSV cell."""
-    records = [strict_json(line) for path in sorted(folder.rglob("*.jsonl"))
-               for line in path.read_text().splitlines() if line.strip()]
+    records = [
+        strict_json(line)
+        for path in sorted(folder.rglob("*.jsonl"))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
     for path in folder.rglob("*.csv"):
         for row in csv.DictReader(path.open()):
             assert not {v.lower() for v in row.values() if v} & {"nan", "inf", "-inf"}, row
@@ -55,8 +61,9 @@ def all_records(folder):
 
 def test_replay_says_what_was_damaged_and_writes_only_finite_numbers(data, tmp_path):
     damaged_recordings(data, tmp_path / "in")
-    result = edge_cli("replay", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--min-conf", "0.01",
-                      "--format", "jsonl,csv")
+    result = edge_cli(
+        "replay", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--min-conf", "0.01", "--format", "jsonl,csv"
+    )
     records = all_records(tmp_path / "out")
     assert records and all(math.isfinite(r["confidence"]) for r in records)
     assert not [r for r in records if r["source"] == "nan.wav"], "silence, not detections, in place of NaN"
@@ -69,8 +76,11 @@ def test_replay_says_what_was_damaged_and_writes_only_finite_numbers(data, tmp_p
 def test_folder_daemon_counts_damage_alerts_on_none_of_it_and_quarantines_with_a_note(data, tmp_path):
     inbox = tmp_path / "inbox"
     names = damaged_recordings(data, inbox)
-    config = write_config(tmp_path / "edge.toml", tmp_path / "data",
-                          {"type": "folder", "path": str(inbox), "settle_seconds": 1.5, "rescan_seconds": 2})
+    config = write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        {"type": "folder", "path": str(inbox), "settle_seconds": 1.5, "rescan_seconds": 2},
+    )
     daemon = DaemonProcess(config)
     try:
         daemon.wait_log("recording_done", file="huge.wav")
@@ -109,9 +119,11 @@ def test_every_writer_refuses_a_non_finite_number_and_names_the_field(tmp_path, 
     daily = DailyFiles(tmp_path / "records", fsync=False)
     outbox = Outbox(tmp_path / "outbox.sqlite")
     health = {"schema": "edge.health/1", "seq": 2, "alerts": {"Gun": {"max_confidence": bad}}}
-    for write, field in ((lambda: daily.publish("events", record), "confidence"),
-                         (lambda: daily.publish("health", health), "alerts"),
-                         (lambda: outbox.add("events", record), "confidence")):
+    for write, field in (
+        (lambda: daily.publish("events", record), "confidence"),
+        (lambda: daily.publish("health", health), "alerts"),
+        (lambda: outbox.add("events", record), "confidence"),
+    ):
         with pytest.raises(NonFiniteNumber, match=f"'{field}'"):
             write()
     for sink in file_sinks(tmp_path / "out", ("jsonl", "csv", "raven")):

@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -6,7 +6,7 @@ import soundfile as sf
 
 from edge.sources.recording_time import from_comment, from_file_name, recording_start
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_audiomoth_comment_from_real_header(data):

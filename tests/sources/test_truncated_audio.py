@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from edge.sources.files import AudioError, DamagedAudio, decode
 from support.paths import ROOT
 from support.sources import analysed, make_source
-from edge.sources.files import AudioError, DamagedAudio, decode
 
 RATE = 44100
 PIECES = ("opso_great_plains_toad.wav", "maad_spinetail.wav", "kingParrot_cabin.wav")  # 81.4 s together
@@ -26,8 +26,12 @@ PIECES = ("opso_great_plains_toad.wav", "maad_spinetail.wav", "kingParrot_cabin.
 def recordings(tmp_path_factory):
     """The three recordings as one FLAC and one MP3 (81.4 s), and the samples each decodes to whole."""
     folder = tmp_path_factory.mktemp("whole")
-    audio = np.concatenate([sf.read(str(ROOT / "tests" / "data" / name), dtype="float32", always_2d=True)[0]
-                            .mean(axis=1) for name in PIECES])
+    audio = np.concatenate(
+        [
+            sf.read(str(ROOT / "tests" / "data" / name), dtype="float32", always_2d=True)[0].mean(axis=1)
+            for name in PIECES
+        ]
+    )
     whole = {}
     for kind, options in (("flac", {"subtype": "PCM_16"}), ("mp3", {"format": "MP3"})):
         path = folder / f"whole.{kind}"
@@ -76,21 +80,22 @@ def test_a_cut_flac_gives_every_whole_frame_before_the_cut(recordings, tmp_path,
     reachable = decodable(damaged)
     assert reachable - 64 <= len(samples) <= reachable + 4096, (len(samples) / RATE, reachable / RATE)
     assert np.array_equal(samples, whole[: len(samples)]), "the very samples of the whole file"
-    assert damage == (f"FLAC stream cut off after {len(samples) / RATE:.1f} s of 81.4 s: "
-                      f"analysed {len(samples) / RATE:.1f} s")
+    assert damage == (
+        f"FLAC stream cut off after {len(samples) / RATE:.1f} s of 81.4 s: analysed {len(samples) / RATE:.1f} s"
+    )
 
 
 def test_damage_inside_a_flac_is_skipped_as_silence_and_the_clock_kept(recordings, tmp_path):
     path, whole = recordings["flac"]
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
-    data[middle: middle + 2000] = bytes(2000)
+    data[middle : middle + 2000] = bytes(2000)
     (tmp_path / "damaged.flac").write_bytes(bytes(data))
     samples, damage = decoded(tmp_path / "damaged.flac")
     assert len(samples) == len(whole), "as long as the recording: what follows the damage keeps its time"
     silent = np.flatnonzero(samples != whole)
     assert len(silent) and np.all(samples[silent] == 0), "only the damaged stretch differs, and it is silence"
-    assert (silent[-1] - silent[0]) / RATE < 1.5 and np.array_equal(samples[silent[-1] + 1:], whole[silent[-1] + 1:])
+    assert (silent[-1] - silent[0]) / RATE < 1.5 and np.array_equal(samples[silent[-1] + 1 :], whole[silent[-1] + 1 :])
     assert damage.startswith(f"FLAC stream damaged: 1.0 s undecodable in 1 stretch(es) from {silent[0] / RATE:.1f} s")
 
 
@@ -100,8 +105,10 @@ def test_a_cut_mp3_is_analysed_up_to_the_cut_and_said_to_be_cut_off(recordings, 
     assert damage is None and len(samples) == len(whole), "an intact MP3 is not reported"
     samples, damage = decoded(cut(path, tmp_path / "cut.mp3", 0.5))
     assert abs(len(samples) / RATE - 40.0) < 0.5
-    assert damage == f"MP3 stream ends after {len(samples) / RATE:.1f} s of the 81.4 s its header declares " \
-                     f"(cut off): analysed {len(samples) / RATE:.1f} s"
+    assert (
+        damage == f"MP3 stream ends after {len(samples) / RATE:.1f} s of the 81.4 s its header declares "
+        f"(cut off): analysed {len(samples) / RATE:.1f} s"
+    )
 
 
 def test_a_flac_cut_soon_after_its_header_still_gives_what_it_holds(recordings, tmp_path):
@@ -159,8 +166,13 @@ def test_an_unreadable_file_says_permission_denied_and_waits_for_its_permissions
     replayed = subprocess.run(as_a_user(replay), capture_output=True, text=True, cwd=ROOT, timeout=300)
     skipped = " ".join(replayed.stdout.split())
     assert "skipped a_locked.wav: permission denied" in skipped, replayed.stdout + replayed.stderr
-    run = subprocess.run(as_a_user([sys.executable, "-c", FOLDER_WITH_A_LOCKED_FILE, str(tmp_path)]),
-                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    run = subprocess.run(
+        as_a_user([sys.executable, "-c", FOLDER_WITH_A_LOCKED_FILE, str(tmp_path)]),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     outcome = json.loads(run.stdout.splitlines()[-1])
     assert outcome == {"finished": ["b_good.wav", "a_locked.wav"], "quarantined": []}, run.stdout
     refusals = [line for line in run.stdout.splitlines() if "recording_unreadable" in line]

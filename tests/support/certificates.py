@@ -19,20 +19,28 @@ def _name(common_name: str) -> x509.Name:
 def _write(folder: Path, stem: str, certificate: x509.Certificate, key) -> tuple[Path, Path]:
     cert_path, key_path = folder / f"{stem}.crt", folder / f"{stem}.key"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
 def _issue(subject: str, key, issuer: str, issuer_key, ca: bool, ip: str | None = None) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
     if ip:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
-                                        critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
+        )
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -43,13 +51,22 @@ def make_certificates(folder: Path) -> dict[str, Path]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_path, _ = _write(folder, "ca", _issue("edge test CA", ca_key, "edge test CA", ca_key, ca=True), ca_key)
     server_key = ec.generate_private_key(ec.SECP256R1())
-    cert, key = _write(folder, "broker", _issue("127.0.0.1", server_key, "edge test CA", ca_key, ca=False,
-                                                ip="127.0.0.1"), server_key)
+    cert, key = _write(
+        folder, "broker", _issue("127.0.0.1", server_key, "edge test CA", ca_key, ca=False, ip="127.0.0.1"), server_key
+    )
     client_key = ec.generate_private_key(ec.SECP256R1())
-    client_cert, client_key_path = _write(folder, "box", _issue("box", client_key, "edge test CA", ca_key,
-                                                               ca=False), client_key)
+    client_cert, client_key_path = _write(
+        folder, "box", _issue("box", client_key, "edge test CA", ca_key, ca=False), client_key
+    )
     other_key = ec.generate_private_key(ec.SECP256R1())
-    other_ca, _ = _write(folder, "other-ca", _issue("another CA", other_key, "another CA", other_key, ca=True),
-                         other_key)
-    return {"ca": ca_path, "cert": cert, "key": key, "client_cert": client_cert, "client_key": client_key_path,
-            "other_ca": other_ca}
+    other_ca, _ = _write(
+        folder, "other-ca", _issue("another CA", other_key, "another CA", other_key, ca=True), other_key
+    )
+    return {
+        "ca": ca_path,
+        "cert": cert,
+        "key": key,
+        "client_cert": client_cert,
+        "client_key": client_key_path,
+        "other_ca": other_ca,
+    }

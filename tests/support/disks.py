@@ -8,8 +8,8 @@ import errno
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -46,8 +46,7 @@ class SmallDisk:
         """Remount; a file open for writing makes the kernel refuse (busy) until it is closed: try again."""
         deadline = time.monotonic() + timeout
         while True:
-            result = subprocess.run(["mount", "-o", f"remount,{mode}", str(self.path)], capture_output=True,
-                                    text=True)
+            result = subprocess.run(["mount", "-o", f"remount,{mode}", str(self.path)], capture_output=True, text=True)
             if result.returncode == 0:
                 return
             assert time.monotonic() < deadline and "busy" in result.stderr, result.stderr

@@ -9,12 +9,22 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-LOGMEL = {"n_fft": 1024, "hop_length": 320, "n_mels": 128, "fmin": 50.0, "fmax": 14000.0, "top_db": 80.0,
-          "normalise": "zscore", "mel_scale": "htk", "layout": "nchw"}
+LOGMEL = {
+    "n_fft": 1024,
+    "hop_length": 320,
+    "n_mels": 128,
+    "fmin": 50.0,
+    "fmax": 14000.0,
+    "top_db": 80.0,
+    "normalise": "zscore",
+    "mel_scale": "htk",
+    "layout": "nchw",
+}
 
 
-def write_model_directory(folder: Path, name: str, model: onnx.ModelProto, labels: list[str], inp: str,
-                          output: str) -> Path:
+def write_model_directory(
+    folder: Path, name: str, model: onnx.ModelProto, labels: list[str], inp: str, output: str
+) -> Path:
     """A model directory as edge reads it: model.onnx, labels.txt and a manifest with the model's sha256."""
     directory = folder / name
     directory.mkdir(parents=True)
@@ -35,8 +45,9 @@ def band_labels(n_classes: int) -> list[str]:
     return labels
 
 
-def write_logmel_model(folder: Path, name: str = "birdclef-tiny", n_classes: int = 234, seconds: float = 5.0,
-                       sample_rate: int = 32000) -> Path:
+def write_logmel_model(
+    folder: Path, name: str = "birdclef-tiny", n_classes: int = 234, seconds: float = 5.0, sample_rate: int = 32000
+) -> Path:
     """A BirdCLEF-shaped member: [batch, 1, 128 mels, frames] in, probabilities of `n_classes` out.
 
     It averages each mel band over time and maps band i to class i (a tone lights up its band's class).
@@ -59,10 +70,13 @@ def write_logmel_model(folder: Path, name: str = "birdclef-tiny", n_classes: int
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     logmel = "\n".join(f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in LOGMEL.items())
-    inp = (f'kind = "logmel"\nsample_rate = {sample_rate}\nlength = {int(seconds * sample_rate)}\nname = "mel"\n'
-           f"\n[input.logmel]\n{logmel}")
-    return write_model_directory(folder, name, model, band_labels(n_classes), inp,
-                                 'kind = "probabilities"\nname = "probabilities"')
+    inp = (
+        f'kind = "logmel"\nsample_rate = {sample_rate}\nlength = {int(seconds * sample_rate)}\nname = "mel"\n'
+        f"\n[input.logmel]\n{logmel}"
+    )
+    return write_model_directory(
+        folder, name, model, band_labels(n_classes), inp, 'kind = "probabilities"\nname = "probabilities"'
+    )
 
 
 def write_waveform_model(folder: Path, name: str = "wave-tiny", seconds: float = 3.0, sample_rate: int = 16000) -> Path:
@@ -80,5 +94,11 @@ def write_waveform_model(folder: Path, name: str = "wave-tiny", seconds: float =
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     inp = f'kind = "waveform"\nsample_rate = {sample_rate}\nlength = {int(seconds * sample_rate)}\nname = "audio"'
-    return write_model_directory(folder, name, model, ["Peak peak_Peak", "Mean mean_Mean", "Trough trough_Trough"],
-                                 inp, 'kind = "logits"\nname = "logits"')
+    return write_model_directory(
+        folder,
+        name,
+        model,
+        ["Peak peak_Peak", "Mean mean_Mean", "Trough trough_Trough"],
+        inp,
+        'kind = "logits"\nname = "logits"',
+    )

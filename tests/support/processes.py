@@ -23,8 +23,7 @@ from support.waiting import wait_for
 
 def edge_cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run the `edge` command as a user would, in a subprocess."""
-    result = subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, cwd=cwd,
-                            timeout=600)
+    result = subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"edge {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
     return result
@@ -38,7 +37,11 @@ class EdgeProcess:
         self.new_lines: queue.Queue = queue.Queue()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "edge", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
         )
         self._threads = [threading.Thread(target=self._read_stdout, daemon=True)]
         self._threads[0].start()
@@ -67,16 +70,22 @@ class EdgeProcess:
                 return entry
             if self.process.poll() is not None and self.new_lines.empty():
                 break
-        raise AssertionError(f"no log {event} {fields} within {timeout} s; exit {self.process.poll()}; "
-                             f"last lines: {self.lines[-10:]}\nstderr:\n{self.stderr_now()}")
+        raise AssertionError(
+            f"no log {event} {fields} within {timeout} s; exit {self.process.poll()}; "
+            f"last lines: {self.lines[-10:]}\nstderr:\n{self.stderr_now()}"
+        )
 
     def wait_for(self, check, timeout: float = 60.0, what: str = "condition", poll: float = 0.05):
         """Polls `check` while the process runs (failing at once when it exits); its first truthy value."""
+
         def checked():
             if self.process.poll() is not None:
-                raise AssertionError(f"{what}: the process exited ({self.process.returncode}); last lines: "
-                                     f"{self.lines[-10:]}\nstderr:\n{self.stderr_now()}")
+                raise AssertionError(
+                    f"{what}: the process exited ({self.process.returncode}); last lines: "
+                    f"{self.lines[-10:]}\nstderr:\n{self.stderr_now()}"
+                )
             return check()
+
         return wait_for(checked, timeout, what, poll)
 
     def logged(self, event: str) -> list[dict]:
@@ -118,8 +127,12 @@ class DaemonProcess(EdgeProcess):
         self.notify.bind(str(self.notify_path))
         self.notify.settimeout(0.2)
         self.notifications: queue.Queue = queue.Queue()
-        environ = {**os.environ, "NOTIFY_SOCKET": str(self.notify_path),
-                   "WATCHDOG_USEC": str(int(watchdog_seconds * 1e6)), **(env or {})}
+        environ = {
+            **os.environ,
+            "NOTIFY_SOCKET": str(self.notify_path),
+            "WATCHDOG_USEC": str(int(watchdog_seconds * 1e6)),
+            **(env or {}),
+        }
         environ.pop("WATCHDOG_PID", None)
         super().__init__("run", "--config", str(config), *args, env=environ)
         self._threads.append(threading.Thread(target=self._read_notify, daemon=True))
@@ -129,7 +142,7 @@ class DaemonProcess(EdgeProcess):
         while True:
             try:
                 message = self.notify.recv(4096).decode()
-            except socket.timeout:
+            except TimeoutError:
                 if self.process.poll() is not None:
                     return
                 continue
@@ -159,8 +172,17 @@ class StationProcess(EdgeProcess):
     """`python -m edge station --no-table` against `broker` (or another `port` on 127.0.0.1)."""
 
     def __init__(self, broker: Mosquitto, db_path: Path, *args: str, port: int | None = None):
-        super().__init__("station", "--broker", f"127.0.0.1:{port or broker.port}", "--db", str(db_path),
-                         "--client-id", "station-test", "--no-table", *args)
+        super().__init__(
+            "station",
+            "--broker",
+            f"127.0.0.1:{port or broker.port}",
+            "--db",
+            str(db_path),
+            "--client-id",
+            "station-test",
+            "--no-table",
+            *args,
+        )
 
     def terminate(self, timeout: float = 60.0) -> int:
         """SIGTERM; the exit code."""

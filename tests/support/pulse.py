@@ -15,9 +15,9 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -60,8 +60,15 @@ class PulseServer:
 
     def command(self) -> list[str]:
         return [
-            "pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "-F", "/dev/null",
-            "--realtime=no", "--high-priority=no", "--log-target=stderr",
+            "pulseaudio",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "-n",
+            "-F",
+            "/dev/null",
+            "--realtime=no",
+            "--high-priority=no",
+            "--log-target=stderr",
             # The best of its resamplers, so that a 44.1 kHz recording reaches 48 kHz as a good ADC would.
             "--resample-method=soxr-vhq",
             # Without rewinds: a rewinding null sink re-renders audio its monitor has already delivered, so
@@ -74,8 +81,7 @@ class PulseServer:
         for sub in ("home", "run"):
             (self.folder / sub).mkdir(mode=0o700, exist_ok=True)
         log = (self.folder / "pulseaudio.log").open("ab")
-        self.process = subprocess.Popen(self.command(), env=self.env, stdout=log, stderr=log,
-                                        stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(self.command(), env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + timeout
         while self.pactl("info").returncode != 0:
@@ -102,12 +108,12 @@ class PulseServer:
         self.process = None
 
     def pactl(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
-        return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True, timeout=10,
-                              check=check)
+        return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True, timeout=10, check=check)
 
     def play(self, path: Path) -> subprocess.Popen:
-        return subprocess.Popen(["paplay", f"--device={SINK}", str(path)], env=self.env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            ["paplay", f"--device={SINK}", str(path)], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
 
     def log_tail(self, lines: int = 30) -> str:
         path = self.folder / "pulseaudio.log"

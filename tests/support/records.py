@@ -23,8 +23,11 @@ def read_records(records_dir: Path, kind: str = "events", complete_only: bool = 
 
 def comparable(records, source=None):
     """What two analyses of the same audio must agree on, whatever file name it had."""
-    return sorted((r["kind"], r["scientific_name"], r["start_s"], r["end_s"], r["confidence"])
-                  for r in records if source is None or r["source"] == source)
+    return sorted(
+        (r["kind"], r["scientific_name"], r["start_s"], r["end_s"], r["confidence"])
+        for r in records
+        if source is None or r["source"] == source
+    )
 
 
 def query(db_path: Path, sql: str, *params) -> list[sqlite3.Row]:

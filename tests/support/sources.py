@@ -13,8 +13,12 @@ def make_source(tmp_path, done_dir=None, **config):
     inbox = tmp_path / "inbox"
     inbox.mkdir(exist_ok=True)
     state = RecordingState(tmp_path / "state.sqlite")
-    source = FolderSource(FolderConfig(path=inbox, settle_seconds=0.2, rescan_seconds=0.5, **config), state,
-                          done_dir=done_dir or tmp_path / "done", quarantine_dir=tmp_path / "quarantine")
+    source = FolderSource(
+        FolderConfig(path=inbox, settle_seconds=0.2, rescan_seconds=0.5, **config),
+        state,
+        done_dir=done_dir or tmp_path / "done",
+        quarantine_dir=tmp_path / "quarantine",
+    )
     return source, inbox, state
 
 

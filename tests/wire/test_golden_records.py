@@ -16,24 +16,24 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from support.config import write_config
-from support.paths import DATA, GOLDEN
-from support.processes import DaemonProcess
 from edge.screen.alerts import AlertClass, AlertGate, AlertOptions
 from edge.types import Detection, Event, Label, Scores, Stream, Window
 from edge.wire.records import alert_record, event_record, status_payload, to_json, to_record
+from support.config import write_config
+from support.paths import DATA, GOLDEN
+from support.processes import DaemonProcess
 
 UPDATE = "EDGE_UPDATE_GOLDEN"
 VARIES = "VARIES"
 ISO_UTC_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
-RECORDING = Stream("site-a/S4A03895_20190522_120000.wav", 22050, datetime(2019, 5, 22, 10, tzinfo=timezone.utc))
+RECORDING = Stream("site-a/S4A03895_20190522_120000.wav", 22050, datetime(2019, 5, 22, 10, tzinfo=UTC))
 
 
 def assert_golden(name: str, written: str, serialise: Callable[[dict], str] = to_json) -> None:
@@ -42,8 +42,10 @@ def assert_golden(name: str, written: str, serialise: Callable[[dict], str] = to
     if os.environ.get(UPDATE) == "1":
         path.write_text(json.dumps(json.loads(written), indent=2, ensure_ascii=False) + "\n")
     golden = serialise(json.loads(path.read_text()))
-    assert written == golden, (f"the {name} record is no longer the one in {path}; if that is meant, rerun with "
-                               f"{UPDATE}=1 to rewrite the golden files and commit them with the change")
+    assert written == golden, (
+        f"the {name} record is no longer the one in {path}; if that is meant, rerun with "
+        f"{UPDATE}=1 to rewrite the golden files and commit them with the change"
+    )
 
 
 def varies(record: dict, name: str, kind: type | tuple[type, ...]) -> None:
@@ -68,9 +70,17 @@ def test_detection_record_matches_golden():
 
 def test_event_record_matches_golden():
     label = Label("Strix aluco", "Tawny Owl", "Strix aluco_Tawny Owl")
-    event = Event(id="2f0d5c61-7d4b-5b8e-9c55-2b1f1a8c7e10", kind="start", stream=RECORDING, label=label,
-                  start=int(7.5 * 22050), end=int(12.5 * 22050), confidence=0.912345, model="birdnet-v2.4",
-                  model_version="2.4")
+    event = Event(
+        id="2f0d5c61-7d4b-5b8e-9c55-2b1f1a8c7e10",
+        kind="start",
+        stream=RECORDING,
+        label=label,
+        start=int(7.5 * 22050),
+        end=int(12.5 * 22050),
+        confidence=0.912345,
+        model="birdnet-v2.4",
+        model_version="2.4",
+    )
     assert event_record(event, "wetland-03") == json.loads((GOLDEN / "event_v1.json").read_text())
     assert_golden("event_v1", to_json(event_record(event, "wetland-03")))
 
@@ -87,7 +97,7 @@ def test_alert_record_matches_golden():
         scores = Scores(window, np.array([0.8765432, 0.9], np.float32), labels, "birdnet-v2.4", "2.4")
         alerts += gate.check(scores)
     assert [a.held_back for a in alerts] == [0, 4]
-    record = alert_record(alerts[1], "wetland-03", detected=datetime.now(timezone.utc))
+    record = alert_record(alerts[1], "wetland-03", detected=datetime.now(UTC))
     utc_varies(record, "detected_utc")
     assert_golden("alert_v2", to_json(record))
 
@@ -96,10 +106,14 @@ def test_health_record_matches_golden(tmp_path):
     """The daemon's last health record after replaying a ten-second recording, with clips and an alert class
     on, as written to its daily file."""
     data_dir = tmp_path / "data"
-    config = write_config(tmp_path / "edge.toml", data_dir,
-                          {"type": "replay", "paths": [str(DATA / "opso_rugr_drum.wav")]},
-                          health={"interval_seconds": 3600}, clips={"enabled": True},
-                          alerts={"classes": [{"name": "Gun", "threshold": 0.5}]})
+    config = write_config(
+        tmp_path / "edge.toml",
+        data_dir,
+        {"type": "replay", "paths": [str(DATA / "opso_rugr_drum.wav")]},
+        health={"interval_seconds": 3600},
+        clips={"enabled": True},
+        alerts={"classes": [{"name": "Gun", "threshold": 0.5}]},
+    )
     daemon = DaemonProcess(config)
     try:
         assert daemon.wait_exit(timeout=600) == 0, daemon.stderr_now()
@@ -108,8 +122,17 @@ def test_health_record_matches_golden(tmp_path):
     [written] = (data_dir / "records" / "health").glob("*.jsonl")
     record = json.loads(written.read_text().splitlines()[-1])
     utc_varies(record, "time_utc")
-    for name in ("uptime_s", "interval_s", "real_time_factor", "cpu_percent", "rss_mb", "disk_free_mb",
-                 "disk_free_percent", "cpu_cost", "clips_bytes"):
+    for name in (
+        "uptime_s",
+        "interval_s",
+        "real_time_factor",
+        "cpu_percent",
+        "rss_mb",
+        "disk_free_mb",
+        "disk_free_percent",
+        "cpu_cost",
+        "clips_bytes",
+    ):
         varies(record, name, (int, float))
     assert record["clock"] in ("synchronized", "unsynchronized", "implausible", "unknown")
     record["clock"] = VARIES

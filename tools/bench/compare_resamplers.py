@@ -27,8 +27,19 @@ import soxr
 
 from edge.audio.resample import RESAMPLERS
 
-NOT_ANIMALS = {"Human vocal", "Human non-vocal", "Human whistle", "Dog", "Engine", "Environmental", "Fireworks",
-               "Gun", "Noise", "Power tools", "Siren"}
+NOT_ANIMALS = {
+    "Human vocal",
+    "Human non-vocal",
+    "Human whistle",
+    "Dog",
+    "Engine",
+    "Environmental",
+    "Fireworks",
+    "Gun",
+    "Noise",
+    "Power tools",
+    "Siren",
+}
 
 
 def at_rate(source: Path, folder: Path, rate: int) -> Path:
@@ -39,9 +50,32 @@ def at_rate(source: Path, folder: Path, rate: int) -> Path:
 
 
 def replay(folder: Path, out: Path, resampler: str, min_conf: float) -> list[dict]:
-    subprocess.run([sys.executable, "-m", "edge", "replay", str(folder), "--window", "3", "--hop", "3",
-                    "--min-conf", str(min_conf), "--top-k", "6522", "--format", "jsonl", "--out", str(out),
-                    "--resampler", resampler, "--quiet"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "replay",
+            str(folder),
+            "--window",
+            "3",
+            "--hop",
+            "3",
+            "--min-conf",
+            str(min_conf),
+            "--top-k",
+            "6522",
+            "--format",
+            "jsonl",
+            "--out",
+            str(out),
+            "--resampler",
+            resampler,
+            "--quiet",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
 
 
@@ -55,8 +89,11 @@ def segment_scores(recordings: dict[str, Path], detections: list[dict]) -> tuple
     tp = fp = fn = 0
     for stem, table in recordings.items():
         species, labelled = boxes(table)
-        found = {round(d["start_s"] / 3) for d in detections
-                 if Path(d["source"]).stem.split("@")[0] == stem and d["scientific_name"] == species}
+        found = {
+            round(d["start_s"] / 3)
+            for d in detections
+            if Path(d["source"]).stem.split("@")[0] == stem and d["scientific_name"] == species
+        }
         segments = int(sf.info(str(table.parent / f"{stem}.mp3")).duration // 3) + 1
         truth = {k for k in range(segments) if any(b < 3 * k + 3 and e > 3 * k for b, e in labelled)}
         tp, fp, fn = tp + len(found & truth), fp + len(found - truth), fn + len(truth - found)
@@ -73,7 +110,9 @@ def main() -> None:
     args = parser.parse_args()
     tables = {t.name.split(".")[0]: t for t in sorted(args.labelled.glob("*.Table.1.selections.txt"))}
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"| labelled, {len(tables)} recordings | " + " | ".join(f"{r}: P / R (TP FP FN)" for r in RESAMPLERS) + " |")
+        print(
+            f"| labelled, {len(tables)} recordings | " + " | ".join(f"{r}: P / R (TP FP FN)" for r in RESAMPLERS) + " |"
+        )
         for rate in map(int, args.rates.split(",")):
             folder = Path(tmp) / f"labelled{rate}"
             folder.mkdir()
@@ -89,9 +128,13 @@ def main() -> None:
             folder = Path(tmp) / f"noise{rate}"
             folder.mkdir()
             seconds = sum(sf.info(str(at_rate(path, folder, rate))).duration for path in args.noise)
-            counts = [sum(d["scientific_name"] not in NOT_ANIMALS
-                          for d in replay(folder, folder / resampler, resampler, args.min_conf))
-                      for resampler in RESAMPLERS]
+            counts = [
+                sum(
+                    d["scientific_name"] not in NOT_ANIMALS
+                    for d in replay(folder, folder / resampler, resampler, args.min_conf)
+                )
+                for resampler in RESAMPLERS
+            ]
             print(f"| {rate / 1000:g} kHz, {seconds:.0f} s | " + " | ".join(map(str, counts)) + " |", flush=True)
 
 

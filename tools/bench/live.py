@@ -48,13 +48,24 @@ class LiveResult:
     final_load: str
 
 
-def run_live(recording: Path, models_dir: Path, members: list[dict], speed: float | None, cpu_budget: float | None,
-             hop: float = 2.5, settle_seconds: float = 10.0) -> LiveResult:
+def run_live(
+    recording: Path,
+    models_dir: Path,
+    members: list[dict],
+    speed: float | None,
+    cpu_budget: float | None,
+    hop: float = 2.5,
+    settle_seconds: float = 10.0,
+) -> LiveResult:
     """One paced replay through a daemon built in this process."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
-            box_id="bench", data_dir=Path(tmp), models_dir=models_dir, source=ReplayConfig(paths=[recording], speed=speed),
-            model=ModelSettings(members=members), window=WindowSettings(seconds=5.0, hop=hop),
+            box_id="bench",
+            data_dir=Path(tmp),
+            models_dir=models_dir,
+            source=ReplayConfig(paths=[recording], speed=speed),
+            model=ModelSettings(members=members),
+            window=WindowSettings(seconds=5.0, hop=hop),
             budget=BudgetSettings(cpu_budget=cpu_budget, settle_seconds=settle_seconds),
             health=HealthSettings(interval_seconds=86400),  # the longest allowed: none during a run
         )
@@ -67,21 +78,31 @@ def run_live(recording: Path, models_dir: Path, members: list[dict], speed: floa
         cpu = time.process_time() - cpu
         daemon.stop()
         shed = [entry for entry in logs if entry["event"] in ("load_shed", "load_restored")]
-        return LiveResult(latencies=np.array(latencies.kept), stages=daemon.stages.snapshot(),
-                          windows=daemon.health.windows, audio_seconds=daemon.health.audio_seconds,
-                          cpu_seconds=cpu, shed=shed, final_load=daemon.guard.stats()["load"])
+        return LiveResult(
+            latencies=np.array(latencies.kept),
+            stages=daemon.stages.snapshot(),
+            windows=daemon.health.windows,
+            audio_seconds=daemon.health.audio_seconds,
+            cpu_seconds=cpu,
+            shed=shed,
+            final_load=daemon.guard.stats()["load"],
+        )
 
 
 def latency_table(title: str, result: LiveResult) -> str:
     p50, p95, p99 = np.percentile(result.latencies, [50, 95, 99]) if len(result.latencies) else (np.nan,) * 3
-    lines = [f"{title}: {result.windows} windows, {result.audio_seconds:.0f} s of audio, "
-             f"{result.cpu_seconds / result.audio_seconds:.3f} CPU-s per audio s",
-             f"  latency, last sample of a window to its events committed: p50 {p50 * 1000:.0f} ms, "
-             f"p95 {p95 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {result.latencies.max() * 1000:.0f} ms",
-             f"  {'stage':34}{'CPU ms/window':>14}{'wall ms/window':>16}{'items':>8}"]
+    lines = [
+        f"{title}: {result.windows} windows, {result.audio_seconds:.0f} s of audio, "
+        f"{result.cpu_seconds / result.audio_seconds:.3f} CPU-s per audio s",
+        f"  latency, last sample of a window to its events committed: p50 {p50 * 1000:.0f} ms, "
+        f"p95 {p95 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {result.latencies.max() * 1000:.0f} ms",
+        f"  {'stage':34}{'CPU ms/window':>14}{'wall ms/window':>16}{'items':>8}",
+    ]
     for name, cost in sorted(result.stages.items(), key=lambda item: -item[1].wall):
-        lines.append(f"  {name:34}{1000 * cost.cpu / max(result.windows, 1):14.2f}"
-                     f"{1000 * cost.wall / max(result.windows, 1):16.2f}{cost.items:8d}")
+        lines.append(
+            f"  {name:34}{1000 * cost.cpu / max(result.windows, 1):14.2f}"
+            f"{1000 * cost.wall / max(result.windows, 1):16.2f}{cost.items:8d}"
+        )
     return "\n".join(lines)
 
 
@@ -90,11 +111,17 @@ def fast_feed_table(title: str, result: LiveResult, speed: float) -> str:
     lat = result.latencies
     third = max(len(lat) // 3, 1)
     wall = result.audio_seconds / speed
-    lines = [f"{title}: {result.windows} windows, {result.cpu_seconds / wall:.2f} cores used on average, "
-             f"final load: {result.final_load}"]
+    lines = [
+        f"{title}: {result.windows} windows, {result.cpu_seconds / wall:.2f} cores used on average, "
+        f"final load: {result.final_load}"
+    ]
     for entry in result.shed:
-        lines.append(f"  {entry['event']:14} -> level {entry['level']}: {entry['load']} "
-                     f"(measured {entry['cost']:.3f} CPU-s per audio s)")
-    lines.append(f"  latency p95: first third {np.percentile(lat[:third], 95) * 1000:.0f} ms, last third "
-                 f"{np.percentile(lat[-third:], 95) * 1000:.0f} ms; max {lat.max() * 1000:.0f} ms")
+        lines.append(
+            f"  {entry['event']:14} -> level {entry['level']}: {entry['load']} "
+            f"(measured {entry['cost']:.3f} CPU-s per audio s)"
+        )
+    lines.append(
+        f"  latency p95: first third {np.percentile(lat[:third], 95) * 1000:.0f} ms, last third "
+        f"{np.percentile(lat[-third:], 95) * 1000:.0f} ms; max {lat.max() * 1000:.0f} ms"
+    )
     return "\n".join(lines)

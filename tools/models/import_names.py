@@ -90,17 +90,26 @@ def read_language(code: str, source: Path, english: list[tuple[str, str]]) -> La
     wanted = [scientific for scientific, _ in english]
     found = [scientific for scientific, _ in pairs]
     if found != wanted:
-        at = next((i for i, (a, b) in enumerate(zip(found, wanted, strict=False)) if a != b), min(len(found), len(wanted)))
-        sys.exit(f"{source}: scientific names differ from labels.txt at line {at + 1} "
-                 f"({found[at] if at < len(found) else 'end of file'!r} vs "
-                 f"{wanted[at] if at < len(wanted) else 'end of file'!r}; {len(found)} vs {len(wanted)} lines)")
+        at = next(
+            (i for i, (a, b) in enumerate(zip(found, wanted, strict=False)) if a != b), min(len(found), len(wanted))
+        )
+        sys.exit(
+            f"{source}: scientific names differ from labels.txt at line {at + 1} "
+            f"({found[at] if at < len(found) else 'end of file'!r} vs "
+            f"{wanted[at] if at < len(wanted) else 'end of file'!r}; {len(found)} vs {len(wanted)} lines)"
+        )
     by_name: dict[str, list[str]] = {}
     for scientific, common in pairs:
         if common.strip():
             by_name.setdefault(common.strip(), []).append(scientific)
     return Language(
-        code=code, source=source, data=data, lines=len(pairs),
-        same_as_english=sum(c.strip().casefold() == e.casefold() for (_, c), (_, e) in zip(pairs, english, strict=True)),
+        code=code,
+        source=source,
+        data=data,
+        lines=len(pairs),
+        same_as_english=sum(
+            c.strip().casefold() == e.casefold() for (_, c), (_, e) in zip(pairs, english, strict=True)
+        ),
         empty=tuple(s for s, c in pairs if not c.strip()),
         padded=tuple(s for s, c in pairs if c.strip() and c != c.strip()),
         shared=tuple((name, tuple(species)) for name, species in sorted(by_name.items()) if len(species) > 1),
@@ -110,7 +119,7 @@ def read_language(code: str, source: Path, english: list[tuple[str, str]]) -> La
 def manifest_text(languages: list[Language], version: str, labels: Path) -> str:
     out = [
         "# Written by tools/import_names.py, read by edge/names.py: common names of BirdNET V2.4's classes in",
-        "# other languages, one file per language, lines \"Scientific name_Common name\" in the order of",
+        '# other languages, one file per language, lines "Scientific name_Common name" in the order of',
         "# birdnet-v2.4/labels.txt. same_as_english: names equal to the English label ignoring case (upstream's",
         "# fallback where eBird had no name in that language; a few are genuinely the same word).",
         f"source = {json.dumps(PACKAGE)}",
@@ -123,8 +132,15 @@ def manifest_text(languages: list[Language], version: str, labels: Path) -> str:
         'label_format = "scientific_common"',
     ]
     for lang in languages:
-        out += ["", f"[languages.{lang.code}]", f'file = "{lang.code}.txt"', f'sha256 = "{lang.sha256}"',
-                f"lines = {lang.lines}", f"same_as_english = {lang.same_as_english}", f"empty = {len(lang.empty)}"]
+        out += [
+            "",
+            f"[languages.{lang.code}]",
+            f'file = "{lang.code}.txt"',
+            f'sha256 = "{lang.sha256}"',
+            f"lines = {lang.lines}",
+            f"same_as_english = {lang.same_as_english}",
+            f"empty = {len(lang.empty)}",
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -165,8 +181,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "models" / "birdnet-v2.4-names")
     parser.add_argument("--labels", type=Path, default=ROOT / "models" / "birdnet-v2.4" / "labels.txt")
-    parser.add_argument("--licence", type=Path, default=ROOT / "models" / "birdnet-v2.4" / "LICENSE",
-                        help="the CC BY-NC-SA 4.0 legal code to ship beside the names")
+    parser.add_argument(
+        "--licence",
+        type=Path,
+        default=ROOT / "models" / "birdnet-v2.4" / "LICENSE",
+        help="the CC BY-NC-SA 4.0 legal code to ship beside the names",
+    )
     args = parser.parse_args()
 
     english = [split(line) for line in args.labels.read_text(encoding="utf-8").splitlines() if line.strip()]

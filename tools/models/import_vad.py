@@ -11,8 +11,8 @@ The package is installed without torch, so nothing of it is imported: its files 
 distribution metadata.
 
 Writes model.onnx, LICENSE (MIT, from the package's dist-info), ATTRIBUTION.md and speech.toml, the manifest
-edge.screen.speech reads. It is not called manifest.toml because edge.inference.manifest.discover() takes every directory with a
-manifest.toml for a bird classifier, and this model is not one.
+edge.screen.speech reads. It is not called manifest.toml because edge.inference.manifest.discover() takes every
+directory with a manifest.toml for a bird classifier, and this model is not one.
 
 Usage: python -m tools.models.import_vad [--out models/silero-vad] [--speech tests/data/3436-172162-0000.hq.ogg]
 """
@@ -139,8 +139,9 @@ def reference_probabilities(model: ort.InferenceSession, frames: np.ndarray) -> 
     context = np.zeros(CONTEXT, np.float32)
     out = []
     for frame in frames:
-        prob, state = model.run(None, {"input": np.concatenate([context, frame])[None], "state": state,
-                                       "sr": np.array(RATE, np.int64)})
+        prob, state = model.run(
+            None, {"input": np.concatenate([context, frame])[None], "state": state, "sr": np.array(RATE, np.int64)}
+        )
         out.append(prob[0, 0])
         context = frame[-CONTEXT:]
     return np.array(out, np.float32)
@@ -178,8 +179,12 @@ def parity(model_path: Path, reference_path: Path, speech: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "models" / "silero-vad")
-    parser.add_argument("--speech", type=Path, default=ROOT / "tests" / "data" / "3436-172162-0000.hq.ogg",
-                        help="A recording of speech for the parity check.")
+    parser.add_argument(
+        "--speech",
+        type=Path,
+        default=ROOT / "tests" / "data" / "3436-172162-0000.hq.ogg",
+        help="A recording of speech for the parity check.",
+    )
     args = parser.parse_args()
     dist = md.distribution(PACKAGE)
     model, reference = package_file(dist, MODEL), package_file(dist, REFERENCE)
@@ -188,14 +193,23 @@ def main() -> None:
     shutil.copyfile(model, args.out / "model.onnx")
     shutil.copyfile(licence_file(dist), args.out / "LICENSE")
     # The path the committed files carry, kept so that a rebuild gives their bytes (tools/README.md)
-    names = dict(tool="tools/import_vad.py", package=PACKAGE, version=dist.version, source=MODEL,
-                 reference=REFERENCE)
-    (args.out / MANIFEST).write_text(SPEECH_TOML.format(
-        **names, sha256=file_sha256(args.out / "model.onnx"), wheel_sha256=wheel_sha256(dist), rate=RATE,
-        frame=FRAME, context=CONTEXT, row=CONTEXT + FRAME, state=list(STATE)))
+    names = dict(tool="tools/import_vad.py", package=PACKAGE, version=dist.version, source=MODEL, reference=REFERENCE)
+    (args.out / MANIFEST).write_text(
+        SPEECH_TOML.format(
+            **names,
+            sha256=file_sha256(args.out / "model.onnx"),
+            wheel_sha256=wheel_sha256(dist),
+            rate=RATE,
+            frame=FRAME,
+            context=CONTEXT,
+            row=CONTEXT + FRAME,
+            state=list(STATE),
+        )
+    )
     (args.out / "ATTRIBUTION.md").write_text(ATTRIBUTION.format(**names, tolerance=TOLERANCE))
-    print(f"wrote {args.out} from {PACKAGE} {dist.version}; max |probability difference| to the stock export "
-          f"{worst:.1e}")
+    print(
+        f"wrote {args.out} from {PACKAGE} {dist.version}; max |probability difference| to the stock export {worst:.1e}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 import onnx
+from numpy.lib.stride_tricks import sliding_window_view
 from onnx import TensorProto, helper, numpy_helper
 
 from edge.inference.manifest import LogMelSpec
@@ -32,12 +32,28 @@ ROOT = Path(__file__).resolve().parents[2]
 TAXONOMY = ROOT / "models" / "birdnet-v2.4" / "labels.txt"
 
 # BirdCLEF-style: 5 s at 32 kHz gives 501 frames of 128 mels.
-BIRDCLEF_LOGMEL = {"n_fft": 1024, "hop_length": 320, "n_mels": 128, "fmin": 50.0, "fmax": 14000.0,
-                   "top_db": 80.0, "normalise": "zscore", "mel_scale": "htk", "layout": "nchw"}
+BIRDCLEF_LOGMEL = {
+    "n_fft": 1024,
+    "hop_length": 320,
+    "n_mels": 128,
+    "fmin": 50.0,
+    "fmax": 14000.0,
+    "top_db": 80.0,
+    "normalise": "zscore",
+    "mel_scale": "htk",
+    "layout": "nchw",
+}
 
 # (expansion, kernel, stride, output channels, repeats) of EfficientNet-B0's seven stages.
-STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
-          (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
+STAGES = [
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+]
 STEM, HEAD, SE_RATIO = 32, 1280, 0.25
 
 # The folded BatchNorms give every convolution's output this standard deviation (and shifts of BIAS_STD times
@@ -93,8 +109,9 @@ class GraphBuilder:
         self.weights.append(numpy_helper.from_array(value.astype(np.float32), name))
         return name
 
-    def conv(self, x: Tensor, name: str, c_out: int, kernel: int = 1, stride: int = 1,
-             depthwise: bool = False) -> Tensor:
+    def conv(
+        self, x: Tensor, name: str, c_out: int, kernel: int = 1, stride: int = 1, depthwise: bool = False
+    ) -> Tensor:
         """A convolution with its BatchNorm folded in."""
         c_in = x.value.shape[1]
         shape = (c_out, 1 if depthwise else c_in, kernel, kernel)
@@ -104,9 +121,16 @@ class GraphBuilder:
         gain, mean = ACTIVATION_SCALE / y.std(), y.mean()
         w, b = w * gain, shift - mean * gain
         value = (y - mean) * gain + shift[:, None, None]
-        return self.op("Conv", [x, self.weight(f"{name}.w", w), self.weight(f"{name}.b", b)], name, value,
-                       kernel_shape=[kernel] * 2, strides=[stride] * 2, pads=[kernel // 2] * 4,
-                       group=c_in if depthwise else 1)
+        return self.op(
+            "Conv",
+            [x, self.weight(f"{name}.w", w), self.weight(f"{name}.b", b)],
+            name,
+            value,
+            kernel_shape=[kernel] * 2,
+            strides=[stride] * 2,
+            pads=[kernel // 2] * 4,
+            group=c_in if depthwise else 1,
+        )
 
     def swish(self, x: Tensor) -> Tensor:
         gate = self.op("Sigmoid", [x], f"{x.name}.sigmoid", sigmoid(x.value))
@@ -137,16 +161,22 @@ class GraphBuilder:
         w = self.rng.standard_normal((n_classes, features.value.shape[1]))
         logits = features.value @ w.T
         w, b = w / logits.std(), (self.rng.standard_normal(n_classes) * BIAS_STD - logits.mean(axis=0)) / logits.std()
-        z = self.op("Gemm", [features, self.weight("classifier.w", w), self.weight("classifier.b", b)], "logits",
-                    features.value @ w.T + b, transB=1)
+        z = self.op(
+            "Gemm",
+            [features, self.weight("classifier.w", w), self.weight("classifier.b", b)],
+            "logits",
+            features.value @ w.T + b,
+            transB=1,
+        )
         return self.op("Sigmoid", [z], "probabilities", sigmoid(z.value))
 
 
 def calibration_batch(spec: LogMelSpec, frames: int, rng: np.random.Generator) -> np.ndarray:
     """[examples, 1, n_mels, frames]: noise smoothed in time and frequency like a spectrogram, z-scored."""
     noise = rng.standard_normal((CALIBRATION[0], 1, spec.n_mels, min(frames, CALIBRATION[1])))
-    smooth = sliding_window_view(np.pad(noise, ((0, 0), (0, 0), (2, 2), (2, 2)), mode="wrap"), (5, 5),
-                                 axis=(2, 3)).mean(axis=(-2, -1))
+    smooth = sliding_window_view(
+        np.pad(noise, ((0, 0), (0, 0), (2, 2), (2, 2)), mode="wrap"), (5, 5), axis=(2, 3)
+    ).mean(axis=(-2, -1))
     return (smooth - smooth.mean(axis=(1, 2, 3), keepdims=True)) / smooth.std(axis=(1, 2, 3), keepdims=True)
 
 
@@ -166,11 +196,13 @@ def efficientnet_b0(spec: LogMelSpec, frames: int, n_classes: int, rng: np.rando
     x = g.pool(g.swish(g.conv(x, "head", HEAD)), "pool")
     probabilities = g.classifier(x, n_classes)
     shape = ["batch", 1, spec.n_mels, frames] if spec.layout == "nchw" else ["batch", spec.n_mels, frames]
-    graph = helper.make_graph(g.nodes, "efficientnet_b0_random",
-                              [helper.make_tensor_value_info("mel", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info(probabilities.name, TensorProto.FLOAT,
-                                                             ["batch", n_classes])],
-                              g.weights)
+    graph = helper.make_graph(
+        g.nodes,
+        "efficientnet_b0_random",
+        [helper.make_tensor_value_info("mel", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(probabilities.name, TensorProto.FLOAT, ["batch", n_classes])],
+        g.weights,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="edge-mel-member")
     onnx.checker.check_model(model)
     return model
@@ -201,8 +233,17 @@ def pick_labels(n_classes: int, rng: np.random.Generator, taxonomy: Path) -> lis
     return [lines[i] for i in sorted(rng.choice(len(lines), size=n_classes, replace=False))]
 
 
-def write_mel_member(folder: Path, name: str, *, seed: int = 0, sample_rate: int = 32000, seconds: float = 5.0,
-                     logmel: dict | None = None, n_classes: int = 182, taxonomy: Path = TAXONOMY) -> Path:
+def write_mel_member(
+    folder: Path,
+    name: str,
+    *,
+    seed: int = 0,
+    sample_rate: int = 32000,
+    seconds: float = 5.0,
+    logmel: dict | None = None,
+    n_classes: int = 182,
+    taxonomy: Path = TAXONOMY,
+) -> Path:
     """Write `folder/name`: model.onnx, labels.txt and manifest.toml of a random-weight EfficientNet-B0.
 
     The same arguments give identical bytes. Raises FileExistsError when the directory exists.
@@ -242,8 +283,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sample-rate", type=int, default=32000)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args(argv)
-    directory = write_mel_member(args.out_dir, args.name, seed=args.seed, sample_rate=args.sample_rate,
-                                 seconds=args.seconds, n_classes=args.classes)
+    directory = write_mel_member(
+        args.out_dir,
+        args.name,
+        seed=args.seed,
+        sample_rate=args.sample_rate,
+        seconds=args.seconds,
+        n_classes=args.classes,
+    )
     print(directory)
 
 

@@ -27,24 +27,37 @@ import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+from edge.audio.windower import Windower, WindowSpec
 from edge.inference.agreement import Agreement, agreement
-from edge.inference.manifest import INT8_CPU_FEATURES, Manifest, cpu_features, file_sha256, load_manifest
 from edge.inference.frontend import front_end_for
+from edge.inference.manifest import INT8_CPU_FEATURES, Manifest, cpu_features, file_sha256, load_manifest
 from edge.inference.member import crop_starts, flat_sigmoid
 from edge.inference.sessions import make_session
 from edge.sources.files import decode
-from edge.audio.windower import Windower, WindowSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 # Disjoint sets of real recordings (sources and licences in tests/data/SOURCES.md). Calibration: field
 # recordings with calls the model is unsure of, so ranges come from ordinary sound, not only from clear songs.
-CALIBRATION = ("opso_great_plains_toad.wav", "pheasantCoucal_file0123.wav", "kingParrot_cabin.wav",
-               "opso_audiomoth_metadata_15s.wav", "S4A03895_20190522_230000.wav")
+CALIBRATION = (
+    "opso_great_plains_toad.wav",
+    "pheasantCoucal_file0123.wav",
+    "kingParrot_cabin.wav",
+    "opso_audiomoth_metadata_15s.wav",
+    "S4A03895_20190522_230000.wav",
+)
 # Held out: every recording we have on which BirdNET is confident somewhere (the gate's top-1 needs those).
-HELD_OUT = ("maad_spinetail.wav", "opso_birds_10s.wav", "opso_aru_1_CSWA_3s.wav", "opso_rugr_drum.wav",
-            "birdvox_warblr_fd79e55d_POSITIVE.wav", "S4A03895_20190522_120000.wav", "perch_clap.wav",
-            "curlew_call_1.wav", "456440__inspectorj__bird-whistling-robin-single-13.hq.ogg")
+HELD_OUT = (
+    "maad_spinetail.wav",
+    "opso_birds_10s.wav",
+    "opso_aru_1_CSWA_3s.wav",
+    "opso_rugr_drum.wav",
+    "birdvox_warblr_fd79e55d_POSITIVE.wav",
+    "S4A03895_20190522_120000.wav",
+    "perch_clap.wav",
+    "curlew_call_1.wav",
+    "456440__inspectorj__bird-whistling-robin-single-13.hq.ogg",
+)
 # Edge's default grid (1 s) gives only 30 confident held-out crops from all the recordings we have; its
 # --crop-stride 0.5 grid gives twice as many distinct crops. Both are reported; the gate uses the finer one.
 HELD_OUT_STRIDE = 0.5
@@ -183,21 +196,32 @@ def prepared(source: Path, target: Path) -> Path:
 
 def quantize_variant(source: Path, target: Path, variant: Variant, input_name: str, calibration: np.ndarray):
     activation, weight = {"U8S8": (QuantType.QUInt8, QuantType.QInt8), "S8S8": (QuantType.QInt8, QuantType.QInt8)}[
-        variant.types]
+        variant.types
+    ]
     quantize_static(
-        str(source), str(target), CropReader(input_name, calibration), quant_format=QuantFormat.QDQ,
-        per_channel=True, activation_type=activation, weight_type=weight,
-        nodes_to_quantize=select_nodes(onnx.load(str(source)), variant), op_types_to_quantize=list(QUANTIZED_OPS),
+        str(source),
+        str(target),
+        CropReader(input_name, calibration),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=activation,
+        weight_type=weight,
+        nodes_to_quantize=select_nodes(onnx.load(str(source)), variant),
+        op_types_to_quantize=list(QUANTIZED_OPS),
         calibrate_method=CalibrationMethod[variant.method],
         # Histograms of every quantized tensor over all crops would not fit in memory; 8 crops at a time do.
-        extra_options={"CalibMaxIntermediateOutputs": BATCH,
-                       "OpTypesToExcludeOutputQuantization": list(variant.float_outputs)},
+        extra_options={
+            "CalibMaxIntermediateOutputs": BATCH,
+            "OpTypesToExcludeOutputQuantization": list(variant.float_outputs),
+        },
     )
 
 
 def probabilities(session: ort.InferenceSession, manifest: Manifest, inputs: np.ndarray) -> np.ndarray:
-    out = [session.run([manifest.output_name], {manifest.input_name: inputs[i : i + BATCH]})[0]
-           for i in range(0, len(inputs), BATCH)]
+    out = [
+        session.run([manifest.output_name], {manifest.input_name: inputs[i : i + BATCH]})[0]
+        for i in range(0, len(inputs), BATCH)
+    ]
     raw = np.concatenate(out)
     return flat_sigmoid(raw, 1.0) if manifest.output_kind == "logits" else raw
 
@@ -229,19 +253,33 @@ class Result:
         return self.fp32_ms / self.ms
 
 
-def evaluate(source: Manifest, variant: Variant, model: Path, held_out: Crops, reference: np.ndarray,
-             rounds: int) -> Result:
+def evaluate(
+    source: Manifest, variant: Variant, model: Path, held_out: Crops, reference: np.ndarray, rounds: int
+) -> Result:
     session, fp32 = make_session(model, 1), make_session(source.path, 1)
     candidate = probabilities(session, source, held_out.inputs)
     fp32_ms, ms = paired_ms(fp32, session, {source.input_name: held_out.inputs[:BATCH]}, rounds)
     mask = held_out.on_second
-    return Result(variant, len(select_nodes(onnx.load(str(source.path)), variant)), fp32_ms, ms,
-                  model.stat().st_size / 1e6, agreement(reference, candidate),
-                  agreement(reference[mask], candidate[mask]))
+    return Result(
+        variant,
+        len(select_nodes(onnx.load(str(source.path)), variant)),
+        fp32_ms,
+        ms,
+        model.stat().st_size / 1e6,
+        agreement(reference, candidate),
+        agreement(reference[mask], candidate[mask]),
+    )
 
 
-def search(source: Manifest, variants: tuple[Variant, ...], calibration: np.ndarray, held_out: Crops,
-           workdir: Path, rounds: int = 7, log=print) -> list[tuple[Result, Path]]:
+def search(
+    source: Manifest,
+    variants: tuple[Variant, ...],
+    calibration: np.ndarray,
+    held_out: Crops,
+    workdir: Path,
+    rounds: int = 7,
+    log=print,
+) -> list[tuple[Result, Path]]:
     """Every variant built, measured and gated; each with the path of its model under `workdir`."""
     reference = probabilities(make_session(source.path, 1), source, held_out.inputs)
     model = prepared(source.path, workdir / "fp32.onnx")
@@ -251,8 +289,10 @@ def search(source: Manifest, variants: tuple[Variant, ...], calibration: np.ndar
         target = workdir / f"{re.sub(r'[^a-z0-9]+', '_', variant.name.lower())}.onnx"
         quantize_variant(model, target, variant, source.input_name, calibration)
         result = evaluate(source, variant, target, held_out, reference, rounds)
-        log(f"{variant.name:20s} {result.ms:6.2f} ms/crop (fp32 {result.fp32_ms:.2f}) {result.mb:5.1f} MB "
-            f"{result.gate.line()} [{time.perf_counter() - started:.0f} s]")
+        log(
+            f"{variant.name:20s} {result.ms:6.2f} ms/crop (fp32 {result.fp32_ms:.2f}) {result.mb:5.1f} MB "
+            f"{result.gate.line()} [{time.perf_counter() - started:.0f} s]"
+        )
         results.append((result, target))
     return results
 
@@ -264,29 +304,46 @@ def choose(results: list[Result]) -> Result | None:
 
 
 def table(results: list[Result], chosen: Result | None) -> str:
-    rows = ["| variant | layers (kinds) | calibration | types | float outputs | nodes | ms/crop | FP32 ms/crop | speed-up | MB | "
-            "top-1 | confident crops | top-10 MAD | top-1 on 1 s grid (n) | gate |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| variant | layers (kinds) | calibration | types | float outputs | nodes | ms/crop | FP32 ms/crop | speed-up "
+        "| MB | "
+        "top-1 | confident crops | top-10 MAD | top-1 on 1 s grid (n) | gate |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         v, g = r.variant, r.gate
         kinds = "all" if len(v.kinds) == len(Variant.kinds) else ", ".join(v.kinds)
         mark = " **chosen**" if r is chosen else ""
-        rows.append(f"| {v.name}{mark} | `{v.layers.replace('|', ' or ')}` ({kinds}) | {v.method} | {v.types} | "
-                    f"{', '.join(v.float_outputs) or 'none'} | {r.nodes} | {r.ms:.2f} | "
-                    f"{r.fp32_ms:.2f} | {r.speedup:.2f}x | {r.mb:.1f} | {g.top1:.1%} | {g.confident} | {g.mad:.4f} | "
-                    f"{r.gate_on_second.top1:.1%} ({r.gate_on_second.confident}) | "
-                    f"{'pass' if g.passes else 'fail'} |")
+        rows.append(
+            f"| {v.name}{mark} | `{v.layers.replace('|', ' or ')}` ({kinds}) | {v.method} | {v.types} | "
+            f"{', '.join(v.float_outputs) or 'none'} | {r.nodes} | {r.ms:.2f} | "
+            f"{r.fp32_ms:.2f} | {r.speedup:.2f}x | {r.mb:.1f} | {g.top1:.1%} | {g.confident} | {g.mad:.4f} | "
+            f"{r.gate_on_second.top1:.1%} ({r.gate_on_second.confident}) | "
+            f"{'pass' if g.passes else 'fail'} |"
+        )
     return "\n".join(rows)
 
 
-def report(source: Manifest, results: list[Result], chosen: Result | None, crops: dict[str, int],
-           deterministic: str, tuned_for: tuple[str, ...]) -> str:
-    verdict = (f"Chosen: **{chosen.variant.name}**, the largest speed-up over FP32 among the variants that pass "
-               f"the gate: {chosen.gate.line()}." if chosen else "No variant passed the gate: nothing was written.")
+def report(
+    source: Manifest,
+    results: list[Result],
+    chosen: Result | None,
+    crops: dict[str, int],
+    deterministic: str,
+    tuned_for: tuple[str, ...],
+) -> str:
+    verdict = (
+        f"Chosen: **{chosen.variant.name}**, the largest speed-up over FP32 among the variants that pass "
+        f"the gate: {chosen.gate.line()}."
+        if chosen
+        else "No variant passed the gate: nothing was written."
+    )
     if chosen and chosen.speedup < 1:
-        verdict += (" No variant that passes was faster than FP32 here: INT8 buys a smaller file, not speed. The float"
-                    " front-end (spectrogram Convs, silence MaxPools, compression) takes about half of FP32's time and"
-                    " stays float, and each quantized Conv between float activations adds its own Q/DQ conversions.")
+        verdict += (
+            " No variant that passes was faster than FP32 here: INT8 buys a smaller file, not speed. The float"
+            " front-end (spectrogram Convs, silence MaxPools, compression) takes about half of FP32's time and"
+            " stays float, and each quantized Conv between float activations adds its own Q/DQ conversions."
+        )
     return f"""# INT8 quantization of {source.name}
 
 Written by `tools/quantize.py` (onnxruntime {ort.__version__}, onnx {onnx.__version__}). Every variant is
@@ -326,7 +383,9 @@ def manifest_text(source: Manifest, chosen: Result, sha256: str, tuned_for: tupl
     text = re.sub(r'(?m)^sha256 = ".*"$', f'sha256 = "{sha256}"', text, count=1)
     v, g = chosen.variant, chosen.gate
     features = ", ".join(f'"{f}"' for f in tuned_for)
-    return text + f"""
+    return (
+        text
+        + f"""
 # How this model was derived from {source.name}; see quantization.md.
 [quantization]
 precision = "int8"
@@ -340,10 +399,12 @@ top1_agreement = {g.top1:.4f}
 confident_crops = {g.confident}
 top10_mad = {g.mad:.5f}
 """
+    )
 
 
-def write_directory(source: Manifest, chosen: Result, model: Path, out: Path, markdown: str,
-                    tuned_for: tuple[str, ...]) -> None:
+def write_directory(
+    source: Manifest, chosen: Result, model: Path, out: Path, markdown: str, tuned_for: tuple[str, ...]
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model, out / "model.onnx")
     for name in (source.labels_file, "LICENSE"):
@@ -354,19 +415,23 @@ def write_directory(source: Manifest, chosen: Result, model: Path, out: Path, ma
     (out / "ATTRIBUTION.md").write_text(
         base + f"\nThis directory holds a quantized derivative of `{source.name}` (INT8 weights and activations in "
         f"the layers named in manifest.toml), made by `tools/quantize.py`: same licence, same attribution; see "
-        f"quantization.md for how it was made and how closely it follows the original.\n")
+        f"quantization.md for how it was made and how closely it follows the original.\n"
+    )
     (out / "manifest.toml").write_text(manifest_text(source, chosen, file_sha256(out / "model.onnx"), tuned_for))
     (out / "quantization.md").write_text(markdown)
 
 
 def determinism(source: Manifest, chosen: Result, model: Path, calibration: np.ndarray, workdir: Path) -> str:
     again = workdir / "again.onnx"
-    quantize_variant(prepared(source.path, workdir / "fp32-again.onnx"), again, chosen.variant, source.input_name,
-                     calibration)
+    quantize_variant(
+        prepared(source.path, workdir / "fp32-again.onnx"), again, chosen.variant, source.input_name, calibration
+    )
     if file_sha256(again) == file_sha256(model):
-        return ("quantizing the chosen variant a second time in the same run gave the same bytes (sha256 equal). "
-                "Calibration ranges come from FP32 ONNX Runtime runs, whose last bits can differ between CPUs, so "
-                "the same bytes are expected on the same machine and ORT version, not across machines.")
+        return (
+            "quantizing the chosen variant a second time in the same run gave the same bytes (sha256 equal). "
+            "Calibration ranges come from FP32 ONNX Runtime runs, whose last bits can differ between CPUs, so "
+            "the same bytes are expected on the same machine and ORT version, not across machines."
+        )
     return "quantizing the chosen variant a second time gave DIFFERENT bytes: the output is not deterministic."
 
 
@@ -374,9 +439,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "birdnet-v2.4")
     parser.add_argument("--out", type=Path, default=ROOT / "models" / "birdnet-v2.4-int8")
-    parser.add_argument("--variants", default=",".join(v.name for v in VARIANTS),
-                        help="comma-separated variant names (default: all): " + ", ".join(v.name for v in VARIANTS))
-    parser.add_argument("--calibration-crops", type=int, default=88, help="at most this many calibration crops (whole batches of 8)")
+    parser.add_argument(
+        "--variants",
+        default=",".join(v.name for v in VARIANTS),
+        help="comma-separated variant names (default: all): " + ", ".join(v.name for v in VARIANTS),
+    )
+    parser.add_argument(
+        "--calibration-crops", type=int, default=88, help="at most this many calibration crops (whole batches of 8)"
+    )
     parser.add_argument("--rounds", type=int, default=7, help="timed runs per model and variant")
     args = parser.parse_args()
     source = load_manifest(args.model)
@@ -399,8 +469,9 @@ def main() -> None:
             print(report(source, results, None, crops, "not checked", tuned_for))
             raise SystemExit("no variant passed the gate")
         model = dict((id(r), p) for r, p in found)[id(chosen)]
-        markdown = report(source, results, chosen, crops, determinism(source, chosen, model, calibration, Path(tmp)),
-                          tuned_for)
+        markdown = report(
+            source, results, chosen, crops, determinism(source, chosen, model, calibration, Path(tmp)), tuned_for
+        )
         write_directory(source, chosen, model, args.out, markdown, tuned_for)
     print(markdown)
 
