@@ -15,7 +15,7 @@ from rich.table import Table
 from edge.app import logs
 from edge.app.model_folders import model_folders
 from edge.app.replay import ReplayOptions, replay
-from edge.app.settings import DEFAULT_MODEL
+from edge.app.sections import DEFAULT_MODEL
 from edge.audio.resample import RESAMPLERS
 from edge.audio.windower import WindowSpec
 from edge.cli.species import species_command, species_filter_options

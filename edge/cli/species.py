@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from edge.app import logs
-from edge.app.settings import DEFAULT_MODEL, SettingsError, load_settings
+from edge.app.sections import DEFAULT_MODEL
+from edge.app.settings import SettingsError, load_settings
 from edge.cli.types import FiniteRange
 from edge.inference.manifest import ModelError, default_models_dir, find
 from edge.inference.names import CommonNames, available_languages, localise

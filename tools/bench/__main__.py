@@ -37,7 +37,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from edge.app.settings import DEFAULT_MODEL
+from edge.app.sections import DEFAULT_MODEL
 from tools.bench.live import fast_feed_table, latency_table, run_live
 from tools.bench.resample import resample_table
 from tools.models.mel_member import BIRDCLEF_LOGMEL, write_mel_member

@@ -18,7 +18,8 @@ import structlog
 from edge.app.daemon import Daemon
 from edge.app.latency import Latencies
 from edge.app.notify import Notifier
-from edge.app.settings import BudgetSettings, HealthSettings, ModelSettings, Settings, WindowSettings
+from edge.app.sections import BudgetSettings, HealthSettings, ModelSettings, WindowSettings
+from edge.app.settings import Settings
 from edge.sources.files import ReplayConfig
 
 
