@@ -1,0 +1,204 @@
+"""`edge replay`: analyse recordings and write their detections, with a summary table."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from edge.app import logs
+from edge.app.replay import ReplayOptions, replay
+from edge.app.sections import DEFAULT_MODEL
+from edge.audio.resample import RESAMPLERS
+from edge.audio.windower import WindowSpec
+from edge.cli.models import models_dir_option
+from edge.cli.species import species_filter_options
+from edge.cli.types import FiniteRange, GapOrOff
+from edge.events.detector import DetectorOptions
+from edge.inference.manifest import ModelError
+from edge.inference.member import MemberOptions
+from edge.screen.range_model import YEAR_ROUND
+from edge.sinks.files import FORMATS
+from edge.sources.files import known_zone
+
+
+@click.command(name="replay")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--model",
+    "model_names",
+    multiple=True,
+    default=[DEFAULT_MODEL],
+    show_default=True,
+    help="Model to run (repeat for an ensemble).",
+)
+@models_dir_option
+@click.option(
+    "--window",
+    type=FiniteRange(0.1, 60),
+    default=WindowSpec.seconds,
+    show_default=True,
+    help="Analysis window, seconds.",
+)
+@click.option(
+    "--hop", type=FiniteRange(0.1, 60), default=WindowSpec.hop, show_default=True, help="Seconds between window starts."
+)
+@click.option(
+    "--crop-stride",
+    type=FiniteRange(0.1, 60),
+    default=MemberOptions.crop_stride,
+    show_default=True,
+    help="Grid step, seconds, of the crops a model with a shorter input takes inside a window.",
+)
+@click.option(
+    "--sensitivity",
+    type=FiniteRange(0.5, 1.5),
+    default=MemberOptions.sensitivity,
+    show_default=True,
+    help="BirdNET sensitivity: higher reports more.",
+)
+@click.option(
+    "--min-conf",
+    type=FiniteRange(0, 1),
+    default=DetectorOptions.min_confidence,
+    show_default=True,
+    help="Minimum confidence of a detection.",
+)
+@click.option(
+    "--top-k",
+    type=click.IntRange(min=1),
+    default=DetectorOptions.top_k,
+    show_default=True,
+    help="At most this many classes per window.",
+)
+@click.option(
+    "--format",
+    "formats",
+    default="jsonl,csv,raven",
+    show_default=True,
+    help=f"Comma-separated output formats: {', '.join(FORMATS)}.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("edge-out"),
+    show_default=True,
+    help="Folder for the detection files (rewritten by each replay).",
+)
+@click.option(
+    "--channel",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Analyse this channel (0-based) of multi-channel files instead of their mix-down.",
+)
+@click.option(
+    "--timezone",
+    "zone",
+    default="UTC",
+    show_default=True,
+    help="Zone of the times in recorder file names that carry none (e.g. Europe/Berlin).",
+)
+@species_filter_options
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=MemberOptions.intra_op_threads,
+    show_default=True,
+    help="ONNX Runtime threads per model.",
+)
+@click.option(
+    "--join-gap",
+    type=GapOrOff(),
+    default="0.5",
+    show_default=True,
+    help="A recorder's consecutive files whose times meet within this many seconds are analysed as "
+    "one stream; off: each file on its own.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar, no summary.")
+@click.option(
+    "--resampler",
+    type=click.Choice(RESAMPLERS),
+    default="kaiser_fast",
+    show_default=True,
+    help="Sample-rate conversion: BirdNET-Analyzer's own (kaiser_fast) or libsoxr (soxr).",
+)
+def replay_command(
+    paths,
+    model_names,
+    models_dir,
+    window,
+    hop,
+    crop_stride,
+    sensitivity,
+    min_conf,
+    top_k,
+    formats,
+    out,
+    channel,
+    zone,
+    threads,
+    join_gap,
+    quiet,
+    species,
+    resampler,
+):
+    """Analyse recordings (files or folders) and write their detections."""
+    logs.configure()
+    try:
+        naive_zone = ZoneInfo(known_zone(zone))
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--timezone") from error
+    options = ReplayOptions.build(
+        window=window,
+        hop=hop,
+        crop_stride=crop_stride,
+        sensitivity=sensitivity,
+        min_conf=min_conf,
+        top_k=top_k,
+        channel=channel,
+        naive_zone=naive_zone,
+        threads=threads,
+        join_gap=join_gap,
+        formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+        species=species,
+        resampler=resampler,
+    )
+    console = Console(stderr=True)
+    try:
+        result = replay(
+            list(paths), models_dir, list(model_names), out, options, progress=not quiet and console.is_terminal
+        )
+    except (ModelError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    if not quiet:
+        print_summary(result, out)
+    if result.failed and len(result.failed) == result.recordings:
+        sys.exit(1)
+
+
+def print_summary(result, out: Path) -> None:
+    console = Console()
+    table = Table(
+        title=f"{result.summary.detections} detections in {result.recordings} recording(s), "
+        f"{result.audio_seconds:.1f} s of audio"
+    )
+    for column in ("species", "scientific name", "detections", "max confidence"):
+        table.add_column(column, justify="right" if column in ("detections", "max confidence") else "left")
+    for tally in result.summary.ranked():
+        table.add_row(tally.common_name, tally.scientific_name, str(tally.count), f"{tally.max_confidence:.3f}")
+    console.print(table)
+    if result.species_weeks:
+        dated = [str(week) for week in result.species_weeks if week != YEAR_ROUND]
+        parts = [f"week {', '.join(dated)} of 48"] if dated else []
+        if YEAR_ROUND in result.species_weeks:
+            parts.append("the whole year (recordings of unknown date)")
+        console.print(f"range filter: the species expected in {' and '.join(parts)}")
+    for stream_id, error in result.failed:
+        console.print(f"[red]skipped[/red] {stream_id}: {error}")
+    for stream_id, error in result.damaged:
+        console.print(f"[yellow]damaged[/yellow] {stream_id}: {error}")
+    console.print(f"detections written to {out}/")

@@ -1,0 +1,163 @@
+"""`edge station`: the ranger station, and `edge station export`, its database as CSV."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from edge.app import logs
+
+
+@click.group(name="station", invoke_without_command=True)
+@click.option("--broker", metavar="HOST[:PORT]", help="The broker the boxes publish to.")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite database of the station (created if absent).",
+)
+@click.option("--prefix", default="edge", show_default=True, help="Topic prefix of the boxes.")
+@click.option(
+    "--client-id",
+    default=None,
+    show_default="edge-station-<hostname>-<hash of the --db path>",
+    help="MQTT client id: the broker keeps the station's queue under it, so keep it from run to run.",
+)
+@click.option("--username", default=None, help="User name, if the broker asks for one.")
+@click.option(
+    "--password-file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="File holding the password."
+)
+@click.option("--tls", is_flag=True, help="TLS with the system's CAs (implied by --ca-file).")
+@click.option(
+    "--ca-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="CA certificate(s) that signed the broker's certificate.",
+)
+@click.option(
+    "--cert-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Client certificate, for brokers that require one.",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Private key of the client certificate.",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["auto", "5", "3.1.1"]),
+    default="auto",
+    show_default=True,
+    help="MQTT version; auto tries 5, then 3.1.1.",
+)
+@click.option("--no-table", is_flag=True, help="Log one line per record instead of the live table.")
+@click.pass_context
+def station_group(
+    ctx,
+    broker,
+    db_path,
+    prefix,
+    client_id,
+    username,
+    password_file,
+    tls,
+    ca_file,
+    cert_file,
+    key_file,
+    protocol,
+    no_table,
+) -> None:
+    """Ranger station: keep every box's records in a SQLite database and show the boxes (until Ctrl-C)."""
+    import signal
+    import threading
+
+    from pydantic import ValidationError
+
+    from edge.station.app import broker_address, run
+    from edge.station.store import StoreError
+    from edge.station.subscriber import StationOptions, default_client_id
+    from edge.wire.mqtt import BrokerConfig, prefix_problem
+
+    if ctx.invoked_subcommand is not None:
+        return
+    if broker is None or db_path is None:
+        raise click.UsageError("--broker and --db are required (or a command: edge station export --help)")
+    if problem := prefix_problem(prefix):
+        raise click.BadParameter(problem, param_hint="--prefix")
+    try:
+        host, port = broker_address(broker)
+        config = BrokerConfig(
+            host=host,
+            port=port,
+            protocol=protocol,
+            username=username,
+            password_file=password_file,
+            tls=tls,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+        )
+    except ValidationError as error:  # its own text would echo every option given
+        wrong = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in error.errors())
+        raise click.BadParameter(wrong, param_hint="--broker and its options") from None  # not chained: same reason
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--broker") from error
+    if problem := prefix_problem(prefix):
+        raise click.BadParameter(problem, param_hint="--prefix")
+    if problem := config.secret_problem():
+        raise click.BadParameter(problem, param_hint="--password-file")
+    show_table = not no_table and sys.stdout.isatty()
+    logs.configure(json=not sys.stdout.isatty(), stream=sys.stdout)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    options = StationOptions(prefix=prefix, client_id=client_id or default_client_id(db_path))
+    try:
+        code = run(config, options, db_path, stop, show_table)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+    sys.exit(code)
+
+
+@station_group.command(name="export")
+@click.option(
+    "--db",
+    "db_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The station's SQLite database.",
+)
+@click.option("--out", default="-", show_default=True, help="CSV file to write, or - for standard output.")
+@click.option("--box", default=None, help="Only this box.")
+@click.option(
+    "--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Only from this UTC day on (YYYY-MM-DD)."
+)
+@click.option("--records", is_flag=True, help="Every stored record (JSON payload) instead of one row per event.")
+def station_export(db_path: Path, out: str, box: str | None, since, records: bool) -> None:
+    """Write the detection events (or all records) of a station's database as CSV."""
+    from edge.station.export import write_events, write_records
+    from edge.station.store import StoreError, connect
+
+    try:
+        db = connect(db_path, read_only=True)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+    write = write_records if records else write_events
+    day = since.date() if since else None
+    try:
+        if out == "-":
+            count = write(db, sys.stdout, box, day)
+        else:
+            with open(out, "w", newline="", encoding="utf-8") as file:
+                count = write(db, file, box, day)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {out}: {error}") from error
+    finally:
+        db.close()
+    if out != "-":
+        click.echo(f"{count} rows written to {out}", err=True)
