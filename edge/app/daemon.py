@@ -38,8 +38,10 @@ from edge.inference.manifest import ModelError
 from edge.inference.stages import Stages
 from edge.screen.alerts import AlertGate
 from edge.screen.species import SpeciesListError
+from edge.sinks.clip_queue import QueuedClip
 from edge.sources.state import RecordingState
 from edge.types import Alert, AudioChunk, Event
+from edge.wire.clips import event_clip_metadata
 from edge.wire.records import alert_record, event_record, record_key
 
 log = structlog.get_logger(__name__)
@@ -157,6 +159,8 @@ class Daemon:
     def _publish_event(self, event: Event) -> None:
         record = event_record(event, self.settings.box_id)
         self.outputs.publish("events", record, record_key(record))
+        if event.clip is not None:  # offered with each record that has it: queued once
+            self._offer_clip(event, event.clip)
         self.health.events += 1
         log.info(
             "detection_event",
@@ -167,6 +171,14 @@ class Daemon:
             start_s=record["start_s"],
             id=event.id,
         )
+
+    def _offer_clip(self, event: Event, path: str) -> None:
+        try:
+            size = (self.settings.clips_dir / path).stat().st_size
+        except OSError:  # pruned already: nothing to send
+            return
+        metadata = event_clip_metadata(event, self.settings.box_id)
+        self.outputs.offer_clip(QueuedClip(event.id, "event", path, metadata, size), event.label.names)
 
     def _tick(self) -> None:
         self.notifier.watchdog()

@@ -21,6 +21,7 @@ from edge.inference.member import MemberOptions
 from edge.screen.alerts import AlertClass, AlertOptions
 from edge.screen.species import SpeciesOptions
 from edge.screen.speech import SpeechOptions
+from edge.sinks.clip_sender import ClipChoice
 from edge.sinks.outbox import WhenFull
 from edge.sinks.outputs import FilesWhen
 from edge.sources.files import ReplayConfig
@@ -215,6 +216,33 @@ class OutboxSettings(Section):
         description="When full: health records go first, then drop_oldest drops the oldest "
         "record, drop_newest refuses new ones. Each drop is logged and counted.",
     )
+
+
+class UplinkClipSettings(Section):
+    kinds: list[Literal["alerts", "events"]] = Field(
+        list(ClipChoice.kinds), description="Clips sent to the station: those of alerts, of events, both, or none."
+    )
+    species: list[str] = Field(
+        [], description="Events whose clips are sent: these species only (any name of a class); empty: all."
+    )
+    bytes_per_hour: int = Field(
+        2_000_000, ge=0, description="Clip bytes sent in any hour at most (2 MB: a GSM link); the rest waits."
+    )
+    max_age_hours: float = Field(72.0, gt=0, le=8760, description="A clip still waiting after this long is dropped.")
+    max_clip_bytes: int = Field(
+        ClipChoice.max_bytes,
+        ge=10_000,
+        le=200_000_000,
+        description="Clips bigger than this are never sent (keep it under the broker's max_packet_size).",
+    )
+
+    def choice(self) -> ClipChoice:
+        species = frozenset(name.casefold() for name in self.species)
+        return ClipChoice(tuple(self.kinds), species, self.max_clip_bytes)
+
+
+class UplinkSettings(Section):
+    clips: UplinkClipSettings = UplinkClipSettings()
 
 
 class AlertClassSettings(Section):

@@ -30,6 +30,7 @@ from edge.app.sections import (
     SmoothingSettings,
     SourceSettings,
     SpeciesSettings,
+    UplinkSettings,
     WindowSettings,
 )
 from edge.inference.manifest import default_models_dir
@@ -58,6 +59,7 @@ class Settings(BaseSettings):
     health: HealthSettings = HealthSettings()
     mqtt: MqttConfig | None = Field(None, description="The uplink to the ranger station (none: files only).")
     outbox: OutboxSettings = OutboxSettings()
+    uplink: UplinkSettings = UplinkSettings()
     alerts: AlertSettings = AlertSettings()
     budget: BudgetSettings = BudgetSettings()
     species: SpeciesSettings = SpeciesSettings()

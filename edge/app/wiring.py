@@ -22,6 +22,8 @@ from edge.screen.range_model import RangeModel
 from edge.screen.species import SpeciesFilter
 from edge.screen.speech import NoSpeech, SpeechDetector, SpeechModel
 from edge.screen.stage import Screen
+from edge.sinks.clip_queue import ClipQueue
+from edge.sinks.clip_sender import ClipSender
 from edge.sinks.daily import DailyFiles
 from edge.sinks.mqtt import MqttPublisher
 from edge.sinks.outbox import Outbox
@@ -99,9 +101,18 @@ def build_guard(settings: Settings, ensemble: Ensemble, live: bool) -> BudgetGua
 def build_outputs(settings: Settings) -> Outputs:
     s = settings
     outbox = Outbox(s.outbox_path, s.outbox.max_records, s.outbox.when_full, queue=s.mqtt is not None)
-    uplink = MqttPublisher(s.mqtt, s.box_id, outbox) if s.mqtt is not None else None
+    uplink = MqttPublisher(s.mqtt, s.box_id, outbox, build_clip_sender(s)) if s.mqtt is not None else None
     files = DailyFiles(s.records_dir, tuple(s.output.formats), fsync=s.output.fsync)
     return Outputs(outbox, files, uplink, s.output.when)
+
+
+def build_clip_sender(settings: Settings) -> ClipSender | None:
+    """What sends clips to the station: none when clips are off, or no kind of clip is to be sent."""
+    c = settings.uplink.clips
+    if not settings.clips.enabled or not c.kinds:
+        return None
+    queue = ClipQueue(settings.outbox_path, c.bytes_per_hour, c.max_age_hours * 3600)
+    return ClipSender(queue, settings.clips_dir, c.choice())
 
 
 def store_paths(settings: Settings) -> dict[str, Path]:

@@ -21,6 +21,8 @@ import structlog
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import Field, field_validator
 
+from edge.sinks.clip_queue import QueuedClip
+from edge.sinks.clip_sender import ClipSender
 from edge.sinks.outbox import Outbox
 from edge.wire.mqtt import (
     Backoff,
@@ -73,13 +75,15 @@ class Connection:
     freed: bool = True  # slots came free (or the connection is new): look for live records
     status_acked: bool = False
     status_mid: int | None = None
+    clip_inflight: dict[int, QueuedClip] = field(default_factory=dict)  # mid -> the clip (one at a time)
 
 
 class MqttPublisher:
-    def __init__(self, config: MqttConfig, box: str, outbox: Outbox):
+    def __init__(self, config: MqttConfig, box: str, outbox: Outbox, clips: ClipSender | None = None):
         self.config = config
         self.box = box
         self.outbox = outbox
+        self.clips = clips
         self.client_id = config.client_id or f"edge-{box}"
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -102,6 +106,8 @@ class MqttPublisher:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(self.config.drain_seconds + 10)
+        if self.clips is not None:
+            self.clips.queue.close()
 
     def stats(self) -> dict:
         return {
@@ -109,6 +115,7 @@ class MqttPublisher:
             "mqtt_sent": self.sent,
             "mqtt_connects": self.connects,
             "mqtt_last_error": self.last_error,
+            **(self.clips.queue.stats() if self.clips is not None else {}),
         }
 
     def _topic(self, kind: str) -> str:
@@ -176,6 +183,14 @@ class MqttPublisher:
         def on_publish(client, userdata, mid, reason_code, properties):
             if mid == state.status_mid:
                 state.status_acked = True
+            clip = state.clip_inflight.pop(mid, None)
+            if clip is not None and self.clips is not None:
+                state.freed = True
+                if reason_code.is_failure:  # kept, tried again on the next connection
+                    self._failed("mqtt_publish_refused", str(reason_code), clip=clip.id)
+                else:
+                    self.clips.queue.acknowledge(clip)
+                    log.info("clip_sent", id=clip.id, kind=clip.kind, bytes=clip.bytes)
             entry = state.inflight.pop(mid, None)
             if entry is None:
                 return
@@ -205,6 +220,7 @@ class MqttPublisher:
             if self._stop.is_set():
                 return self._drain(client, state)
             self._fill(client, state)
+            self._fill_clip(client, state)
             rc = client.loop(LOOP_SECONDS)
             self._settle(state)
             if rc != mqtt.MQTT_ERR_SUCCESS:
@@ -239,6 +255,16 @@ class MqttPublisher:
             self._publish(client, state, record, backlog=True)
             state.backlog_cursor = record.seq
         state.backlog_done = len(records) < room
+
+    def _fill_clip(self, client: mqtt.Client, state: Connection) -> None:
+        """One clip at a time, and only when no record waits or is in flight: records never wait behind a clip
+        longer than the one being sent."""
+        if self.clips is None or state.clip_inflight or state.inflight or self.outbox.pending_count:
+            return
+        ready = self.clips.next_message()
+        if ready is not None:
+            clip, payload = ready
+            state.clip_inflight[client.publish(self._topic("clips"), payload, qos=1).mid] = clip
 
     def _publish(self, client: mqtt.Client, state: Connection, record, backlog: bool) -> None:
         info = client.publish(self._topic(record.kind), record.payload, qos=1)

@@ -26,6 +26,7 @@ from typing import Literal, overload
 
 import structlog
 
+from edge.sinks.clip_queue import QueuedClip
 from edge.sinks.daily import DailyFiles
 from edge.sinks.mqtt import MqttPublisher
 from edge.sinks.outbox import EXPENDABLE, Outbox
@@ -101,6 +102,16 @@ class Outputs:
         if self.uplink is not None:
             self.uplink.wake()
         return held.record
+
+    def offer_clip(self, clip: QueuedClip, names: tuple[str, ...]) -> None:
+        """A clip written to the card, for the station if the uplink sends clips of its kind."""
+        if self.uplink is None or self.uplink.clips is None:
+            return
+        try:
+            if self.uplink.clips.offer(clip, names):
+                self.uplink.wake()
+        except DISK_ERRORS as error:  # the records go on; this clip stays on the card only
+            log.error("clip_not_queued", id=clip.id, error=in_words(error, self.outbox.path))
 
     def _seen(self, key: str) -> bool:
         if any(h.key == key for h in self.held["outbox"]):

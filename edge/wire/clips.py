@@ -15,6 +15,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 
+from edge.types import Event
+from edge.wire.records import observation
+
 CLIP_SCHEMA = "edge.clip/1"
 FLAC_MAGIC = b"fLaC"
 MAX_METADATA_BYTES = 65536  # a clip's metadata is a few hundred bytes: more is not a clip
@@ -22,6 +25,20 @@ MAX_METADATA_BYTES = 65536  # a clip's metadata is a few hundred bytes: more is 
 
 class ClipMessageError(ValueError):
     """A clip message that is not what a box sends: its reason, in words, without the payload."""
+
+
+def event_clip_metadata(event: Event, box: str, refused: str | None = None) -> dict[str, object]:
+    """What an event's clip is, as the station files it; the audio's own fields are added when it is sent."""
+    e = event
+    return {
+        "schema": CLIP_SCHEMA,
+        "id": e.id,
+        "kind": "event",
+        "box": box,
+        **observation(e, e.label, e.confidence, e.model, e.model_version),
+        "alert_class": None,
+        "refused": refused,
+    }
 
 
 def frame(metadata: Mapping[str, object], audio: bytes) -> bytes:

@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-KINDS = ("events", "alerts", "health", "status")
+KINDS = ("events", "alerts", "health", "status", "clips")
 PROTOCOLS = {"5": mqtt.MQTTv5, "3.1.1": mqtt.MQTTv311}
 
 

@@ -1,0 +1,112 @@
+"""Clips to the station through a real mosquitto: each event's clip arrives once, whole, on <prefix>/<box>/clips,
+after the records; the hourly byte budget holds."""
+
+from __future__ import annotations
+
+import hashlib
+
+from edge.wire.clips import CLIP_SCHEMA, unframe
+from support.broker import Mosquitto, Subscriber
+from support.config import write_config
+from support.processes import DaemonProcess
+from support.records import read_records
+from support.waiting import wait_for
+
+
+def clip_config(tmp_path, data, broker, **clips):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "maad_spinetail.wav").write_bytes((data / "maad_spinetail.wav").read_bytes())
+    return write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        {"type": "folder", "path": str(inbox), "settle_seconds": 0.2},
+        mqtt={"host": "127.0.0.1", "port": broker.port},
+        clips={"enabled": True},
+        uplink={"clips": {"kinds": ["alerts", "events"], **clips}},
+    )
+
+
+def event_clips(data_dir) -> dict[str, str]:
+    """Each event's id and its clip's path, from the records the box wrote."""
+    return {r["id"]: r["clip"] for r in read_records(data_dir / "records") if r.get("clip")}
+
+
+def test_each_event_clip_arrives_once_and_whole(tmp_path, data):
+    broker = Mosquitto(tmp_path / "broker").start()
+    subscriber = Subscriber(broker, "edge/test-box/clips")
+    daemon = DaemonProcess(clip_config(tmp_path, data, broker))
+    try:
+        daemon.wait_log("recording_done", file="maad_spinetail.wav")
+        wait_for(lambda: event_clips(tmp_path / "data"), 60, "an event with its clip")
+        expected = event_clips(tmp_path / "data")
+        messages = subscriber.expect(len(expected), timeout=120)
+        code, _ = daemon.terminate()
+    finally:
+        daemon.close()
+        subscriber.close()
+        broker.stop()
+    assert code == 0
+    got = {}
+    for message in messages:
+        metadata, audio = unframe(message.payload)
+        assert metadata["schema"] == CLIP_SCHEMA and metadata["box"] == "test-box" and audio.startswith(b"fLaC")
+        assert metadata["sha256"] == hashlib.sha256(audio).hexdigest()
+        got[metadata["id"]] = audio
+    assert set(got) == set(expected), "each event's clip, once"
+    for id, path in expected.items():
+        assert got[id] == (tmp_path / "data" / "clips" / path).read_bytes()
+    print(f"{len(got)} clips, {sum(map(len, got.values()))} bytes")
+
+
+def test_the_byte_budget_holds_clips_back(tmp_path, data):
+    """Two clips of 0.5 and 0.7 MB against 1 MB an hour: one goes, the other waits for the hour to pass."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    subscriber = Subscriber(broker, "edge/test-box/clips")
+    daemon = DaemonProcess(clip_config(tmp_path, data, broker, bytes_per_hour=1_000_000))
+    try:
+        daemon.wait_log("recording_done", file="maad_spinetail.wav")
+        wait_for(lambda: len(event_clips(tmp_path / "data")) == 2, 60, "both events with their clips")
+        [sent] = subscriber.expect(1, timeout=120)
+        health = daemon.wait_log("health", clips_sent=1, clips_waiting=1)
+        code, _ = daemon.terminate()
+    finally:
+        daemon.close()
+        subscriber.close()
+        broker.stop()
+    assert code == 0
+    sizes = sorted((tmp_path / "data" / "clips" / p).stat().st_size for p in event_clips(tmp_path / "data").values())
+    assert sum(sizes) > 1_000_000 > max(sizes), "the two clips do not fit in the hour, each one does"
+    assert subscriber.messages.empty() and len(sent.payload) > min(sizes)
+    assert health["clip_bytes_last_hour"] <= 1_000_000 and health["clips_dropped"] == 0
+
+
+def test_clips_queued_while_the_broker_is_down_survive_a_kill_9(tmp_path, data):
+    """The broker is down while the clips are written; the box is killed; restarted with the broker up, it sends
+    each clip once (a persistent subscriber collects them across the outage)."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    Subscriber(broker, "edge/test-box/clips", session="station").close()  # the broker keeps its session
+    broker.stop()
+    config = clip_config(tmp_path, data, broker)
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_log("recording_done", file="maad_spinetail.wav")
+        wait_for(lambda: len(event_clips(tmp_path / "data")) == 2, 60, "both events with their clips")
+        daemon.wait_log("health", clips_waiting=2)  # queued, committed
+        daemon.kill()
+    finally:
+        daemon.close()
+    broker.start()
+    subscriber = Subscriber(broker, "edge/test-box/clips", session="station")
+    daemon = DaemonProcess(config)
+    try:
+        messages = subscriber.expect(2, timeout=120)
+        daemon.wait_log("health", clips_sent=2, clips_waiting=0)
+        code, _ = daemon.terminate()
+    finally:
+        daemon.close()
+        subscriber.close()
+        broker.stop()
+    assert code == 0 and subscriber.messages.empty(), "each clip once"
+    ids = {unframe(m.payload)[0]["id"] for m in messages}
+    assert ids == set(event_clips(tmp_path / "data"))
