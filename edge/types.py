@@ -191,6 +191,19 @@ class Alert:
     model_version: str
 
 
+@final
+@dataclass(frozen=True)
+class ClipSettled:
+    """The clip of an event or an alert (`alert_class` set), settled: written (`path`, below the clip folder),
+    or refused by the privacy gate (`refused`: "speech"), or not made (both None: no audio, a full card).
+    `subject` is the event, or the alert's window as an event of its class."""
+
+    subject: Event
+    path: str | None
+    refused: str | None = None
+    alert_class: str | None = None
+
+
 @dataclass(frozen=True)
 class Screened:
     """One window's scores after screening: the alerts they raised, and the scores events may be made of."""

@@ -38,10 +38,10 @@ from edge.inference.manifest import ModelError
 from edge.inference.stages import Stages
 from edge.screen.alerts import AlertGate
 from edge.screen.species import SpeciesListError
-from edge.sinks.clip_queue import QueuedClip
+from edge.sinks.clip_queue import ClipKind, QueuedClip
 from edge.sources.state import RecordingState
-from edge.types import Alert, AudioChunk, Event
-from edge.wire.clips import event_clip_metadata
+from edge.types import Alert, AudioChunk, ClipSettled, Event
+from edge.wire.clips import clip_metadata
 from edge.wire.records import alert_record, event_record, record_key
 
 log = structlog.get_logger(__name__)
@@ -118,8 +118,9 @@ class Daemon:
         self.outputs.stop()
         log.info("daemon_stopped")
 
-    def _publish(self, chunk: AudioChunk, records: list[Event | Alert]) -> None:
-        """The chunk's alerts and events, in order, to the outputs; then its counts and latencies."""
+    def _publish(self, chunk: AudioChunk, records: list[Event | Alert | ClipSettled]) -> None:
+        """The chunk's alerts and events, in order, to the outputs, and its clips to the uplink; then its counts
+        and latencies."""
         windows = self.pipeline.windows
         first = self.health.windows == 0 and windows
         self.health.audio_seconds += chunk.seconds
@@ -129,6 +130,8 @@ class Daemon:
                 for record in records:
                     if isinstance(record, Alert):
                         self._publish_alert(record)
+                    elif isinstance(record, ClipSettled):
+                        self._offer_clip(record)
                     else:
                         self._publish_event(record)
         if first:  # cold start: from the process's start to its first scored window
@@ -159,8 +162,6 @@ class Daemon:
     def _publish_event(self, event: Event) -> None:
         record = event_record(event, self.settings.box_id)
         self.outputs.publish("events", record, record_key(record))
-        if event.clip is not None:  # offered with each record that has it: queued once
-            self._offer_clip(event, event.clip)
         self.health.events += 1
         log.info(
             "detection_event",
@@ -172,13 +173,20 @@ class Daemon:
             id=event.id,
         )
 
-    def _offer_clip(self, event: Event, path: str) -> None:
-        try:
-            size = (self.settings.clips_dir / path).stat().st_size
-        except OSError:  # pruned already: nothing to send
+    def _offer_clip(self, clip: ClipSettled) -> None:
+        """A clip written or refused, for the station; one not made (a full card) has nothing to send."""
+        size = 0
+        if clip.path is not None:
+            try:
+                size = (self.settings.clips_dir / clip.path).stat().st_size
+            except OSError:  # pruned already: nothing to send
+                return
+        elif clip.refused is None:
             return
-        metadata = event_clip_metadata(event, self.settings.box_id)
-        self.outputs.offer_clip(QueuedClip(event.id, "event", path, metadata, size), event.label.names)
+        metadata = clip_metadata(clip, self.settings.box_id)
+        kind: ClipKind = "alert" if clip.alert_class is not None else "event"
+        queued = QueuedClip(clip.subject.id, kind, clip.path, metadata, size)
+        self.outputs.offer_clip(queued, clip.subject.label.names)
 
     def _tick(self) -> None:
         self.notifier.watchdog()

@@ -30,7 +30,7 @@ import structlog
 
 from edge.clips.store import ClipStore
 from edge.storage.faults import StorageFault
-from edge.types import AudioChunk, Event, Stream, StreamSpan
+from edge.types import Alert, AudioChunk, ClipSettled, Event, Stream, StreamSpan
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +93,7 @@ class _Capture:
     start: int
     cap: int
     end: int | None = None
+    alert_class: str | None = None  # the clip of an alert of this class, not of an event
 
 
 def to_pcm16(samples: np.ndarray) -> np.ndarray:
@@ -186,6 +187,7 @@ class ClipRecorder:
         self._ring: _Ring | None = None
         self._captures: dict[str, _Capture] = {}
         self._settled: OrderedDict[str, str | None] = OrderedDict()
+        self._news: list[ClipSettled] = []  # settled since `settled()` was last asked
 
     def push(self, chunk: AudioChunk) -> None:
         """Keep the chunk's audio; write the clips it completes."""
@@ -253,6 +255,24 @@ class ClipRecorder:
             self._write_ready()
         return self.path_of(event.id)
 
+    def alert(self, alert: Alert) -> None:
+        """A threat alert: its clip is its window with `pre_roll` before it, written once the veto delay has
+        passed (no post-roll: a ranger is waiting for it)."""
+        w = alert.window
+        subject = Event(
+            alert.id, "end", w.stream, alert.label, w.start, w.end, alert.confidence, alert.model, alert.model_version
+        )
+        self.begin(subject)
+        capture = self._captures.get(alert.id)
+        if capture is not None:
+            capture.end, capture.alert_class = w.end, alert.alert_class
+            self._write_ready()
+
+    def settled(self) -> list[ClipSettled]:
+        """The clips settled (written, refused, or not made) since the last call, in order."""
+        news, self._news = self._news, []
+        return news
+
     def path_of(self, event_id: str) -> str | None:
         """The relative path (below the clip folder) of the event's clip once it is on the card, else None."""
         return self._settled.get(event_id)
@@ -315,14 +335,14 @@ class ClipRecorder:
             )
         if span.end <= span.start:
             log.warning("clip_empty", id=event.id)
-            return self._settle(event.id, None)
+            return self._settle(event.id, None, capture=capture)
         if self._vetoed(span):
-            return self._settle(event.id, None)
+            return self._settle(event.id, None, "speech", capture)
         path = clip_path(event)
         written = self.store.write(
             path, ring.read(span.start, span.end), ring.stream.sample_rate, clip_metadata(event, span)
         )
-        self._settle(event.id, path if written else None)
+        self._settle(event.id, path if written else None, capture=capture)
 
     def _vetoed(self, span: ClipSpan) -> bool:
         """Does the privacy gate refuse the span? It does when it cannot tell: no audio is saved unjudged."""
@@ -344,7 +364,12 @@ class ClipRecorder:
             )
         return bool(refused)
 
-    def _settle(self, event_id: str, path: str | None) -> None:
+    def _settle(
+        self, event_id: str, path: str | None, refused: str | None = None, capture: _Capture | None = None
+    ) -> None:
+        if capture is not None:
+            self._news.append(ClipSettled(capture.event, path, refused, capture.alert_class))
+            del self._news[:-SETTLED_KEPT]  # bounded, should nobody ask
         self._settled[event_id] = path
         while len(self._settled) > SETTLED_KEPT:
             self._settled.popitem(last=False)
@@ -360,6 +385,12 @@ class NoClips:
 
     def observe(self, event: Event) -> str | None:
         return None
+
+    def alert(self, alert: Alert) -> None:
+        pass
+
+    def settled(self) -> list[ClipSettled]:
+        return []
 
     def write_ready(self) -> None:
         pass

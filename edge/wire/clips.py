@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 
-from edge.types import Event
+from edge.types import ClipSettled
 from edge.wire.records import observation
 
 CLIP_SCHEMA = "edge.clip/1"
@@ -27,17 +27,18 @@ class ClipMessageError(ValueError):
     """A clip message that is not what a box sends: its reason, in words, without the payload."""
 
 
-def event_clip_metadata(event: Event, box: str, refused: str | None = None) -> dict[str, object]:
-    """What an event's clip is, as the station files it; the audio's own fields are added when it is sent."""
-    e = event
+def clip_metadata(clip: ClipSettled, box: str) -> dict[str, object]:
+    """What a clip is, as the station files it: its event's or alert's id and observation; the audio's own
+    fields (bytes, sha256, sample rate, duration) are added when it is sent."""
+    e = clip.subject
     return {
         "schema": CLIP_SCHEMA,
         "id": e.id,
-        "kind": "event",
+        "kind": "event" if clip.alert_class is None else "alert",
         "box": box,
         **observation(e, e.label, e.confidence, e.model, e.model_version),
-        "alert_class": None,
-        "refused": refused,
+        "alert_class": clip.alert_class,
+        "refused": clip.refused,
     }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from edge.wire.clips import CLIP_SCHEMA, unframe
 from support.broker import Mosquitto, Subscriber
 from support.config import write_config
@@ -110,3 +112,41 @@ def test_clips_queued_while_the_broker_is_down_survive_a_kill_9(tmp_path, data):
     assert code == 0 and subscriber.messages.empty(), "each clip once"
     ids = {unframe(m.payload)[0]["id"] for m in messages}
     assert ids == set(event_clips(tmp_path / "data"))
+
+
+def test_an_alert_clip_is_its_window_and_pre_roll(tmp_path, data):
+    """Hand claps, which BirdNET scores as "Power tools" and "Fireworks": each alert's clip arrives with its
+    alert class and id, its window and one second before it, while no event clip is sent (alerts only)."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    subscriber = Subscriber(broker, "edge/test-box/clips")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "perch_clap.wav").write_bytes((data / "perch_clap.wav").read_bytes())
+    config = write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        {"type": "folder", "path": str(inbox), "settle_seconds": 0.2},
+        mqtt={"host": "127.0.0.1", "port": broker.port},
+        clips={"enabled": True, "pre_roll": 1.0},
+        alerts={"classes": [{"name": "Power tools", "threshold": 0.3}, {"name": "Fireworks", "threshold": 0.15}]},
+        uplink={"clips": {"kinds": ["alerts"]}},
+    )
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_log("recording_done", file="perch_clap.wav")
+        alerts = {a["id"]: a for a in daemon.logged("alert")}
+        messages = subscriber.expect(len(alerts), timeout=120)
+        daemon.wait_log("health", clips_waiting=0, clips_sent=len(alerts))
+        code, _ = daemon.terminate()
+    finally:
+        daemon.close()
+        subscriber.close()
+        broker.stop()
+    assert code == 0 and len(alerts) == 2 and subscriber.messages.empty()
+    for message in messages:
+        metadata, audio = unframe(message.payload)
+        alert = alerts[metadata["id"]]
+        assert (metadata["kind"], metadata["alert_class"]) == ("alert", alert["alert_class"])
+        window = metadata["end_s"] - metadata["start_s"]
+        assert metadata["duration_s"] == pytest.approx(window + min(1.0, metadata["start_s"]), abs=0.01)
+        assert audio.startswith(b"fLaC") and metadata["refused"] is None
