@@ -150,3 +150,38 @@ def test_an_alert_clip_is_its_window_and_pre_roll(tmp_path, data):
         window = metadata["end_s"] - metadata["start_s"]
         assert metadata["duration_s"] == pytest.approx(window + min(1.0, metadata["start_s"]), abs=0.01)
         assert audio.startswith(b"fLaC") and metadata["refused"] is None
+
+
+def test_a_clip_refused_for_speech_is_reported_without_audio(tmp_path, data):
+    """Read speech raises a "Human vocal" alert; the privacy gate refuses its clip: the station learns there
+    was an alert with audio that was not kept."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    subscriber = Subscriber(broker, "edge/test-box/clips")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "speech.ogg").write_bytes((data / "3436-172162-0000.hq.ogg").read_bytes())
+    config = write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        {"type": "folder", "path": str(inbox), "settle_seconds": 0.2},
+        mqtt={"host": "127.0.0.1", "port": broker.port},
+        clips={"enabled": True},
+        alerts={"classes": [{"name": "Human vocal", "threshold": 0.05}]},
+        uplink={"clips": {"kinds": ["alerts"]}},
+    )
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_log("recording_done", file="speech.ogg")
+        alerts = {a["id"] for a in daemon.logged("alert")}
+        messages = subscriber.expect(len(alerts), timeout=120)
+        code, _ = daemon.terminate()
+    finally:
+        daemon.close()
+        subscriber.close()
+        broker.stop()
+    assert code == 0 and alerts
+    for message in messages:
+        metadata, audio = unframe(message.payload)
+        assert metadata["id"] in alerts and metadata["refused"] == "speech"
+        assert audio == b"" and metadata["bytes"] == 0 and metadata["sha256"] is None
+    assert not list((tmp_path / "data" / "clips").rglob("*.flac")), "no audio of speech on the card"
