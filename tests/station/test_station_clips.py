@@ -17,7 +17,8 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from edge.cli.main import main
-from edge.station.clips import ClipArchive, ClipError, file_stem, parse_clip
+from edge.station.clips import MAX_MESSAGE_BYTES, ClipArchive, ClipError, file_stem, parse_clip
+from edge.station.schemas import MAX_CLIP_BYTES
 from edge.station.store import Store
 from edge.wire.clips import CLIP_SCHEMA, audio_fields, frame
 from edge.wire.records import iso
@@ -263,6 +264,9 @@ def test_what_is_no_clip_message_is_refused():
             "without label",
         ),
         (clip_message("c", b""), "audio is not FLAC"),
+        (b"x" * (MAX_MESSAGE_BYTES + 1), f"clip message of {MAX_MESSAGE_BYTES + 1} bytes is larger than"),
     ):
         with pytest.raises(ClipError, match=reason):
             parse_clip("box-a", payload, RECEIVED)
+    largest = b"fLaC" + bytes(MAX_CLIP_BYTES - 4)  # 4 MiB: not decoded, only checked against its metadata
+    assert parse_clip("box-a", clip_message("c", largest), RECEIVED).audio == largest
