@@ -27,7 +27,7 @@ from edge.clips.store import TEMP_SUFFIX, remove_if_empty, write_atomically
 from edge.station.messages import RecordError
 from edge.station.schemas import MAX_CLIP_BYTES, clip_problem, shown
 from edge.station.store import MAX_KEPT_BYTES, Store
-from edge.wire.clips import MAX_METADATA_BYTES, ClipMessageError, unframe
+from edge.wire.clips import FLAC_MAGIC, MAX_METADATA_BYTES, ClipMessageError, unframe
 from edge.wire.records import iso
 
 log = structlog.get_logger(__name__)
@@ -92,9 +92,10 @@ def parse_clip(box: str, payload: bytes, received_utc: str) -> Clip:
 
 
 def head(payload: bytes) -> bytes:
-    """What a rejected clip message leaves in the rejected table: its metadata line, never the audio."""
-    end = payload.find(b"\n", 0, MAX_KEPT_BYTES)
-    return payload[: MAX_KEPT_BYTES if end < 0 else end]
+    """What a rejected clip message leaves in the rejected table: what comes before its first newline (the
+    metadata line) or FLAC marker, never the audio."""
+    ends = [at for mark in (b"\n", FLAC_MAGIC) if (at := payload.find(mark, 0, MAX_KEPT_BYTES)) >= 0]
+    return payload[: min(ends, default=MAX_KEPT_BYTES)]
 
 
 def file_stem(clip_id: str) -> str:

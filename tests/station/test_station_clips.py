@@ -17,7 +17,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from edge.cli.main import main
-from edge.station.clips import MAX_MESSAGE_BYTES, ClipArchive, ClipError, file_stem, parse_clip
+from edge.station.clips import MAX_MESSAGE_BYTES, ClipArchive, ClipError, file_stem, head, parse_clip
 from edge.station.schemas import MAX_CLIP_BYTES
 from edge.station.store import Store
 from edge.wire.clips import CLIP_SCHEMA, audio_fields, frame
@@ -119,6 +119,22 @@ def test_a_2_mb_clip_sent_twice_is_stored_once(broker, tmp_path):
         assert hashlib.sha256(stored).hexdigest() == row["sha256"] == hashlib.sha256(audio).hexdigest()
         assert [p.name for p in (tmp_path / "clips").rglob("*") if p.is_file()] == [f"{GOLDEN['id']}.flac"]
         assert len(station.logged("clip_stored")) == 1
+    finally:
+        assert station.terminate() == 0
+
+
+def test_a_clip_sent_while_the_station_is_off_arrives_when_it_is_back(broker, tmp_path):
+    """The broker queues clips in the station's session as it does records."""
+    db = tmp_path / "station.sqlite"
+    station = StationProcess(broker, db)
+    station.wait_log("station_subscribed")
+    assert station.terminate() == 0
+    audio = flac(1)
+    publish(broker, "edge/box-a/clips", clip_message("c-1", audio))
+    station = StationProcess(broker, db)
+    try:
+        (row,) = station.wait_for(lambda: clip_rows(db), what="the clip queued while the station was off")
+        assert (tmp_path / "clips" / row["path"]).read_bytes() == audio
     finally:
         assert station.terminate() == 0
 
@@ -268,5 +284,6 @@ def test_what_is_no_clip_message_is_refused():
     ):
         with pytest.raises(ClipError, match=reason):
             parse_clip("box-a", payload, RECEIVED)
+    assert head(b"fLaC" + audio) == b"" and head(b'{"a": 1}fLaC\x00\n') == b'{"a": 1}'  # the audio is not kept
     largest = b"fLaC" + bytes(MAX_CLIP_BYTES - 4)  # 4 MiB: not decoded, only checked against its metadata
     assert parse_clip("box-a", clip_message("c", largest), RECEIVED).audio == largest
