@@ -105,10 +105,17 @@ def file_stem(clip_id: str) -> str:
     return safe if safe == clip_id else f"{safe}-{hashlib.sha256(clip_id.encode()).hexdigest()[:12]}"
 
 
+def start_utc(start: str | None, received_utc: str) -> datetime:
+    """When a clip begins, in UTC: the box's time, or when the station received it where the box did not know
+    the time (or gave one that UTC cannot hold, such as year 1 at +05:00)."""
+    try:
+        return datetime.fromisoformat(start or received_utc).astimezone(UTC)
+    except OverflowError:
+        return datetime.fromisoformat(received_utc).astimezone(UTC)
+
+
 def utc_day(clip: Clip) -> str:
-    """The UTC day the clip begins (the station's day of receipt when the box did not know the time)."""
-    moment = clip.metadata["start_utc"] or clip.received_utc
-    return datetime.fromisoformat(moment).astimezone(UTC).date().isoformat()
+    return start_utc(clip.metadata["start_utc"], clip.received_utc).date().isoformat()
 
 
 class ClipArchive:

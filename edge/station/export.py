@@ -13,11 +13,11 @@ import csv
 import re
 import shutil
 import sqlite3
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from edge.station.clips import file_stem
+from edge.station.clips import file_stem, start_utc
 
 EVENT_COLUMNS = (
     "box",
@@ -125,7 +125,7 @@ def write_clips(
 def export_name(clip: sqlite3.Row) -> str:
     """box_2026-11-23_090007_Eurasian-Wren_event_<id>.flac: sorted by box and time, the species or alert class
     in safe characters, the id to keep names apart."""
-    moment = datetime.fromisoformat(clip["start_utc"] or clip["received_utc"]).astimezone(UTC)
+    moment = start_utc(clip["start_utc"], clip["received_utc"])
     what = NAME_PART.sub("-", clip["alert_class"] or clip["common_name"] or "").strip("-")[:40] or "clip"
     return f"{clip['box']}_{moment:%Y-%m-%d_%H%M%S}_{what}_{clip['kind']}_{file_stem(clip['id'])}.flac"
 

@@ -225,6 +225,9 @@ def test_export_writes_the_clips_of_a_box_and_day(tmp_path):
     )
     later = clip_message("c-3", flac(0.5), start_utc="2026-11-24T01:00:00.000+00:00")
     archive.add(parse_clip("box-a", later, RECEIVED))
+    year_1 = clip_message("c-5", flac(0.5), start_utc="0001-01-01T00:00:00+05:00")  # beyond UTC: the day received
+    archive.add(parse_clip("box-a", year_1, RECEIVED))
+    assert store.db.execute("SELECT path FROM clips WHERE id = 'c-5'").fetchone()[0] == "box-a/2026-11-23/c-5.flac"
     archive.add(parse_clip("box-b", clip_message("c-4", flac(0.5), box="box-b"), RECEIVED))
     store.close()
     out = tmp_path / "out"
