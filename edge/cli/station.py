@@ -56,6 +56,27 @@ from edge.app import logs
     help="MQTT version; auto tries 5, then 3.1.1.",
 )
 @click.option("--no-table", is_flag=True, help="Log one line per record instead of the live table.")
+@click.option(
+    "--clips-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    show_default="clips beside the --db file",
+    help="Folder of the clips the boxes send (FLAC files, one folder per box and UTC day).",
+)
+@click.option(
+    "--clip-max-age-days",
+    type=click.FloatRange(min=0),
+    default=90.0,
+    show_default=True,
+    help="Delete a clip's file this many days after it arrived (0: never).",
+)
+@click.option(
+    "--clip-max-mb",
+    type=click.FloatRange(min=0),
+    default=2000.0,
+    show_default=True,
+    help="Delete the oldest clips' files while the clip folder holds more megabytes than this (0: no limit).",
+)
 @click.pass_context
 def station_group(
     ctx,
@@ -71,6 +92,9 @@ def station_group(
     key_file,
     protocol,
     no_table,
+    clips_dir,
+    clip_max_age_days,
+    clip_max_mb,
 ) -> None:
     """Ranger station: keep every box's records in a SQLite database and show the boxes (until Ctrl-C)."""
     import signal
@@ -118,7 +142,9 @@ def station_group(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     options = StationOptions(prefix=prefix, client_id=client_id or default_client_id(db_path))
     try:
-        code = run(config, options, db_path, stop, show_table)
+        code = run(
+            config, options, db_path, stop, show_table, clips_dir, clip_max_age_days or None, clip_max_mb or None
+        )
     except StoreError as error:
         raise click.ClickException(str(error)) from error
     sys.exit(code)
@@ -137,10 +163,28 @@ def station_group(
 @click.option(
     "--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Only from this UTC day on (YYYY-MM-DD)."
 )
+@click.option("--day", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Only this UTC day (YYYY-MM-DD).")
 @click.option("--records", is_flag=True, help="Every stored record (JSON payload) instead of one row per event.")
-def station_export(db_path: Path, out: str, box: str | None, since, records: bool) -> None:
-    """Write the detection events (or all records) of a station's database as CSV."""
-    from edge.station.export import write_events, write_records
+@click.option(
+    "--clips",
+    "clips_out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the clips (FLAC files and an index.csv) into this folder instead.",
+)
+@click.option(
+    "--clips-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    show_default="clips beside the --db file",
+    help="The station's clip folder.",
+)
+def station_export(
+    db_path: Path, out: str, box: str | None, since, day, records: bool, clips_out: Path | None, clips_dir: Path | None
+) -> None:
+    """Write the detection events (or all records, or the clips) of a station's database."""
+    from edge.station.clips import default_folder
+    from edge.station.export import write_clips, write_events, write_records
     from edge.station.store import StoreError, connect
 
     try:
@@ -148,13 +192,17 @@ def station_export(db_path: Path, out: str, box: str | None, since, records: boo
     except StoreError as error:
         raise click.ClickException(str(error)) from error
     write = write_records if records else write_events
-    day = since.date() if since else None
+    first = since.date() if since else None
+    only = day.date() if day else None
     try:
-        if out == "-":
-            count = write(db, sys.stdout, box, day)
+        if clips_out is not None:
+            count = write_clips(db, clips_dir or default_folder(db_path), clips_out, box, first, only)
+            out = str(clips_out)
+        elif out == "-":
+            count = write(db, sys.stdout, box, first, only)
         else:
             with open(out, "w", newline="", encoding="utf-8") as file:
-                count = write(db, file, box, day)
+                count = write(db, file, box, first, only)
     except OSError as error:
         raise click.ClickException(f"cannot write {out}: {error}") from error
     finally:

@@ -134,14 +134,14 @@ class ClipStore:
             )
             return False
         try:
-            _write_atomically(target, data)
+            write_atomically(target, data)
         except OSError as error:
             self.failed += 1
             self.disk_full = error.errno in FULL
             if self.fault is None:
                 self.fault = StorageFault("clips", in_words(error))
             log.error("clip_write_failed", path=relative_path, errno=errno_name(error), error=str(error))
-            _remove_if_empty(target.parent, self.directory)
+            remove_if_empty(target.parent, self.directory)
             return False
         self._clips[relative_path] = _Clip(time.time(), len(data))
         self.total_bytes += len(data)
@@ -210,7 +210,7 @@ class ClipStore:
         self.total_bytes -= clip.size
         self.deleted += 1
         log.debug("clip_deleted", path=relative, reason=reason)
-        _remove_if_empty(path.parent, self.directory)
+        remove_if_empty(path.parent, self.directory)
         return True
 
     def stats(self) -> dict[str, int | bool]:
@@ -225,7 +225,7 @@ class ClipStore:
         }
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
+def write_atomically(target: Path, data: bytes) -> None:
     """`data` to a temporary file beside `target`, fsync'd, renamed, the folder fsync'd: all or nothing under
     the final name. On failure the temporary file is removed and the error raised."""
     if not target.parent.is_dir():
@@ -264,7 +264,7 @@ def _fsync_directory(directory: Path) -> None:
         log.debug("clip_folder_sync_failed", directory=str(directory), error=str(error))
 
 
-def _remove_if_empty(directory: Path, root: Path) -> None:
+def remove_if_empty(directory: Path, root: Path) -> None:
     """A day folder goes with its last clip."""
     if directory != root:
         try:

@@ -1,5 +1,6 @@
 """The ranger station: subscribes to every box's records, keeps them in SQLite, shows and exports them.
 
 messages (topic and payload checked into a Record) ─▶ store (SQLite) ◀─ table, export
-subscriber (the MQTT session) ─┘
+subscriber (the MQTT session) ─┤
+clips (clip messages checked, their FLAC files kept) ─┘
 """

@@ -14,6 +14,7 @@ from rich.live import Live
 
 from edge.app import logs
 from edge.station import table
+from edge.station.clips import MAX_AGE_DAYS, MAX_MEGABYTES, ClipArchive, default_folder
 from edge.station.messages import Record
 from edge.station.store import Store, connect
 from edge.station.subscriber import StationOptions, Subscriber
@@ -36,11 +37,23 @@ def broker_address(text: str) -> tuple[str, int | None]:
     return host, int(port) if port else None
 
 
-def run(config: BrokerConfig, options: StationOptions, db_path: Path, stop: threading.Event, show_table: bool) -> int:
+def run(
+    config: BrokerConfig,
+    options: StationOptions,
+    db_path: Path,
+    stop: threading.Event,
+    show_table: bool,
+    clip_folder: Path | None = None,
+    clip_max_age_days: float | None = MAX_AGE_DAYS,
+    clip_max_megabytes: float | None = MAX_MEGABYTES,
+) -> int:
     """Until `stop` is set; the exit code: 1 when the subscriber failed (a certificate or password file that
-    cannot be read...), else 0. StoreError when the database cannot be opened."""
+    cannot be read...), else 0. StoreError when the database cannot be opened. Clips go to `clip_folder`
+    (default: `clips` beside the database), kept by age and total size."""
     store = Store.open(db_path)
-    subscriber = Subscriber(config, options, store, on_stored=None if show_table else log_stored)
+    clips = ClipArchive(store, clip_folder or default_folder(db_path), clip_max_age_days, clip_max_megabytes)
+    clips.remove_temporary()
+    subscriber = Subscriber(config, options, store, on_stored=None if show_table else log_stored, clips=clips)
     failed = threading.Event()
 
     def network() -> None:
@@ -59,6 +72,7 @@ def run(config: BrokerConfig, options: StationOptions, db_path: Path, stop: thre
         broker=f"{config.address[0]}:{config.address[1]}",
         client_id=options.client_id,
         topic=options.topic_filter,
+        clips=str(clips.folder),
     )
     thread.start()
     try:

@@ -1,4 +1,5 @@
-"""CSV out of the station's database: one row per detection event, or every stored record.
+"""CSV out of the station's database: one row per detection event, or every stored record; or its clips as
+FLAC files in a folder with an index.csv.
 
 A text cell that a spreadsheet would take for a formula (starting with =, +, -, @, a tab or a carriage return)
 goes out behind a single quote, as OWASP recommends against CSV injection: a box name or species name is text
@@ -9,9 +10,14 @@ cannot hold a formula, and a quote would turn them into text that no longer sort
 from __future__ import annotations
 
 import csv
+import re
+import shutil
 import sqlite3
-from datetime import date
+from datetime import date, timedelta
+from pathlib import Path
 from typing import TextIO
+
+from edge.station.clips import file_stem, start_utc
 
 EVENT_COLUMNS = (
     "box",
@@ -37,12 +43,42 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # box does not know the time of its recording.
 EVENT_TIME = "coalesce(start_utc, first_received_utc)"
 RECORD_TIME = "coalesce(json_extract(payload, '$.start_utc'), json_extract(payload, '$.time_utc'), received_utc)"
+CLIP_TIME = "coalesce(c.start_utc, c.received_utc)"
+# A clip's row and what its event or alert says (the clip may have come before its records: then empty).
+CLIP_COLUMNS = (
+    "file",
+    "box",
+    "id",
+    "kind",
+    "common_name",
+    "scientific_name",
+    "alert_class",
+    "start_utc",
+    "end_utc",
+    "duration_s",
+    "sample_rate",
+    "bytes",
+    "sha256",
+    "refused",
+    "received_utc",
+    "pruned_utc",
+    "max_confidence",
+    "state",
+)
+CLIPS = f"""
+SELECT c.*, d.max_confidence, d.state FROM clips c LEFT JOIN detections d USING (box, id)
+{{}} ORDER BY box, {CLIP_TIME}, id
+"""
+INDEX = "index.csv"
+NAME_PART = re.compile(r"[^A-Za-z0-9]+")
 
 
-def write_events(db: sqlite3.Connection, out: TextIO, box: str | None = None, since: date | None = None) -> int:
+def write_events(
+    db: sqlite3.Connection, out: TextIO, box: str | None = None, since: date | None = None, day: date | None = None
+) -> int:
     """One row per detection event (alerts included, alert=1), by box then by the box's order; the number of
     rows. The header is written even when there are none."""
-    where, params = conditions(box, since, EVENT_TIME)
+    where, params = conditions(box, since, EVENT_TIME, day)
     rows = db.execute(
         f"SELECT {', '.join(EVENT_COLUMNS)} FROM detections {where} ORDER BY box, first_seq IS NULL, first_seq, id",
         params,
@@ -50,16 +86,51 @@ def write_events(db: sqlite3.Connection, out: TextIO, box: str | None = None, si
     return write(out, EVENT_COLUMNS, rows)
 
 
-def write_records(db: sqlite3.Connection, out: TextIO, box: str | None = None, since: date | None = None) -> int:
+def write_records(
+    db: sqlite3.Connection, out: TextIO, box: str | None = None, since: date | None = None, day: date | None = None
+) -> int:
     """Every stored record, duplicates left out, its payload the JSON the box sent; by box, then seq."""
-    where, params = conditions(box, since, RECORD_TIME)
+    where, params = conditions(box, since, RECORD_TIME, day)
     rows = db.execute(
         f"SELECT {', '.join(RECORD_COLUMNS)} FROM records {where} ORDER BY box, seq IS NULL, seq, received_utc", params
     )
     return write(out, RECORD_COLUMNS, rows)
 
 
-def conditions(box: str | None, since: date | None, time_sql: str) -> tuple[str, list]:
+def write_clips(
+    db: sqlite3.Connection,
+    clips: Path,
+    folder: Path,
+    box: str | None = None,
+    since: date | None = None,
+    day: date | None = None,
+) -> int:
+    """Copies the clip files kept in `clips` into `folder` under readable names, and writes its index.csv: one
+    row per clip, those refused or pruned included (their `file` empty); the number of rows."""
+    where, params = conditions(box, since, CLIP_TIME, day)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for row in db.execute(CLIPS.format(where), params):
+        name = export_name(row) if row["path"] else ""
+        if name:
+            try:
+                shutil.copyfile(clips / row["path"], folder / name)
+            except FileNotFoundError:  # deleted by hand: the index says so
+                name = ""
+        rows.append((name, *(row[column] for column in CLIP_COLUMNS[1:])))
+    with open(folder / INDEX, "w", newline="", encoding="utf-8") as index:
+        return write(index, CLIP_COLUMNS, rows)
+
+
+def export_name(clip: sqlite3.Row) -> str:
+    """box_2026-11-23_090007_Eurasian-Wren_event_<id>.flac: sorted by box and time, the species or alert class
+    in safe characters, the id to keep names apart."""
+    moment = start_utc(clip["start_utc"], clip["received_utc"])
+    what = NAME_PART.sub("-", clip["alert_class"] or clip["common_name"] or "").strip("-")[:40] or "clip"
+    return f"{clip['box']}_{moment:%Y-%m-%d_%H%M%S}_{what}_{clip['kind']}_{file_stem(clip['id'])}.flac"
+
+
+def conditions(box: str | None, since: date | None, time_sql: str, day: date | None = None) -> tuple[str, list]:
     clauses, params = [], []
     if box is not None:
         clauses.append("box = ?")
@@ -67,6 +138,9 @@ def conditions(box: str | None, since: date | None, time_sql: str) -> tuple[str,
     if since is not None:
         clauses.append(f"{time_sql} >= ?")  # ISO 8601 UTC times compare as text
         params.append(since.isoformat())
+    if day is not None:
+        clauses.append(f"{time_sql} >= ? AND {time_sql} < ?")
+        params += [day.isoformat(), (day + timedelta(days=1)).isoformat()]
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 

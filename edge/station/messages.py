@@ -18,6 +18,8 @@ from edge.wire.mqtt import KINDS, box_id_problem
 # A box's largest record (health) is a few kilobytes; an event record about 600 bytes.
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_DEPTH = 16  # a health record nests 3 deep
+CLIPS = "clips"  # the topic of clip messages (edge.wire.clips), which are no records: edge.station.clips
+TOPIC_KINDS = tuple(dict.fromkeys((*KINDS, CLIPS)))
 STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 BRACKETS = re.compile(r"[\[\]{}]")
 
@@ -49,13 +51,14 @@ class Record:
 
 
 def topic_parts(topic: str, prefix: str) -> tuple[str, str]:
-    """(box, kind) of `<prefix>/<box>/<kind>`; RecordError for any other topic under the prefix."""
+    """(box, kind) of `<prefix>/<box>/<kind>`, kind one of TOPIC_KINDS; RecordError for any other topic under the
+    prefix."""
     levels = topic.removeprefix(prefix + "/").split("/")
     box = levels[0]
     if problem := box_id_problem(box):
         raise RecordError(f"topic's {problem}")
-    if len(levels) != 2 or levels[1] not in KINDS:
-        raise RecordError(f"topic {shown(topic, 200)} is not {prefix}/<box>/ and one of {', '.join(KINDS)}")
+    if len(levels) != 2 or levels[1] not in TOPIC_KINDS:
+        raise RecordError(f"topic {shown(topic, 200)} is not {prefix}/<box>/ and one of {', '.join(TOPIC_KINDS)}")
     return box, levels[1]
 
 

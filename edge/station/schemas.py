@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 
+from edge.wire.clips import CLIP_SCHEMA
 from edge.wire.mqtt import box_id_problem
 from edge.wire.records import ALERT_SCHEMA, EVENT_SCHEMA, HEALTH_SCHEMA, STATUS_SCHEMA
 
@@ -23,6 +24,9 @@ MAX_ID = 128  # an event id is a UUID (36 characters)
 MAX_TEXT = 1024  # names, labels, versions
 MAX_PATH = 4096  # a source or clip path (Linux's PATH_MAX)
 MAX_SECONDS = 1e10  # offsets into a stream: three centuries of audio
+MAX_CLIP_ID = 64  # a clip is named by its event's or alert's id (a UUID)
+# A clip's audio: 4 MiB is over 40 s of 48 kHz FLAC; a box sends far less (and messages.py caps the rest).
+MAX_CLIP_BYTES = 4 * 1024 * 1024
 # C0 and C1 control characters and lone surrogates: they break lines, terminals, CSV cells and UTF-8 columns.
 UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 STATES = ("online", "offline", "stopped")
@@ -185,6 +189,47 @@ SCHEMAS: dict[str, dict[str, tuple[dict[str, Check], tuple[str, ...]]]] = {
         )
     },
 }
+
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def sha256_hex(value: object) -> str | None:
+    return None if isinstance(value, str) and SHA256.fullmatch(value) else f"is not a sha256 in hex: {shown(value)}"
+
+
+# The metadata of an edge.clip/1 message; `seq` is not used: a clip is known by its box and id.
+CLIP = {
+    "schema": one_of(CLIP_SCHEMA),
+    "id": text(MAX_CLIP_ID, empty=False),
+    "kind": one_of("event", "alert"),
+    "box": box_id,
+    **{name: OBSERVATION[name] for name in ("source", "scientific_name", "common_name", "label")},
+    "alert_class": optional(text()),
+    **{name: OBSERVATION[name] for name in ("start_utc", "end_utc", "start_s", "end_s")},
+    "sample_rate": whole(8000, 384000),
+    "duration_s": number(0, MAX_SECONDS),
+    "bytes": whole(0, MAX_CLIP_BYTES),
+    "sha256": optional(sha256_hex),
+    "refused": optional(one_of("speech")),
+}
+
+
+def clip_problem(data: dict) -> str | None:
+    """Why `data` is not the metadata of a clip a box sends (None when it is)."""
+    missing = [field for field in CLIP if field not in data]
+    if missing:
+        return f"{CLIP_SCHEMA} without {', '.join(missing)}"
+    for field, check in CLIP.items():
+        if why := check(data[field]):
+            return f"{field} {why}"
+    if data["end_s"] < data["start_s"]:
+        return f"end_s {data['end_s']} is before start_s {data['start_s']}"
+    if (data["kind"] == "alert") != (data["alert_class"] is not None):
+        return f"alert_class {shown(data['alert_class'])} for a clip of kind {data['kind']}"
+    if data["refused"] is None and (data["sha256"] is None or data["bytes"] == 0):
+        return "a clip that was not refused has no audio (no bytes or sha256)"
+    return None
 
 
 def problem(kind: str, data: dict) -> str | None:

@@ -14,6 +14,9 @@ Tables:
   messages were rejected. Messages whose topic names no valid box id count under INVALID_BOX.
 - rejected: the newest MAX_REJECTED messages that were not records a box publishes (topic, reason, the first
   MAX_KEPT_BYTES of the payload and its size), for a look later.
+- clips: one row per (box, id) of the clips received (edge.station.clips): what the clip is, where its FLAC
+  file is below the clip folder (null for a clip refused for speech, or pruned since: pruned_utc), its size
+  and sha256. (box, id) is also the key of its event's or alert's row in detections.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from edge.storage.database import make_durable
 
 log = structlog.get_logger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_REJECTED = 10_000
 MAX_KEPT_BYTES = 4096
 MAX_TOPIC = 300  # characters of a rejected message's topic kept (a topic may have 65,535)
@@ -41,8 +44,17 @@ CREATE TABLE IF NOT EXISTS rejected (
     id INTEGER PRIMARY KEY, box TEXT NOT NULL, topic TEXT NOT NULL, reason TEXT NOT NULL, payload TEXT NOT NULL,
     size INTEGER NOT NULL, received_utc TEXT NOT NULL);
 """
+CLIPS_TABLE = """
+CREATE TABLE IF NOT EXISTS clips (
+    box TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL,
+    scientific_name TEXT, common_name TEXT, alert_class TEXT, start_utc TEXT, end_utc TEXT,
+    duration_s REAL, sample_rate INTEGER, path TEXT, bytes INTEGER NOT NULL, sha256 TEXT, refused TEXT,
+    received_utc TEXT NOT NULL, pruned_utc TEXT,
+    UNIQUE (box, id));
+CREATE INDEX IF NOT EXISTS clips_kept ON clips (received_utc) WHERE path IS NOT NULL;
+"""
 # From each version to the next, in one transaction with its user_version.
-MIGRATIONS = {1: "ALTER TABLE boxes ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;" + REJECTED_TABLE}
+MIGRATIONS = {1: "ALTER TABLE boxes ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;" + REJECTED_TABLE, 2: CLIPS_TABLE}
 
 SCHEMA = (
     """
@@ -68,6 +80,7 @@ CREATE TABLE IF NOT EXISTS boxes (
     rejected INTEGER NOT NULL DEFAULT 0);
 """
     + REJECTED_TABLE
+    + CLIPS_TABLE
 )
 
 
@@ -145,7 +158,7 @@ class Store:
         db = self.db
         if not db.execute("SELECT json_valid(?)", (record.text,)).fetchone()[0]:
             raise RecordError("payload is not JSON to SQLite")
-        with self._transaction():
+        with self.transaction():
             new = (
                 db.execute(
                     "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -172,18 +185,21 @@ class Store:
                 )
         return new
 
-    def reject(self, box: str | None, topic: str, reason: str, payload: bytes, received_utc: str) -> None:
+    def reject(
+        self, box: str | None, topic: str, reason: str, payload: bytes, received_utc: str, size: int | None = None
+    ) -> None:
         """Keeps a message that is no record (the newest MAX_REJECTED of them) and counts it for its box
-        (INVALID_BOX when the topic names none). sqlite3.Error when the database cannot be written."""
+        (INVALID_BOX when the topic names none); `size`: the message's, when `payload` is only its head (a
+        clip's metadata, without the audio). sqlite3.Error when the database cannot be written."""
         box = box or INVALID_BOX
         if len(topic) > MAX_TOPIC:
             topic = f"{topic[:MAX_TOPIC]}... ({len(topic)} characters)"
         kept = payload[:MAX_KEPT_BYTES].decode("utf-8", "backslashreplace")
         db = self.db
-        with self._transaction():
+        with self.transaction():
             row = db.execute(
                 "INSERT INTO rejected (box, topic, reason, payload, size, received_utc) VALUES (?, ?, ?, ?, ?, ?)",
-                (box, topic, reason, kept, len(payload), received_utc),
+                (box, topic, reason, kept, len(payload) if size is None else size, received_utc),
             ).lastrowid
             assert row is not None  # an INSERT sets it
             db.execute("DELETE FROM rejected WHERE id <= ?", (row - MAX_REJECTED,))
@@ -191,7 +207,7 @@ class Store:
             db.execute("UPDATE boxes SET rejected = rejected + 1 WHERE box = ?", (box,))
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def transaction(self) -> Iterator[None]:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield

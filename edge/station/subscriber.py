@@ -22,7 +22,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge.station.messages import Record, RecordError, parse, topic_box, topic_parts
+from edge.station.clips import ClipArchive, head, parse_clip
+from edge.station.messages import CLIPS, Record, RecordError, parse, topic_box, topic_parts
 from edge.station.store import MAX_TOPIC, Store
 from edge.wire.mqtt import Backoff, BrokerConfig, new_client, protocols, refusal, refused_version, version_name
 from edge.wire.records import iso
@@ -35,7 +36,8 @@ SESSION_EXPIRY_S = 30 * 24 * 3600
 LOOP_S = 0.5  # how often the loop looks at the stop event
 # Larger messages the broker drops instead of sending (MQTT 5; brokers accept up to 256 MB): a message held
 # in memory whole must not take the station's memory, nor come back after every restart. Records stop at
-# messages.MAX_PAYLOAD_BYTES; what lies between is received and rejected, so that it is counted.
+# messages.MAX_PAYLOAD_BYTES, clips at clips.MAX_MESSAGE_BYTES (4 MiB of audio); what lies between is received
+# and rejected, so that it is counted.
 MAX_PACKET_BYTES = 16 * 1024 * 1024
 SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: a client with the same id connected
 SHORT_LINK_S = 10.0  # a link lost this soon after it was accepted is a short one
@@ -66,7 +68,8 @@ class StationOptions:
 
 class Subscriber:
     """Receives every box's records into `store` until stopped; `subscribed` is set once the broker confirms
-    the subscription. `on_stored(record, new)` is called after each commit (new: not a duplicate)."""
+    the subscription. `on_stored(record, new)` is called after each commit (new: not a duplicate). Clips go
+    to `clips` (a station without one rejects them)."""
 
     def __init__(
         self,
@@ -74,8 +77,10 @@ class Subscriber:
         options: StationOptions,
         store: Store,
         on_stored: Callable[[Record, bool], None] | None = None,
+        clips: ClipArchive | None = None,
     ):
         self.config, self.options, self.store = config, options, store
+        self.clips = clips
         self.on_stored = on_stored
         self.subscribed = threading.Event()
         self._protocols = protocols(config)
@@ -124,7 +129,8 @@ class Subscriber:
             log.warning("broker_unreachable", host=host, port=port, error=str(error))
             return
         while not stop.is_set() and client.loop(timeout=LOOP_S) == mqtt.MQTT_ERR_SUCCESS:
-            pass
+            if self.clips is not None and not self._store_failed:
+                self._prune_clips(client)
         self.subscribed.clear()
         if stop.is_set():
             client.disconnect()  # a clean DISCONNECT: the broker keeps the session for SESSION_EXPIRY_S
@@ -197,12 +203,16 @@ class Subscriber:
                 log.info("retained_status_cleared", topic=topic[:MAX_TOPIC])
                 client.ack(message.mid, message.qos)
                 return
-            record = parse(*topic_parts(topic, self.options.prefix), payload, received_utc, bool(message.retain))
-            stored = record, self.store.add(record)
+            box, kind = topic_parts(topic, self.options.prefix)
+            if kind == CLIPS:
+                self._add_clip(box, payload, received_utc)
+            else:
+                record = parse(box, kind, payload, received_utc, bool(message.retain))
+                stored = record, self.store.add(record)
         except RecordError as error:
             self._reject(topic, payload, str(error), received_utc)
-        except sqlite3.Error as error:
-            log.error("record_not_stored", topic=topic, error=str(error))
+        except (sqlite3.Error, OSError) as error:  # OSError: a clip's file that cannot be written
+            log.error("record_not_stored", topic=topic[:MAX_TOPIC], error=str(error))
             self._store_failed = True
             client.disconnect()
             return
@@ -214,11 +224,38 @@ class Subscriber:
         if stored is not None and self.on_stored is not None:
             self.on_stored(*stored)
 
+    def _add_clip(self, box: str, payload: bytes, received_utc: str) -> None:
+        if self.clips is None:
+            raise RecordError("this station keeps no clips")
+        clip = parse_clip(box, payload, received_utc)
+        new = self.clips.add(clip)
+        m = clip.metadata
+        log.info(
+            "clip_stored" if new else "clip_duplicate",
+            box=box,
+            id=clip.id,
+            kind=m["kind"],
+            species=m["common_name"],
+            bytes=len(clip.audio),
+            refused=m["refused"],
+        )
+
+    def _prune_clips(self, client: mqtt.Client) -> None:
+        assert self.clips is not None
+        try:
+            self.clips.prune_due()
+        except sqlite3.Error as error:  # as for a record: the database is not writable, the link is let go
+            log.error("clips_not_pruned", error=str(error))
+            self._store_failed = True
+            client.disconnect()
+
     def _reject(self, topic: str, payload: bytes, reason: str, received_utc: str) -> None:
         box = topic_box(topic, self.options.prefix)
-        log.warning("record_rejected", box=box, topic=topic[:MAX_TOPIC], reason=reason, size=len(payload))
+        clip = topic.endswith(f"/{CLIPS}")
+        event = "clip_rejected" if clip else "record_rejected"
+        log.warning(event, box=box, topic=topic[:MAX_TOPIC], reason=reason, size=len(payload))
         try:
-            self.store.reject(box, topic, reason, payload, received_utc)
+            self.store.reject(box, topic, reason, head(payload) if clip else payload, received_utc, len(payload))
         except sqlite3.Error as error:  # the reason is in the log; the message is no record to wait for
             log.error("rejection_not_stored", topic=topic[:MAX_TOPIC], error=str(error))
 

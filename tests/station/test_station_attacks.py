@@ -288,7 +288,8 @@ def test_a_version_1_database_is_migrated(tmp_path):
     old.executescript(V1_SCHEMA)
     old.close()
     store = Store.open(path)
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert store.db.execute("SELECT count(*) FROM clips").fetchone()[0] == 0  # version 3's table, empty
     assert tuple(store.db.execute("SELECT box, missing_seq, rejected FROM boxes").fetchone()) == ("box-a", 1, 0)
     store.add(parsed(event()))
     store.reject("box-a", "edge/box-a/other", "topic", b"{}", "2026-11-23T09:00:01Z")
@@ -297,9 +298,9 @@ def test_a_version_1_database_is_migrated(tmp_path):
     store.close()
     Store.open(path).close()  # and opens again as it is
     newer = sqlite3.connect(path)
-    newer.execute("PRAGMA user_version = 3")
+    newer.execute("PRAGMA user_version = 4")
     newer.close()
-    with pytest.raises(StoreError, match="database version 3, this station writes 2"):
+    with pytest.raises(StoreError, match="database version 4, this station writes 3"):
         Store.open(path)
 
 
