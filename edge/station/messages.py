@@ -19,7 +19,6 @@ from edge.wire.mqtt import KINDS, box_id_problem
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_DEPTH = 16  # a health record nests 3 deep
 CLIPS = "clips"  # the topic of clip messages (edge.wire.clips), which are no records: edge.station.clips
-TOPIC_KINDS = tuple(dict.fromkeys((*KINDS, CLIPS)))
 STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 BRACKETS = re.compile(r"[\[\]{}]")
 
@@ -51,14 +50,14 @@ class Record:
 
 
 def topic_parts(topic: str, prefix: str) -> tuple[str, str]:
-    """(box, kind) of `<prefix>/<box>/<kind>`, kind one of TOPIC_KINDS; RecordError for any other topic under the
+    """(box, kind) of `<prefix>/<box>/<kind>`, kind one of KINDS; RecordError for any other topic under the
     prefix."""
     levels = topic.removeprefix(prefix + "/").split("/")
     box = levels[0]
     if problem := box_id_problem(box):
         raise RecordError(f"topic's {problem}")
-    if len(levels) != 2 or levels[1] not in TOPIC_KINDS:
-        raise RecordError(f"topic {shown(topic, 200)} is not {prefix}/<box>/ and one of {', '.join(TOPIC_KINDS)}")
+    if len(levels) != 2 or levels[1] not in KINDS:
+        raise RecordError(f"topic {shown(topic, 200)} is not {prefix}/<box>/ and one of {', '.join(KINDS)}")
     return box, levels[1]
 
 
