@@ -10,8 +10,8 @@ import pytest
 from edge.wire.clips import CLIP_SCHEMA, unframe
 from support.broker import Mosquitto, Subscriber
 from support.config import write_config
-from support.processes import DaemonProcess
-from support.records import read_records
+from support.processes import DaemonProcess, StationProcess
+from support.records import query, read_records
 from support.waiting import wait_for
 
 
@@ -185,3 +185,43 @@ def test_a_clip_refused_for_speech_is_reported_without_audio(tmp_path, data):
         assert metadata["id"] in alerts and metadata["refused"] == "speech"
         assert audio == b"" and metadata["bytes"] == 0 and metadata["sha256"] is None
     assert not list((tmp_path / "data" / "clips").rglob("*.flac")), "no audio of speech on the card"
+
+
+def test_box_to_station_through_an_outage_and_a_kill_9_every_clip_stored_once(tmp_path, data):
+    """The whole chain: the broker is down while the box writes its clips, the box is killed, the broker and the
+    box come back; the station stores each clip once, byte for byte as the box wrote it."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    station = StationProcess(broker, tmp_path / "station.sqlite", "--clips-dir", str(tmp_path / "station-clips"))
+    station.wait_log("station_subscribed")
+    broker.stop()
+    config = clip_config(tmp_path, data, broker)
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_log("recording_done", file="maad_spinetail.wav")
+        wait_for(lambda: len(event_clips(tmp_path / "data")) == 2, 60, "both events with their clips")
+        daemon.wait_log("health", clips_waiting=2)
+        daemon.kill()
+    finally:
+        daemon.close()
+    broker.start()
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_log("health", clips_sent=2, clips_waiting=0)
+        wait_for(lambda: len(stored(tmp_path / "station.sqlite")) == 2, 120, "both clips at the station")
+        code, _ = daemon.terminate()
+    finally:
+        daemon.close()
+    assert station.terminate() == 0
+    broker.stop()
+    assert code == 0
+    rows = stored(tmp_path / "station.sqlite")
+    box_clips = event_clips(tmp_path / "data")
+    assert sorted(r["id"] for r in rows) == sorted(box_clips), "each clip once"
+    for row in rows:
+        sent = (tmp_path / "data" / "clips" / box_clips[row["id"]]).read_bytes()
+        assert (tmp_path / "station-clips" / row["path"]).read_bytes() == sent
+        assert row["sha256"] == hashlib.sha256(sent).hexdigest()
+
+
+def stored(db) -> list:
+    return query(db, "SELECT id, path, sha256 FROM clips")
