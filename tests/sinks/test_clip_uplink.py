@@ -15,17 +15,20 @@ from support.records import query, read_records
 from support.waiting import wait_for
 
 
-def clip_config(tmp_path, data, broker, **clips):
+def clip_config(tmp_path, source, broker, name=None, clips=None, kinds=("alerts", "events"), **sections):
+    """A box watching a folder that holds `source` (as `name`), sending clips of `kinds` to `broker`."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (inbox / "maad_spinetail.wav").write_bytes((data / "maad_spinetail.wav").read_bytes())
+    (inbox / (name or source.name)).write_bytes(source.read_bytes())
+    uplink = {"kinds": list(kinds), **sections.pop("uplink", {})}
     return write_config(
         tmp_path / "edge.toml",
         tmp_path / "data",
         {"type": "folder", "path": str(inbox), "settle_seconds": 0.2},
         mqtt={"host": "127.0.0.1", "port": broker.port},
-        clips={"enabled": True},
-        uplink={"clips": {"kinds": ["alerts", "events"], **clips}},
+        clips={"enabled": True, **(clips or {})},
+        uplink={"clips": uplink},
+        **sections,
     )
 
 
@@ -37,7 +40,7 @@ def event_clips(data_dir) -> dict[str, str]:
 def test_each_event_clip_arrives_once_and_whole(tmp_path, data):
     broker = Mosquitto(tmp_path / "broker").start()
     subscriber = Subscriber(broker, "edge/test-box/clips")
-    daemon = DaemonProcess(clip_config(tmp_path, data, broker))
+    daemon = DaemonProcess(clip_config(tmp_path, data / "maad_spinetail.wav", broker))
     try:
         daemon.wait_log("recording_done", file="maad_spinetail.wav")
         wait_for(lambda: event_clips(tmp_path / "data"), 60, "an event with its clip")
@@ -65,7 +68,9 @@ def test_the_byte_budget_holds_clips_back(tmp_path, data):
     """Two clips of 0.5 and 0.7 MB against 1 MB an hour: one goes, the other waits for the hour to pass."""
     broker = Mosquitto(tmp_path / "broker").start()
     subscriber = Subscriber(broker, "edge/test-box/clips")
-    daemon = DaemonProcess(clip_config(tmp_path, data, broker, bytes_per_hour=1_000_000))
+    daemon = DaemonProcess(
+        clip_config(tmp_path, data / "maad_spinetail.wav", broker, uplink={"bytes_per_hour": 1_000_000})
+    )
     try:
         daemon.wait_log("recording_done", file="maad_spinetail.wav")
         wait_for(lambda: len(event_clips(tmp_path / "data")) == 2, 60, "both events with their clips")
@@ -89,7 +94,7 @@ def test_clips_queued_while_the_broker_is_down_survive_a_kill_9(tmp_path, data):
     broker = Mosquitto(tmp_path / "broker").start()
     Subscriber(broker, "edge/test-box/clips", session="station").close()  # the broker keeps its session
     broker.stop()
-    config = clip_config(tmp_path, data, broker)
+    config = clip_config(tmp_path, data / "maad_spinetail.wav", broker)
     daemon = DaemonProcess(config)
     try:
         daemon.wait_log("recording_done", file="maad_spinetail.wav")
@@ -119,17 +124,13 @@ def test_an_alert_clip_is_its_window_and_pre_roll(tmp_path, data):
     alert class and id, its window and one second before it, while no event clip is sent (alerts only)."""
     broker = Mosquitto(tmp_path / "broker").start()
     subscriber = Subscriber(broker, "edge/test-box/clips")
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    (inbox / "perch_clap.wav").write_bytes((data / "perch_clap.wav").read_bytes())
-    config = write_config(
-        tmp_path / "edge.toml",
-        tmp_path / "data",
-        {"type": "folder", "path": str(inbox), "settle_seconds": 0.2},
-        mqtt={"host": "127.0.0.1", "port": broker.port},
-        clips={"enabled": True, "pre_roll": 1.0},
+    config = clip_config(
+        tmp_path,
+        data / "perch_clap.wav",
+        broker,
+        clips={"pre_roll": 1.0},
+        kinds=["alerts"],
         alerts={"classes": [{"name": "Power tools", "threshold": 0.3}, {"name": "Fireworks", "threshold": 0.15}]},
-        uplink={"clips": {"kinds": ["alerts"]}},
     )
     daemon = DaemonProcess(config)
     try:
@@ -157,17 +158,13 @@ def test_a_clip_refused_for_speech_is_reported_without_audio(tmp_path, data):
     was an alert with audio that was not kept."""
     broker = Mosquitto(tmp_path / "broker").start()
     subscriber = Subscriber(broker, "edge/test-box/clips")
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    (inbox / "speech.ogg").write_bytes((data / "3436-172162-0000.hq.ogg").read_bytes())
-    config = write_config(
-        tmp_path / "edge.toml",
-        tmp_path / "data",
-        {"type": "folder", "path": str(inbox), "settle_seconds": 0.2},
-        mqtt={"host": "127.0.0.1", "port": broker.port},
-        clips={"enabled": True},
+    config = clip_config(
+        tmp_path,
+        data / "3436-172162-0000.hq.ogg",
+        broker,
+        name="speech.ogg",
+        kinds=["alerts"],
         alerts={"classes": [{"name": "Human vocal", "threshold": 0.05}]},
-        uplink={"clips": {"kinds": ["alerts"]}},
     )
     daemon = DaemonProcess(config)
     try:
@@ -194,7 +191,7 @@ def test_box_to_station_through_an_outage_and_a_kill_9_every_clip_stored_once(tm
     station = StationProcess(broker, tmp_path / "station.sqlite", "--clips-dir", str(tmp_path / "station-clips"))
     station.wait_log("station_subscribed")
     broker.stop()
-    config = clip_config(tmp_path, data, broker)
+    config = clip_config(tmp_path, data / "maad_spinetail.wav", broker)
     daemon = DaemonProcess(config)
     try:
         daemon.wait_log("recording_done", file="maad_spinetail.wav")
