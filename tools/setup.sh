@@ -7,10 +7,10 @@ cd "$(dirname "$0")/.."
 extras=$(IFS=,; echo "$*")
 # libportaudio2: the microphone source (sounddevice). The tests also play recordings into a virtual
 # PulseAudio microphone, verify the systemd unit, and run a real MQTT broker (mosquitto, with its clients
-# for the commands the README shows).
+# for the commands the README shows), and open the station's pages in Debian's chromium.
 system_packages=(libportaudio2)
 case ",$extras," in
-    *,test,*) system_packages+=(pulseaudio pulseaudio-utils libasound2-plugins systemd mosquitto mosquitto-clients) ;;
+    *,test,*) system_packages+=(pulseaudio pulseaudio-utils libasound2-plugins systemd mosquitto mosquitto-clients chromium) ;;
 esac
 python3 -m venv --help >/dev/null 2>&1 || system_packages+=(python3-venv)
 missing=()
