@@ -20,7 +20,8 @@ Tables:
 - users, sessions: who may sign in to the web pages (edge.station.web.auth): a name, a role (admin, ranger,
   guest) and a password hash; a session by the hash of its cookie, with its CSRF token and expiry.
 - reviews: every mark a ranger gave an event or alert (box, id): confirmed, false or cleared, a note, who and
-  when; the newest row of (box, id) is its mark. acknowledgements: who took an alert on ("on the way"), once.
+  when; the newest row of (box, id) is its mark (the view `marks`, without those cleared). acknowledgements:
+  who took an alert on ("on the way"), once (edge.station.reviews).
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ CREATE TABLE IF NOT EXISTS reviews (
     box TEXT NOT NULL, id TEXT NOT NULL, verdict TEXT NOT NULL CHECK (verdict IN ('confirmed', 'false', 'cleared')),
     note TEXT NOT NULL DEFAULT '', user TEXT NOT NULL, at_utc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS reviews_of ON reviews (box, id, at_utc);
+CREATE VIEW IF NOT EXISTS marks AS
+    SELECT box, id, verdict, note, user, at_utc FROM reviews r
+    WHERE rowid = (SELECT max(rowid) FROM reviews WHERE box = r.box AND id = r.id) AND verdict != 'cleared';
 CREATE TABLE IF NOT EXISTS acknowledgements (
     box TEXT NOT NULL, id TEXT NOT NULL, user TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', at_utc TEXT NOT NULL,
     PRIMARY KEY (box, id));
