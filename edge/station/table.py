@@ -10,16 +10,18 @@ from rich import box as boxes
 from rich.markup import escape
 from rich.table import Table
 
+from edge.station.reviews import COUNTED
 from edge.wire.records import iso
 
 CAPTION = (
-    "events, alerts: today's; gaps: sequence numbers never received; rejected: messages that were no "
-    "valid record (edge station keeps the latest in its database's rejected table); rtf: CPU seconds per "
-    "second of audio (above 1 a box falls behind); outbox: records waiting on the box; disk: free space"
+    "events, alerts: today's, without those a ranger marked false; gaps: sequence numbers never received; "
+    "rejected: messages that were no valid record (edge station keeps the latest in its database's rejected "
+    "table); rtf: CPU seconds per second of audio (above 1 a box falls behind); outbox: records waiting on the "
+    "box; disk: free space"
 )
 STATUS_STYLES = {"online": "green", "offline": "bold red", "stopped": "yellow"}
 
-BOXES = """
+BOXES = f"""
 SELECT box, status, last_seen_utc, missing_seq, rejected,
     json_extract(health, '$.real_time_factor') AS real_time_factor,
     coalesce(CASE WHEN status = 'stopped' THEN (
@@ -29,9 +31,9 @@ SELECT box, status, last_seen_utc, missing_seq, rejected,
         json_extract(health, '$.outbox_pending')) AS outbox_pending,
     json_extract(health, '$.disk_free_percent') AS disk_free_percent,
     (SELECT count(*) FROM detections d WHERE d.box = b.box AND NOT alert
-        AND coalesce(start_utc, first_received_utc) >= :day) AS events_today,
+        AND coalesce(start_utc, first_received_utc) >= :day AND {COUNTED}) AS events_today,
     (SELECT count(*) FROM detections d WHERE d.box = b.box AND alert
-        AND coalesce(start_utc, first_received_utc) >= :day) AS alerts_today
+        AND coalesce(start_utc, first_received_utc) >= :day AND {COUNTED}) AS alerts_today
 FROM boxes b ORDER BY box
 """
 
