@@ -90,6 +90,10 @@ class Choice:
         return urlencode({name: value for name, value in chosen.items() if value and value != defaults.get(name)})
 
 
+def address(path: str, query: str) -> str:
+    return f"{path}?{query}" if query else path
+
+
 def clip_url(box: str, clip_id: str) -> str:
     """The address of a clip's FLAC (an id may hold any character: quoted, '/' too)."""
     return f"/clips/{quote(box, safe='')}/{quote(clip_id, safe='')}.flac"
@@ -149,7 +153,7 @@ def detections_page(request: Request, user: Viewer, before: str | None = None, a
     day = choice.the_day() or search.today()
 
     def species_link(scientific_name: str) -> str:
-        return "/detections?" + choice.query(species=scientific_name, day=day.isoformat())
+        return address("/detections", choice.query(species=scientific_name, day=day.isoformat()))
 
     with site.read() as db:
         found = search.page(db, filters, PAGE_SIZE, older, newer)
@@ -163,11 +167,12 @@ def detections_page(request: Request, user: Viewer, before: str | None = None, a
         rows=[shown(row) for row in found.rows],
         total=total,
         count_limit=COUNT_LIMIT,
-        newer=choice.query(after=str(found.newer)) if found.newer else None,
-        older=choice.query(before=str(found.older)) if found.older else None,
-        first=choice.query() if older or newer else None,
+        newer=address("/detections", choice.query(after=str(found.newer))) if found.newer else None,
+        older=address("/detections", choice.query(before=str(found.older))) if found.older else None,
+        first=address("/detections", choice.query()) if older or newer else None,
         chart=chart,
-        csv_query=choice.query(),
+        csv=address("/detections.csv", choice.query()),
+        filtered=bool(choice.query()),
     )
 
 

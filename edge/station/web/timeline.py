@@ -71,7 +71,7 @@ def chart(db: sqlite3.Connection, filters: search.Filters, day: date, link: Call
     on_day = replace(filters, since_utc=start_utc, until_utc=end_utc)
     start = datetime.fromisoformat(start_utc)
     hours = round((datetime.fromisoformat(end_utc) - start).total_seconds() / 3600)
-    plot_width = WIDTH - LABELS - 10
+    plot_width = WIDTH - LABELS - 24  # room for the last hour's label
 
     def x(hour: float) -> float:
         return LABELS + min(max(hour, 0.0), hours) / hours * plot_width
@@ -89,16 +89,16 @@ def chart(db: sqlite3.Connection, filters: search.Filters, day: date, link: Call
     if binned:
         most = max(row["detections"] for row in slots)
         width = plot_width / (hours * search.SLOTS_PER_DAY / 24)
+        quarters = [f"{(start + timedelta(minutes=15 * n)).astimezone():%H:%M}" for n in range(hours * 4 + 1)]
         for row in slots:
-            begins = start + timedelta(minutes=15 * row["slot"])
+            slot = min(max(row["slot"], 0), hours * 4 - 1)
             title = (
-                f"{names[row['scientific_name']]}, {begins.astimezone():%H:%M}–"
-                f"{begins.astimezone() + timedelta(minutes=15):%H:%M}: {row['detections']} detections, "
-                f"highest confidence {row['confidence']:.2f}"
+                f"{names[row['scientific_name']]}, {quarters[slot]}–{quarters[slot + 1]}: {row['detections']} "
+                f"detections, highest confidence {row['confidence']:.2f}"
             )
             opacity = 0.3 + 0.7 * row["detections"] / most
             marks[row["scientific_name"]].append(
-                Mark(x(row["slot"] / 4), width, colour(row["confidence"]), round(opacity, 2), title)
+                Mark(x(slot / 4), width, colour(row["confidence"]), round(opacity, 2), title)
             )
     else:
         for row in search.day_marks(db, on_day, start_utc):
