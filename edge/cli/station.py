@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from edge.app import logs
+from edge.cli.models import models_dir_option
 
 
 @click.group(name="station", invoke_without_command=True)
@@ -91,6 +92,7 @@ from edge.app import logs
     show_default=True,
     help="What visitors who have not signed in may do on the pages: look, listen and identify (guest), or nothing.",
 )
+@models_dir_option
 @click.pass_context
 def station_group(
     ctx,
@@ -111,6 +113,7 @@ def station_group(
     clip_max_mb,
     http_address,
     anonymous,
+    models_dir,
 ) -> None:
     """Ranger station: keep every box's records in a SQLite database and show the boxes (until Ctrl-C)."""
     import signal
@@ -119,6 +122,7 @@ def station_group(
     from pydantic import ValidationError
 
     from edge.station.app import broker_address, run
+    from edge.station.identify import IdentifyOptions
     from edge.station.store import StoreError
     from edge.station.subscriber import StationOptions, default_client_id
     from edge.station.web.server import listen_address
@@ -176,6 +180,7 @@ def station_group(
             clip_max_age_days or None,
             clip_max_mb or None,
             http,
+            IdentifyOptions(models_dir=models_dir),
         )
     except StoreError as error:
         raise click.ClickException(str(error)) from error

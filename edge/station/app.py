@@ -15,6 +15,7 @@ from rich.live import Live
 from edge.app import logs
 from edge.station import table
 from edge.station.clips import MAX_AGE_DAYS, MAX_MEGABYTES, ClipArchive, default_folder
+from edge.station.identify import Identifier, IdentifyOptions
 from edge.station.messages import Record
 from edge.station.store import Store, connect
 from edge.station.subscriber import StationOptions, Subscriber
@@ -49,11 +50,13 @@ def run(
     clip_max_age_days: float | None = MAX_AGE_DAYS,
     clip_max_megabytes: float | None = MAX_MEGABYTES,
     http: HttpSettings | None = None,
+    identify: IdentifyOptions | None = None,
 ) -> int:
     """Until `stop` is set; the exit code: 1 when the subscriber or the web server failed (a certificate or
     password file that cannot be read...), else 0. StoreError when the database cannot be opened, OSError when
     the pages' address cannot be bound. Clips go to `clip_folder` (default: `clips` beside the database), kept
-    by age and total size. With `http.address`, the pages are served too."""
+    by age and total size. With `http.address`, the pages are served too, with the models of `identify`
+    (default: the bundled BirdNET, loaded at the first identification) behind /api/identify."""
     store = Store.open(db_path)
     clips = ClipArchive(store, clip_folder or default_folder(db_path), clip_max_age_days, clip_max_megabytes)
     clips.remove_temporary()
@@ -61,7 +64,9 @@ def run(
     web = None
     if http is not None and http.address:
         try:
-            web = WebServer(Site(db_path, clips.folder, http), http.address, on_failure=failed)
+            identifier = Identifier(identify or IdentifyOptions())
+            site = Site(db_path, clips.folder, http, services={"identifier": identifier})
+            web = WebServer(site, http.address, on_failure=failed)
         except OSError:
             store.close()
             raise
