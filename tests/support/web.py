@@ -14,7 +14,6 @@ from edge.station.store import Store
 from edge.station.web.auth import add_user
 from edge.station.web.server import WebServer
 from edge.station.web.site import HttpSettings, Site
-from support.waiting import wait_for
 
 
 @contextmanager
@@ -27,7 +26,6 @@ def station_pages(tmp_path: Path, services: dict | None = None, **settings) -> I
     server = WebServer(site, "127.0.0.1:0")
     server.start()
     try:
-        wait_for(lambda: server.server.started, what="the web server to start")
         yield server.url
     finally:
         server.stop()
