@@ -278,7 +278,7 @@ db_option = click.option(
 def users_add(name: str, db_path: Path, role: str, password_file, replace: bool) -> None:
     """Add a user NAME who signs in with a password."""
     from edge.station.store import Store, StoreError
-    from edge.station.web.auth import add_user
+    from edge.station.users import add_user
 
     if password_file is not None:
         password = password_file.readline().rstrip("\r\n")
@@ -304,7 +304,7 @@ def users_add(name: str, db_path: Path, role: str, password_file, replace: bool)
 def users_remove(name: str, db_path: Path) -> None:
     """Remove the user NAME and end their sessions."""
     from edge.station.store import Store, StoreError
-    from edge.station.web.auth import remove_user
+    from edge.station.users import remove_user
 
     try:
         store = Store.open(db_path)

@@ -11,7 +11,7 @@ from pathlib import Path
 import requests
 
 from edge.station.store import Store
-from edge.station.web.auth import add_user
+from edge.station.users import add_user
 from edge.station.web.server import WebServer
 from edge.station.web.site import HttpSettings, Site
 
