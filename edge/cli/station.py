@@ -77,6 +77,13 @@ from edge.app import logs
     show_default=True,
     help="Delete the oldest clips' files while the clip folder holds more megabytes than this (0: no limit).",
 )
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML file of the station's settings: [notify] (see config/station.toml).",
+)
 @click.pass_context
 def station_group(
     ctx,
@@ -95,6 +102,7 @@ def station_group(
     clips_dir,
     clip_max_age_days,
     clip_max_mb,
+    config_path,
 ) -> None:
     """Ranger station: keep every box's records in a SQLite database and show the boxes (until Ctrl-C)."""
     import signal
@@ -103,6 +111,8 @@ def station_group(
     from pydantic import ValidationError
 
     from edge.station.app import broker_address, run
+    from edge.station.notify import Notifier
+    from edge.station.settings import SettingsError, StationSettings, load_settings
     from edge.station.store import StoreError
     from edge.station.subscriber import StationOptions, default_client_id
     from edge.wire.mqtt import BrokerConfig, prefix_problem
@@ -135,15 +145,28 @@ def station_group(
         raise click.BadParameter(problem, param_hint="--prefix")
     if problem := config.secret_problem():
         raise click.BadParameter(problem, param_hint="--password-file")
+    try:
+        settings = load_settings(config_path) if config_path else StationSettings()
+    except SettingsError as error:
+        raise click.BadParameter(str(error), param_hint="--config") from None
     show_table = not no_table and sys.stdout.isatty()
     logs.configure(json=not sys.stdout.isatty(), stream=sys.stdout)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     options = StationOptions(prefix=prefix, client_id=client_id or default_client_id(db_path))
+    notifier = Notifier(settings.notify) if settings.notify.urls else None
     try:
         code = run(
-            config, options, db_path, stop, show_table, clips_dir, clip_max_age_days or None, clip_max_mb or None
+            config,
+            options,
+            db_path,
+            stop,
+            show_table,
+            clips_dir,
+            clip_max_age_days or None,
+            clip_max_mb or None,
+            notifier=notifier,
         )
     except StoreError as error:
         raise click.ClickException(str(error)) from error

@@ -16,6 +16,7 @@ from edge.app import logs
 from edge.station import table
 from edge.station.clips import MAX_AGE_DAYS, MAX_MEGABYTES, ClipArchive, default_folder
 from edge.station.messages import Record
+from edge.station.notify import Notifier
 from edge.station.store import Store, connect
 from edge.station.subscriber import StationOptions, Subscriber
 from edge.wire.mqtt import BrokerConfig
@@ -46,14 +47,22 @@ def run(
     clip_folder: Path | None = None,
     clip_max_age_days: float | None = MAX_AGE_DAYS,
     clip_max_megabytes: float | None = MAX_MEGABYTES,
+    notifier: Notifier | None = None,
 ) -> int:
     """Until `stop` is set; the exit code: 1 when the subscriber failed (a certificate or password file that
     cannot be read...), else 0. StoreError when the database cannot be opened. Clips go to `clip_folder`
-    (default: `clips` beside the database), kept by age and total size."""
+    (default: `clips` beside the database), kept by age and total size. Each new alert goes to `notifier`."""
     store = Store.open(db_path)
     clips = ClipArchive(store, clip_folder or default_folder(db_path), clip_max_age_days, clip_max_megabytes)
     clips.remove_temporary()
-    subscriber = Subscriber(config, options, store, on_stored=None if show_table else log_stored, clips=clips)
+
+    def stored(record: Record, new: bool) -> None:
+        if not show_table:
+            log_stored(record, new)
+        if new and notifier is not None and record.kind == "alerts":
+            notifier.alert(record)
+
+    subscriber = Subscriber(config, options, store, on_stored=stored, clips=clips)
     failed = threading.Event()
 
     def network() -> None:
@@ -74,6 +83,8 @@ def run(
         topic=options.topic_filter,
         clips=str(clips.folder),
     )
+    if notifier is not None:
+        notifier.start()
     thread.start()
     try:
         if show_table:
@@ -84,6 +95,8 @@ def run(
     finally:
         stop.set()
         thread.join()
+        if notifier is not None:
+            notifier.stop()
         store.close()
     log.info("station_stopped")
     return 1 if failed.is_set() else 0
