@@ -67,10 +67,15 @@ def clock_text(moment: datetime, zone: tzinfo | None = None) -> str:
 
 
 def compose(
-    record: Record, held: int = 0, since: datetime | None = None, page_url: str | None = None, zone=None
+    record: Record,
+    held: int = 0,
+    since: datetime | None = None,
+    page_url: str | None = None,
+    zone: tzinfo | None = None,
 ) -> Notice:
     """The message of an alert record; `held` alerts of its box and class were held back since the last one
-    sent, heard at `since`; `page_url` is the station's address, for a link to the alert."""
+    sent, heard at `since`; `page_url` is the station's address, for a link to the alert; `zone` the station's
+    time zone (default: the system's)."""
     p = record.payload
     name, box = plain(alert_class(record)), plain(record.box)
     lines = [
