@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from edge.app import logs
+from edge.cli.models import models_dir_option
 
 
 @click.group(name="station", invoke_without_command=True)
@@ -78,6 +79,21 @@ from edge.app import logs
     help="Delete the oldest clips' files while the clip folder holds more megabytes than this (0: no limit).",
 )
 @click.option(
+    "--http",
+    "http_address",
+    metavar="HOST:PORT",
+    default=None,
+    help="Also serve the web pages on this address (127.0.0.1:8080 for this machine only).",
+)
+@click.option(
+    "--anonymous",
+    type=click.Choice(["guest", "none"]),
+    default="guest",
+    show_default=True,
+    help="What visitors who have not signed in may do on the pages: look, listen and identify (guest), or nothing.",
+)
+@models_dir_option
+@click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -102,6 +118,9 @@ def station_group(
     clips_dir,
     clip_max_age_days,
     clip_max_mb,
+    http_address,
+    anonymous,
+    models_dir,
     config_path,
 ) -> None:
     """Ranger station: keep every box's records in a SQLite database and show the boxes (until Ctrl-C)."""
@@ -111,10 +130,13 @@ def station_group(
     from pydantic import ValidationError
 
     from edge.station.app import broker_address, run
+    from edge.station.identify import IdentifyOptions
     from edge.station.notify import Notifier
     from edge.station.settings import SettingsError, StationSettings, load_settings
     from edge.station.store import StoreError
     from edge.station.subscriber import StationOptions, default_client_id
+    from edge.station.web.server import listen_address
+    from edge.station.web.site import HttpSettings
     from edge.wire.mqtt import BrokerConfig, prefix_problem
 
     if ctx.invoked_subcommand is not None:
@@ -145,6 +167,12 @@ def station_group(
         raise click.BadParameter(problem, param_hint="--prefix")
     if problem := config.secret_problem():
         raise click.BadParameter(problem, param_hint="--password-file")
+    if http_address is not None:
+        try:
+            listen_address(http_address)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--http") from None
+    http = HttpSettings(address=http_address, anonymous=anonymous)
     try:
         settings = load_settings(config_path) if config_path else StationSettings()
     except SettingsError as error:
@@ -166,10 +194,14 @@ def station_group(
             clips_dir,
             clip_max_age_days or None,
             clip_max_mb or None,
+            http,
+            IdentifyOptions(models_dir=models_dir),
             notifier=notifier,
         )
     except StoreError as error:
         raise click.ClickException(str(error)) from error
+    except OSError as error:
+        raise click.ClickException(f"cannot serve the pages on {http_address}: {error.strerror or error}") from error
     sys.exit(code)
 
 
@@ -232,3 +264,89 @@ def station_export(
         db.close()
     if out != "-":
         click.echo(f"{count} rows written to {out}", err=True)
+
+
+@station_group.group(name="users")
+def users_group() -> None:
+    """Who may sign in to the station's pages: rangers review and acknowledge, guests only look."""
+
+
+db_option = click.option(
+    "--db",
+    "db_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The station's SQLite database (created if absent).",
+)
+
+
+@users_group.command(name="add")
+@click.argument("name")
+@db_option
+@click.option("--role", type=click.Choice(["admin", "ranger", "guest"]), default="ranger", show_default=True)
+@click.option(
+    "--password-file",
+    type=click.File("r"),
+    default=None,
+    help="Read the password from this file's first line (- for standard input) instead of asking for it.",
+)
+@click.option("--replace", is_flag=True, help="Set a new password and role for a user who exists (signs them out).")
+def users_add(name: str, db_path: Path, role: str, password_file, replace: bool) -> None:
+    """Add a user NAME who signs in with a password."""
+    from edge.station.store import Store, StoreError
+    from edge.station.web.auth import add_user
+
+    if password_file is not None:
+        password = password_file.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        store = Store.open(db_path)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+    try:
+        with store.transaction():
+            add_user(store.db, name, role, password, replace)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        store.close()
+    click.echo(f"{name}: {role}", err=True)
+
+
+@users_group.command(name="remove")
+@click.argument("name")
+@db_option
+def users_remove(name: str, db_path: Path) -> None:
+    """Remove the user NAME and end their sessions."""
+    from edge.station.store import Store, StoreError
+    from edge.station.web.auth import remove_user
+
+    try:
+        store = Store.open(db_path)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+    try:
+        with store.transaction():
+            removed = remove_user(store.db, name)
+    finally:
+        store.close()
+    if not removed:
+        raise click.ClickException(f"no user {name!r}")
+
+
+@users_group.command(name="list")
+@db_option
+def users_list(db_path: Path) -> None:
+    """The users and their roles."""
+    from edge.station.store import StoreError, connect
+
+    try:
+        db = connect(db_path, read_only=True)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+    try:
+        for row in db.execute("SELECT name, role, created_utc FROM users ORDER BY name"):
+            click.echo(f"{row['name']}\t{row['role']}\t{row['created_utc']}")
+    finally:
+        db.close()

@@ -15,10 +15,13 @@ from rich.live import Live
 from edge.app import logs
 from edge.station import table
 from edge.station.clips import MAX_AGE_DAYS, MAX_MEGABYTES, ClipArchive, default_folder
+from edge.station.identify import Identifier, IdentifyOptions
 from edge.station.messages import Record
 from edge.station.notify import Notifier
 from edge.station.store import Store, connect
 from edge.station.subscriber import StationOptions, Subscriber
+from edge.station.web.server import WebServer
+from edge.station.web.site import HttpSettings, Site
 from edge.wire.mqtt import BrokerConfig
 
 log = structlog.get_logger(__name__)
@@ -47,14 +50,32 @@ def run(
     clip_folder: Path | None = None,
     clip_max_age_days: float | None = MAX_AGE_DAYS,
     clip_max_megabytes: float | None = MAX_MEGABYTES,
+    http: HttpSettings | None = None,
+    identify: IdentifyOptions | None = None,
     notifier: Notifier | None = None,
 ) -> int:
-    """Until `stop` is set; the exit code: 1 when the subscriber failed (a certificate or password file that
-    cannot be read...), else 0. StoreError when the database cannot be opened. Clips go to `clip_folder`
-    (default: `clips` beside the database), kept by age and total size. Each new alert goes to `notifier`."""
+    """Until `stop` is set; the exit code: 1 when the subscriber or the web server failed (a certificate or
+    password file that cannot be read...), else 0. StoreError when the database cannot be opened, OSError when
+    the pages' address cannot be bound. Clips go to `clip_folder` (default: `clips` beside the database), kept
+    by age and total size. With `http.address`, the pages are served too, with the models of `identify`
+    (default: the bundled BirdNET, loaded at the first identification) behind /api/identify. Each new alert
+    goes to `notifier`."""
     store = Store.open(db_path)
     clips = ClipArchive(store, clip_folder or default_folder(db_path), clip_max_age_days, clip_max_megabytes)
     clips.remove_temporary()
+    failed = threading.Event()
+    web = None
+    if http is not None and http.address:
+        try:
+            identifier = Identifier(identify or IdentifyOptions())
+            services: dict[str, object] = {"identifier": identifier}
+            if notifier is not None:
+                services["notifier"] = notifier
+            site = Site(db_path, clips.folder, http, services=services)
+            web = WebServer(site, http.address, on_failure=failed)
+        except OSError:
+            store.close()
+            raise
 
     def stored(record: Record, new: bool) -> None:
         if not show_table:
@@ -63,7 +84,6 @@ def run(
             notifier.alert(record)
 
     subscriber = Subscriber(config, options, store, on_stored=stored, clips=clips)
-    failed = threading.Event()
 
     def network() -> None:
         try:
@@ -86,14 +106,18 @@ def run(
     if notifier is not None:
         notifier.start()
     thread.start()
+    if web is not None:
+        web.start()
     try:
         if show_table:
-            live_table(db_path, stop)
+            live_table(db_path, stop, failed)
         else:
-            while not stop.wait(REFRESH_S):
+            while not stop.wait(REFRESH_S) and not failed.is_set():
                 pass
     finally:
         stop.set()
+        if web is not None:
+            web.stop()
         thread.join()
         if notifier is not None:
             notifier.stop()
@@ -102,7 +126,7 @@ def run(
     return 1 if failed.is_set() else 0
 
 
-def live_table(db_path: Path, stop: threading.Event) -> None:
+def live_table(db_path: Path, stop: threading.Event, failed: threading.Event) -> None:
     db = connect(db_path, read_only=True)
     try:
         with Live(console=Console(), auto_refresh=False) as live:
@@ -111,7 +135,7 @@ def live_table(db_path: Path, stop: threading.Event) -> None:
             while True:
                 now = datetime.now(UTC)
                 live.update(table.render(table.box_lines(db, now), now), refresh=True)
-                if stop.wait(REFRESH_S):
+                if stop.wait(REFRESH_S) or failed.is_set():
                     return
     finally:
         db.close()

@@ -17,6 +17,11 @@ Tables:
 - clips: one row per (box, id) of the clips received (edge.station.clips): what the clip is, where its FLAC
   file is below the clip folder (null for a clip refused for speech, or pruned since: pruned_utc), its size
   and sha256. (box, id) is also the key of its event's or alert's row in detections.
+- users, sessions: who may sign in to the web pages (edge.station.web.auth): a name, a role (admin, ranger,
+  guest) and a password hash; a session by the hash of its cookie, with its CSRF token and expiry.
+- reviews: every mark a ranger gave an event or alert (box, id): confirmed, false or cleared, a note, who and
+  when; the newest row of (box, id) is its mark (the view `marks`, without those cleared). acknowledgements:
+  who took an alert on ("on the way"), once (edge.station.reviews).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from edge.storage.database import make_durable
 
 log = structlog.get_logger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MAX_REJECTED = 10_000
 MAX_KEPT_BYTES = 4096
 MAX_TOPIC = 300  # characters of a rejected message's topic kept (a topic may have 65,535)
@@ -53,8 +58,32 @@ CREATE TABLE IF NOT EXISTS clips (
     UNIQUE (box, id));
 CREATE INDEX IF NOT EXISTS clips_kept ON clips (received_utc) WHERE path IS NOT NULL;
 """
+WEB_TABLES = """
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('admin', 'ranger', 'guest')),
+    password TEXT NOT NULL, created_utc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    token TEXT PRIMARY KEY, name TEXT NOT NULL, csrf TEXT NOT NULL,
+    created_utc TEXT NOT NULL, expires_utc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reviews (
+    box TEXT NOT NULL, id TEXT NOT NULL, verdict TEXT NOT NULL CHECK (verdict IN ('confirmed', 'false', 'cleared')),
+    note TEXT NOT NULL DEFAULT '', user TEXT NOT NULL, at_utc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS reviews_of ON reviews (box, id, at_utc);
+CREATE VIEW IF NOT EXISTS marks AS
+    SELECT box, id, verdict, note, user, at_utc FROM reviews r
+    WHERE rowid = (SELECT max(rowid) FROM reviews WHERE box = r.box AND id = r.id) AND verdict != 'cleared';
+CREATE TABLE IF NOT EXISTS acknowledgements (
+    box TEXT NOT NULL, id TEXT NOT NULL, user TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', at_utc TEXT NOT NULL,
+    PRIMARY KEY (box, id));
+CREATE INDEX IF NOT EXISTS detections_time ON detections (coalesce(start_utc, first_received_utc));
+CREATE INDEX IF NOT EXISTS detections_species ON detections (scientific_name, box);
+"""
 # From each version to the next, in one transaction with its user_version.
-MIGRATIONS = {1: "ALTER TABLE boxes ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;" + REJECTED_TABLE, 2: CLIPS_TABLE}
+MIGRATIONS = {
+    1: "ALTER TABLE boxes ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;" + REJECTED_TABLE,
+    2: CLIPS_TABLE,
+    3: WEB_TABLES,
+}
 
 SCHEMA = (
     """
@@ -81,6 +110,7 @@ CREATE TABLE IF NOT EXISTS boxes (
 """
     + REJECTED_TABLE
     + CLIPS_TABLE
+    + WEB_TABLES
 )
 
 

@@ -115,13 +115,6 @@ def seqs_seen(db_path: Path, box: str = "box-a") -> set[int]:
     return {row[0] for row in query(db_path, "SELECT seq FROM seqs WHERE box = ?", box)}
 
 
-@pytest.fixture
-def broker(tmp_path):
-    mosquitto = Mosquitto(tmp_path / "broker").start()
-    yield mosquitto
-    mosquitto.stop()
-
-
 @contextmanager
 def station_thread(broker: Mosquitto, db_path: Path, protocol: str = "auto", client_id: str = "station-test"):
     """The station's subscriber on a thread of the test, as `edge station` runs it."""

@@ -28,7 +28,7 @@ from edge.station.table import box_lines, render
 from edge.wire.mqtt import BrokerConfig
 from edge.wire.records import status_payload
 from support import paths
-from support.broker import Mosquitto, mosquitto_pub
+from support.broker import mosquitto_pub
 from support.processes import StationProcess
 from support.records import query
 from support.waiting import wait_for
@@ -87,13 +87,6 @@ POISON = {
     "unexpected_topic": ("edge/box-a/other", event(), "box-a", "is not edge/<box>/"),
     "topic_one_level_deeper": ("edge/box-a/events/x", event(), "box-a", "is not edge/<box>/"),
 }
-
-
-@pytest.fixture
-def broker(tmp_path):
-    mosquitto = Mosquitto(tmp_path / "broker").start()
-    yield mosquitto
-    mosquitto.stop()
 
 
 @pytest.mark.parametrize("name", POISON)
@@ -288,8 +281,9 @@ def test_a_version_1_database_is_migrated(tmp_path):
     old.executescript(V1_SCHEMA)
     old.close()
     store = Store.open(path)
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 4
     assert store.db.execute("SELECT count(*) FROM clips").fetchone()[0] == 0  # version 3's table, empty
+    assert store.db.execute("SELECT count(*) FROM reviews").fetchone()[0] == 0  # version 4's
     assert tuple(store.db.execute("SELECT box, missing_seq, rejected FROM boxes").fetchone()) == ("box-a", 1, 0)
     store.add(parsed(event()))
     store.reject("box-a", "edge/box-a/other", "topic", b"{}", "2026-11-23T09:00:01Z")
@@ -298,9 +292,9 @@ def test_a_version_1_database_is_migrated(tmp_path):
     store.close()
     Store.open(path).close()  # and opens again as it is
     newer = sqlite3.connect(path)
-    newer.execute("PRAGMA user_version = 4")
+    newer.execute("PRAGMA user_version = 5")
     newer.close()
-    with pytest.raises(StoreError, match="database version 4, this station writes 3"):
+    with pytest.raises(StoreError, match="database version 5, this station writes 4"):
         Store.open(path)
 
 

@@ -84,13 +84,6 @@ def event_record(box: str = "box-ok") -> bytes:
     return json.dumps({**GOLDEN, "box": box, "seq": 1}).encode()
 
 
-@pytest.fixture
-def broker(tmp_path):
-    mosquitto = Mosquitto(tmp_path / "broker").start()
-    yield mosquitto
-    mosquitto.stop()
-
-
 def clip_rows(db):
     return query(db, "SELECT * FROM clips ORDER BY received_utc, rowid")
 

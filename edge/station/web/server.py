@@ -1,0 +1,93 @@
+"""The station's pages served by uvicorn on a thread of the station process, beside the MQTT thread.
+
+The socket is bound before the thread starts, so that an address in use or not allowed stops the station at
+once with the reason, rather than leaving it running without its pages."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import structlog
+import uvicorn
+
+from edge.station.web.app import create_app
+from edge.station.web.site import Site
+
+log = structlog.get_logger(__name__)
+
+GRACE_S = 3  # open streams (the live alerts) get this long to end when the station stops
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """HOST:PORT or [V6ADDRESS]:PORT; ValueError otherwise."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    else:
+        host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    return host, int(port)
+
+
+class WebServer:
+    """`start()` serves until `stop()`; `port` is the one bound (useful with port 0). A server that fails sets
+    `failed` and `on_failure` (the station's stop: a station without its pages is not what was asked for)."""
+
+    def __init__(self, site: Site, address: str, on_failure: threading.Event | None = None):
+        self.site = site
+        self.on_failure = on_failure
+        host, port = listen_address(address)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.socket.bind((host, port))
+        except OSError:
+            self.socket.close()
+            raise
+        self.host, self.port = host, self.socket.getsockname()[1]
+        config = uvicorn.Config(
+            create_app(site),
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=GRACE_S,
+            server_header=False,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._serve, name="http", daemon=True)
+        self.failed = threading.Event()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def start(self) -> None:
+        self.thread.start()
+        log.info("web_started", url=self.url, anonymous=self.site.settings.anonymous)
+        if self.host not in ("127.0.0.1", "::1", "localhost") and self.site.settings.anonymous == "guest":
+            log.warning(
+                "web_open_to_guests",
+                url=self.url,
+                note="anyone who reaches this address sees the boxes, alerts and clips: put it behind a TLS proxy "
+                'and set [http] anonymous = "none" unless that is meant',
+            )
+
+    def _serve(self) -> None:
+        try:
+            self.server.run(sockets=[self.socket])
+        except BaseException:  # SystemExit too: uvicorn exits on a failed start
+            log.exception("web_failed")
+            self.failed.set()
+            if self.on_failure is not None:
+                self.on_failure.set()
+
+    def stop(self) -> None:
+        self.site.stopping.set()
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(GRACE_S + 5)
+        self.socket.close()
+        log.info("web_stopped")

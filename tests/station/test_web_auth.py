@@ -1,0 +1,124 @@
+"""Who may do what on the station's pages: users with hashed passwords, sessions, CSRF, guests, a proxy's user."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+
+import pytest
+import requests
+
+from edge.station.web.auth import hash_password, local_path, password_matches
+from edge.station.web.server import listen_address
+from support.browser import browser, screenshot
+from support.processes import StationProcess, edge_cli
+from support.web import csrf_of, sign_in, station_pages, users
+
+
+def test_passwords_are_hashed_with_a_salt():
+    first, second = hash_password("correct horse"), hash_password("correct horse")
+    assert first != second and "correct horse" not in first
+    assert password_matches(first, "correct horse")
+    assert not password_matches(first, "correct horsE")
+    assert not password_matches("not a hash", "correct horse")
+
+
+def test_after_sign_in_only_pages_of_this_site():
+    assert local_path("/alerts?box=a") == "/alerts?box=a"
+    for elsewhere in ("https://evil.example", "//evil.example/x", "/\\evil.example", "", None):
+        assert local_path(elsewhere) == "/"
+
+
+def test_listen_address():
+    assert listen_address("127.0.0.1:8080") == ("127.0.0.1", 8080)
+    assert listen_address("[::1]:0") == ("::1", 0)
+    for wrong in ("8080", "host:", "host:http", "host:70000"):
+        with pytest.raises(ValueError):
+            listen_address(wrong)
+
+
+def test_a_guest_looks_and_a_ranger_signs_in_and_out(tmp_path):
+    with station_pages(tmp_path) as url:
+        users(tmp_path / "station.sqlite", ("ana", "ranger", "ranger-password"))
+        guest = requests.get(url)
+        assert guest.status_code == 200 and "<h1>Boxes</h1>" in guest.text and "Sign in" in guest.text
+        assert "frame-ancestors 'none'" in guest.headers["content-security-policy"]
+        assert guest.headers["x-content-type-options"] == "nosniff"
+        session = requests.Session()
+        signed = sign_in(session, url, "ana", "ranger-password")
+        assert signed.status_code == 200 and "ana (ranger)" in signed.text
+        cookie = next(c for c in session.cookies if c.name == "edge_session")
+        assert cookie.has_nonstandard_attr("HttpOnly")
+        db = sqlite3.connect(tmp_path / "station.sqlite")
+        assert db.execute("SELECT count(*) FROM sessions WHERE token = ?", (cookie.value,)).fetchone()[0] == 0
+        # Signing out needs the session's CSRF token: a form on another site cannot sign a ranger out.
+        assert session.post(url + "logout").status_code == 403
+        out = session.post(url + "logout", data={"csrf": csrf_of(signed)})
+        assert out.status_code == 200 and "Sign in" in out.text
+        assert db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
+
+
+def test_wrong_passwords_lock_the_name(tmp_path):
+    with station_pages(tmp_path) as url:
+        users(tmp_path / "station.sqlite", ("ana", "ranger", "ranger-password"))
+        session = requests.Session()
+        for _ in range(5):
+            wrong = sign_in(session, url, "ana", "wrong-password")
+            assert wrong.status_code == 401 and "Wrong name or password" in wrong.text
+        locked = sign_in(session, url, "ana", "ranger-password")
+        assert locked.status_code == 401 and "Too many failed attempts" in locked.text
+        stolen_form = session.post(url + "login", data={"name": "ana", "password": "ranger-password", "next": "/"})
+        assert "The form had expired" in stolen_form.text
+
+
+def test_no_anonymous_visitors(tmp_path):
+    with station_pages(tmp_path, anonymous="none") as url:
+        page = requests.get(url + "?x=1", allow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"] == "/login?next=/%3Fx%3D1"
+        assert requests.get(url + "login").status_code == 200
+
+
+def test_a_proxy_names_the_user_only_from_its_address(tmp_path):
+    with station_pages(tmp_path, auth_header="Remote-User", trusted_proxies=["127.0.0.1"]) as url:
+        users(tmp_path / "station.sqlite", ("ana", "admin", "admin-password"))
+        assert "ana (admin)" in requests.get(url, headers={"Remote-User": "ana"}).text
+        assert "bo (guest)" in requests.get(url, headers={"Remote-User": "bo"}).text
+    with station_pages(tmp_path, auth_header="Remote-User", trusted_proxies=["10.0.0.1"]) as url:
+        assert "ana (" not in requests.get(url, headers={"Remote-User": "ana"}).text
+
+
+def test_users_command(tmp_path):
+    db = tmp_path / "station.sqlite"
+    password = tmp_path / "password"
+    password.write_text("a long password\n")
+    edge_cli("station", "users", "add", "ana", "--db", str(db), "--role", "admin", "--password-file", str(password))
+    again = edge_cli("station", "users", "add", "ana", "--db", str(db), "--password-file", str(password), check=False)
+    assert again.returncode == 1 and "exists" in again.stderr
+    short = tmp_path / "short"
+    short.write_text("short\n")
+    weak = edge_cli("station", "users", "add", "bo", "--db", str(db), "--password-file", str(short), check=False)
+    assert weak.returncode == 1 and "8 to" in weak.stderr and "short" not in weak.stderr.replace("8 to", "")
+    assert edge_cli("station", "users", "list", "--db", str(db)).stdout.startswith("ana\tadmin\t")
+    edge_cli("station", "users", "remove", "ana", "--db", str(db))
+    assert edge_cli("station", "users", "list", "--db", str(db)).stdout == ""
+
+
+def test_the_station_serves_its_pages_and_stops_on_a_taken_address(broker, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        taken.listen()
+        refused = StationProcess(broker, tmp_path / "a.sqlite", "--http", f"127.0.0.1:{port}")
+        assert refused.wait_exit(120) == 1
+        assert f"cannot serve the pages on 127.0.0.1:{port}" in refused.stderr_now()
+    station = StationProcess(broker, tmp_path / "b.sqlite", "--http", f"127.0.0.1:{port}")
+    try:
+        station.wait_log("web_started")
+        with browser() as chromium:
+            page = chromium.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            assert page.inner_text("h1") == "Boxes"
+            screenshot(page, "boxes-empty")
+        assert station.terminate() == 0
+    finally:
+        station.close()
