@@ -93,6 +93,13 @@ from edge.cli.models import models_dir_option
     help="What visitors who have not signed in may do on the pages: look, listen and identify (guest), or nothing.",
 )
 @models_dir_option
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML file of the station's settings: [notify] (see config/station.toml).",
+)
 @click.pass_context
 def station_group(
     ctx,
@@ -114,6 +121,7 @@ def station_group(
     http_address,
     anonymous,
     models_dir,
+    config_path,
 ) -> None:
     """Ranger station: keep every box's records in a SQLite database and show the boxes (until Ctrl-C)."""
     import signal
@@ -123,6 +131,8 @@ def station_group(
 
     from edge.station.app import broker_address, run
     from edge.station.identify import IdentifyOptions
+    from edge.station.notify import Notifier
+    from edge.station.settings import SettingsError, StationSettings, load_settings
     from edge.station.store import StoreError
     from edge.station.subscriber import StationOptions, default_client_id
     from edge.station.web.server import listen_address
@@ -163,12 +173,17 @@ def station_group(
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--http") from None
     http = HttpSettings(address=http_address, anonymous=anonymous)
+    try:
+        settings = load_settings(config_path) if config_path else StationSettings()
+    except SettingsError as error:
+        raise click.BadParameter(str(error), param_hint="--config") from None
     show_table = not no_table and sys.stdout.isatty()
     logs.configure(json=not sys.stdout.isatty(), stream=sys.stdout)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     options = StationOptions(prefix=prefix, client_id=client_id or default_client_id(db_path))
+    notifier = Notifier(settings.notify) if settings.notify.urls else None
     try:
         code = run(
             config,
@@ -181,6 +196,7 @@ def station_group(
             clip_max_mb or None,
             http,
             IdentifyOptions(models_dir=models_dir),
+            notifier=notifier,
         )
     except StoreError as error:
         raise click.ClickException(str(error)) from error
