@@ -17,6 +17,7 @@ import argparse
 import http.client
 import io
 import json
+import math
 import random
 import statistics
 import tempfile
@@ -58,17 +59,20 @@ class Season:
 
 
 def species_names(count: int, rng: random.Random) -> list[tuple[str, str]]:
-    """(scientific, common) names of `count` BirdNET species."""
+    """(scientific, common) names of `count` BirdNET species, the most often heard first."""
     labels = LABELS.read_text(encoding="utf-8").splitlines()
-    return [tuple(line.split("_", 1)) for line in sorted(rng.sample(labels, count))]  # type: ignore[misc]
+    return [tuple(line.split("_", 1)) for line in rng.sample(labels, count)]  # type: ignore[misc]
 
 
-def moment(rng: random.Random, first_day: datetime, days: int) -> datetime:
-    """A time in the season: most at dawn and dusk (local hours on the station's clock), some at any hour."""
-    day = first_day + timedelta(days=rng.randrange(days))
-    pick = rng.random()
-    hour = rng.gauss(6, 1.5) if pick < 0.45 else rng.gauss(18.5, 1.5) if pick < 0.7 else rng.uniform(0, 24)
-    return (day + timedelta(hours=min(max(hour, 0), 23.99))).astimezone(UTC)
+def moment(rng: random.Random, first_day: datetime, days: int, now: datetime) -> datetime:
+    """A time in the season, before now: most at dawn and dusk (the station's local hours), some at any hour."""
+    while True:
+        day = first_day + timedelta(days=rng.randrange(days))
+        pick = rng.random()
+        hour = rng.gauss(6, 1.5) if pick < 0.45 else rng.gauss(18.5, 1.5) if pick < 0.7 else rng.uniform(0, 24)
+        heard = (day + timedelta(hours=min(max(hour, 0), 23.99))).astimezone(UTC)
+        if heard < now:
+            return heard
 
 
 def records(season: Season) -> tuple[list[tuple[str, str, dict, str]], list[tuple[str, dict, str]]]:
@@ -78,10 +82,11 @@ def records(season: Season) -> tuple[list[tuple[str, str, dict, str]], list[tupl
     names = species_names(season.species, rng)
     weights = [1 / (rank + 1) ** 0.9 for rank in range(len(names))]
     first_day = datetime.combine(today() - timedelta(days=season.days - 1), datetime.min.time()).astimezone()
+    now = datetime.now(UTC) - timedelta(minutes=1)
     heard = []
     for number in range(season.detections):
         box = f"box-{rng.randrange(season.boxes) + 1:02d}"
-        heard.append((moment(rng, first_day, season.days), box, number))
+        heard.append((moment(rng, first_day, season.days, now), box, number))
     heard.sort()
     seqs: dict[str, int] = {}
     out, clips = [], []
@@ -128,9 +133,11 @@ def records(season: Season) -> tuple[list[tuple[str, str, dict, str]], list[tupl
 
 
 def flac(seconds: float = 3.0, rate: int = 16000) -> bytes:
-    noise = np.random.default_rng(0).normal(0, 0.05, int(seconds * rate)).astype(np.float32)
+    """A quiet whistle as FLAC: a few kilobytes a clip (the pages never read the audio)."""
+    t = np.arange(int(seconds * rate)) / rate
+    whistle = 0.05 * np.sin(2 * np.pi * (3000 + 500 * np.sin(2 * np.pi * 2 * t)) * t)
     buffer = io.BytesIO()
-    sf.write(buffer, noise, rate, format="FLAC")
+    sf.write(buffer, whistle.astype(np.float32), rate, subtype="PCM_16", format="FLAC")
     return buffer.getvalue()
 
 
@@ -159,6 +166,7 @@ def fill(db_path: Path, clip_folder: Path, season: Season) -> dict[str, int]:
     figures = {
         "records": store.db.execute("SELECT count(*) FROM records").fetchone()[0],
         "detections": store.db.execute("SELECT count(*) FROM detections").fetchone()[0],
+        "events": store.db.execute("SELECT count(*) FROM detections WHERE NOT alert").fetchone()[0],
         "clips": store.db.execute("SELECT count(*) FROM clips").fetchone()[0],
         "marks": len(marked),
     }
@@ -171,33 +179,31 @@ def pages(db_path: Path) -> dict[str, str]:
     """The pages to time, named: their paths with a realistic choice of filters."""
     store = Store.open(db_path)
     db = store.db
-    common, scientific = db.execute(
-        "SELECT common_name, scientific_name FROM detections WHERE NOT alert "
-        "GROUP BY scientific_name ORDER BY count(*) DESC LIMIT 1"
-    ).fetchone()
+    common = db.execute(
+        "SELECT common_name FROM detections WHERE NOT alert GROUP BY scientific_name ORDER BY count(*) DESC LIMIT 1"
+    ).fetchone()[0]
     rare = db.execute(
         "SELECT scientific_name FROM detections WHERE NOT alert GROUP BY scientific_name ORDER BY count(*), 1 LIMIT 1"
     ).fetchone()[0]
     box = db.execute("SELECT box FROM boxes ORDER BY box LIMIT 1").fetchone()[0]
-    day = (today() - timedelta(days=3)).isoformat()
     store.close()
+    day = (today() - timedelta(days=3)).isoformat()
+    season = (today() - timedelta(days=59)).isoformat()
     return {
         "/ (boxes)": "/",
         "/alerts": "/alerts",
         "/detections": "/detections",
-        "/detections, a box and a day": "/detections?" + urlencode({"box": box, "day": day}),
-        "/detections, common species by name": "/detections?" + urlencode({"species": common}),
-        "/detections, rare species, confidence 0.8": "/detections?" + urlencode({"species": rare, "confidence": 0.8}),
-        "/detections, unreviewed alerts too": "/detections?" + urlencode({"reviewed": "unreviewed", "kind": "all"}),
-        "/detections, marked false": "/detections?" + urlencode({"reviewed": "false"}),
-        "/detections, page 500": "",  # found by following the pages' links
-        "/species (7 days)": "/species",
-        "/species, 60 days by box": "/species?"
-        + urlencode({"from": (today() - timedelta(days=59)).isoformat()})
-        + "&by=box",
-        f"/species, {scientific}": "/species?" + urlencode({"box": box}),
+        "/detections?box&day": "/detections?" + urlencode({"box": box, "day": day}),
+        "/detections?species (the commonest, by name)": "/detections?" + urlencode({"species": common}),
+        "/detections?species (the rarest)&confidence=0.8": "/detections?"
+        + urlencode({"species": rare, "confidence": 0.8}),
+        "/detections?reviewed=unreviewed&kind=all": "/detections?reviewed=unreviewed&kind=all",
+        "/detections?reviewed=false": "/detections?reviewed=false",
+        "/species (the last 7 days)": "/species",
+        "/species?box": "/species?" + urlencode({"box": box}),
+        "/species?from (60 days)&by=box": "/species?" + urlencode({"from": season, "by": "box"}),
         "/detections.csv (all events)": "/detections.csv",
-        "/detections.csv, a day": "/detections.csv?" + urlencode({"day": day}),
+        "/detections.csv?day": "/detections.csv?" + urlencode({"day": day}),
     }
 
 
@@ -212,18 +218,26 @@ def later_page(connection: http.client.HTTPConnection, pages: int) -> str:
 
 
 def fetch(connection: http.client.HTTPConnection, path: str) -> tuple[float, bytes]:
-    """Seconds to the last byte of a GET, and the body."""
+    """Seconds to the last byte of a GET, and the body; PageMissing for a 404."""
     started = time.perf_counter()
     connection.request("GET", path)
     response = connection.getresponse()
     body = response.read()
     elapsed = time.perf_counter() - started
+    if response.status == 404:
+        raise PageMissing(path)
     if response.status != 200:
         raise SystemExit(f"GET {path}: {response.status} {body[:300]!r}")
     return elapsed, body
 
 
-def time_pages(db_path: Path, clip_folder: Path, requests: int = REQUESTS) -> list[tuple[str, float, float, int]]:
+class PageMissing(Exception):
+    """A page this version of the station does not serve."""
+
+
+def time_pages(
+    db_path: Path, clip_folder: Path, figures: dict[str, int], requests: int = REQUESTS
+) -> list[tuple[str, float, float, int]]:
     """(page, median ms, worst ms, bytes) of each page, asked for `requests` times in turn."""
     site = Site(db_path, clip_folder, HttpSettings(address="127.0.0.1:0"))
     server = WebServer(site, "127.0.0.1:0")
@@ -233,18 +247,27 @@ def time_pages(db_path: Path, clip_folder: Path, requests: int = REQUESTS) -> li
             time.sleep(0.05)
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
         paths = pages(db_path)
-        paths["/detections, page 500"] = later_page(connection, 500)
+        middle = max(1, figures["events"] // 200)  # half-way down the events, by the pages' own links
+        paths[f"/detections, page {middle} (rows {(middle - 1) * 100 + 1:,}-{middle * 100:,})"] = later_page(
+            connection, middle
+        )
         times: dict[str, list[float]] = {name: [] for name in paths}
         sizes = {}
         for _ in range(requests):
             for name, path in paths.items():
-                elapsed, body = fetch(connection, path)
+                try:
+                    elapsed, body = fetch(connection, path)
+                except PageMissing:
+                    continue
                 times[name].append(elapsed * 1000)
                 sizes[name] = len(body)
         connection.close()
     finally:
         server.stop()
-    return [(name, statistics.median(t), max(t), sizes[name]) for name, t in times.items()]
+    return [
+        (name, statistics.median(t), max(t), sizes[name]) if t else (name, math.nan, math.nan, 0)
+        for name, t in times.items()
+    ]
 
 
 def pages_table(season: Season = Season(), folder: Path | None = None) -> str:
@@ -254,14 +277,19 @@ def pages_table(season: Season = Season(), folder: Path | None = None) -> str:
         started = time.perf_counter()
         figures = fill(db_path, clip_folder, season)
         filled = time.perf_counter() - started
-        rows = time_pages(db_path, clip_folder)
+        rows = time_pages(db_path, clip_folder, figures)
     lines = [
         f"\n## Station pages: {figures['detections']:,} detections ({figures['records']:,} records, "
         f"{figures['clips']:,} clips, {figures['marks']:,} marks) of {season.boxes} boxes, {season.species} "
         f"species, {season.days} days (filled in {filled:.0f} s); {REQUESTS} requests each, one at a time",
-        f"  {'page':46}{'median ms':>10}{'worst ms':>10}{'kB':>8}",
+        f"  {'page':50}{'median ms':>10}{'worst ms':>10}{'kB':>8}",
     ]
-    lines += [f"  {name[:46]:46}{median:10.1f}{worst:10.1f}{size / 1000:8.0f}" for name, median, worst, size in rows]
+    lines += [
+        f"  {name[:50]:50}{median:10.1f}{worst:10.1f}{size / 1000:8.0f}"
+        if size
+        else f"  {name[:50]:50}{'(not served by this version)':>28}"
+        for name, median, worst, size in rows
+    ]
     return "\n".join(lines)
 
 
