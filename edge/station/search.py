@@ -134,12 +134,13 @@ def page(
     """`size` detections, newest first: the newest of all, those just older than `before`, or those just newer
     than `after`. Keyset pages: a page deep into 100,000 rows costs what the first does."""
     where, params = filters.where()
-    key = f"({TIME}, d.box, d.id)"
-    if before is not None or after is not None:
-        cursor = before or after
-        assert cursor is not None
-        where += (" AND " if where else "WHERE ") + f"{key} {'<' if before else '>'} (?, ?, ?)"
-        params += [cursor.time_utc, cursor.box, cursor.id]
+    cursor = before or after
+    if cursor is not None:
+        # The row value orders the page; the bound on the time alone lets the index seek to where it starts.
+        side = "<" if before else ">"
+        where += " AND " if where else "WHERE "
+        where += f"{TIME} {side}= ? AND ({TIME}, d.box, d.id) {side} (?, ?, ?)"
+        params += [cursor.time_utc, cursor.time_utc, cursor.box, cursor.id]
     order = "ASC" if after else "DESC"
     rows = db.execute(
         f"{ROW} {where} ORDER BY {TIME} {order}, d.box {order}, d.id {order} LIMIT ?", [*params, size + 1]
