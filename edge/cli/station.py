@@ -83,13 +83,13 @@ from edge.cli.models import models_dir_option
     "http_address",
     metavar="HOST:PORT",
     default=None,
-    help="Also serve the web pages on this address (127.0.0.1:8080 for this machine only).",
+    help="Also serve the web pages on this address (127.0.0.1:8080 for this machine only); overrides [http] address.",
 )
 @click.option(
     "--anonymous",
     type=click.Choice(["guest", "none"]),
-    default="guest",
-    show_default=True,
+    default=None,
+    show_default="[http] anonymous, else guest",
     help="What visitors who have not signed in may do on the pages: look, listen and identify (guest), or nothing.",
 )
 @models_dir_option
@@ -98,7 +98,7 @@ from edge.cli.models import models_dir_option
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="TOML file of the station's settings: [notify] (see config/station.toml).",
+    help="TOML file of the station's settings: [http], [notify] (see config/station.toml).",
 )
 @click.pass_context
 def station_group(
@@ -135,8 +135,7 @@ def station_group(
     from edge.station.settings import SettingsError, StationSettings, load_settings
     from edge.station.store import StoreError
     from edge.station.subscriber import StationOptions, default_client_id
-    from edge.station.web.server import listen_address
-    from edge.station.web.site import HttpSettings
+    from edge.station.web.site import listen_address
     from edge.wire.mqtt import BrokerConfig, prefix_problem
 
     if ctx.invoked_subcommand is not None:
@@ -172,11 +171,14 @@ def station_group(
             listen_address(http_address)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--http") from None
-    http = HttpSettings(address=http_address, anonymous=anonymous)
     try:
         settings = load_settings(config_path) if config_path else StationSettings()
     except SettingsError as error:
         raise click.BadParameter(str(error), param_hint="--config") from None
+    # The options, where given, over the file.
+    http = settings.http.model_copy(
+        update={"address": http_address or settings.http.address, "anonymous": anonymous or settings.http.anonymous}
+    )
     show_table = not no_table and sys.stdout.isatty()
     logs.configure(json=not sys.stdout.isatty(), stream=sys.stdout)
     stop = threading.Event()
@@ -201,7 +203,7 @@ def station_group(
     except StoreError as error:
         raise click.ClickException(str(error)) from error
     except OSError as error:
-        raise click.ClickException(f"cannot serve the pages on {http_address}: {error.strerror or error}") from error
+        raise click.ClickException(f"cannot serve the pages on {http.address}: {error.strerror or error}") from error
     sys.exit(code)
 
 

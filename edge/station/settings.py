@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.app.settings import options_wrong
 from edge.station.notify import NotifySettings
+from edge.station.web.site import HttpSettings
 
 
 class SettingsError(ValueError):
@@ -26,6 +27,7 @@ class StationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     notify: NotifySettings = Field(default_factory=NotifySettings, description="[notify]: alerts pushed out.")
+    http: HttpSettings = Field(default_factory=HttpSettings, description="[http]: the web pages and who may see them.")
 
 
 def load_settings(path: Path) -> StationSettings:

@@ -13,23 +13,11 @@ import structlog
 import uvicorn
 
 from edge.station.web.app import create_app
-from edge.station.web.site import Site
+from edge.station.web.site import Site, listen_address
 
 log = structlog.get_logger(__name__)
 
 GRACE_S = 3  # open streams (the live alerts) get this long to end when the station stops
-
-
-def listen_address(text: str) -> tuple[str, int]:
-    """HOST:PORT or [V6ADDRESS]:PORT; ValueError otherwise."""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.removeprefix(":")
-    else:
-        host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"{text!r} is not HOST:PORT")
-    return host, int(port)
 
 
 class WebServer:
