@@ -9,6 +9,7 @@ station's local day, as "today" is everywhere on the station.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, tzinfo
 from urllib.parse import quote, urlencode
@@ -121,49 +122,41 @@ def shown(row) -> dict:
     return item
 
 
-def page_of(site: Site, request: Request, choice: Choice, problem: str | None, **found) -> Response:
-    with site.read() as db:
-        boxes = [box for (box,) in db.execute("SELECT box FROM boxes WHERE box != ? ORDER BY box", (INVALID_BOX,))]
-        names = search.common_names(db)
-    return site.render(
-        request,
-        "detections.html",
-        status_code=422 if problem else 200,
-        choice=choice,
-        problem=problem,
-        boxes=boxes,
-        names=names,
-        reviewed_choices=REVIEWED,
-        kinds=KINDS,
-        zone=datetime.now().astimezone().tzname(),
-        **found,
-    )
+def form(db: sqlite3.Connection) -> dict:
+    """What the filter form offers: the boxes, the common names heard (suggested as the species is typed)."""
+    boxes = [box for (box,) in db.execute("SELECT box FROM boxes WHERE box != ? ORDER BY box", (INVALID_BOX,))]
+    return {"boxes": boxes, "names": search.common_names(db), "reviewed_choices": REVIEWED, "kinds": KINDS}
 
 
 @router.get("/detections")
 def detections_page(request: Request, user: Viewer, before: str | None = None, after: str | None = None) -> Response:
     site: Site = request.app.state.site
     choice = Choice.of(request.query_params)
+    zone = datetime.now().astimezone().tzname()
     try:
         filters = choice.filters()
         older = search.Cursor.parse(before) if before else None
         newer = search.Cursor.parse(after) if after and not older else None
     except ValueError as problem:
-        return page_of(site, request, choice, str(problem))
+        with site.read() as db:
+            offered = form(db)
+        return site.render(request, "detections.html", 422, choice=choice, problem=str(problem), zone=zone, **offered)
     day = choice.the_day() or search.today()
 
     def species_link(scientific_name: str) -> str:
         return address("/detections", choice.query(species=scientific_name, day=day.isoformat()))
 
     with site.read() as db:
+        offered = form(db)
         found = search.page(db, filters, PAGE_SIZE, older, newer)
         total = search.count(db, filters, COUNT_LIMIT + 1)
         chart = timeline.chart(db, filters, day, species_link)
-    return page_of(
-        site,
+    return site.render(
         request,
-        choice,
-        None,
+        "detections.html",
+        choice=choice,
+        problem=None,
+        zone=zone,
         rows=[shown(row) for row in found.rows],
         total=total,
         count_limit=COUNT_LIMIT,
@@ -173,6 +166,7 @@ def detections_page(request: Request, user: Viewer, before: str | None = None, a
         chart=chart,
         csv=address("/detections.csv", choice.query()),
         filtered=bool(choice.query()),
+        **offered,
     )
 
 
