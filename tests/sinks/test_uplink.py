@@ -286,12 +286,14 @@ def test_tls_and_a_wrong_password_keep_records_until_fixed(data, tmp_path):
 
 
 def test_status_tells_a_crash_from_a_stop(data, tmp_path):
+    """Online, offline (the last will) and stopped, each with the position the configuration gives."""
     broker = Mosquitto(tmp_path / "broker").start()
     config = write_config(
         tmp_path / "edge.toml",
         tmp_path / "data",
         {"type": "folder", "path": str(tmp_path / "inbox")},
         mqtt=mqtt_table(broker),
+        species={"latitude": -3.4653, "longitude": -62.2159},
     )
     (tmp_path / "inbox").mkdir()
 
@@ -304,14 +306,15 @@ def test_status_tells_a_crash_from_a_stop(data, tmp_path):
 
     daemon = DaemonProcess(config)
     daemon.wait_log("mqtt_connected")
-    assert retained_status()["state"] == "online"
+    status = retained_status()
+    assert (status["state"], status["latitude"], status["longitude"]) == ("online", -3.4653, -62.2159)
     daemon.process.send_signal(signal.SIGKILL)
     daemon.process.wait(timeout=60)
     daemon.close()
     deadline = time.monotonic() + 30  # the broker sends the will as soon as it sees the socket closed
     while (status := retained_status())["state"] != "offline":
         assert time.monotonic() < deadline, status
-    assert status["retained"]
+    assert status["retained"] and (status["latitude"], status["longitude"]) == (-3.4653, -62.2159)
     daemon = DaemonProcess(config)
     daemon.wait_log("mqtt_connected")
     code, _ = daemon.terminate(timeout=60)
@@ -321,7 +324,7 @@ def test_status_tells_a_crash_from_a_stop(data, tmp_path):
     broker.stop()
     assert status["state"] == "stopped" and status["retained"]
     assert status["schema"] == "edge.status/1" and status["box"] == "test-box"
-    assert status["time_utc"].endswith("+00:00")
+    assert status["time_utc"].endswith("+00:00") and (status["latitude"], status["longitude"]) == (-3.4653, -62.2159)
 
 
 def test_falls_back_to_mqtt_3_1_1_for_an_older_broker(data, tmp_path):
