@@ -8,7 +8,8 @@ import sqlite3
 import pytest
 import requests
 
-from edge.station.web.auth import hash_password, local_path, password_matches
+from edge.station.users import hash_password, password_matches
+from edge.station.web.auth import local_path
 from edge.station.web.server import listen_address
 from support.browser import browser, screenshot
 from support.processes import StationProcess, edge_cli

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge.station.web import auth, boxes
+from edge.station.web import auth, boxes, identify
 from edge.station.web.site import STATIC, Site
 
 # Pages that run only their own scripts, load nothing from elsewhere (the station may have no internet) and are
@@ -34,7 +34,7 @@ def create_app(site: Site) -> FastAPI:
     app.add_exception_handler(auth.LoginRequired, auth.login_required)  # type: ignore[arg-type]
     app.add_exception_handler(auth.Forbidden, auth.forbidden)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (auth, boxes):
+    for module in (auth, boxes, identify):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders)
     return app

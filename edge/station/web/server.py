@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import structlog
 import uvicorn
@@ -65,7 +66,12 @@ class WebServer:
         return f"http://{host}:{self.port}/"
 
     def start(self) -> None:
+        """Returns once the pages are served (or the server failed: `failed`)."""
         self.thread.start()
+        while not self.server.started and self.thread.is_alive():
+            time.sleep(0.01)
+        if not self.server.started:
+            return
         log.info("web_started", url=self.url, anonymous=self.site.settings.anonymous)
         if self.host not in ("127.0.0.1", "::1", "localhost") and self.site.settings.anonymous == "guest":
             log.warning(
