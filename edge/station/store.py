@@ -77,6 +77,7 @@ CREATE TABLE IF NOT EXISTS acknowledgements (
     PRIMARY KEY (box, id));
 CREATE INDEX IF NOT EXISTS detections_time ON detections (coalesce(start_utc, first_received_utc));
 CREATE INDEX IF NOT EXISTS detections_species ON detections (scientific_name, box);
+CREATE INDEX IF NOT EXISTS detections_alerts ON detections (first_received_utc, box, id) WHERE alert = 1;
 """
 # From each version to the next, in one transaction with its user_version.
 MIGRATIONS = {
