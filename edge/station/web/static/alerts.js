@@ -44,7 +44,11 @@
     edgeShowAcknowledgement(alert.box, alert.id, alert);
   }
 
+  let lastTone = 0;
+
   function tone() {
+    if (Date.now() - lastTone < 2000) return; // alerts that come together: one tone
+    lastTone = Date.now();
     try {
       const context = new AudioContext();
       const oscillator = context.createOscillator();
