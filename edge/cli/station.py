@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from edge.app import logs
+from edge.cli.models import models_dir_option
 
 
 @click.group(name="station", invoke_without_command=True)
@@ -82,14 +83,22 @@ from edge.app import logs
     "http_address",
     metavar="HOST:PORT",
     default=None,
-    help="Also serve the web pages on this address (127.0.0.1:8080 for this machine only).",
+    help="Also serve the web pages on this address (127.0.0.1:8080 for this machine only); overrides [http] address.",
 )
 @click.option(
     "--anonymous",
     type=click.Choice(["guest", "none"]),
-    default="guest",
-    show_default=True,
+    default=None,
+    show_default="[http] anonymous, else guest",
     help="What visitors who have not signed in may do on the pages: look, listen and identify (guest), or nothing.",
+)
+@models_dir_option
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML file of the station's settings: [http], [notify] (see config/station.toml).",
 )
 @click.pass_context
 def station_group(
@@ -111,6 +120,8 @@ def station_group(
     clip_max_mb,
     http_address,
     anonymous,
+    models_dir,
+    config_path,
 ) -> None:
     """Ranger station: keep every box's records in a SQLite database and show the boxes (until Ctrl-C)."""
     import signal
@@ -119,10 +130,12 @@ def station_group(
     from pydantic import ValidationError
 
     from edge.station.app import broker_address, run
+    from edge.station.identify import IdentifyOptions
+    from edge.station.notify import Notifier
+    from edge.station.settings import SettingsError, StationSettings, load_settings
     from edge.station.store import StoreError
     from edge.station.subscriber import StationOptions, default_client_id
-    from edge.station.web.server import listen_address
-    from edge.station.web.site import HttpSettings
+    from edge.station.web.site import listen_address
     from edge.wire.mqtt import BrokerConfig, prefix_problem
 
     if ctx.invoked_subcommand is not None:
@@ -158,13 +171,21 @@ def station_group(
             listen_address(http_address)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--http") from None
-    http = HttpSettings(address=http_address, anonymous=anonymous)
+    try:
+        settings = load_settings(config_path) if config_path else StationSettings()
+    except SettingsError as error:
+        raise click.BadParameter(str(error), param_hint="--config") from None
+    # The options, where given, over the file.
+    http = settings.http.model_copy(
+        update={"address": http_address or settings.http.address, "anonymous": anonymous or settings.http.anonymous}
+    )
     show_table = not no_table and sys.stdout.isatty()
     logs.configure(json=not sys.stdout.isatty(), stream=sys.stdout)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     options = StationOptions(prefix=prefix, client_id=client_id or default_client_id(db_path))
+    notifier = Notifier(settings.notify) if settings.notify.urls else None
     try:
         code = run(
             config,
@@ -176,11 +197,13 @@ def station_group(
             clip_max_age_days or None,
             clip_max_mb or None,
             http,
+            IdentifyOptions(models_dir=models_dir),
+            notifier=notifier,
         )
     except StoreError as error:
         raise click.ClickException(str(error)) from error
     except OSError as error:
-        raise click.ClickException(f"cannot serve the pages on {http_address}: {error.strerror or error}") from error
+        raise click.ClickException(f"cannot serve the pages on {http.address}: {error.strerror or error}") from error
     sys.exit(code)
 
 
@@ -273,7 +296,7 @@ db_option = click.option(
 def users_add(name: str, db_path: Path, role: str, password_file, replace: bool) -> None:
     """Add a user NAME who signs in with a password."""
     from edge.station.store import Store, StoreError
-    from edge.station.web.auth import add_user
+    from edge.station.users import add_user
 
     if password_file is not None:
         password = password_file.readline().rstrip("\r\n")
@@ -299,7 +322,7 @@ def users_add(name: str, db_path: Path, role: str, password_file, replace: bool)
 def users_remove(name: str, db_path: Path) -> None:
     """Remove the user NAME and end their sessions."""
     from edge.station.store import Store, StoreError
-    from edge.station.web.auth import remove_user
+    from edge.station.users import remove_user
 
     try:
         store = Store.open(db_path)

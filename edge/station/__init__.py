@@ -1,6 +1,9 @@
-"""The ranger station: subscribes to every box's records, keeps them in SQLite, shows and exports them.
+"""The ranger station: subscribes to every box's records, keeps them in SQLite, shows and exports them, and
+pushes its alerts to the rangers' phones.
 
 messages (topic and payload checked into a Record) ─▶ store (SQLite) ◀─ table, export
 subscriber (the MQTT session) ─┤
 clips (clip messages checked, their FLAC files kept) ─┘
+subscriber ─ each new alert ─▶ notify (Apprise, from a thread of its own; notice: the message and rate limit)
+settings: the station's configuration file (`--config`), one table per part of the station.
 """

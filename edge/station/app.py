@@ -15,7 +15,9 @@ from rich.live import Live
 from edge.app import logs
 from edge.station import table
 from edge.station.clips import MAX_AGE_DAYS, MAX_MEGABYTES, ClipArchive, default_folder
+from edge.station.identify import Identifier, IdentifyOptions
 from edge.station.messages import Record
+from edge.station.notify import Notifier
 from edge.station.store import Store, connect
 from edge.station.subscriber import StationOptions, Subscriber
 from edge.station.web.server import WebServer
@@ -49,11 +51,15 @@ def run(
     clip_max_age_days: float | None = MAX_AGE_DAYS,
     clip_max_megabytes: float | None = MAX_MEGABYTES,
     http: HttpSettings | None = None,
+    identify: IdentifyOptions | None = None,
+    notifier: Notifier | None = None,
 ) -> int:
     """Until `stop` is set; the exit code: 1 when the subscriber or the web server failed (a certificate or
     password file that cannot be read...), else 0. StoreError when the database cannot be opened, OSError when
     the pages' address cannot be bound. Clips go to `clip_folder` (default: `clips` beside the database), kept
-    by age and total size. With `http.address`, the pages are served too."""
+    by age and total size. With `http.address`, the pages are served too, with the models of `identify`
+    (default: the bundled BirdNET, loaded at the first identification) behind /api/identify. Each new alert
+    goes to `notifier`."""
     store = Store.open(db_path)
     clips = ClipArchive(store, clip_folder or default_folder(db_path), clip_max_age_days, clip_max_megabytes)
     clips.remove_temporary()
@@ -61,11 +67,23 @@ def run(
     web = None
     if http is not None and http.address:
         try:
-            web = WebServer(Site(db_path, clips.folder, http), http.address, on_failure=failed)
+            identifier = Identifier(identify or IdentifyOptions())
+            services: dict[str, object] = {"identifier": identifier}
+            if notifier is not None:
+                services["notifier"] = notifier
+            site = Site(db_path, clips.folder, http, services=services)
+            web = WebServer(site, http.address, on_failure=failed)
         except OSError:
             store.close()
             raise
-    subscriber = Subscriber(config, options, store, on_stored=None if show_table else log_stored, clips=clips)
+
+    def stored(record: Record, new: bool) -> None:
+        if not show_table:
+            log_stored(record, new)
+        if new and notifier is not None and record.kind == "alerts":
+            notifier.alert(record)
+
+    subscriber = Subscriber(config, options, store, on_stored=stored, clips=clips)
 
     def network() -> None:
         try:
@@ -85,6 +103,8 @@ def run(
         topic=options.topic_filter,
         clips=str(clips.folder),
     )
+    if notifier is not None:
+        notifier.start()
     thread.start()
     if web is not None:
         web.start()
@@ -99,6 +119,8 @@ def run(
         if web is not None:
             web.stop()
         thread.join()
+        if notifier is not None:
+            notifier.stop()
         store.close()
     log.info("station_stopped")
     return 1 if failed.is_set() else 0

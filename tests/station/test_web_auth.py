@@ -8,8 +8,10 @@ import sqlite3
 import pytest
 import requests
 
-from edge.station.web.auth import hash_password, local_path, password_matches
-from edge.station.web.server import listen_address
+from edge.station.users import hash_password, password_matches
+from edge.station.web.auth import local_path
+from edge.station.web.site import listen_address
+from support.broker import free_port
 from support.browser import browser, screenshot
 from support.processes import StationProcess, edge_cli
 from support.web import csrf_of, sign_in, station_pages, users
@@ -122,3 +124,30 @@ def test_the_station_serves_its_pages_and_stops_on_a_taken_address(broker, tmp_p
         assert station.terminate() == 0
     finally:
         station.close()
+
+
+def test_http_settings_from_the_file_and_the_options_over_them(broker, tmp_path):
+    config = tmp_path / "station.toml"
+    config.write_text('[http]\naddress = "127.0.0.1:0"\nanonymous = "none"\nsession_days = 7\n')
+    station = StationProcess(broker, tmp_path / "a.sqlite", "--config", str(config))
+    try:
+        url = station.wait_log("web_started", anonymous="none")["url"]
+        assert requests.get(url, allow_redirects=False).status_code == 303  # sign in first
+        assert station.terminate() == 0
+    finally:
+        station.close()
+    port = free_port()
+    station = StationProcess(
+        broker, tmp_path / "a.sqlite", "--config", str(config), "--http", f"127.0.0.1:{port}", "--anonymous", "guest"
+    )
+    try:
+        assert station.wait_log("web_started")["url"] == f"http://127.0.0.1:{port}/"
+        assert requests.get(f"http://127.0.0.1:{port}/").status_code == 200
+        assert station.terminate() == 0
+    finally:
+        station.close()
+    config.write_text('[http]\naddress = "no port"\n')
+    wrong = edge_cli(
+        "station", "--broker", "127.0.0.1:1", "--db", str(tmp_path / "b.sqlite"), "--config", str(config), check=False
+    )
+    assert wrong.returncode == 2 and "http.address" in wrong.stderr

@@ -11,22 +11,21 @@ from pathlib import Path
 import requests
 
 from edge.station.store import Store
-from edge.station.web.auth import add_user
+from edge.station.users import add_user
 from edge.station.web.server import WebServer
 from edge.station.web.site import HttpSettings, Site
-from support.waiting import wait_for
 
 
 @contextmanager
-def station_pages(tmp_path: Path, **settings) -> Iterator[str]:
-    """The pages of a station database on a free port of 127.0.0.1 (the web server alone, no broker); the URL."""
+def station_pages(tmp_path: Path, services: dict | None = None, **settings) -> Iterator[str]:
+    """The pages of a station database on a free port of 127.0.0.1 (the web server alone, no broker), with
+    `services` (the identifier...); the URL."""
     db_path = tmp_path / "station.sqlite"
     Store.open(db_path).close()
-    site = Site(db_path, tmp_path / "clips", HttpSettings(address="127.0.0.1:0", **settings))
+    site = Site(db_path, tmp_path / "clips", HttpSettings(address="127.0.0.1:0", **settings), services=services or {})
     server = WebServer(site, "127.0.0.1:0")
     server.start()
     try:
-        wait_for(lambda: server.server.started, what="the web server to start")
         yield server.url
     finally:
         server.stop()

@@ -6,19 +6,16 @@ says `anonymous = "none"`. Behind a reverse proxy that signs users in, the proxy
 then has the role the station's user list gives (a guest when not listed); the header is believed only from
 the proxy's address.
 
-Passwords are kept as scrypt hashes. A session is a random token in an HttpOnly cookie, stored as its SHA-256
+Users and their passwords: edge.station.users. A session is a random token in an HttpOnly cookie, stored as its SHA-256
 (a copy of the database holds no usable session), with a CSRF token every form and script that changes
 something must send back; a state-changing request from another origin is refused as well.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
-import sqlite3
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,17 +26,13 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.responses import Response
 
+from edge.station.users import MAX_NAME, MAX_PASSWORD, name_problem, now_utc, password_matches
 from edge.station.web.site import Site
 from edge.wire.records import iso
 
-ROLES = ("admin", "ranger", "guest")
 REVIEWERS = ("admin", "ranger")
 SESSION_COOKIE = "edge_session"
 LOGIN_COOKIE = "edge_login"  # the sign-in form's own CSRF token, before there is a session
-MAX_NAME = 64
-MAX_PASSWORD = 1024  # scrypt takes any length; a megabyte of password is only a way to load the CPU
-MIN_PASSWORD = 8
-SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # about 16 MiB and 50 ms per hash on a Pi-class CPU
 FAILURES_BEFORE_LOCK = 5
 LOCK = timedelta(minutes=5)
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
@@ -64,64 +57,6 @@ class LoginRequired(Exception):
 
 class Forbidden(Exception):
     """Raised by a dependency: the user may not do this (a guest reviewing, a CSRF token that does not match)."""
-
-
-def name_problem(name: str) -> str | None:
-    if not 0 < len(name) <= MAX_NAME:
-        return f"a user name has 1 to {MAX_NAME} characters"
-    if any(unicodedata.category(c)[0] in "CZ" for c in name):
-        return "a user name has no spaces or control characters"
-    return None
-
-
-def password_problem(password: str) -> str | None:
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        return f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters"
-    return None
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, **SCRYPT)  # type: ignore[arg-type]
-    b64 = base64.b64encode
-    return f"scrypt${SCRYPT['n']}${SCRYPT['r']}${SCRYPT['p']}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def password_matches(stored: str, password: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        expected = base64.b64decode(digest)
-        given = hashlib.scrypt(
-            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
-        )
-    except ValueError:
-        return False
-    return hmac.compare_digest(given, expected)
-
-
-def add_user(db: sqlite3.Connection, name: str, role: str, password: str, replace: bool = False) -> None:
-    """ValueError naming the problem (the name, the role, the password's length, a name already taken)."""
-    if problem := name_problem(name) or password_problem(password):
-        raise ValueError(problem)
-    if role not in ROLES:
-        raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
-    verb = "INSERT OR REPLACE" if replace else "INSERT"
-    try:
-        db.execute(f"{verb} INTO users VALUES (?, ?, ?, ?)", (name, role, hash_password(password), now_utc()))
-    except sqlite3.IntegrityError:
-        raise ValueError(f"user {name!r} exists (give --replace to set a new password or role)") from None
-    db.execute("DELETE FROM sessions WHERE name = ?", (name,))  # a new password signs every old session out
-
-
-def remove_user(db: sqlite3.Connection, name: str) -> bool:
-    db.execute("DELETE FROM sessions WHERE name = ?", (name,))
-    return db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 1
-
-
-def now_utc() -> str:
-    return iso(datetime.now(UTC))
 
 
 def token_hash(token: str) -> str:

@@ -7,28 +7,17 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import structlog
 import uvicorn
 
 from edge.station.web.app import create_app
-from edge.station.web.site import Site
+from edge.station.web.site import Site, listen_address
 
 log = structlog.get_logger(__name__)
 
 GRACE_S = 3  # open streams (the live alerts) get this long to end when the station stops
-
-
-def listen_address(text: str) -> tuple[str, int]:
-    """HOST:PORT or [V6ADDRESS]:PORT; ValueError otherwise."""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.removeprefix(":")
-    else:
-        host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"{text!r} is not HOST:PORT")
-    return host, int(port)
 
 
 class WebServer:
@@ -65,7 +54,12 @@ class WebServer:
         return f"http://{host}:{self.port}/"
 
     def start(self) -> None:
+        """Returns once the pages are served (or the server failed: `failed`)."""
         self.thread.start()
+        while not self.server.started and self.thread.is_alive():
+            time.sleep(0.01)
+        if not self.server.started:
+            return
         log.info("web_started", url=self.url, anonymous=self.site.settings.anonymous)
         if self.host not in ("127.0.0.1", "::1", "localhost") and self.site.settings.anonymous == "guest":
             log.warning(

@@ -51,6 +51,13 @@ class HttpSettings(BaseModel):
         300.0, gt=0, description="A box whose newest health record is older than this is flagged."
     )
 
+    @field_validator("address")
+    @classmethod
+    def host_and_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            listen_address(value)  # ValueError says what is wrong
+        return value
+
     @field_validator("trusted_proxies")
     @classmethod
     def addresses(cls, value: list[str]) -> list[str]:
@@ -64,6 +71,18 @@ class HttpSettings(BaseModel):
         if value is not None and (not value or not all(c.isalnum() or c == "-" for c in value)):
             raise ValueError("a header name is letters, digits and dashes")
         return value
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """HOST:PORT or [V6ADDRESS]:PORT; ValueError otherwise."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    else:
+        host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    return host, int(port)
 
 
 @dataclass
