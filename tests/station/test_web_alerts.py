@@ -210,6 +210,10 @@ def test_the_page_lists_the_newest_alerts_with_clip_mark_and_who_is_on_the_way(t
         assert "12.5–17.5 s of site-a/S4A03895_20190522_120000.wav" in page
         only_b = requests.get(site.url + "alerts?box=box-b").text
         assert other["id"] in only_b and first["id"] not in only_b and 'data-box="box-b"' in only_b
+        # The link a notification carries: that alert alone.
+        one = requests.get(site.url + "alerts", params={"box": "box-a", "id": first["id"]}).text
+        assert first["id"] in one and other["id"] not in one and "Power tools" not in one.split("<template")[0]
+        assert "no such alert" in requests.get(site.url + "alerts", params={"box": "box-a", "id": "nope"}).text
         assert f'src="/clips/box-a/{first["id"]}.flac"' in page and f'src="/clips/box-a/{first["id"]}.png"' in page
         assert "ana is on the way" in page and "no clip (yet)" in page
         assert "On the way" not in page.split('<template id="alert-template">')[0], "no buttons for a guest"

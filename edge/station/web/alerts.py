@@ -101,22 +101,29 @@ def alerts_page(
     request: Request,
     user: Viewer,
     box: str | None = Query(None, max_length=256),
+    id: str | None = Query(None, max_length=1024),
     before: str | None = Query(None, max_length=64),
     before_box: str = Query("", max_length=256),
     before_id: str = Query("", max_length=1024),
 ) -> Response:
-    """The newest alerts, live; with `before` (and before_box, before_id: the last alert of a page), older ones."""
+    """The newest alerts (of `box`), live; with `before` (and before_box, before_id: the last alert of a page),
+    older ones; with `box` and `id` (the link a notification carries), that alert alone, live."""
     site: Site = request.app.state.site
     with site.read() as db:
         now = alerts.cursor(db)  # first: an alert stored while the page is drawn comes again over the feed
-        rows = alerts.newest(db, box=box, before=(before, before_box, before_id) if before else None)
+        if box is not None and id is not None:
+            rows = [row] if (row := alerts.alert(db, box, id)) else []
+        else:
+            rows = alerts.newest(db, box=box, before=(before, before_box, before_id) if before else None)
     shown = [view(row) for row in rows]
     older = None
     if len(shown) == alerts.PAGE:
         last = shown[-1]
         older = {"before": last["received_utc"], "before_box": last["box"], "before_id": last["id"]}
         older |= {"box": box} if box else {}
-    return site.render(request, "alerts.html", alerts=shown, cursor=str(now), box=box, older=older, live=not before)
+    return site.render(
+        request, "alerts.html", alerts=shown, cursor=str(now), box=box, one=id, older=older, live=not before
+    )
 
 
 def event(data: dict | None = None, cursor: Cursor | None = None, name: str | None = None) -> str:

@@ -9,6 +9,7 @@
   const list = document.getElementById("alerts");
   const template = document.getElementById("alert-template");
   const onlyBox = state.dataset.box;
+  const onlyId = state.dataset.id; // the page of one alert
 
   for (const card of list.querySelectorAll(".alert-card")) card.dataset.shownMs = String(Date.now());
 
@@ -81,7 +82,7 @@
 
   function received(message) {
     const alert = JSON.parse(message.data);
-    if (onlyBox && alert.box !== onlyBox) return;
+    if ((onlyBox && alert.box !== onlyBox) || (onlyId && alert.id !== onlyId)) return;
     const card = cardOf(alert);
     if (card) fill(card, alert);
     else add(alert);
@@ -90,8 +91,9 @@
   const source = new EventSource(`/api/alerts/stream?after=${encodeURIComponent(state.dataset.cursor)}`);
   source.onmessage = received;
   source.addEventListener("reload", () => window.location.reload());
+  const live = state.textContent;
   source.onopen = () => {
-    state.textContent = "Live: new alerts appear at the top.";
+    state.textContent = live;
     state.classList.remove("offline");
   };
   source.onerror = () => {
