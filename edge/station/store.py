@@ -80,6 +80,7 @@ CREATE INDEX IF NOT EXISTS detections_time ON detections (coalesce(start_utc, fi
 CREATE INDEX IF NOT EXISTS detections_species ON detections (scientific_name, box);
 CREATE INDEX IF NOT EXISTS detections_recent ON detections (box, first_seq);
 CREATE INDEX IF NOT EXISTS detections_box_time ON detections (box, coalesce(start_utc, first_received_utc));
+CREATE INDEX IF NOT EXISTS detections_alerts ON detections (first_received_utc, box, id) WHERE alert = 1;
 """
 BOX_PAGE_COLUMNS = """
 ALTER TABLE boxes ADD COLUMN health_received_utc TEXT;
