@@ -264,6 +264,8 @@ class Daemon:
         self.pipeline.reload(alerts, species)
         logs.configure(json=True, level=new.log_level, stream=sys.stdout)
         self.settings = old.model_copy(update={name: getattr(new, name) for name in RELOADABLE})
+        if self.outputs.uplink is not None:  # a box moved: the station hears of it at the next connection
+            self.outputs.uplink.place = self.settings.species.options().place
         needs_restart = [name for name in changed if name not in RELOADABLE]
         log.info("config_reloaded", applied=[n for n in changed if n in RELOADABLE], needs_restart=needs_restart)
         self.notifier.ready()

@@ -101,7 +101,8 @@ def build_guard(settings: Settings, ensemble: Ensemble, live: bool) -> BudgetGua
 def build_outputs(settings: Settings) -> Outputs:
     s = settings
     outbox = Outbox(s.outbox_path, s.outbox.max_records, s.outbox.when_full, queue=s.mqtt is not None)
-    uplink = MqttPublisher(s.mqtt, s.box_id, outbox, build_clip_sender(s)) if s.mqtt is not None else None
+    place = s.species.options().place
+    uplink = MqttPublisher(s.mqtt, s.box_id, outbox, build_clip_sender(s), place) if s.mqtt is not None else None
     files = DailyFiles(s.records_dir, tuple(s.output.formats), fsync=s.output.fsync)
     return Outputs(outbox, files, uplink, s.output.when)
 

@@ -7,7 +7,7 @@ more than three quarters of them, so a week of backlog does not hold back a guns
 carries the box's `seq`, so a subscriber can restore the order.
 
 The retained status topic says `online` on connect, `offline` (the last will) when the box vanishes, and
-`stopped` after a clean shutdown.
+`stopped` after a clean shutdown; each says where the box is, when its configuration gives its position.
 """
 
 from __future__ import annotations
@@ -79,9 +79,18 @@ class Connection:
 
 
 class MqttPublisher:
-    def __init__(self, config: MqttConfig, box: str, outbox: Outbox, clips: ClipSender | None = None):
+    def __init__(
+        self,
+        config: MqttConfig,
+        box: str,
+        outbox: Outbox,
+        clips: ClipSender | None = None,
+        place: tuple[float, float] | None = None,
+    ):
+        """`place`: the box's (latitude, longitude), told in every status; None for a box without a position."""
         self.config = config
         self.box = box
+        self.place = place
         self.outbox = outbox
         self.clips = clips
         self.client_id = config.client_id or f"edge-{box}"
@@ -145,7 +154,7 @@ class MqttPublisher:
         state = Connection()
         try:
             client = new_client(self.config, self.client_id, protocol)
-            client.will_set(self._topic("status"), status_payload(self.box, "offline"), qos=1, retain=True)
+            client.will_set(self._topic("status"), status_payload(self.box, "offline", self.place), qos=1, retain=True)
             client.max_inflight_messages_set(self.config.max_inflight)
             self._callbacks(client, state)
             client.connect(host, port, keepalive=self.config.keepalive)
@@ -167,7 +176,7 @@ class MqttPublisher:
         log.info(
             "mqtt_connected", host=host, port=port, version=version_name(protocol), backlog=self.outbox.pending_count
         )
-        client.publish(self._topic("status"), status_payload(self.box, "online"), qos=1, retain=True)
+        client.publish(self._topic("status"), status_payload(self.box, "online", self.place), qos=1, retain=True)
         try:
             return self._send(client, state)
         finally:
@@ -286,7 +295,9 @@ class MqttPublisher:
             if not state.inflight and self.outbox.pending_count == 0:
                 break
         if not state.lost:
-            final = status_payload(self.box, "stopped", outbox_pending=self.outbox.pending_count, mqtt_sent=self.sent)
+            final = status_payload(
+                self.box, "stopped", self.place, outbox_pending=self.outbox.pending_count, mqtt_sent=self.sent
+            )
             state.status_mid = client.publish(self._topic("status"), final, qos=1, retain=True).mid
             deadline = time.monotonic() + 2
             while not state.status_acked and not state.lost and time.monotonic() < deadline:

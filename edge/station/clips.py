@@ -6,7 +6,8 @@ reconnection finds its row and is not written twice. The file is written first (
 rename), its row committed next, and only then is the message acknowledged: a station stopped in between
 has at worst a file without a row, which the clip's next delivery writes again under the same name. A clip
 the box refused for speech has a row and no file. Pruning deletes the file first, then marks the row
-(path null, pruned_utc): the ranger still learns there was a clip.
+(path null, pruned_utc): the ranger still learns there was a clip. The spectrogram the pages drew of a clip
+(edge.station.spectrogram) is kept beside it and goes with it.
 
 File names are built from the box id (already held to letters, digits, '.', '_' and '-') and a safe form of
 the clip's id, never from the id as received: `<box>/<UTC day>/<id>.flac`.
@@ -24,6 +25,7 @@ from pathlib import Path
 import structlog
 
 from edge.clips.store import TEMP_SUFFIX, remove_if_empty, write_atomically
+from edge.station import spectrogram
 from edge.station.messages import RecordError
 from edge.station.schemas import MAX_CLIP_BYTES, clip_problem, shown
 from edge.station.store import MAX_KEPT_BYTES, Store
@@ -200,6 +202,7 @@ class ClipArchive:
         path = self.folder / row["path"]
         try:
             path.unlink(missing_ok=True)
+            spectrogram.cache_path(path).unlink(missing_ok=True)
         except OSError as error:
             log.error("clip_delete_failed", path=row["path"], error=str(error))
             return False

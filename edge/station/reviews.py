@@ -18,10 +18,24 @@ VERDICTS = ("confirmed", "false", "cleared")
 MAX_NOTE = 1000
 # In a query over detections d: the events that count (not marked false).
 COUNTED = "NOT EXISTS (SELECT 1 FROM marks m WHERE m.box = d.box AND m.id = d.id AND m.verdict = 'false')"
+# In a query over detections d: each row's mark and who took it on, under the names the pages' macros read
+# (templates/marks.html): mark (confirmed, false or null), mark_note, mark_user, mark_utc; ack_user, ack_note,
+# ack_utc.
+MARK_COLUMNS = (
+    "m.verdict AS mark, m.note AS mark_note, m.user AS mark_user, m.at_utc AS mark_utc, "
+    "a.user AS ack_user, a.note AS ack_note, a.at_utc AS ack_utc"
+)
+MARK_JOINS = (
+    "LEFT JOIN marks m ON m.box = d.box AND m.id = d.id LEFT JOIN acknowledgements a ON a.box = d.box AND a.id = d.id"
+)
 
 
 class ReviewError(ValueError):
     """A mark that cannot be given: its text says why."""
+
+
+class UnknownEvent(ReviewError):
+    """The box and id name no event or alert the station has."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +57,7 @@ def clean_note(note: str) -> str:
 def known(db: sqlite3.Connection, box: str, event_id: str) -> sqlite3.Row:
     row = db.execute("SELECT alert FROM detections WHERE box = ? AND id = ?", (box, event_id)).fetchone()
     if row is None:
-        raise ReviewError(f"no event {event_id!r} of box {box!r}")
+        raise UnknownEvent(f"no event {event_id!r} of box {box!r}")
     return row
 
 

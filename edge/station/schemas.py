@@ -182,6 +182,8 @@ SCHEMAS: dict[str, dict[str, tuple[dict[str, Check], tuple[str, ...]]]] = {
                 "time_utc": optional(utc_time),
                 "version": optional(text(64)),
                 "seq": optional(SEQ),
+                "latitude": optional(number(-90, 90)),
+                "longitude": optional(number(-180, 180)),
                 "outbox_pending": COUNT,
                 "mqtt_sent": COUNT,
             },
@@ -247,4 +249,6 @@ def problem(kind: str, data: dict) -> str | None:
             return f"{field} {why}"
     if "start_s" in required and data["end_s"] < data["start_s"]:
         return f"end_s {data['end_s']} is before start_s {data['start_s']}"
+    if kind == "status" and (data.get("latitude") is None) != (data.get("longitude") is None):
+        return "latitude and longitude go together (a position), or neither"
     return None

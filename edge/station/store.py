@@ -10,8 +10,9 @@ Tables:
 - detections: one row per (box, event id), rebuilt from that event's records, so that their arrival order
   does not matter; indexed in time order (the box's time, or the station's receipt) overall, per species and
   per box, and by common name, for the pages' filters.
-- boxes: status (and when it was given and received), version, last_seen_utc, the newest health payload,
-  the lowest and highest seq, how many distinct seqs arrived and how many between them are missing, how many
+- boxes: status (and when it was given and received), version, last_seen_utc, the newest health payload
+  (its time, and when it arrived), the position the newest status gave (latitude, longitude), the lowest
+  and highest seq, how many distinct seqs arrived and how many between them are missing, how many
   messages were rejected. Messages whose topic names no valid box id count under INVALID_BOX.
 - rejected: the newest MAX_REJECTED messages that were not records a box publishes (topic, reason, the first
   MAX_KEPT_BYTES of the payload and its size), for a look later.
@@ -78,14 +79,21 @@ CREATE TABLE IF NOT EXISTS acknowledgements (
     PRIMARY KEY (box, id));
 CREATE INDEX IF NOT EXISTS detections_time ON detections (coalesce(start_utc, first_received_utc));
 CREATE INDEX IF NOT EXISTS detections_species ON detections (scientific_name, coalesce(start_utc, first_received_utc));
-CREATE INDEX IF NOT EXISTS detections_box ON detections (box, coalesce(start_utc, first_received_utc));
 CREATE INDEX IF NOT EXISTS detections_common ON detections (common_name);
+CREATE INDEX IF NOT EXISTS detections_recent ON detections (box, first_seq);
+CREATE INDEX IF NOT EXISTS detections_box_time ON detections (box, coalesce(start_utc, first_received_utc));
+CREATE INDEX IF NOT EXISTS detections_alerts ON detections (first_received_utc, box, id) WHERE alert = 1;
+"""
+BOX_PAGE_COLUMNS = """
+ALTER TABLE boxes ADD COLUMN health_received_utc TEXT;
+ALTER TABLE boxes ADD COLUMN latitude REAL;
+ALTER TABLE boxes ADD COLUMN longitude REAL;
 """
 # From each version to the next, in one transaction with its user_version.
 MIGRATIONS = {
     1: "ALTER TABLE boxes ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;" + REJECTED_TABLE,
     2: CLIPS_TABLE,
-    3: WEB_TABLES,
+    3: WEB_TABLES + BOX_PAGE_COLUMNS,
 }
 
 SCHEMA = (
@@ -109,7 +117,7 @@ CREATE TABLE IF NOT EXISTS boxes (
     health TEXT, health_utc TEXT,
     seq_min INTEGER, seq_max INTEGER, seq_count INTEGER NOT NULL DEFAULT 0,
     missing_seq INTEGER GENERATED ALWAYS AS (seq_max - seq_min + 1 - seq_count) VIRTUAL,
-    rejected INTEGER NOT NULL DEFAULT 0);
+    rejected INTEGER NOT NULL DEFAULT 0, health_received_utc TEXT, latitude REAL, longitude REAL);
 """
     + REJECTED_TABLE
     + CLIPS_TABLE
@@ -215,9 +223,9 @@ class Store:
                 db.execute(REBUILD_DETECTION, (record.box, record.event_id))
             if new and record.kind == "health":
                 db.execute(
-                    "UPDATE boxes SET health = ?, health_utc = ? WHERE box = ? "
+                    "UPDATE boxes SET health = ?, health_utc = ?, health_received_utc = ? WHERE box = ? "
                     "AND (health_utc IS NULL OR health_utc < ?)",
-                    (record.text, record.key, record.box, record.key),
+                    (record.text, record.key, record.received_utc, record.box, record.key),
                 )
         return new
 
@@ -273,12 +281,21 @@ class Store:
             )
         if record.kind == "status":
             # The broker hands a topic's messages over in order and a status is retained: the latest to arrive
-            # is the box's state, whatever time it carries (a last will carries the time of its connection).
+            # is the box's state, whatever time it carries (a last will carries the time of its connection), and
+            # its position (none: the box no longer says where it is).
             p = record.payload
             db.execute(
                 "UPDATE boxes SET status = ?, status_utc = ?, status_received_utc = ?, "
-                "version = coalesce(?, version) WHERE box = ?",
-                (p["state"], p.get("time_utc"), record.received_utc, p.get("version"), record.box),
+                "version = coalesce(?, version), latitude = ?, longitude = ? WHERE box = ?",
+                (
+                    p["state"],
+                    p.get("time_utc"),
+                    record.received_utc,
+                    p.get("version"),
+                    p.get("latitude"),
+                    p.get("longitude"),
+                    record.box,
+                ),
             )
 
     def close(self) -> None:

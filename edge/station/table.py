@@ -22,38 +22,63 @@ CAPTION = (
 STATUS_STYLES = {"online": "green", "offline": "bold red", "stopped": "yellow"}
 
 BOXES = f"""
-SELECT box, status, last_seen_utc, missing_seq, rejected,
+SELECT box, status, status_utc, status_received_utc, version, last_seen_utc, health_utc, health_received_utc,
+    latitude, longitude, missing_seq, rejected,
     json_extract(health, '$.real_time_factor') AS real_time_factor,
+    json_extract(health, '$.cpu_percent') AS cpu_percent,
+    json_extract(health, '$.clock') AS clock,
     coalesce(CASE WHEN status = 'stopped' THEN (
         SELECT json_extract(payload, '$.outbox_pending') FROM records r
         WHERE r.box = b.box AND r.kind = 'status' AND json_extract(payload, '$.state') = 'stopped'
         ORDER BY received_utc DESC LIMIT 1) END,
         json_extract(health, '$.outbox_pending')) AS outbox_pending,
     json_extract(health, '$.disk_free_percent') AS disk_free_percent,
+    json_extract(health, '$.disk_free_mb') AS disk_free_mb,
     (SELECT count(*) FROM detections d WHERE d.box = b.box AND NOT alert
         AND coalesce(start_utc, first_received_utc) >= :day AND {COUNTED}) AS events_today,
     (SELECT count(*) FROM detections d WHERE d.box = b.box AND alert
         AND coalesce(start_utc, first_received_utc) >= :day AND {COUNTED}) AS alerts_today
-FROM boxes b ORDER BY box
+FROM boxes b WHERE :box IS NULL OR box = :box ORDER BY box
 """
 
 
 @dataclass(frozen=True)
 class BoxLine:
-    """What the table shows of one box. Times are UTC ISO strings; missing_seq counts the sequence numbers
-    never received between the lowest and the highest received (None before any)."""
+    """What the station knows of one box at a glance (the terminal table and the boxes page). Times are UTC
+    ISO strings: status_utc the box's own (a last will's is that of its connection), *_received_utc the
+    station's; missing_seq counts the sequence numbers never received between the lowest and the highest
+    received (None before any). Events, alerts and species leave out what a ranger marked false. The health
+    figures (rtf to disk) are the newest health record's, as the box sent them: checked for type and range,
+    but from the network."""
 
     box: str
     status: str | None
+    status_utc: str | None
+    status_received_utc: str | None
+    version: str | None
     last_seen_utc: str | None
+    health_utc: str | None
+    health_received_utc: str | None
+    latitude: float | None
+    longitude: float | None
     recent_species: tuple[str, ...]
     events_today: int
     alerts_today: int
     missing_seq: int | None
     rejected: int
     real_time_factor: float | None
+    cpu_percent: float | None
+    clock: str | None
     outbox_pending: int | None
     disk_free_percent: float | None
+    disk_free_mb: float | None
+
+    @property
+    def place(self) -> tuple[float, float] | None:
+        """(latitude, longitude), when the box's status gave them."""
+        if self.latitude is None or self.longitude is None:
+            return None
+        return self.latitude, self.longitude
 
 
 def local_day_start(now: datetime) -> datetime:
@@ -61,17 +86,19 @@ def local_day_start(now: datetime) -> datetime:
     return now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
-def box_lines(db: sqlite3.Connection, now: datetime) -> list[BoxLine]:
-    rows = db.execute(BOXES, {"day": iso(local_day_start(now))}).fetchall()
+def box_lines(db: sqlite3.Connection, now: datetime, box: str | None = None) -> list[BoxLine]:
+    """Every box's line, by box id; or only `box`'s."""
+    rows = db.execute(BOXES, {"day": iso(local_day_start(now)), "box": box}).fetchall()
     return [BoxLine(recent_species=recent_species(db, row["box"]), **dict(row)) for row in rows]
 
 
 def recent_species(db: sqlite3.Connection, box: str, count: int = 3) -> tuple[str, ...]:
     """The last `count` distinct species the box heard, newest first (in the box's order: a backlog that arrives
-    late stays behind what the box sent live)."""
+    late stays behind what the box sent live), leaving out detections marked false."""
     names: list[str] = []
     for (name,) in db.execute(
-        "SELECT coalesce(common_name, scientific_name) FROM detections WHERE box = ? ORDER BY first_seq DESC LIMIT 200",
+        "SELECT coalesce(common_name, scientific_name) FROM detections d "
+        f"WHERE box = ? AND {COUNTED} ORDER BY first_seq DESC LIMIT 200",
         (box,),
     ):
         if name and name not in names:

@@ -142,9 +142,11 @@ def health_record(box: str, measured: Mapping[str, object]) -> dict:
     return {"schema": HEALTH_SCHEMA, "box": box, "time_utc": utc_now(), **measured}
 
 
-def status_payload(box: str, state: str, **figures: int) -> str:
-    """The retained status record (online, offline as the broker's last will, stopped); `stopped` carries the
-    uplink's final figures (outbox_pending, mqtt_sent), which are newer than the last health record's."""
+def status_payload(box: str, state: str, place: tuple[float, float] | None = None, **figures: int) -> str:
+    """The retained status record (online, offline as the broker's last will, stopped). `place`, the box's
+    (latitude, longitude) when its configuration gives them, puts it on the station's map; `stopped` carries
+    the uplink's final figures (outbox_pending, mqtt_sent), which are newer than the last health record's."""
+    position = {} if place is None else {"latitude": place[0], "longitude": place[1]}
     return json.dumps(
         {
             "schema": STATUS_SCHEMA,
@@ -152,6 +154,7 @@ def status_payload(box: str, state: str, **figures: int) -> str:
             "state": state,
             "time_utc": utc_now(),
             "version": version("edge"),
+            **position,
             **figures,
         }
     )

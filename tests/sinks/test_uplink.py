@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import paho.mqtt.client as paho
 import soundfile
@@ -286,12 +287,14 @@ def test_tls_and_a_wrong_password_keep_records_until_fixed(data, tmp_path):
 
 
 def test_status_tells_a_crash_from_a_stop(data, tmp_path):
+    """Online, offline (the last will) and stopped, each with the position the configuration gives."""
     broker = Mosquitto(tmp_path / "broker").start()
     config = write_config(
         tmp_path / "edge.toml",
         tmp_path / "data",
         {"type": "folder", "path": str(tmp_path / "inbox")},
         mqtt=mqtt_table(broker),
+        species={"latitude": -3.4653, "longitude": -62.2159},
     )
     (tmp_path / "inbox").mkdir()
 
@@ -304,14 +307,15 @@ def test_status_tells_a_crash_from_a_stop(data, tmp_path):
 
     daemon = DaemonProcess(config)
     daemon.wait_log("mqtt_connected")
-    assert retained_status()["state"] == "online"
+    status = retained_status()
+    assert (status["state"], status["latitude"], status["longitude"]) == ("online", -3.4653, -62.2159)
     daemon.process.send_signal(signal.SIGKILL)
     daemon.process.wait(timeout=60)
     daemon.close()
     deadline = time.monotonic() + 30  # the broker sends the will as soon as it sees the socket closed
     while (status := retained_status())["state"] != "offline":
         assert time.monotonic() < deadline, status
-    assert status["retained"]
+    assert status["retained"] and (status["latitude"], status["longitude"]) == (-3.4653, -62.2159)
     daemon = DaemonProcess(config)
     daemon.wait_log("mqtt_connected")
     code, _ = daemon.terminate(timeout=60)
@@ -321,7 +325,43 @@ def test_status_tells_a_crash_from_a_stop(data, tmp_path):
     broker.stop()
     assert status["state"] == "stopped" and status["retained"]
     assert status["schema"] == "edge.status/1" and status["box"] == "test-box"
-    assert status["time_utc"].endswith("+00:00")
+    assert status["time_utc"].endswith("+00:00") and (status["latitude"], status["longitude"]) == (-3.4653, -62.2159)
+
+
+def test_a_box_moved_by_a_reload_says_so_at_its_next_connection(tmp_path):
+    """A new position given by SIGHUP goes out in the next connection's status and last will."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    (tmp_path / "inbox").mkdir()
+
+    def configure(latitude: float) -> Path:
+        return write_config(
+            tmp_path / "edge.toml",
+            tmp_path / "data",
+            {"type": "folder", "path": str(tmp_path / "inbox")},
+            mqtt=mqtt_table(broker),
+            species={"latitude": latitude, "longitude": -62.2159},
+        )
+
+    def status_at(state: str, latitude: float) -> bool:
+        late = Subscriber(broker, "edge/test-box/status")
+        status = json.loads(late.expect(1, timeout=30)[0].payload)
+        late.close()
+        return (status["state"], status["latitude"]) == (state, latitude)
+
+    daemon = DaemonProcess(configure(-3.4653))
+    try:
+        daemon.wait_log("mqtt_connected")
+        configure(-3.5)
+        daemon.process.send_signal(signal.SIGHUP)
+        assert daemon.wait_log("config_reloaded")["applied"] == ["species"]
+        broker.stop()
+        broker.start()
+        wait_for(lambda: status_at("online", -3.5), 60, "the new position in the status of the next connection")
+        daemon.kill()
+        wait_for(lambda: status_at("offline", -3.5), 60, "the new position in the last will")
+    finally:
+        daemon.close()
+        broker.stop()
 
 
 def test_falls_back_to_mqtt_3_1_1_for_an_older_broker(data, tmp_path):

@@ -146,19 +146,23 @@ def test_health_record_matches_golden(tmp_path):
 
 
 def test_status_record_matches_golden():
-    """The retained status record: `stopped` with the uplink's final figures; `online` and `offline` (the
-    last will) are the same record without them."""
-    payload = status_payload("wetland-03", "stopped", outbox_pending=2, mqtt_sent=17)
+    """The retained status record of a box whose configuration gives its position: `stopped` with the
+    uplink's final figures; `online` and `offline` (the last will) are the same record without them; a box
+    without a position leaves latitude and longitude out."""
+    place = (52.5163, 13.3777)
+    payload = status_payload("wetland-03", "stopped", place, outbox_pending=2, mqtt_sent=17)
     record = json.loads(payload)
     utc_varies(record, "time_utc")
     assert record["version"] == version("edge")
     record["version"] = VARIES
     assert_golden("status_v1", json.dumps(record), serialise=json.dumps)
-    for state in ("online", "offline"):
-        record = json.loads(status_payload("wetland-03", state))
+    golden = json.loads((GOLDEN / "status_v1.json").read_text())
+    for state, where in (("online", place), ("offline", place), ("online", None)):
+        record = json.loads(status_payload("wetland-03", state, where))
         utc_varies(record, "time_utc")
         record["version"] = VARIES
-        golden = json.loads((GOLDEN / "status_v1.json").read_text())
         expected = {**golden, "state": state}
         del expected["outbox_pending"], expected["mqtt_sent"]
+        if where is None:
+            del expected["latitude"], expected["longitude"]
         assert json.dumps(record) == json.dumps(expected)
