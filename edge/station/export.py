@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TextIO
 
 from edge.station.clips import file_stem, start_utc
-from edge.station.search import MARK_JOINS, Filters
+from edge.station.reviews import MARK_JOINS
+from edge.station.search import Filters
 
 EVENT_COLUMNS = (
     "box",

@@ -11,20 +11,13 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from edge.station.reviews import MARK_COLUMNS, MARK_JOINS
 from edge.wire.records import iso
 
 REVIEWED = ("all", "unreviewed", "confirmed", "false")
 KINDS = ("events", "alerts", "all")
 TIME = "coalesce(d.start_utc, d.first_received_utc)"
 MARKED = "SELECT 1 FROM marks m WHERE m.box = d.box AND m.id = d.id"
-# Each row's mark and who took it on (null when none), under the names the pages' macros read.
-MARK_COLUMNS = (
-    "m.verdict AS mark, m.note AS mark_note, m.user AS mark_user, m.at_utc AS mark_utc, "
-    "a.user AS ack_user, a.note AS ack_note, a.at_utc AS ack_utc"
-)
-MARK_JOINS = (
-    "LEFT JOIN marks m ON m.box = d.box AND m.id = d.id LEFT JOIN acknowledgements a ON a.box = d.box AND a.id = d.id"
-)
 ROW = f"""
 SELECT d.box, d.id, d.alert, d.scientific_name, d.common_name, d.start_utc, d.end_utc, d.first_received_utc,
     d.max_confidence, d.state, {TIME} AS time_utc, c.path AS clip, {MARK_COLUMNS}

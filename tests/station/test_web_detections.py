@@ -26,7 +26,7 @@ from edge.station.web.site import HttpSettings, Site
 from support.browser import browser, screenshot
 from support.detections import FORMULA, SCRIPT, SPECIES, Boxes, a_week, local_time
 from support.waiting import wait_for
-from support.web import station_pages
+from support.web import station_pages, users
 
 WREN, BLACKBIRD, SPINETAIL = SPECIES[1], SPECIES[2], SPECIES[0]
 
@@ -102,7 +102,7 @@ def test_each_filter_and_together(stored):
         assert listed(box="", species="  ", day="") == listed()  # an empty field of the form chooses nothing
 
         page = requests.get(url + "detections", params={"kind": "all"}).text
-        assert "seen from the hide" in page and "on the way: bo" in page
+        assert "seen from the hide" in page and "bo is on the way" in page
         assert "received (the box had no clock)" in page
 
 
@@ -284,6 +284,7 @@ def test_the_timeline_keeps_a_crowded_day_readable(tmp_path):
 def test_both_pages_in_a_browser(tmp_path):
     a_week(tmp_path / "station.sqlite")
     with station_pages(tmp_path) as url, browser() as chromium:
+        users(tmp_path / "station.sqlite", ("ana", "ranger", "ranger-password"))
         page = chromium.new_page(viewport={"width": 1280, "height": 900})
         page.goto(url + "detections")
         wait_for(lambda: page.locator("table.detections tr.event").count() > 0, what="the detections")
@@ -292,6 +293,9 @@ def test_both_pages_in_a_browser(tmp_path):
         assert page.locator("table.detections span.species", has_text="<script>window.pwned = 2").count() == 1
         assert page.locator("svg.timeline text.species", has_text="<script>window.pwned").count() == 1
         assert page.evaluate("window.pwned") is None
+        assert page.locator("form.review").count() == 0  # a guest sees the marks, without the buttons
+        assert page.locator(".mark-badge .badge.mark-false").count() == 1
+
         page.select_option("select[name=box]", "box-a")
         page.fill("input[name=species]", "Eurasian Wren")
         page.fill("input[name=confidence]", "0.5")
@@ -301,20 +305,41 @@ def test_both_pages_in_a_browser(tmp_path):
         wait_for(lambda: rows.count() > 0, what="the filtered detections")
         for row in rows.all():
             assert row.get_attribute("data-box") == "box-a" and "Eurasian Wren" in row.inner_text()
+
+        page.goto(url + "login?next=/detections")
+        page.fill("form.login input[name=name]", "ana")
+        page.fill("form.login input[name=password]", "ranger-password")
+        page.click("form.login button")
+        page.wait_for_url(lambda address: address.endswith("/detections"))
         yesterday = search.today() - timedelta(days=1)
         page.select_option("select[name=box]", "box-b")
-        page.fill("input[name=species]", "")
-        page.fill("input[name=confidence]", "")
         page.fill("input[name=day]", yesterday.isoformat())
         page.select_option("select[name=kind]", "all")
-        page.click("button[type=submit]")
+        page.click("form.filters button[type=submit]")
         page.wait_for_url(lambda address: f"box=box-b&species=&day={yesterday}&" in address)
-        wait_for(lambda: page.locator("table.detections tr.alert").count() == 1, what="the alert among the events")
-        assert "on the way: bo" in page.locator("tr.alert").inner_text()
+        alert = page.locator("table.detections tr.alert")
+        wait_for(lambda: alert.count() == 1, what="the alert among the events")
+        assert "bo is on the way" in alert.inner_text()
         assert page.locator("td.mark .badge.mark-false").count() == 1
         assert page.locator("td.mark .badge.mark-confirmed").count() == 1
         assert page.locator("h2", has_text=f"{yesterday}:").count() == 1  # the chart is of that day
+        # the alert's clip plays in the page, and a ranger marks it from here
+        alert.locator("a.play").click()
+        duration = wait_for(
+            lambda: page.evaluate("document.getElementById('clip-player')?.duration || 0"), what="the clip to load"
+        )
+        assert 2.5 < duration < 3.5
+        saved = alert.locator("td.clip a[download]").get_attribute("href")
+        assert saved == alert.locator("a.play").get_attribute("href") + "?download=1"
+        download = requests.get(url + saved[1:])
+        assert download.headers["content-disposition"].startswith("attachment") and download.content[:4] == b"fLaC"
+        alert.locator("details.review summary").click()
+        alert.locator("input[name=note]").fill("shots heard from the ridge too")
+        alert.locator("button[data-verdict=confirmed]").click()
+        wait_for(lambda: alert.locator(".badge.mark-confirmed").count() == 1, what="the mark")
         screenshot(page, "detections")
+        page.goto(url + "detections?reviewed=confirmed&kind=alerts")
+        assert "shots heard from the ridge too" in page.locator("table.detections tr.alert").inner_text()
 
         page.goto(url + "species")
         table = page.locator("table.species")

@@ -22,6 +22,7 @@ from edge.station import export, search
 from edge.station.store import INVALID_BOX
 from edge.station.web import timeline
 from edge.station.web.auth import Viewer
+from edge.station.web.clips import clip_url
 from edge.station.web.site import Site
 
 router = APIRouter()
@@ -93,11 +94,6 @@ class Choice:
 
 def address(path: str, query: str) -> str:
     return f"{path}?{query}" if query else path
-
-
-def clip_url(box: str, clip_id: str) -> str:
-    """The address of a clip's FLAC (an id may hold any character: quoted, '/' too)."""
-    return f"/clips/{quote(box, safe='')}/{quote(clip_id, safe='')}.flac"
 
 
 def clock(moment_utc: str | None, pattern: str = "%Y-%m-%d %H:%M:%S", zone: tzinfo | None = None) -> str:
