@@ -46,7 +46,7 @@ THREATS = [("gunshot", "Gun"), ("chainsaw", "Power tools"), ("engine", "Engine")
 ALERT_SHARE = 0.01
 CLIP_SHARE = 0.02
 MARK_SHARE = 0.01
-REQUESTS = 7  # per page
+REQUESTS = 11  # per page
 
 
 @dataclass(frozen=True)
