@@ -81,6 +81,18 @@ def local_day(day: date) -> tuple[str, str]:
     return iso(start.astimezone(UTC)), iso(end.astimezone(UTC))
 
 
+def day_of(text: str, name: str = "the day") -> date:
+    """The day a visitor typed (YYYY-MM-DD); ValueError naming the problem. Years 2 to 9998 only: a day of year
+    1 or 9999 may have no midnight in UTC, or no next day."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{name} {text!r} is not a date (YYYY-MM-DD)") from None
+    if not 2 <= day.year <= 9998:
+        raise ValueError(f"{name} {text!r} is out of range (years 2 to 9998)")
+    return day
+
+
 def today() -> date:
     """The station's local day."""
     return datetime.now().astimezone().date()

@@ -111,6 +111,8 @@ def test_each_filter_and_together(stored):
     [
         ({"day": "2026-02-30"}, "the day '2026-02-30' is not a date"),
         ({"day": "yesterday"}, "the day 'yesterday' is not a date"),
+        ({"day": "9999-12-31"}, "the day '9999-12-31' is out of range"),
+        ({"day": "0001-01-01"}, "the day '0001-01-01' is out of range"),
         ({"confidence": "high"}, "the confidence 'high' is not a number from 0 to 1"),
         ({"confidence": "1.5"}, "the confidence '1.5' is not a number from 0 to 1"),
         ({"confidence": "nan"}, "the confidence 'nan' is not a number from 0 to 1"),
@@ -255,6 +257,8 @@ def test_species_page(stored):
             ({"from": str(today), "to": str(yesterday)}, "is after to"),
             ({"from": "2020-01-01", "to": "2020-12-31"}, "at most 92 days"),
             ({"by": "week"}, "by is one of day, box"),
+            ({"to": "9999-12-31"}, "to '9999-12-31' is out of range"),
+            ({"to": "0002-01-03"}, "from 0001-12-28 is out of range"),
         ):
             answer = requests.get(url + "species", params=query)
             assert answer.status_code == 422 and reason in html.unescape(answer.text)

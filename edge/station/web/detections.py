@@ -51,12 +51,7 @@ class Choice:
 
     def the_day(self) -> date | None:
         """ValueError naming the problem when the day is not a date."""
-        if not self.day:
-            return None
-        try:
-            return date.fromisoformat(self.day)
-        except ValueError:
-            raise ValueError(f"the day {self.day!r} is not a date (YYYY-MM-DD)") from None
+        return search.day_of(self.day) if self.day else None
 
     def filters(self) -> search.Filters:
         """ValueError naming the problem when a field is not what it should be."""

@@ -24,14 +24,10 @@ MAX_DAYS = 92  # a season: wider spans would be slow to count, and too wide to r
 
 def span(first: str, last: str) -> tuple[date, date]:
     """The days asked for (the last DEFAULT_DAYS when none); ValueError naming the problem."""
-    days = []
-    for name, text in (("from", first), ("to", last)):
-        try:
-            days.append(date.fromisoformat(text) if text else None)
-        except ValueError:
-            raise ValueError(f"{name} {text!r} is not a date (YYYY-MM-DD)") from None
-    until = days[1] or search.today()
-    since = days[0] or until - timedelta(days=DEFAULT_DAYS - 1)
+    until = search.day_of(last, "to") if last else search.today()
+    since = search.day_of(first, "from") if first else until - timedelta(days=DEFAULT_DAYS - 1)
+    if since.year < 2:
+        raise ValueError(f"from {since} is out of range (years 2 to 9998)")
     if since > until:
         raise ValueError(f"from {since} is after to {until}")
     if (until - since).days >= MAX_DAYS:
