@@ -6,4 +6,7 @@ subscriber (the MQTT session) ─┤
 clips (clip messages checked, their FLAC files kept) ─┘
 subscriber ─ each new alert ─▶ notify (Apprise, from a thread of its own; notice: the message and rate limit)
 settings: the station's configuration file (`--config`), one table per part of the station.
+web: the pages and the API (`--http`), served from a thread of the same process over the same database:
+boxes, alerts (a live feed; clips with their spectrogram), detections, species, identify (upload: the checks
+of an upload; identify: the station's models on it); users, reviews (rangers' marks) and acknowledgements.
 """
