@@ -1,7 +1,7 @@
 """The ranger station: subscribes to every box's records, keeps them in SQLite, shows and exports them, and
 pushes its alerts to the rangers' phones.
 
-messages (topic and payload checked into a Record) ─▶ store (SQLite) ◀─ table, history, export, web
+messages (topic and payload checked into a Record) ─▶ store (SQLite) ◀─ table, history, export, search, tally, web
 subscriber (the MQTT session) ─┤
 clips (clip messages checked, their FLAC files kept) ─┘
 subscriber ─ each new alert ─▶ notify (Apprise, from a thread of its own; notice: the message and rate limit)

@@ -10,14 +10,18 @@ cannot hold a formula, and a quote would turn them into text that no longer sort
 from __future__ import annotations
 
 import csv
+import io
 import re
 import shutil
 import sqlite3
+from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TextIO
 
 from edge.station.clips import file_stem, start_utc
+from edge.station.reviews import MARK_JOINS
+from edge.station.search import Filters
 
 EVENT_COLUMNS = (
     "box",
@@ -35,13 +39,19 @@ EVENT_COLUMNS = (
     "model",
     "model_version",
     "first_seq",
+    # the ranger's mark (edge.station.reviews) and who took an alert on
+    "verdict",
+    "note",
+    "reviewer",
+    "reviewed_utc",
+    "acknowledged_by",
 )
+REVIEW_COLUMNS = EVENT_COLUMNS[-5:]
 RECORD_COLUMNS = ("box", "kind", "seq", "received_utc", "payload")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
-# When an event or record happened, for --since: the box's UTC time, or when the station received it where the
-# box does not know the time of its recording.
-EVENT_TIME = "coalesce(start_utc, first_received_utc)"
+# When a record happened, for --since: the box's UTC time, or when the station received it where the box does not
+# know the time of its recording (an event's: edge.station.search).
 RECORD_TIME = "coalesce(json_extract(payload, '$.start_utc'), json_extract(payload, '$.time_utc'), received_utc)"
 CLIP_TIME = "coalesce(c.start_utc, c.received_utc)"
 # A clip's row and what its event or alert says (the clip may have come before its records: then empty).
@@ -76,14 +86,32 @@ NAME_PART = re.compile(r"[^A-Za-z0-9]+")
 def write_events(
     db: sqlite3.Connection, out: TextIO, box: str | None = None, since: date | None = None, day: date | None = None
 ) -> int:
-    """One row per detection event (alerts included, alert=1), by box then by the box's order; the number of
-    rows. The header is written even when there are none."""
-    where, params = conditions(box, since, EVENT_TIME, day)
-    rows = db.execute(
-        f"SELECT {', '.join(EVENT_COLUMNS)} FROM detections {where} ORDER BY box, first_seq IS NULL, first_seq, id",
+    """One row per detection event (alerts included, alert=1) with its mark, by box then by the box's order;
+    the number of rows. The header is written even when there are none."""
+    return write(out, EVENT_COLUMNS, events(db, export_filters(box, since, day)))
+
+
+def export_filters(box: str | None, since: date | None, day: date | None) -> Filters:
+    """The export's options as filters: UTC days."""
+    since_utc = max(d for d in (since, day) if d is not None).isoformat() if since or day else None
+    until_utc = (day + timedelta(days=1)).isoformat() if day else None
+    return Filters(box=box, since_utc=since_utc, until_utc=until_utc)
+
+
+def events(db: sqlite3.Connection, filters: Filters) -> sqlite3.Cursor:
+    """The rows of EVENT_COLUMNS the filters choose, in the export's order (a cursor: read as it goes). A
+    database the station has not opened since marks came (version 3 and before) has none to give."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'marks'").fetchone():
+        marks, joins = "m.verdict, m.note, m.user, m.at_utc, a.user", MARK_JOINS
+    else:
+        marks, joins = ", ".join(["NULL"] * len(REVIEW_COLUMNS)), ""
+    where, params = filters.where()
+    columns = ", ".join(f"d.{name}" for name in EVENT_COLUMNS[: -len(REVIEW_COLUMNS)])
+    return db.execute(
+        f"SELECT {columns}, {marks} FROM detections d {joins} {where} "
+        "ORDER BY d.box, d.first_seq IS NULL, d.first_seq, d.id",
         params,
     )
-    return write(out, EVENT_COLUMNS, rows)
 
 
 def write_records(
@@ -152,6 +180,20 @@ def write(out: TextIO, columns: tuple[str, ...], rows) -> int:
         writer.writerow(tuple(map(cell, row)))
         count += 1
     return count
+
+
+def stream(columns: tuple[str, ...], rows: Iterable, rows_per_piece: int = 1000) -> Iterator[str]:
+    """The CSV `write` makes, in pieces of text: a download sends each as soon as it is made."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for number, row in enumerate(rows, 1):
+        writer.writerow(tuple(map(cell, row)))
+        if number % rows_per_piece == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
 
 
 def cell(value: object) -> object:

@@ -8,7 +8,8 @@ Tables:
   payload (the JSON as received), received_utc.
 - seqs: every (box, seq) seen, duplicates' included: a re-published record still took its number.
 - detections: one row per (box, event id), rebuilt from that event's records, so that their arrival order
-  does not matter.
+  does not matter; indexed in time order (the box's time, or the station's receipt) overall, per species and
+  per box, and by common name, for the pages' filters.
 - boxes: status (and when it was given and received), version, last_seen_utc, the newest health payload
   (its time, and when it arrived), the position the newest status gave (latitude, longitude), the lowest
   and highest seq, how many distinct seqs arrived and how many between them are missing, how many
@@ -77,7 +78,8 @@ CREATE TABLE IF NOT EXISTS acknowledgements (
     box TEXT NOT NULL, id TEXT NOT NULL, user TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', at_utc TEXT NOT NULL,
     PRIMARY KEY (box, id));
 CREATE INDEX IF NOT EXISTS detections_time ON detections (coalesce(start_utc, first_received_utc));
-CREATE INDEX IF NOT EXISTS detections_species ON detections (scientific_name, box);
+CREATE INDEX IF NOT EXISTS detections_species ON detections (scientific_name, coalesce(start_utc, first_received_utc));
+CREATE INDEX IF NOT EXISTS detections_common ON detections (common_name);
 CREATE INDEX IF NOT EXISTS detections_recent ON detections (box, first_seq);
 CREATE INDEX IF NOT EXISTS detections_box_time ON detections (box, coalesce(start_utc, first_received_utc));
 CREATE INDEX IF NOT EXISTS detections_alerts ON detections (first_received_utc, box, id) WHERE alert = 1;
@@ -150,12 +152,15 @@ class StoreError(RuntimeError):
 
 
 def connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit); read_only for the table and the export."""
+    """A connection in autocommit mode (transactions are explicit); read_only for the table, the export and the
+    pages (a streamed download reads on one pool thread after another: never on two at once)."""
     try:
         if read_only:
             if not path.exists():
                 raise StoreError(f"{path}: no such database")
-            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+            db = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
         else:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row

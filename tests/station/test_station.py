@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from edge.cli.main import main
+from edge.station import reviews
 from edge.station.app import broker_address
 from edge.station.messages import RecordError, parse
 from edge.station.store import Store, connect
@@ -437,6 +438,34 @@ def test_export_csv(tmp_path):
         ("events", "9"),
     ]
     assert json.loads(records[3]["payload"])["schema"] == "edge.health/1"
+
+
+def test_export_carries_the_marks(tmp_path):
+    db = tmp_path / "station.sqlite"
+    filled_store(db)
+    store = Store.open(db)
+    with store.transaction():
+        reviews.mark(store.db, "box-a", "a2", "false", "rain on the microphone", "ana")
+        reviews.mark(store.db, "box-a", "a0", "confirmed", "", "bo")
+        reviews.mark(store.db, "box-a", "a0", "cleared", "", "bo")  # taken back: no mark
+        reviews.acknowledge(store.db, "box-a", "a1", "bo")
+    store.close()
+    rows = {r["id"]: r for r in export("--db", str(db))}
+    assert list(rows["a2"])[-5:] == ["verdict", "note", "reviewer", "reviewed_utc", "acknowledged_by"]
+    assert (rows["a2"]["verdict"], rows["a2"]["note"], rows["a2"]["reviewer"]) == (
+        "false",
+        "rain on the microphone",
+        "ana",
+    )
+    assert rows["a2"]["reviewed_utc"].endswith("+00:00")
+    assert (rows["a0"]["verdict"], rows["a0"]["reviewer"]) == ("", "")
+    assert (rows["a1"]["acknowledged_by"], rows["b1"]["acknowledged_by"]) == ("bo", "")
+    # A database the station has not opened since marks came has none to export, and still exports.
+    old = sqlite3.connect(db)
+    old.executescript("DROP VIEW marks; DROP TABLE reviews; DROP TABLE acknowledgements; PRAGMA user_version = 3;")
+    old.close()
+    rows = {r["id"]: r for r in export("--db", str(db))}
+    assert len(rows) == 4 and rows["a2"]["verdict"] == "" and rows["a1"]["acknowledged_by"] == ""
 
 
 def test_table_shows_boxes(tmp_path, monkeypatch):

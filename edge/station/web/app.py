@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge.station.web import alerts, auth, boxes, clips, identify, reviews
+from edge.station.web import alerts, auth, boxes, clips, detections, identify, reviews, species
 from edge.station.web.feed import Feed
 from edge.station.web.site import STATIC, Site
 
@@ -36,7 +36,7 @@ def create_app(site: Site) -> FastAPI:
     app.add_exception_handler(auth.LoginRequired, auth.login_required)  # type: ignore[arg-type]
     app.add_exception_handler(auth.Forbidden, auth.forbidden)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (auth, boxes, alerts, clips, reviews, identify):
+    for module in (auth, boxes, alerts, clips, reviews, detections, species, identify):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders)
     return app
