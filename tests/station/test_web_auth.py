@@ -12,7 +12,7 @@ from edge.station.users import hash_password, password_matches
 from edge.station.web.auth import local_path
 from edge.station.web.site import listen_address
 from support.broker import free_port
-from support.browser import browser, screenshot
+from support.browser import browser
 from support.processes import StationProcess, edge_cli
 from support.web import csrf_of, sign_in, station_pages, users
 
@@ -120,7 +120,6 @@ def test_the_station_serves_its_pages_and_stops_on_a_taken_address(broker, tmp_p
             page = chromium.new_page()
             page.goto(f"http://127.0.0.1:{port}/")
             assert page.inner_text("h1") == "Boxes"
-            screenshot(page, "boxes-empty")
         assert station.terminate() == 0
     finally:
         station.close()
