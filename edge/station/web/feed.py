@@ -48,14 +48,12 @@ Describe = Callable[[sqlite3.Connection, Cursor, Cursor], str]
 
 class Feed:
     """Started by its first listener in the server's event loop, stopped when the last one leaves or the site
-    stops (then every listener is woken, to end its stream). `reads` counts the reads of what changed: one per
-    move of the tables however many listen, plus the catch-ups of readers that are behind."""
+    stops (then every listener is woken, to end its stream)."""
 
     def __init__(self, site: Site, describe: Describe, poll_s: float = POLL_S):
         self.site, self.describe, self.poll_s = site, describe, poll_s
         self.now: Cursor | None = None
         self.listeners = 0
-        self.reads = 0
         self._changes: OrderedDict[Cursor, Change] = OrderedDict()  # by `since`, the latest KEPT
         self._reading: dict[tuple[Cursor, Cursor], asyncio.Future[Change]] = {}
         self._moved = asyncio.Event()
@@ -83,24 +81,27 @@ class Feed:
         moved = self._moved
         if self.site.stopping.is_set():
             return None
-        if not self._past(seen):  # a page drawn after the last poll is ahead of the feed: wait for it
+        now = self._past(seen)
+        if now is None:  # also a page drawn after the last poll, ahead of the feed: it waits for the feed
             try:
                 await asyncio.wait_for(moved.wait(), timeout)
             except TimeoutError:
                 return None
-            if not self._past(seen) or self.site.stopping.is_set():
+            now = self._past(seen)
+            if now is None or self.site.stopping.is_set():
                 return None
-        assert self.now is not None  # _past
-        return await self._since(seen, self.now)
+        return await self._since(seen, now)
 
-    def _past(self, seen: Cursor) -> bool:
-        return self.now is not None and self.now != seen and self.now.covers(seen)
+    def _past(self, seen: Cursor) -> Cursor | None:
+        """Where the tables are, if that is past `seen`."""
+        now = self.now
+        return now if now is not None and now != seen and now.covers(seen) else None
 
     async def _since(self, seen: Cursor, now: Cursor) -> Change:
         """The changes kept from `seen` on, joined up to `now`; where they stop short, a catch-up to `now`."""
         chain: list[Change] = []
         at = seen
-        while at != now and (change := self._changes.get(at)) is not None and len(chain) < KEPT:
+        while at != now and (change := self._changes.get(at)) and now.covers(change.until) and len(chain) < KEPT:
             chain.append(change)
             at = change.until
         if at != now:
@@ -112,7 +113,6 @@ class Feed:
         key = (since, until)
         reading = self._reading.get(key)
         if reading is None:
-            self.reads += 1
             reading = self._reading[key] = asyncio.ensure_future(asyncio.to_thread(self._describe, since, until))
 
             def done(future: asyncio.Future[Change]) -> None:
