@@ -7,7 +7,7 @@ rename), its row committed next, and only then is the message acknowledged: a st
 has at worst a file without a row, which the clip's next delivery writes again under the same name. A clip
 the box refused for speech has a row and no file. Pruning deletes the file first, then marks the row
 (path null, pruned_utc): the ranger still learns there was a clip. The spectrogram the pages drew of a clip
-(edge.station.spectrogram) is kept beside it and goes with it.
+(edge.station.spectrogram), or the reason it was not drawn, is kept beside it and goes with it.
 
 File names are built from the box id (already held to letters, digits, '.', '_' and '-') and a safe form of
 the clip's id, never from the id as received: `<box>/<UTC day>/<id>.flac`.
@@ -205,7 +205,7 @@ class ClipArchive:
         path = self.folder / row["path"]
         try:
             path.unlink(missing_ok=True)
-            spectrogram.cache_path(path).unlink(missing_ok=True)
+            spectrogram.forget(path)
         except OSError as error:
             log.error("clip_delete_failed", path=row["path"], error=str(error))
             return False
