@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from edge.station.users import hash_password, password_matches
-from edge.station.web.auth import local_path
+from edge.station.web.auth import Throttle, local_path
 from edge.station.web.site import listen_address
 from support.broker import free_port
 from support.browser import browser
@@ -150,3 +150,62 @@ def test_http_settings_from_the_file_and_the_options_over_them(broker, tmp_path)
         "station", "--broker", "127.0.0.1:1", "--db", str(tmp_path / "b.sqlite"), "--config", str(config), check=False
     )
     assert wrong.returncode == 2 and "http.address" in wrong.stderr
+
+
+def test_bodies_are_capped_before_any_route_reads_them(tmp_path):
+    with station_pages(tmp_path) as url:
+        big = {"name": "ana", "password": "x" * 100_000, "csrf": "x"}
+        assert requests.post(url + "login", data=big).status_code == 413  # from its Content-Length
+
+        def chunks():
+            for _ in range(100):
+                yield b"a" * 4096
+
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        streamed = requests.post(url + "api/marks", data=chunks(), headers=form)
+        assert streamed.status_code == 413  # chunked: refused once more than the cap has come
+        assert requests.get(url).status_code == 200
+
+
+def test_refusals_never_echo_what_was_sent(tmp_path):
+    with station_pages(tmp_path) as url:
+        secret = "hunter2-" + "s" * 1100  # over the longest password
+        session = requests.Session()
+        page = session.get(url + "login")
+        csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+        refused = session.post(url + "login", data={"name": "ana", "password": secret, "csrf": csrf})
+        assert refused.status_code == 422 and "password" in refused.json()["error"] and "hunter2" not in refused.text
+        # A token that is not ASCII is a wrong token, not a server error.
+        odd = session.post(url + "login", data={"name": "ana", "password": "p" * 10, "csrf": "é"})
+        assert odd.status_code == 401 and "The form had expired" in odd.text
+        # The sign-in page says only its own words.
+        phishing = requests.get(url + "login", params={"problem": "The station moved to evil.example"})
+        assert phishing.status_code == 200 and "evil.example" not in phishing.text
+
+
+def test_pages_are_not_cached_and_only_named_hosts_are_answered(tmp_path):
+    with station_pages(tmp_path, hosts=["station.example.org", "127.0.0.1"]) as url:
+        page = requests.get(url)
+        assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+        assert requests.get(url, headers={"Host": "evil.example"}).status_code == 400
+        assert requests.get(url, headers={"Host": "station.example.org"}).status_code == 200
+
+
+def test_forwarded_addresses_are_not_believed(tmp_path):
+    with station_pages(tmp_path, auth_header="Remote-User", trusted_proxies=["10.0.0.2"]) as url:
+        users(tmp_path / "station.sqlite", ("ana", "admin", "admin-password"))
+        spoofed = requests.get(url, headers={"Remote-User": "ana", "X-Forwarded-For": "10.0.0.2"})
+        assert "ana (" not in spoofed.text
+
+
+def test_sign_in_attempts_are_counted_per_name_and_address_before_the_password_is_checked():
+    throttle = Throttle()
+    assert all(throttle.attempt("ana", "192.0.2.1") for _ in range(5))
+    assert not throttle.attempt("ana", "192.0.2.1")  # that address is done for a while
+    assert throttle.attempt("ana", "127.0.0.1")  # the ranger at the station is not locked out by it
+    for address in range(44):
+        assert throttle.attempt("ana", f"198.51.100.{address}")
+    assert not throttle.attempt("ana", "203.0.113.9")  # 50 for the name from anywhere: enough guessing
+    assert throttle.attempt("bo", "192.0.2.1")
+    assert not throttle.check(None, "anything")  # a name that is not there: refused, after a hash all the same
+    assert throttle.check(hash_password("correct horse"), "correct horse")

@@ -16,25 +16,29 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections import defaultdict
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.responses import Response
 
-from edge.station.users import MAX_NAME, MAX_PASSWORD, name_problem, now_utc, password_matches
+from edge.station.users import MAX_NAME, MAX_PASSWORD, hash_password, name_problem, now_utc, password_matches
 from edge.station.web.site import Site
 from edge.wire.records import iso
 
 REVIEWERS = ("admin", "ranger")
 SESSION_COOKIE = "edge_session"
 LOGIN_COOKIE = "edge_login"  # the sign-in form's own CSRF token, before there is a session
-FAILURES_BEFORE_LOCK = 5
+FAILURES_BEFORE_LOCK = 5  # per name and client address
+NAME_FAILURES = 50  # per name, from anywhere
 LOCK = timedelta(minutes=5)
+HASHING = 2  # passwords hashed at once
+MAX_TRACKED = 10_000
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
 
@@ -141,7 +145,7 @@ async def check_csrf(request: Request) -> None:
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
         given = str((await request.form()).get("csrf", ""))
-    if not expected or not given or not hmac.compare_digest(given, expected):
+    if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Forbidden("the form has expired: reload the page and try again")
 
 
@@ -165,30 +169,59 @@ def local_path(target: str | None) -> str:
 
 
 class Throttle:
-    """Failed sign-ins per name: after FAILURES_BEFORE_LOCK, that name is locked for LOCK."""
+    """Sign-in attempts: each is counted before its password is checked (so that attempts at once cannot slip
+    past), per name and client address (FAILURES_BEFORE_LOCK in LOCK: someone guessing elsewhere does not lock a
+    ranger out at the station) and per name (NAME_FAILURES in LOCK: guessing from many addresses is bounded too).
+    At most HASHING passwords are hashed at once (16 MiB each); a name that does not exist costs a hash as well,
+    so that the time taken does not tell which names do."""
 
     def __init__(self) -> None:
-        self.failures: dict[str, list[datetime]] = defaultdict(list)
+        self.lock = threading.Lock()
+        self.attempts: dict[tuple[str, str], list[datetime]] = {}
+        self.hashing = threading.BoundedSemaphore(HASHING)
+        self.unknown = hash_password(secrets.token_urlsafe(16))  # what a name that is not there is checked against
 
-    def locked(self, name: str) -> bool:
-        since = datetime.now(UTC) - LOCK
-        recent = self.failures[name] = [t for t in self.failures.get(name, []) if t > since]
-        return len(recent) >= FAILURES_BEFORE_LOCK
+    def attempt(self, name: str, client: str) -> bool:
+        """Counts one attempt; False when it is one too many (then it is not counted)."""
+        now = datetime.now(UTC)
+        with self.lock:
+            self._forget(now)
+            mine = self.attempts.get((name, client), [])
+            everyone = sum(len(times) for (other, _), times in self.attempts.items() if other == name)
+            if len(mine) >= FAILURES_BEFORE_LOCK or everyone >= NAME_FAILURES:
+                return False
+            self.attempts[(name, client)] = [*mine, now]
+            return True
 
-    def failed(self, name: str) -> None:
-        self.failures[name].append(datetime.now(UTC))
-        if len(self.failures) > 10_000:  # names tried at random must not fill the memory
-            self.failures.clear()
+    def succeeded(self, name: str, client: str) -> None:
+        with self.lock:
+            self.attempts.pop((name, client), None)
 
-    def succeeded(self, name: str) -> None:
-        self.failures.pop(name, None)
+    def check(self, stored: str | None, password: str) -> bool:
+        with self.hashing:
+            return password_matches(stored or self.unknown, password) and stored is not None
+
+    def _forget(self, now: datetime) -> None:
+        since = now - LOCK
+        for key in [key for key, times in self.attempts.items() if times[-1] <= since]:
+            del self.attempts[key]
+        if len(self.attempts) > MAX_TRACKED:  # a flood of names: the oldest go first, the recent stay counted
+            for key in sorted(self.attempts, key=lambda k: self.attempts[k][-1])[: len(self.attempts) // 2]:
+                del self.attempts[key]
+        for key, times in self.attempts.items():
+            self.attempts[key] = [t for t in times if t > since]
 
 
 router = APIRouter()
 
 
 @router.get("/login")
-def login_page(request: Request, next: str = "/", problem: str | None = None) -> Response:
+def login_form(request: Request, next: str = "/") -> Response:
+    return login_page(request, next)
+
+
+def login_page(request: Request, next: str, problem: str | None = None) -> Response:
+    """The sign-in form, with the station's own words about the last attempt (never words from the address)."""
     site: Site = request.app.state.site
     user, _ = visitor(request)
     request.state.user = user
@@ -219,16 +252,16 @@ def login(
     throttle: Throttle = request.app.state.throttle
     check_same_origin(request)
     cookie = request.cookies.get(LOGIN_COOKIE, "")
-    if not cookie or not hmac.compare_digest(cookie, csrf):
+    if not cookie or not hmac.compare_digest(cookie.encode(), csrf.encode()):
         return login_page(request, next, "The form had expired: try again.")
-    if throttle.locked(name):
+    client = request.client.host if request.client else ""
+    if not throttle.attempt(name, client):
         return login_page(request, next, "Too many failed attempts: wait a few minutes.")
     with site.read() as db:
         row = db.execute("SELECT password FROM users WHERE name = ?", (name,)).fetchone()
-    if row is None or not password_matches(row["password"], password):
-        throttle.failed(name)
+    if not throttle.check(row["password"] if row else None, password):
         return login_page(request, next, "Wrong name or password.")
-    throttle.succeeded(name)
+    throttle.succeeded(name, client)
     token, _ = start_session(site, name)
     response = RedirectResponse(local_path(next), status_code=303)
     response.set_cookie(
@@ -270,3 +303,12 @@ def forbidden(request: Request, error: Forbidden) -> Response:
         return JSONResponse({"error": str(error)}, status_code=403)
     site: Site = request.app.state.site
     return site.render(request, "error.html", status_code=403, message=str(error))
+
+
+def invalid(request: Request, error: RequestValidationError) -> Response:
+    """422 naming each field and what is wrong, never the value sent (it may be a password)."""
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in e.get('loc', ()) if part != 'body') or 'request'}: {e.get('msg', 'invalid')}"
+        for e in error.errors()
+    )
+    return JSONResponse({"error": problems or "invalid request"}, status_code=422)

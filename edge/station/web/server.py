@@ -45,6 +45,9 @@ class WebServer:
             access_log=False,
             timeout_graceful_shutdown=GRACE_S,
             server_header=False,
+            # The client's address is the socket's: a reverse proxy's X-Forwarded-For would let anyone who
+            # reaches the port choose the address trusted_proxies is checked against.
+            proxy_headers=False,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._serve, name="http", daemon=True)

@@ -45,6 +45,11 @@ class HttpSettings(BaseModel):
         "trusted_proxies.",
     )
     trusted_proxies: list[str] = Field(list(LOOPBACK), description="Addresses whose auth_header is believed.")
+    hosts: list[str] = Field(
+        ["*"],
+        description='Host names the pages answer to (the Host header), e.g. ["station.example.org", "127.0.0.1"]; '
+        "'*': any. Naming them keeps another site's page from reaching the station by DNS rebinding.",
+    )
     secure_cookies: bool = Field(False, description="Send the session cookie over HTTPS only (behind a TLS proxy).")
     session_days: float = Field(30.0, gt=0, le=366, description="Days a sign-in lasts.")
     stale_health_s: float = Field(
