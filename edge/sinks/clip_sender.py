@@ -9,12 +9,10 @@ dropped and counted instead of sent.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import soundfile as sf
 import structlog
 
 from edge.sinks.clip_queue import ClipQueue, QueuedClip
@@ -58,7 +56,7 @@ class ClipSender:
             audio = self._audio(clip)
             if audio is None:
                 continue
-            metadata = {**clip.metadata, **audio_fields(audio), **_sound(audio)}
+            metadata = {**clip.metadata, **audio_fields(audio)}
             return clip, frame(metadata, audio)
         return None
 
@@ -77,11 +75,3 @@ class ClipSender:
             self.queue.drop(clip, "clips_too_big")
             return None
         return audio
-
-
-def _sound(audio: bytes) -> dict[str, object]:
-    """The clip's sample rate and length, from the FLAC itself."""
-    if not audio:
-        return {"sample_rate": None, "duration_s": None}
-    info = sf.info(io.BytesIO(audio))
-    return {"sample_rate": info.samplerate, "duration_s": round(info.duration, 3)}

@@ -7,7 +7,7 @@ rename), its row committed next, and only then is the message acknowledged: a st
 has at worst a file without a row, which the clip's next delivery writes again under the same name. A clip
 the box refused for speech has a row and no file. Pruning deletes the file first, then marks the row
 (path null, pruned_utc): the ranger still learns there was a clip. The spectrogram the pages drew of a clip
-(edge.station.spectrogram) is kept beside it and goes with it.
+(edge.station.spectrogram), or the reason it was not drawn, is kept beside it and goes with it.
 
 File names are built from the box id (already held to letters, digits, '.', '_' and '-') and a safe form of
 the clip's id, never from the id as received: `<box>/<UTC day>/<id>.flac`.
@@ -29,7 +29,7 @@ from edge.station import spectrogram
 from edge.station.messages import RecordError
 from edge.station.schemas import MAX_CLIP_BYTES, clip_problem, shown
 from edge.station.store import MAX_KEPT_BYTES, Store
-from edge.wire.clips import FLAC_MAGIC, MAX_METADATA_BYTES, ClipMessageError, unframe
+from edge.wire.clips import FLAC_MAGIC, MAX_METADATA_BYTES, ClipMessageError, check_sound, unframe
 from edge.wire.records import iso
 
 log = structlog.get_logger(__name__)
@@ -79,17 +79,20 @@ def default_folder(db_path: Path) -> Path:
 
 
 def parse_clip(box: str, payload: bytes, received_utc: str) -> Clip:
-    """The clip of a message on `box`'s clips topic; ClipError when it is not an intact one."""
+    """The clip of a message on `box`'s clips topic; ClipError when it is not an intact one, or when its FLAC
+    declares other audio than its metadata says (checked from the FLAC's header: nothing is decoded)."""
     if len(payload) > MAX_MESSAGE_BYTES:
         raise ClipError(f"clip message of {len(payload)} bytes is larger than {MAX_MESSAGE_BYTES}")
     try:
         metadata, audio = unframe(payload)
+        if problem := clip_problem(metadata):
+            raise ClipError(problem)
+        if metadata["box"] != box:
+            raise ClipError(f"box {shown(metadata['box'])} of the clip is not the topic's {box!r}")
+        if audio:
+            check_sound(audio, metadata["sample_rate"], metadata["duration_s"])
     except ClipMessageError as error:
         raise ClipError(str(error)) from None
-    if problem := clip_problem(metadata):
-        raise ClipError(problem)
-    if metadata["box"] != box:
-        raise ClipError(f"box {shown(metadata['box'])} of the clip is not the topic's {box!r}")
     return Clip(box, metadata, audio, received_utc)
 
 
@@ -202,7 +205,7 @@ class ClipArchive:
         path = self.folder / row["path"]
         try:
             path.unlink(missing_ok=True)
-            spectrogram.cache_path(path).unlink(missing_ok=True)
+            spectrogram.forget(path)
         except OSError as error:
             log.error("clip_delete_failed", path=row["path"], error=str(error))
             return False

@@ -27,6 +27,8 @@ MAX_SECONDS = 1e10  # offsets into a stream: three centuries of audio
 MAX_CLIP_ID = 64  # a clip is named by its event's or alert's id (a UUID)
 # A clip's audio: 4 MiB is over 40 s of 48 kHz FLAC; a box sends far less (and messages.py caps the rest).
 MAX_CLIP_BYTES = 4 * 1024 * 1024
+# A clip's length: a box cuts its clips at 30 s (plus a few seconds around the event) unless told otherwise.
+MAX_CLIP_SECONDS = 600.0
 # C0 and C1 control characters and lone surrogates: they break lines, terminals, CSV cells and UTF-8 columns.
 UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 STATES = ("online", "offline", "stopped")
@@ -209,8 +211,8 @@ CLIP = {
     **{name: OBSERVATION[name] for name in ("source", "scientific_name", "common_name", "label")},
     "alert_class": optional(text()),
     **{name: OBSERVATION[name] for name in ("start_utc", "end_utc", "start_s", "end_s")},
-    "sample_rate": whole(8000, 384000),
-    "duration_s": number(0, MAX_SECONDS),
+    "sample_rate": optional(whole(8000, 384000)),  # none for a refused clip
+    "duration_s": optional(number(0, MAX_CLIP_SECONDS)),
     "bytes": whole(0, MAX_CLIP_BYTES),
     "sha256": optional(sha256_hex),
     "refused": optional(one_of("speech")),
@@ -231,6 +233,8 @@ def clip_problem(data: dict) -> str | None:
         return f"alert_class {shown(data['alert_class'])} for a clip of kind {data['kind']}"
     if data["refused"] is None and (data["sha256"] is None or data["bytes"] == 0):
         return "a clip that was not refused has no audio (no bytes or sha256)"
+    if data["refused"] is None and (data["sample_rate"] is None or data["duration_s"] is None):
+        return "a clip that was not refused has no sample_rate or duration_s"
     return None
 
 

@@ -23,6 +23,7 @@ from edge.station.store import Store
 from edge.wire.clips import CLIP_SCHEMA, audio_fields, frame
 from edge.wire.records import iso
 from support import paths
+from support.audio import silence, unknown_length
 from support.broker import Mosquitto
 from support.processes import StationProcess
 from support.records import query
@@ -39,8 +40,9 @@ def flac(seconds: float, rate: int = 48000, seed: int = 1) -> bytes:
     return buffer.getvalue()
 
 
-def metadata(clip_id: str, audio: bytes, box: str = "box-a", rate: int = 48000, **fields) -> dict:
-    """What a box says of a clip of its event (kind alert: of its alert)."""
+def metadata(clip_id: str, audio: bytes, box: str = "box-a", **fields) -> dict:
+    """What a box says of a clip of its event (kind alert: of its alert), its sample rate and duration those of
+    the FLAC."""
     return {
         "schema": CLIP_SCHEMA,
         "id": clip_id,
@@ -55,8 +57,6 @@ def metadata(clip_id: str, audio: bytes, box: str = "box-a", rate: int = 48000, 
         "end_utc": "2026-11-23T09:00:12.500+00:00",
         "start_s": 7.5,
         "end_s": 12.5,
-        "sample_rate": rate,
-        "duration_s": 5.0,
         **audio_fields(audio),
         "refused": None,
         **fields,
@@ -147,6 +147,41 @@ def test_a_clip_with_a_flipped_byte_is_rejected_and_the_station_goes_on(broker, 
         assert rejected["payload"] == message[: message.index(b"\n")].decode()  # the metadata, not the audio
         assert station.wait_log("clip_rejected")["reason"] == rejected["reason"]
         assert query(db, "SELECT rejected FROM boxes WHERE box = 'box-a'")[0][0] == 1
+        assert clip_rows(db) == [] and not list(tmp_path.glob("clips/*/*/*"))
+    finally:
+        assert station.terminate() == 0
+
+
+def test_a_clip_holding_more_audio_than_its_metadata_says_is_rejected_and_the_station_goes_on(broker, tmp_path):
+    """Silence compresses to almost nothing: a few kilobytes of FLAC can decode to gigabytes. The FLAC's header
+    is held to the metadata on arrival (nothing decoded), and a clip that is not what it says is set aside."""
+    db = tmp_path / "station.sqlite"
+    eight = silence(5.0, channels=8)  # the metadata says 5 s at 48 kHz: true, on eight channels
+    long = silence(600.0)  # ten minutes said to be five seconds
+    unknown = unknown_length(silence(5.0))
+    assert len(eight) + len(long) < 100_000
+    messages = (
+        clip_message("c-8", eight),
+        frame(metadata("c-long", long) | {"duration_s": 5.0}, long),
+        frame(metadata("c-length", unknown) | {"duration_s": 5.0}, unknown),
+    )
+    station = StationProcess(broker, db)
+    try:
+        station.wait_log("station_subscribed")
+        publish(broker, "edge/box-a/clips", *messages)
+        publish(broker, "edge/box-ok/events", event_record())
+        station.wait_for(lambda: query(db, "SELECT 1 FROM records WHERE box = 'box-ok'"), what="the valid record")
+        rejected = station.wait_for(
+            lambda: len(rows := query(db, "SELECT * FROM rejected ORDER BY rowid")) == 3 and rows,
+            what="the three clips set aside",
+        )
+        assert [r["reason"] for r in rejected] == [
+            "the FLAC has 8 channels; a clip has at most 2",
+            "the FLAC holds 600.000 s of audio, the metadata says 5.0 s",
+            "the FLAC does not declare its length (total samples unknown)",
+        ]
+        assert [r["size"] for r in rejected] == [len(m) for m in messages]
+        assert query(db, "SELECT rejected FROM boxes WHERE box = 'box-a'")[0][0] == 3
         assert clip_rows(db) == [] and not list(tmp_path.glob("clips/*/*/*"))
     finally:
         assert station.terminate() == 0
@@ -258,6 +293,10 @@ def test_clip_ids_make_safe_file_names():
         ({"box": "box-b"}, "box 'box-b' of the clip is not the topic's 'box-a'"),
         ({"seq": 1, "schema": "edge.clip/2"}, "not an edge.clip/1 object"),
         ({"bytes": 5}, "the metadata says 5"),
+        ({"sample_rate": 16000}, "the FLAC is at 48000 Hz, the metadata says 16000"),
+        ({"duration_s": 5.0}, "the FLAC holds 0.100 s of audio, the metadata says 5.0 s"),
+        ({"duration_s": 601.0}, r"duration_s 601.0 is not within \[0, 600\]"),
+        ({"sample_rate": None}, "not refused has no sample_rate or duration_s"),
     ],
 )
 def test_clip_metadata_is_checked(fields, reason):
@@ -281,5 +320,6 @@ def test_what_is_no_clip_message_is_refused():
         with pytest.raises(ClipError, match=reason):
             parse_clip("box-a", payload, RECEIVED)
     assert head(b"fLaC" + audio) == b"" and head(b'{"a": 1}fLaC\x00\n') == b'{"a": 1}'  # the audio is not kept
-    largest = b"fLaC" + bytes(MAX_CLIP_BYTES - 4)  # 4 MiB: not decoded, only checked against its metadata
+    audio = flac(0.1)
+    largest = audio + bytes(MAX_CLIP_BYTES - len(audio))  # 4 MiB: not decoded, only its header checked
     assert parse_clip("box-a", clip_message("c", largest), RECEIVED).audio == largest

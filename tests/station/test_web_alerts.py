@@ -21,15 +21,17 @@ from datetime import UTC, datetime
 import numpy as np
 import requests
 import soundfile as sf
+from PIL import Image
 from playwright.sync_api import expect
 
 from edge.station.clips import ClipArchive, parse_clip
 from edge.station.messages import parse
-from edge.station.spectrogram import cache_path
+from edge.station.spectrogram import cache_path, refusal_path
 from edge.station.store import Store
 from edge.wire.clips import CLIP_SCHEMA, audio_fields, frame
 from edge.wire.records import iso
 from support import paths
+from support.audio import silence
 from support.broker import free_port, mosquitto_pub
 from support.browser import browser, screenshot
 from support.config import write_config
@@ -179,6 +181,26 @@ def test_a_clip_is_served_by_its_box_and_id_with_ranges_and_a_download_name(tmp_
         assert pruned.status_code == 404 and "deleted on" in pruned.text
         assert requests.get(url + ".png").status_code == 404
         assert not list((tmp_path / "clips").rglob("*.*")), "the spectrogram goes with its clip"
+
+
+def test_a_clip_file_that_would_decode_to_gigabytes_gets_an_image_saying_why(tmp_path):
+    """The file replaced on disk after its arrival check (or kept before there was one): 422, and an image of the
+    spectrogram's size in its place, refused from the file's header; the refusal is cached and pruned with it."""
+    with station(tmp_path) as site:
+        alert = site.alert()
+        site.clip(alert, tone())
+        (flac,) = (tmp_path / "clips").rglob("*.flac")
+        flac.write_bytes(silence(300.0, channels=8))  # 0.46 GB as float32: a few kilobytes of FLAC
+        url = f"{site.url}clips/box-a/{alert['id']}.png"
+        for _ in range(2):  # the second from the cached refusal
+            answer = requests.get(url)
+            assert answer.status_code == 422 and answer.headers["content-type"] == "image/png"
+            assert Image.open(io.BytesIO(answer.content)).size == (600, 200)
+        assert "8 channels" in refusal_path(flac).read_text() and not cache_path(flac).exists()
+        site.clips.max_bytes = 0
+        site.clips.prune()
+        assert requests.get(url).status_code == 404
+        assert not list((tmp_path / "clips").rglob("*.*")), "the refusal goes with its clip"
 
 
 def test_clips_that_cannot_be_served_say_why(tmp_path):

@@ -1,9 +1,12 @@
-"""Recordings converted for a test, from the real ones in tests/data."""
+"""Recordings converted for a test, from the real ones in tests/data; FLAC of silence, which compresses to almost
+nothing, as an attacker's clip that decodes to far more than it weighs."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 
@@ -14,3 +17,20 @@ def write_resampled(source: Path, target: Path, rate: int) -> Path:
     audio, original = sf.read(str(source), dtype="float32", always_2d=True)
     sf.write(str(target), soxr.resample(audio.mean(axis=1), original, rate), rate, subtype="FLOAT")
     return target
+
+
+def silence(seconds: float, channels: int = 1, rate: int = 48000) -> bytes:
+    """FLAC of silence (16 bits), encoded a second at a time: some 200 bytes a second, whatever it decodes to."""
+    buffer = io.BytesIO()
+    frames = round(seconds * rate)
+    with sf.SoundFile(buffer, "w", rate, channels, "PCM_16", format="FLAC") as f:
+        while frames > 0:
+            f.write(np.zeros((min(rate, frames), channels), dtype=np.int16))
+            frames -= rate
+    return buffer.getvalue()
+
+
+def unknown_length(audio: bytes) -> bytes:
+    """FLAC bytes as an encoder that cannot seek back writes them: STREAMINFO's 36 bits of total samples are 0."""
+    fields = int.from_bytes(audio[18:26], "big") & ~((1 << 36) - 1)
+    return audio[:18] + fields.to_bytes(8, "big") + audio[26:]

@@ -1,10 +1,15 @@
-"""The clip message: metadata line, then FLAC bytes; whatever is damaged on the way is told apart from a clip."""
+"""The clip message: metadata line, then FLAC bytes; whatever is damaged on the way is told apart from a clip,
+and so is FLAC whose header declares other audio than the metadata says."""
+
+import io
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from edge.clips.store import encode_flac
-from edge.wire.clips import CLIP_SCHEMA, ClipMessageError, audio_fields, frame, unframe
+from edge.wire.clips import CLIP_SCHEMA, ClipMessageError, audio_fields, check_sound, frame, stream_info, unframe
+from support.audio import silence, unknown_length
 
 
 def flac(seconds: float = 2.0, rate: int = 22050) -> bytes:
@@ -51,3 +56,34 @@ def test_a_refused_clip_with_audio_is_not_a_clip():
     audio = flac()
     with pytest.raises(ClipMessageError, match="refused"):
         unframe(frame(metadata(audio, refused="speech"), audio))
+
+
+@pytest.mark.parametrize(("seconds", "channels", "rate"), [(2.0, 1, 22050), (0.5, 2, 48000), (3.0, 8, 8000)])
+def test_the_streaminfo_is_read_as_soundfile_reads_it(seconds, channels, rate):
+    audio = silence(seconds, channels, rate)
+    info, told = stream_info(audio), sf.info(io.BytesIO(audio))
+    assert (info.sample_rate, info.channels, info.total_samples) == (told.samplerate, told.channels, told.frames)
+    assert audio_fields(audio) | {"sha256": None} == {
+        "bytes": len(audio),
+        "sha256": None,
+        "sample_rate": rate,
+        "duration_s": seconds,
+    }
+
+
+def test_a_flac_holding_other_audio_than_its_metadata_says_is_named_from_its_header():
+    """Silence compresses to almost nothing: 8 channels or ten minutes of it are a few kilobytes that decode to
+    hundreds of megabytes. The header says so, and nothing is decoded to find out."""
+    check_sound(silence(5.0), 48000, 5.0)
+    check_sound(silence(5.0), 48000, 5.004)  # a box rounds to the millisecond
+    for audio, rate, seconds, reason in (
+        (silence(5.0, channels=8), 48000, 5.0, "the FLAC has 8 channels; a clip has at most 2"),
+        (silence(600.0), 48000, 5.0, "the FLAC holds 600.000 s of audio, the metadata says 5.0 s"),
+        (silence(5.0), 16000, 5.0, "the FLAC is at 48000 Hz, the metadata says 16000"),
+        (unknown_length(silence(5.0)), 48000, 5.0, "does not declare its length"),
+        (b"fLaC" + bytes(100), 48000, 5.0, "does not begin with a STREAMINFO block"),
+        (silence(5.0)[:30], 48000, 5.0, "does not begin with a STREAMINFO block"),
+    ):
+        assert len(audio) < 100_000
+        with pytest.raises(ClipMessageError, match=reason):
+            check_sound(audio, rate, seconds)

@@ -3,7 +3,8 @@ download under a readable name, and its spectrogram.
 
 The file is found from the clips table by the box and id of the URL, never from the URL itself: a path made of
 what a visitor typed could lead anywhere. A clip the box refused (it held speech), one pruned since or one whose
-file has gone is answered 404 with the reason.
+file has gone is answered 404 with the reason; a spectrogram that is not drawn (a file the station will not
+decode), 422 with an image that says why.
 """
 
 from __future__ import annotations
@@ -69,12 +70,14 @@ def clip_audio(request: Request, box: str, clip_id: str, user: Viewer, download:
 
 @router.get("/clips/{box}/{clip_id:path}.png")
 def clip_spectrogram(request: Request, box: str, clip_id: str, user: Viewer) -> Response:
+    """The spectrogram; for a clip that is not drawn (edge.station.spectrogram.Undrawable), 422 with an image
+    saying why, which the page shows in the spectrogram's place."""
     site: Site = request.app.state.site
     try:
         path, _ = stored_file(site, box, clip_id)
-        image = spectrogram.cached(path)
+        image = spectrogram.cached(path, site.drawing)
     except NoClip as reason:
         return PlainTextResponse(str(reason), status_code=404)
-    except RuntimeError:  # soundfile's error: a file that does not decode (it passed the sha256 check)
-        return PlainTextResponse("the clip's audio cannot be decoded", status_code=422)
+    except spectrogram.Undrawable as reason:
+        return Response(spectrogram.placeholder(str(reason)), status_code=422, media_type="image/png")
     return Response(image, media_type="image/png", headers={"cache-control": CACHE})

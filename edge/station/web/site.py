@@ -113,6 +113,7 @@ class Site:
     settings: HttpSettings = field(default_factory=HttpSettings)
     stopping: threading.Event = field(default_factory=threading.Event)  # long-lived responses end when set
     services: dict[str, Any] = field(default_factory=dict)  # the identifier, the notifier... when there are
+    drawing: threading.Lock = field(default_factory=threading.Lock)  # one spectrogram decoded at a time
 
     def __post_init__(self) -> None:
         # Autoescape everywhere: species names, box ids and notes come from the network.
