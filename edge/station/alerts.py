@@ -57,6 +57,10 @@ class Cursor:
     def __str__(self) -> str:
         return "-".join(map(str, astuple(self)))
 
+    def covers(self, other: Cursor) -> bool:
+        """Whether a reader at this cursor has seen all that a reader at `other` has."""
+        return all(mine >= theirs for mine, theirs in zip(astuple(self), astuple(other), strict=True))
+
     @classmethod
     def parse(cls, text: str | None) -> Cursor | None:
         """The cursor `str()` gave; None for anything else (a reader's header is untrusted)."""

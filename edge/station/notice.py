@@ -1,5 +1,5 @@
-"""What a ranger's phone shows of an alert: its title and plain-text body, and how often a box and class may
-say it.
+"""What a ranger's phone shows of an alert: its title and plain-text body, and how often a box and class, and
+all of them together, may say it.
 
 Everything in an alert record comes from a box and is untrusted: its class, box id and id reach the message as
 plain text, cut short, without control or formatting characters (a bidirectional override could make the
@@ -10,7 +10,7 @@ Markdown or HTML.
 from __future__ import annotations
 
 import unicodedata
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from urllib.parse import urlencode
@@ -72,10 +72,13 @@ def compose(
     since: datetime | None = None,
     page_url: str | None = None,
     zone: tzinfo | None = None,
+    others: int = 0,
+    others_since: datetime | None = None,
 ) -> Notice:
     """The message of an alert record; `held` alerts of its box and class were held back since the last one
     sent, heard at `since`; `page_url` is the station's address, for a link to the alert; `zone` the station's
-    time zone (default: the system's)."""
+    time zone (default: the system's); `others` alerts of any box and class were held back by the total limit
+    since the last message, the first of them heard at `others_since`."""
     p = record.payload
     name, box = plain(alert_class(record)), plain(record.box)
     lines = [
@@ -84,6 +87,10 @@ def compose(
     ]
     if held:
         lines.append(f"and {held} more since {since.astimezone(UTC):%H:%M:%S} UTC" if since else f"and {held} more")
+    if others:
+        alerts = "alert" if others == 1 else "alerts"
+        when = f" since {others_since.astimezone(UTC):%H:%M:%S} UTC" if others_since else ""
+        lines.append(f"{others} more {alerts} of any box not sent{when}: too many at once")
     if page_url:
         query = urlencode({"box": record.box, "id": p["id"]})
         lines.append(f"{page_url.rstrip('/')}/alerts?{query}")
@@ -113,7 +120,7 @@ class RateLimit:
         """None when this one is held back (and counted); else it is let through: how many were held back since
         the last one let through, and when that one was heard."""
         last = self._sent.get(key)
-        if last is not None and now - last.at < self.interval:
+        if last is not None and not self.due(key, now):
             last.held += 1
             return None
         self._sent[key] = _Sent(now, heard)
@@ -126,3 +133,40 @@ class RateLimit:
         """How many of `key` are held back since the last one let through."""
         last = self._sent.get(key)
         return last.held if last else 0
+
+    def due(self, key: tuple[str, str], now: float) -> bool:
+        """Whether one of `key` would be let through at `now`."""
+        last = self._sent.get(key)
+        return last is None or now - last.at >= self.interval
+
+
+class TotalLimit:
+    """At most `count` notifications within any `interval` seconds of the clock, over all boxes and classes
+    together: a publisher that makes up a new box or class for each alert must not flood the rangers' phones
+    (an interval of 0: no limit). Those held back are counted, with when the first of them was heard, for the
+    next one let through."""
+
+    def __init__(self, count: int, interval: float):
+        self.count, self.interval = count, interval
+        self.held = 0
+        self._since: datetime | None = None
+        self._sent: deque[float] = deque(maxlen=count)  # when the latest `count` were let through
+
+    def full(self, now: float) -> bool:
+        """Whether `count` were let through within `interval` before `now`."""
+        return len(self._sent) == self.count and now - self._sent[0] < self.interval
+
+    def hold(self, heard: datetime | None) -> int:
+        """Counts one held back (heard at `heard`); how many are held back now."""
+        self.held += 1
+        if heard is not None and (self._since is None or heard < self._since):
+            self._since = heard
+        return self.held
+
+    def let(self, now: float) -> tuple[int, datetime | None]:
+        """Lets one through at `now`: how many were held back since the last one, and when the first of them was
+        heard."""
+        self._sent.append(now)
+        held, since = self.held, self._since
+        self.held, self._since = 0, None
+        return held, since

@@ -1,9 +1,10 @@
 """Alerts pushed to the rangers' phones and chats through Apprise (ntfy, Telegram, e-mail, Matrix and more).
 
-The station's MQTT thread hands each new alert record to `Notifier.alert`, which decides at once (an alert
-not notified before, of a class wanted, its box and class not notified within the interval) and queues the
-message; a thread of the notifier's own sends it, so that a slow or failing service never holds up the
-records. The URLs carry tokens: the logs name them by position, scheme and (when it is no secret) host.
+The station's MQTT thread hands each new alert record to `Notifier.alert`, which decides at once (an alert not
+notified before, of a class wanted, its box and class not notified within the interval, fewer than
+max_per_interval notified within it over all boxes) and queues the message; a thread of the notifier's own sends
+it, so that a slow or failing service never holds up the records. The URLs carry tokens: the logs name them by
+position, scheme and (when it is no secret) host.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from edge.station.messages import Record
-from edge.station.notice import Notice, RateLimit, alert_class, alert_time, compose
+from edge.station.notice import Notice, RateLimit, TotalLimit, alert_class, alert_time, compose
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +70,14 @@ class NotifySettings(BaseModel):
         le=7 * 24 * 3600,
         description="Per box and alert class, at most one notification in this many seconds; the alerts held "
         "back are counted in the next one.",
+    )
+    max_per_interval: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="At most this many notifications in any min_interval_s over all boxes and classes together "
+        "(a publisher making up box or class names cannot flood the phones); the alerts held back are counted in "
+        "the next one.",
     )
     page_url: str | None = Field(
         None,
@@ -125,6 +134,7 @@ class Notifier:
             self.services.append((label(number, text, plugin), apprise.Apprise(plugin, asset=plugin.asset)))
         self.classes = {name.casefold() for name in settings.classes}
         self.limit = RateLimit(settings.min_interval_s)
+        self.total = TotalLimit(settings.max_per_interval, settings.min_interval_s)
         self.dropped = 0  # notices a full queue refused
         self._queue: queue.Queue[Notice] = queue.Queue(maxsize=QUEUE)
         self._seen: set[tuple[str, str]] = set()
@@ -135,7 +145,12 @@ class Notifier:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._send_queued, name="notify", daemon=True)
         self._thread.start()
-        log.info("notify_started", urls=[name for name, _ in self.services], min_interval_s=self.limit.interval)
+        log.info(
+            "notify_started",
+            urls=[name for name, _ in self.services],
+            min_interval_s=self.limit.interval,
+            max_per_interval=self.total.count,
+        )
 
     def stop(self) -> None:
         """Stops after the notice being sent, if any (waiting at most STOP_S); those still queued are not sent."""
@@ -162,13 +177,17 @@ class Notifier:
         if not self._first_time((record.box, alert_id)):
             log.debug("notify_duplicate", box=record.box, alert_class=name, id=alert_id)
             return
-        heard = alert_time(record)
-        let = self.limit.offer((record.box, name), self.clock(), heard)
-        if let is None:
-            held = self.limit.held((record.box, name))
-            log.info("notify_held", box=record.box, alert_class=name, id=alert_id, held=held)
+        heard, key, now = alert_time(record), (record.box, name), self.clock()
+        if self.limit.due(key, now) and self.total.full(now):
+            held = self.total.hold(heard)
+            log.info("notify_held_total", box=record.box, alert_class=name, id=alert_id, held=held)
             return
-        notice = compose(record, *let, page_url=self.settings.page_url)
+        let = self.limit.offer(key, now, heard)
+        if let is None:
+            log.info("notify_held", box=record.box, alert_class=name, id=alert_id, held=self.limit.held(key))
+            return
+        others, others_since = self.total.let(now)
+        notice = compose(record, *let, page_url=self.settings.page_url, others=others, others_since=others_since)
         try:
             self._queue.put_nowait(notice)
         except queue.Full:

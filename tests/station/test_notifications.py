@@ -1,8 +1,8 @@
-"""Alerts pushed out through Apprise (`[notify]` of `edge station --config`), to a real HTTP server on
-127.0.0.1 as the service: a box's alert arrives with its class and box; per box and class at most one in the
-interval, the others counted in the next one; an alert delivered again is not sent again; a service that
-refuses or hangs does not hold up the records; what the box wrote arrives as plain text; a URL's token never
-reaches the logs or an error message."""
+"""Alerts pushed out through Apprise (`[notify]` of `edge station --config`), to a real HTTP server on 127.0.0.1
+as the service: a box's alert arrives with its class and box; per box and class at most one in the interval and
+at most max_per_interval over all boxes, the others counted in the next one; an alert delivered again is not sent
+again; a service that refuses or hangs does not hold up the records; what the box wrote arrives as plain text; a
+URL's token never reaches the logs or an error message."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edge.station.messages import Record, parse
-from edge.station.notice import RateLimit, compose, plain
+from edge.station.notice import RateLimit, TotalLimit, compose, plain
 from edge.station.notify import Notifier, NotifySettings
 from edge.station.settings import SettingsError, load_settings
 from support import paths
@@ -102,6 +102,22 @@ def test_the_rate_limit_lets_one_through_per_key_and_interval_and_counts_the_res
     assert RateLimit(0).offer(gun_a, 5.0) == (0, None) == RateLimit(0).offer(gun_a, 5.0)
 
 
+def test_the_total_limit_lets_so_many_through_in_any_interval_over_all_keys_and_counts_the_rest():
+    total = TotalLimit(3, 600)
+    for now in (1000.0, 1001.0, 1002.0):
+        assert not total.full(now)
+        assert total.let(now) == (0, None)
+    assert total.full(1003.0) and total.full(1599.9)
+    assert total.hold(T0 + timedelta(seconds=9)) == 1 and total.hold(T0) == 2 and total.hold(None) == 3
+    assert not total.full(1600.0), "the first of the three is 600 s old"
+    assert total.let(1600.0) == (3, T0), "counted, with the earliest heard"
+    assert total.full(1600.5) and not total.full(1601.0)
+    assert total.let(1601.0) == (0, None)
+    unlimited = TotalLimit(1, 0)
+    unlimited.let(5.0)
+    assert not unlimited.full(5.0), "an interval of 0: every alert"
+
+
 def test_the_rate_limit_forgets_the_oldest_keys_beyond_its_bound():
     limit = RateLimit(600, max_keys=3)
     for box in "abcd":
@@ -153,6 +169,38 @@ def test_held_alerts_are_counted_in_the_next_one_after_the_interval(hook):
     assert fourth["message"].startswith("Gun heard by box box-a") and "2026-11-23 09:10:00 UTC" in fourth["message"]
     assert saw["title"] == "Power tools at box-a" and "more" not in saw["message"]
     assert len(hook.requests) == 3 and notifier.dropped == 0
+
+
+def test_at_most_max_per_interval_over_all_boxes_and_the_rest_said_in_the_next_one(hook):
+    """Boxes made up one per alert (each its own box and class, so the limit per box and class holds none
+    back): three go out, the others are counted and said in the next message after the interval. An alert
+    the limit per box and class holds back is not counted again."""
+    now = [1000.0]
+    settings = NotifySettings(urls=[hook.url()], min_interval_s=600, max_per_interval=3)
+    notifier = Notifier(settings, clock=lambda: now[0])
+    notifier.start()
+    try:
+        for number in range(6):
+            notifier.alert(record(alert(f"x{number}", box=f"made-up-{number}", seconds=number)))
+        notifier.alert(record(alert("x0-again", box="made-up-0", seconds=10)))  # held for its box and class
+        assert hook.wait_notices(3) and notifier.total.held == 3 and notifier.limit.held(("made-up-0", "Gun")) == 1
+        now[0] += 600.0
+        notifier.alert(record(alert("y", box="box-a", seconds=600)))
+        notifier.alert(record(alert("x0-later", box="made-up-0", seconds=601)))
+        notices = hook.wait_notices(5)
+    finally:
+        notifier.stop()
+    assert [n["title"] for n in notices] == [
+        "Gun at made-up-0",
+        "Gun at made-up-1",
+        "Gun at made-up-2",
+        "Gun at box-a",
+        "Gun at made-up-0",
+    ]
+    assert "3 more alerts of any box not sent since 09:00:03 UTC: too many at once" in notices[3]["message"]
+    assert "and 1 more since 09:00:00 UTC" in notices[4]["message"] and "any box" not in notices[4]["message"]
+    assert all("any box" not in n["message"] for n in notices[:3])
+    assert len(hook.requests) == 5 and notifier.total.held == 0
 
 
 def test_an_alert_heard_by_a_box_reaches_the_rangers(broker, hook, tmp_path, data):

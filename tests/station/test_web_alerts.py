@@ -396,6 +396,7 @@ def signed_in_page(chromium, url: str, name: str):
     page.fill("form.login input[name=password]", dict((n, p) for n, _, p in RANGERS)[name])
     page.click("form.login button")
     expect(page.locator("header .user")).to_have_text(f"{name} (ranger)")
+    page.wait_for_load_state("domcontentloaded")  # the page's scripts have run: its buttons answer a click
     return page
 
 

@@ -23,6 +23,13 @@ def station_pages(tmp_path: Path, services: dict | None = None, **settings) -> I
     db_path = tmp_path / "station.sqlite"
     Store.open(db_path).close()
     site = Site(db_path, tmp_path / "clips", HttpSettings(address="127.0.0.1:0", **settings), services=services or {})
+    with serve(site) as url:
+        yield url
+
+
+@contextmanager
+def serve(site: Site) -> Iterator[str]:
+    """The pages of `site` (its database made) on a free port of 127.0.0.1; the URL."""
     server = WebServer(site, "127.0.0.1:0")
     server.start()
     try:

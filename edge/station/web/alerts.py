@@ -5,32 +5,39 @@ on the way; static/alerts.js then keeps it current from /api/alerts/stream, serv
 per alert that is new or changed (its clip arrived, a ranger marked it or took it on), `id:` the cursor of
 edge.station.alerts, so that a reader who reconnects (EventSource does, sending Last-Event-ID) misses nothing.
 A comment line every HEARTBEAT_S keeps proxies from closing a quiet stream; a reader too far behind is told to
-`reload`. Every stream ends when the station stops.
+`reload`. Every stream ends when the station stops. Streams are counted: beyond [http] max_streams open, or
+max_streams_per_client from one address, a reader is answered 503 with Retry-After (the page then tries again
+later by itself: a browser's EventSource does not after such an answer).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
+from http import HTTPStatus
 
+import structlog
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from edge.station import alerts
 from edge.station.alerts import Cursor
+from edge.station.store import StoreError
 from edge.station.web.auth import Viewer
 from edge.station.web.clips import clip_url
-from edge.station.web.feed import Feed
+from edge.station.web.feed import Crowded, Feed, StreamPlaces
 from edge.station.web.site import Site
 
+log = structlog.get_logger(__name__)
 router = APIRouter()
 
 HEARTBEAT_S = 15.0
 RETRY_MS = 2000  # how long a browser waits before reconnecting
+RETRY_AFTER_S = 30  # a reader refused for want of a place is asked to come back after this long
 VIEW_FIELDS = (
     "box",
     "id",
@@ -133,43 +140,78 @@ def event(data: dict | None = None, cursor: Cursor | None = None, name: str | No
     return "\n".join(lines) + "\n\n"
 
 
-def changes(site: Site, since: Cursor, until: Cursor) -> list[dict] | None:
-    with site.read() as db:
-        rows = alerts.changed(db, since, until)
-    return None if rows is None else [view(row) for row in rows]
+def events(db: sqlite3.Connection, since: Cursor, until: Cursor) -> str:
+    """The events that bring a reader from `since` to `until` (the feed reads them once for every reader): one
+    per alert new or changed, the last with `until` as its id; the id alone when no alert changed (it moves
+    the reader's Last-Event-ID past records of no alert); `reload` when too many changed."""
+    rows = alerts.changed(db, since, until)
+    if rows is None:
+        return event({}, until, "reload")
+    if not rows:
+        return event(cursor=until)
+    return "".join(event(view(row), until if number == len(rows) else None) for number, row in enumerate(rows, 1))
 
 
-async def stream(site: Site, feed: Feed, seen: Cursor) -> AsyncIterator[str]:
+async def stream(site: Site, feed: Feed, seen: Cursor) -> AsyncGenerator[str, None]:
     """Until the station stops; Starlette cancels it when the reader goes away."""
     async with feed.listening():
         yield f"retry: {RETRY_MS}\n\n"
         while True:
-            now = await feed.wait(seen, HEARTBEAT_S)
+            try:
+                change = await feed.next(seen, HEARTBEAT_S)
+            except (sqlite3.Error, StoreError) as error:  # the reader comes back after `retry:`, from `seen`
+                log.warning("feed_read_failed", error=str(error))
+                return
             if site.stopping.is_set():
                 return
-            if now is None:
+            if change is None:
                 yield ": still here\n\n"
                 continue
-            changed = await asyncio.to_thread(changes, site, seen, now)
-            if changed is None:
-                yield event({}, now, "reload")
-            else:
-                for number, data in enumerate(changed, 1):
-                    yield event(data, now if number == len(changed) else None)
-                if not changed:
-                    yield event(cursor=now)  # moves the reader's Last-Event-ID past records of no alert
-            seen = now
+            yield change.events
+            seen = change.until
+
+
+class Stream(StreamingResponse):
+    """The events of one reader, who holds a place of StreamPlaces until the stream ends, however it ends
+    (also when it never started: the reader left before)."""
+
+    def __init__(self, events: AsyncGenerator[str, None], give_back: Callable[[], None]):
+        super().__init__(
+            events,
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},  # nginx: pass each event at once
+        )
+        self.events, self.give_back = events, give_back
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.give_back()
+            await self.events.aclose()  # leaves the feed now rather than when the generator is collected
 
 
 @router.get("/api/alerts/stream")
 def alert_stream(request: Request, user: Viewer, after: str | None = Query(None, max_length=80)) -> Response:
+    """The live feed; 503 with Retry-After when as many streams are open as the station keeps, overall or from
+    the reader's address ([http] max_streams, max_streams_per_client)."""
     site: Site = request.app.state.site
-    seen = Cursor.parse(request.headers.get("last-event-id")) or Cursor.parse(after)
-    if seen is None:
+    places: StreamPlaces = request.app.state.stream_places
+    try:
+        give_back = places.take(request.client.host if request.client else "")
+    except Crowded as crowded:
+        return JSONResponse(
+            {"error": f"{crowded}: try again later"},
+            status_code=HTTPStatus.SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    try:
+        seen = Cursor.parse(request.headers.get("last-event-id")) or Cursor.parse(after)
         with site.read() as db:
-            seen = alerts.cursor(db)
-    return StreamingResponse(
-        stream(site, request.app.state.feed, seen),
-        media_type="text/event-stream",
-        headers={"cache-control": "no-store", "x-accel-buffering": "no"},  # nginx: pass each event at once
-    )
+            now = alerts.cursor(db)
+        if seen is None or not now.covers(seen):  # none, or not of this database: from now on
+            seen = now
+    except BaseException:
+        give_back()
+        raise
+    return Stream(stream(site, request.app.state.feed, seen), give_back)

@@ -55,6 +55,20 @@ class HttpSettings(BaseModel):
     stale_health_s: float = Field(
         300.0, gt=0, description="A box whose newest health record is older than this is flagged."
     )
+    max_streams: int = Field(
+        200,
+        ge=1,
+        le=100_000,
+        description="Live alert streams (one per open alerts page) kept open at once; beyond, 503 (each is a "
+        "connection: a file descriptor of the station's process).",
+    )
+    max_streams_per_client: int = Field(
+        8,
+        ge=1,
+        le=100_000,
+        description="Live alert streams one client address may keep open (those of trusted_proxies count only "
+        "in max_streams: they stand for many clients).",
+    )
 
     @field_validator("address")
     @classmethod

@@ -88,16 +88,38 @@
     else add(alert);
   }
 
-  const source = new EventSource(`/api/alerts/stream?after=${encodeURIComponent(state.dataset.cursor)}`);
-  source.onmessage = received;
-  source.addEventListener("reload", () => window.location.reload());
+  // EventSource comes back by itself after a lost connection, from its last event's id. A refused stream (503:
+  // the station serves as many live pages as it keeps) or any answer that is no stream closes it for good: the
+  // page then tries again itself, later and later (with some randomness, so that many pages do not come back
+  // at once), from the last cursor it was given.
   const live = state.textContent;
-  source.onopen = () => {
-    state.textContent = live;
-    state.classList.remove("offline");
-  };
-  source.onerror = () => {
-    state.textContent = "Connection to the station lost: reconnecting…";
-    state.classList.add("offline");
-  };
+  let cursor = state.dataset.cursor;
+  let pauseMs = 5000;
+
+  function connect() {
+    const source = new EventSource(`/api/alerts/stream?after=${encodeURIComponent(cursor)}`);
+    source.onmessage = (message) => {
+      if (message.lastEventId) cursor = message.lastEventId;
+      received(message);
+    };
+    source.addEventListener("reload", () => window.location.reload());
+    source.onopen = () => {
+      state.textContent = live;
+      state.classList.remove("offline");
+      pauseMs = 5000;
+    };
+    source.onerror = () => {
+      state.classList.add("offline");
+      if (source.readyState !== EventSource.CLOSED) {
+        state.textContent = "Connection to the station lost: reconnecting…";
+        return;
+      }
+      const wait = pauseMs * (0.5 + Math.random());
+      pauseMs = Math.min(pauseMs * 2, 300000);
+      state.textContent = `Live updates paused: trying again in ${Math.round(wait / 1000)} s…`;
+      setTimeout(connect, wait);
+    };
+  }
+
+  connect();
 })();
