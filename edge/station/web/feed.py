@@ -116,17 +116,20 @@ class Feed:
             reading = self._reading[key] = asyncio.ensure_future(asyncio.to_thread(self._describe, since, until))
 
             def done(future: asyncio.Future[Change]) -> None:
+                # Kept in the same step as the read is let go: a reader that comes in between finds one or the
+                # other, never neither (it would read the same again).
                 del self._reading[key]
-                if not future.cancelled():
-                    future.exception()  # heard, even when every reader that waited for it has left
+                if not future.cancelled() and future.exception() is None:  # heard, even with no reader left
+                    self._keep(future.result())
 
             reading.add_done_callback(done)
-        change = await asyncio.shield(reading)  # a reader that leaves does not end the others' read
-        self._changes[since] = change
-        self._changes.move_to_end(since)
+        return await asyncio.shield(reading)  # a reader that leaves does not end the others' read
+
+    def _keep(self, change: Change) -> None:
+        self._changes[change.since] = change
+        self._changes.move_to_end(change.since)
         while len(self._changes) > KEPT:
             self._changes.popitem(last=False)
-        return change
 
     def _describe(self, since: Cursor, until: Cursor) -> Change:
         with self.site.read() as db:
