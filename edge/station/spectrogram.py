@@ -16,8 +16,6 @@ beside it (`<stem>.spectrogram-v1.refused`) like an image, so that it is not dec
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import textwrap
 import threading
 from collections.abc import Iterable, Iterator
@@ -28,7 +26,7 @@ import soundfile as sf
 import structlog
 from PIL import Image, ImageDraw
 
-from edge.clips.store import TEMP_SUFFIX
+from edge.clips.store import write_atomically
 from edge.station.schemas import MAX_CLIP_SECONDS
 from edge.wire.clips import MAX_CHANNELS
 
@@ -217,22 +215,6 @@ def _kept(clip: Path) -> bytes | None:
 
 def _keep(path: Path, data: bytes) -> None:
     try:
-        write_once(path, data)
+        write_atomically(path, data)  # under `drawing`: no other writer of this name in the process
     except OSError:
         pass
-
-
-def write_once(target: Path, data: bytes) -> None:
-    """`data` under a temporary name of its own beside `target` (two requests drawing the same clip at once
-    each write theirs), then renamed over it. The station removes such temporary files left by a crash at
-    start-up (edge.station.clips: hidden, TEMP_SUFFIX)."""
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
