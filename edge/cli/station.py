@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -282,6 +285,23 @@ db_option = click.option(
 )
 
 
+@contextmanager
+def users_transaction(db_path: Path) -> Iterator[sqlite3.Connection]:
+    """The station's database (created or migrated as the station would) in one transaction, for changing its
+    users; a database that cannot be opened is a usage error naming it."""
+    from edge.station.store import Store, StoreError
+
+    try:
+        store = Store.open(db_path)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+    try:
+        with store.transaction():
+            yield store.db
+    finally:
+        store.close()
+
+
 @users_group.command(name="add")
 @click.argument("name")
 @db_option
@@ -295,7 +315,6 @@ db_option = click.option(
 @click.option("--replace", is_flag=True, help="Set a new password and role for a user who exists (signs them out).")
 def users_add(name: str, db_path: Path, role: str, password_file, replace: bool) -> None:
     """Add a user NAME who signs in with a password."""
-    from edge.station.store import Store, StoreError
     from edge.station.users import add_user
 
     if password_file is not None:
@@ -303,16 +322,10 @@ def users_add(name: str, db_path: Path, role: str, password_file, replace: bool)
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        store = Store.open(db_path)
-    except StoreError as error:
-        raise click.ClickException(str(error)) from error
-    try:
-        with store.transaction():
-            add_user(store.db, name, role, password, replace)
+        with users_transaction(db_path) as db:
+            add_user(db, name, role, password, replace)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    finally:
-        store.close()
     click.echo(f"{name}: {role}", err=True)
 
 
@@ -321,18 +334,10 @@ def users_add(name: str, db_path: Path, role: str, password_file, replace: bool)
 @db_option
 def users_remove(name: str, db_path: Path) -> None:
     """Remove the user NAME and end their sessions."""
-    from edge.station.store import Store, StoreError
     from edge.station.users import remove_user
 
-    try:
-        store = Store.open(db_path)
-    except StoreError as error:
-        raise click.ClickException(str(error)) from error
-    try:
-        with store.transaction():
-            removed = remove_user(store.db, name)
-    finally:
-        store.close()
+    with users_transaction(db_path) as db:
+        removed = remove_user(db, name)
     if not removed:
         raise click.ClickException(f"no user {name!r}")
 
