@@ -14,7 +14,7 @@ from edge.station.web.site import listen_address
 from support.broker import free_port
 from support.browser import browser
 from support.processes import StationProcess, edge_cli
-from support.web import csrf_of, sign_in, station_pages, users
+from support.web import csrf_of, login_csrf_of, sign_in, station_pages, users
 
 
 def test_passwords_are_hashed_with_a_salt():
@@ -171,8 +171,7 @@ def test_refusals_never_echo_what_was_sent(tmp_path):
     with station_pages(tmp_path) as url:
         secret = "hunter2-" + "s" * 1100  # over the longest password
         session = requests.Session()
-        page = session.get(url + "login")
-        csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+        csrf = login_csrf_of(session.get(url + "login"))
         refused = session.post(url + "login", data={"name": "ana", "password": secret, "csrf": csrf})
         assert refused.status_code == 422 and "password" in refused.json()["error"] and "hunter2" not in refused.text
         # A token that is not ASCII is a wrong token, not a server error.

@@ -47,9 +47,13 @@ def users(db_path: Path, *rows: tuple[str, str, str]) -> None:
 
 
 def sign_in(session: requests.Session, url: str, name: str, password: str) -> requests.Response:
-    page = session.get(url + "login")
-    csrf = re.search(r'name="csrf" value="([^"]*)"', page.text)[1]
+    csrf = login_csrf_of(session.get(url + "login"))
     return session.post(url + "login", data={"name": name, "password": password, "csrf": csrf, "next": "/"})
+
+
+def login_csrf_of(page: requests.Response) -> str:
+    """The sign-in form's own CSRF token (its hidden field `csrf`)."""
+    return re.search(r'name="csrf" value="([^"]*)"', page.text)[1]
 
 
 def csrf_of(page: requests.Response) -> str:
