@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
@@ -20,7 +19,7 @@ from edge.screen.stage import Screen
 from edge.sinks.files import RavenSink, file_sinks
 from edge.sinks.summary import Summary
 from edge.sources.files import DecodeOptions, FileSource
-from edge.types import AudioChunk, Detection, Sink
+from edge.types import Detection, Sink, Stream
 
 LONG_INPUT_SECONDS = 60.0
 
@@ -74,6 +73,66 @@ class ReplayResult:
     species_weeks: tuple[int, ...] = ()  # the weeks the range filter was worked out for, when located
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """The models of a replay, loaded once per process, and the pipeline they make: it takes any number of
+    streams one after the other. `species` tells the weeks its range filter was worked out for."""
+
+    pipeline: Pipeline[Detection]
+    species: SpeciesFilter
+
+
+def load_analysis(models_dir: Path, model_names: list[str], options: ReplayOptions) -> Analysis:
+    """Raises ModelError for a model that cannot be loaded, ValueError for species no model knows."""
+    ensemble = load_ensemble(models_dir, [MemberSpec(name) for name in model_names], options.window, options.member)
+    windower = Windower(options.window, ensemble.sample_rates, options.resampler)
+    species = SpeciesFilter.load(options.species, ensemble.taxonomy.labels, models_dir)
+    if species.unknown:  # a typo would silently report, or drop, nothing
+        raise ValueError(
+            f"no model knows the species {', '.join(map(repr, species.unknown))} of the include or "
+            "exclude list (give a scientific or common name, or a label, of the models)"
+        )
+    screen = Screen(AlertGate(AlertOptions(), ensemble.taxonomy.labels), species)  # no alert classes
+    return Analysis(Pipeline(windower, ensemble, screen, Detector(options.detector)), species)
+
+
+class ReplayOutput:
+    """Where a replay's detections go: the detection files, the summary and the progress bar, in one
+    process whichever process analysed them. A recording's Raven table exists once `begin` names it."""
+
+    def __init__(self, out: Path, options: ReplayOptions, paths: dict[str, Path], total: float, progress: bool):
+        self.summary = Summary()
+        files = file_sinks(out, options.formats, append=False, paths=paths)
+        self.sinks: list[Sink] = [*files, self.summary]
+        self.tables = [sink for sink in files if isinstance(sink, RavenSink)]
+        self.seconds = 0.0
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+            TimeRemainingColumn(),
+            disable=not progress or total < LONG_INPUT_SECONDS,
+            transient=True,
+        )
+        self.task = self.bar.add_task("replay", total=total)
+
+    def begin(self, stream: Stream) -> None:
+        for table in self.tables:
+            table.begin(stream)
+
+    def emit(self, detection: Detection) -> None:
+        for sink in self.sinks:
+            sink.emit(detection)
+
+    def advance(self, seconds: float, stream_id: str) -> None:
+        self.seconds += seconds
+        self.bar.update(self.task, advance=seconds, description=stream_id[-40:])
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
 def replay(
     paths: list[Path],
     models_dir: Path,
@@ -82,65 +141,33 @@ def replay(
     options: ReplayOptions,
     progress: bool = False,
 ) -> ReplayResult:
-    ensemble = load_ensemble(models_dir, [MemberSpec(name) for name in model_names], options.window, options.member)
+    """The recordings under `paths` analysed in this process, their detections written under `out`."""
+    analysis = load_analysis(models_dir, model_names, options)
     source = FileSource(paths, options.decode)
-    windower = Windower(options.window, ensemble.sample_rates, options.resampler)
-    species = SpeciesFilter.load(options.species, ensemble.taxonomy.labels, models_dir)
-    if species.unknown:  # a typo would silently report, or drop, nothing
-        raise ValueError(
-            f"no model knows the species {', '.join(map(repr, species.unknown))} of the include or "
-            "exclude list (give a scientific or common name, or a label, of the models)"
-        )
-    summary = Summary()
-    files = file_sinks(
-        out, options.formats, append=False, paths={stream_id: path for path, stream_id in source.recordings}
+    output = ReplayOutput(
+        out, options, {stream_id: path for path, stream_id in source.recordings}, source.total_seconds(), progress
     )
-    sinks = [*files, summary]
-    tables = [sink for sink in files if isinstance(sink, RavenSink)]
-    total = source.total_seconds()
-    seconds = 0.0
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
-        TimeRemainingColumn(),
-        disable=not progress or total < LONG_INPUT_SECONDS,
-        transient=True,
-    )
-    with bar:
-        task = bar.add_task("replay", total=total)
-
-        def advance(chunk):
-            nonlocal seconds
-            seconds += chunk.seconds
-            for table in tables:
-                table.begin(chunk.stream)
-            bar.update(task, advance=chunk.seconds, description=chunk.stream.id[-40:])
-
-        screen = Screen(AlertGate(AlertOptions(), ensemble.taxonomy.labels), species)  # no alert classes
-        run(source, Pipeline(windower, ensemble, screen, Detector(options.detector)), sinks, on_chunk=advance)
+    with output.bar:
+        run(source, analysis.pipeline, output)
     return ReplayResult(
-        summary=summary,
+        summary=output.summary,
         recordings=len(source.recordings),
         failed=source.failed,
-        audio_seconds=seconds,
+        audio_seconds=output.seconds,
         damaged=source.damaged,
-        species_weeks=tuple(sorted(species.weeks)),
+        species_weeks=tuple(sorted(analysis.species.weeks)),
     )
 
 
-def run(
-    source: FileSource, pipeline: Pipeline[Detection], sinks: list[Sink], on_chunk: Callable[[AudioChunk], None]
-) -> None:
-    """Every chunk of the source through the pipeline, its detections to every sink; then close the sinks
+def run(source: FileSource, pipeline: Pipeline[Detection], output: ReplayOutput) -> None:
+    """Every chunk of the source through the pipeline, its detections to the output; then close the output
     (also on error)."""
     try:
         for chunk in source.chunks():
             for detection in pipeline.push(chunk):
                 assert isinstance(detection, Detection)  # no alert classes, no clips in a replay
-                for sink in sinks:
-                    sink.emit(detection)
-            on_chunk(chunk)
+                output.emit(detection)
+            output.begin(chunk.stream)
+            output.advance(chunk.seconds, chunk.stream.id)
     finally:
-        for sink in sinks:
-            sink.close()
+        output.close()

@@ -120,6 +120,13 @@ class FileSource:
         self.damaged: list[tuple[str, str]] = []  # analysed as far as readable, with what was wrong
         self.damaged_seconds = 0.0  # analysed as silence in place of damage
 
+    @classmethod
+    def listed(cls, recordings: list[tuple[Path, str]], options: DecodeOptions = DecodeOptions()) -> FileSource:
+        """A source of (file, stream id) pairs already listed, in that order (a run of `runs`)."""
+        source = cls([], options)
+        source.recordings = list(recordings)
+        return source
+
     def chunks(self) -> Iterator[AudioChunk]:
         joiner = Joiner(self.options.join_gap)
         for path, stream_id in self.recordings:
