@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,6 +14,7 @@ from rich.table import Table
 from edge.app import logs
 from edge.app.replay import ReplayOptions, replay
 from edge.app.sections import DEFAULT_MODEL
+from edge.app.workers import replay_in_workers
 from edge.audio.resample import RESAMPLERS
 from edge.audio.windower import WindowSpec
 from edge.cli.models import models_dir_option
@@ -118,6 +120,13 @@ from edge.sources.files import known_zone
     help="A recorder's consecutive files whose times meet within this many seconds are analysed as "
     "one stream; off: each file on its own.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes analysing recordings side by side (a recorder's joined files go to one); "
+    "1: all in this process.  [default: the number of cores]",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar, no summary.")
 @click.option(
     "--resampler",
@@ -142,6 +151,7 @@ def replay_command(
     zone,
     threads,
     join_gap,
+    workers,
     quiet,
     species,
     resampler,
@@ -168,10 +178,15 @@ def replay_command(
         resampler=resampler,
     )
     console = Console(stderr=True)
+    progress = not quiet and console.is_terminal
+    workers = workers or os.cpu_count() or 1
     try:
-        result = replay(
-            list(paths), models_dir, list(model_names), out, options, progress=not quiet and console.is_terminal
-        )
+        if workers == 1:
+            result = replay(list(paths), models_dir, list(model_names), out, options, progress=progress)
+        else:
+            result = replay_in_workers(
+                list(paths), models_dir, list(model_names), out, options, workers, progress=progress
+            )
     except (ModelError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     if not quiet:

@@ -10,23 +10,12 @@ import soundfile as sf
 from edge.sources.joins import StreamEnd
 from edge.sources.recording_time import recorder_of
 from edge.types import Stream
+from support.audio import cut_recording
 from support.config import write_config
 from support.paths import DATA
 from support.processes import DaemonProcess, edge_cli
 from support.records import SPINETAIL, comparable, read_records
 from support.waiting import wait_for
-
-CUTS = (0.0, 6.0, 12.0)  # seconds: both cuts fall inside a Red-faced Spinetail song (5.2-7.9 s, 11.3-13.8 s)
-
-
-def cut_recording(source, folder, names=("20240501_060000.WAV", "20240501_060006.WAV", "20240501_060012.WAV")):
-    """The recording cut at CUTS into files named as an AudioMoth names consecutive files."""
-    audio, rate = sf.read(source, dtype="float32")
-    folder.mkdir(parents=True, exist_ok=True)
-    bounds = [round(c * rate) for c in CUTS] + [len(audio)]
-    for name, begin, end in zip(names, bounds, bounds[1:], strict=False):
-        sf.write(folder / name, audio[begin:end], rate, subtype="PCM_16")
-    return audio, rate
 
 
 def detections(out):

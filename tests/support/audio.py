@@ -34,3 +34,16 @@ def unknown_length(audio: bytes) -> bytes:
     """FLAC bytes as an encoder that cannot seek back writes them: STREAMINFO's 36 bits of total samples are 0."""
     fields = int.from_bytes(audio[18:26], "big") & ~((1 << 36) - 1)
     return audio[:18] + fields.to_bytes(8, "big") + audio[26:]
+
+
+CUTS = (0.0, 6.0, 12.0)  # seconds: both cuts fall inside a Red-faced Spinetail song (5.2-7.9 s, 11.3-13.8 s)
+
+
+def cut_recording(source, folder, names=("20240501_060000.WAV", "20240501_060006.WAV", "20240501_060012.WAV")):
+    """The recording cut at CUTS into files named as an AudioMoth names consecutive files."""
+    audio, rate = sf.read(source, dtype="float32")
+    folder.mkdir(parents=True, exist_ok=True)
+    bounds = [round(c * rate) for c in CUTS] + [len(audio)]
+    for name, begin, end in zip(names, bounds, bounds[1:], strict=False):
+        sf.write(folder / name, audio[begin:end], rate, subtype="PCM_16")
+    return audio, rate

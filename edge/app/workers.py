@@ -1,0 +1,181 @@
+"""`edge replay --workers N`: runs of recordings analysed in N worker processes, their detections written here.
+
+A run (see `runs`) goes to one worker whole, so every stream is analysed as one process would. The parent owns
+the outputs: it holds a run's records until the run is done, then writes them in the order the worker found
+them, so that the detection files hold what one process writes, in the order runs finish. A worker that dies
+has its run given to a new worker; what it had sent of the run is dropped, so no detection is written twice.
+A run whose worker dies twice is reported as failed, and the replay goes on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+import structlog
+
+from edge.app.replay import ReplayOptions, ReplayOutput, ReplayResult
+from edge.app.run_worker import RunDone, RunProgress, WorkerFailed, serve
+from edge.sources.files import FileSource, list_recordings
+from edge.sources.runs import Run, joined_runs
+from edge.types import Detection
+
+log = structlog.get_logger(__name__)
+
+ATTEMPTS = 2  # a run whose worker dies this many times is given up
+
+# Called in the parent with the pid of the worker that sent the progress (tests kill a worker on its first).
+ProgressHook = Callable[[int, RunProgress], None]
+
+
+def replay_in_workers(
+    paths: list[Path],
+    models_dir: Path,
+    model_names: list[str],
+    out: Path,
+    options: ReplayOptions,
+    workers: int,
+    progress: bool = False,
+    on_progress: ProgressHook | None = None,
+) -> ReplayResult:
+    """As `replay`, the analysis done by `workers` processes; raises what a worker raised loading its models."""
+    recordings = list_recordings(paths, options.decode.naive_zone)
+    runs = joined_runs(recordings, options.decode)
+    total = FileSource.listed(recordings, options.decode).total_seconds()
+    output = ReplayOutput(out, options, {stream_id: path for path, stream_id in recordings}, total, progress)
+    finished: dict[int, RunDone] = {}
+    with output.bar:
+        try:
+            pool = Workers(workers, models_dir, model_names, options, output, on_progress)
+            for done in pool.analyse(runs):
+                write(done, output)
+                finished[done.index] = done
+        finally:
+            output.close()
+    ordered = [finished[index] for index in sorted(finished)]
+    return ReplayResult(
+        summary=output.summary,
+        recordings=len(recordings),
+        failed=[f for done in ordered for f in done.failed],
+        audio_seconds=output.seconds,
+        damaged=[d for done in ordered for d in done.damaged],
+        species_weeks=tuple(sorted(set().union(*(done.weeks for done in ordered)))),
+    )
+
+
+def write(done: RunDone, output: ReplayOutput) -> None:
+    for record in done.records:
+        if isinstance(record, Detection):
+            output.emit(record)
+        else:
+            output.begin(record)
+
+
+@dataclass
+class Worker:
+    process: BaseProcess
+    conn: Connection
+    run: Run | None = None
+    seconds: float = 0.0  # of its run's audio, shown on the progress bar
+
+
+class Workers:
+    """N worker processes (spawned: nothing of the parent's state is copied into them) fed one run at a time."""
+
+    def __init__(
+        self,
+        count: int,
+        models_dir: Path,
+        model_names: list[str],
+        options: ReplayOptions,
+        output: ReplayOutput,
+        on_progress: ProgressHook | None = None,
+    ):
+        self.count = count
+        self.serve_args = (models_dir, model_names, options)
+        self.output = output
+        self.on_progress = on_progress
+        self.context = multiprocessing.get_context("spawn")
+        self.attempts: dict[int, int] = {}
+
+    def analyse(self, runs: list[Run]) -> Iterator[RunDone]:
+        """Each run's results as it is done, in the order runs finish; the workers are stopped at the end."""
+        pending = deque(runs)
+        workers = [self._start() for _ in range(min(self.count, len(runs)))]
+        try:
+            while pending or any(w.run is not None for w in workers):
+                for worker in workers:
+                    if worker.run is None and pending:
+                        worker.run = pending.popleft()
+                        worker.conn.send(worker.run)
+                for conn in wait([w.conn for w in workers]):
+                    worker = next(w for w in workers if w.conn is conn)
+                    if (done := self._receive(worker, pending)) is not None:
+                        yield done
+                    if worker.conn.closed:  # dead: a new one takes its place while there is work
+                        workers.remove(worker)
+                        if pending and len(workers) < self.count:
+                            workers.append(self._start())
+        finally:
+            self._stop(workers)
+
+    def _receive(self, worker: Worker, pending: deque[Run]) -> RunDone | None:
+        """Handle one message of a worker; the results of a run it finished (or that is given up on)."""
+        try:
+            message = worker.conn.recv()
+        except EOFError:  # the worker died: everything it sent is read, the rest of its run is lost
+            return self._lost(worker, pending)
+        if isinstance(message, WorkerFailed):
+            raise message.error
+        if isinstance(message, RunProgress):
+            worker.seconds += message.seconds
+            self.output.advance(message.seconds, message.stream_id)
+            if self.on_progress is not None:
+                self.on_progress(worker.process.pid or 0, message)
+            return None
+        assert isinstance(message, RunDone)
+        worker.run, worker.seconds = None, 0.0
+        return message
+
+    def _lost(self, worker: Worker, pending: deque[Run]) -> RunDone | None:
+        """A dead worker's run goes back to the front of the queue; on its last attempt it is given up, its
+        files reported as failed."""
+        worker.conn.close()
+        worker.process.join()
+        run, worker.run = worker.run, None
+        self.output.advance(-worker.seconds, "")  # the run starts again from nothing
+        if run is None:
+            return None
+        attempts = self.attempts[run.index] = self.attempts.get(run.index, 0) + 1
+        log.warning("replay_worker_died", exit_code=worker.process.exitcode, run=run.index, attempt=attempts)
+        if attempts < ATTEMPTS:
+            pending.appendleft(run)
+            return None
+        reason = f"the worker process analysing it died {attempts} times"
+        return RunDone(run.index, (), tuple((stream_id, reason) for _, stream_id in run.recordings), (), frozenset())
+
+    def _start(self) -> Worker:
+        parent, child = self.context.Pipe()
+        process = self.context.Process(target=serve, args=(child, *self.serve_args), daemon=True)
+        process.start()
+        child.close()  # the worker's end lives in the worker alone: its death reads as the end of the pipe
+        return Worker(process, parent)
+
+    def _stop(self, workers: list[Worker]) -> None:
+        """Tell every idle worker to stop, kill the busy ones, and wait for them all."""
+        for worker in workers:
+            if worker.run is not None:  # busy when the replay stopped on an error: its run is not wanted
+                worker.process.kill()
+            else:
+                try:
+                    worker.conn.send(None)
+                except OSError:  # already gone
+                    pass
+        for worker in workers:
+            worker.process.join()
+            worker.conn.close()

@@ -1,0 +1,89 @@
+"""`edge replay --workers N`: the same detection files whatever the number of worker processes, a recorder's
+joined files analysed whole by one of them, and a worker killed part-way replaced without a detection twice."""
+
+import os
+import shutil
+import signal
+from collections import Counter
+
+import pytest
+
+from edge.app.replay import ReplayOptions, replay
+from edge.app.workers import replay_in_workers
+from edge.audio.windower import WindowSpec
+from edge.events.detector import DetectorOptions
+from edge.inference.member import MemberOptions
+from edge.sources.files import DecodeOptions
+from support.audio import cut_recording
+from support.processes import edge_cli
+
+RECORDINGS = (
+    "S4A03895_20190522_120000.wav",
+    "S4A03895_20190522_230000.wav",
+    "opso_birds_10s.wav",
+    "curlew_call_1.wav",
+    "opso_aru_1_CSWA_3s.wav",
+)
+
+
+@pytest.fixture
+def archive(data, tmp_path):
+    """Real recordings, and one recording cut into three files an AudioMoth would write back to back."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for name in RECORDINGS:
+        shutil.copy(data / name, folder)
+    cut_recording(data / "maad_spinetail.wav", folder / "moth")
+    return folder
+
+
+def written(out):
+    """Each detection file's lines, sorted; each Raven table as written."""
+    files = {name: sorted((out / name).read_text().splitlines()) for name in ("detections.jsonl", "detections.csv")}
+    return files | {p.name: p.read_text() for p in sorted((out / "raven").iterdir())}
+
+
+def test_detection_files_are_the_same_for_any_number_of_workers(archive, tmp_path):
+    outs = {n: tmp_path / f"out-{n}" for n in (1, 2, 3)}
+    for n, out in outs.items():
+        edge_cli("replay", str(archive), "--out", str(out), "--workers", str(n), "--quiet")
+    one = written(outs[1])
+    print(f"{len(one['detections.jsonl'])} detections, {len(one) - 2} Raven tables")
+    assert len(one) - 2 == len(RECORDINGS) + 1, "a table per stream: the three cut files are one"
+    assert any(
+        '"source": "moth/20240501_060000.WAV"' in line and "Cranioleuca erythrops" in line
+        for line in one["detections.jsonl"]
+    )
+    assert written(outs[2]) == one
+    assert written(outs[3]) == one
+
+
+def options(formats=("jsonl",)):
+    """Replay's defaults, decoded a second at a time so that every run sends progress many times."""
+    return ReplayOptions(
+        window=WindowSpec(),
+        member=MemberOptions(),
+        detector=DetectorOptions(),
+        decode=DecodeOptions(block_seconds=1.0),
+        formats=formats,
+    )
+
+
+def test_a_worker_killed_mid_run_has_its_run_analysed_again_and_written_once(archive, models_dir, tmp_path):
+    replay([archive], models_dir, ["birdnet-v2.4"], tmp_path / "one", options())
+    seen = []  # (worker pid, run) of every progress message, in order
+
+    def kill_the_first(pid, progress):
+        if not seen:
+            os.kill(pid, signal.SIGKILL)
+        seen.append((pid, progress.index))
+
+    result = replay_in_workers(
+        [archive], models_dir, ["birdnet-v2.4"], tmp_path / "two", options(), 2, on_progress=kill_the_first
+    )
+    killed, run = seen[0]
+    assert any(pid != killed and index == run for pid, index in seen[1:]), "another worker took the run up"
+    lines = (tmp_path / "two" / "detections.jsonl").read_text().splitlines()
+    assert not [line for line, count in Counter(lines).items() if count > 1], "no detection written twice"
+    assert sorted(lines) == sorted((tmp_path / "one" / "detections.jsonl").read_text().splitlines())
+    assert not result.failed
