@@ -8,6 +8,7 @@ owns the outputs, so a worker killed part-way leaves nothing behind but a run to
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -51,6 +52,7 @@ class WorkerFailed:
 def serve(conn: Connection, models_dir: Path, model_names: list[str], options: ReplayOptions) -> None:
     """The worker process's main: load, then answer runs until told to stop (None) or the pipe closes."""
     logs.configure()  # a process of its own: its log lines look like the parent's
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops us
     try:
         analysis = load_analysis(models_dir, model_names, options)
     except Exception as error:  # noqa: BLE001 - whatever stops the models loading stops the replay
