@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
-exec .venv/bin/edge replay tests/data/maad_spinetail.wav --out edge-out "$@"
+exec .venv/bin/edge replay tests/data/maad_spinetail.wav --out edge-out --fresh "$@"

@@ -1,12 +1,10 @@
-"""`edge replay`: wire a file source, the ensemble and file sinks together and run the pipeline once."""
+"""What a replay is: its options, the models and pipeline each analysing process loads, and its result."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
-
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from edge.audio.windower import Windower, WindowSpec
 from edge.events.detector import Detector, DetectorOptions
@@ -16,12 +14,9 @@ from edge.pipeline import Pipeline
 from edge.screen.alerts import AlertGate, AlertOptions
 from edge.screen.species import SpeciesFilter, SpeciesOptions
 from edge.screen.stage import Screen
-from edge.sinks.files import RavenSink, file_sinks
 from edge.sinks.summary import Summary
-from edge.sources.files import DecodeOptions, FileSource
-from edge.types import Detection, Sink, Stream
-
-LONG_INPUT_SECONDS = 60.0
+from edge.sources.files import DecodeOptions
+from edge.types import Detection
 
 
 @dataclass(frozen=True)
@@ -71,6 +66,9 @@ class ReplayResult:
     audio_seconds: float
     damaged: list[tuple[str, str]]
     species_weeks: tuple[int, ...] = ()  # the weeks the range filter was worked out for, when located
+    skipped: int = 0  # recordings an earlier replay into the same folder had done
+    wall_seconds: float = 0.0
+    states: dict[str, int] = field(default_factory=dict)  # the job's recordings by state, earlier replays included
 
 
 @dataclass(frozen=True)
@@ -94,80 +92,3 @@ def load_analysis(models_dir: Path, model_names: list[str], options: ReplayOptio
         )
     screen = Screen(AlertGate(AlertOptions(), ensemble.taxonomy.labels), species)  # no alert classes
     return Analysis(Pipeline(windower, ensemble, screen, Detector(options.detector)), species)
-
-
-class ReplayOutput:
-    """Where a replay's detections go: the detection files, the summary and the progress bar, in one
-    process whichever process analysed them. A recording's Raven table exists once `begin` names it."""
-
-    def __init__(self, out: Path, options: ReplayOptions, paths: dict[str, Path], total: float, progress: bool):
-        self.summary = Summary()
-        files = file_sinks(out, options.formats, append=False, paths=paths)
-        self.sinks: list[Sink] = [*files, self.summary]
-        self.tables = [sink for sink in files if isinstance(sink, RavenSink)]
-        self.seconds = 0.0
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
-            TimeRemainingColumn(),
-            disable=not progress or total < LONG_INPUT_SECONDS,
-            transient=True,
-        )
-        self.task = self.bar.add_task("replay", total=total)
-
-    def begin(self, stream: Stream) -> None:
-        for table in self.tables:
-            table.begin(stream)
-
-    def emit(self, detection: Detection) -> None:
-        for sink in self.sinks:
-            sink.emit(detection)
-
-    def advance(self, seconds: float, stream_id: str) -> None:
-        self.seconds += seconds
-        self.bar.update(self.task, advance=seconds, description=stream_id[-40:])
-
-    def close(self) -> None:
-        for sink in self.sinks:
-            sink.close()
-
-
-def replay(
-    paths: list[Path],
-    models_dir: Path,
-    model_names: list[str],
-    out: Path,
-    options: ReplayOptions,
-    progress: bool = False,
-) -> ReplayResult:
-    """The recordings under `paths` analysed in this process, their detections written under `out`."""
-    analysis = load_analysis(models_dir, model_names, options)
-    source = FileSource(paths, options.decode)
-    output = ReplayOutput(
-        out, options, {stream_id: path for path, stream_id in source.recordings}, source.total_seconds(), progress
-    )
-    with output.bar:
-        run(source, analysis.pipeline, output)
-    return ReplayResult(
-        summary=output.summary,
-        recordings=len(source.recordings),
-        failed=source.failed,
-        audio_seconds=output.seconds,
-        damaged=source.damaged,
-        species_weeks=tuple(sorted(analysis.species.weeks)),
-    )
-
-
-def run(source: FileSource, pipeline: Pipeline[Detection], output: ReplayOutput) -> None:
-    """Every chunk of the source through the pipeline, its detections to the output; then close the output
-    (also on error)."""
-    try:
-        for chunk in source.chunks():
-            for detection in pipeline.push(chunk):
-                assert isinstance(detection, Detection)  # no alert classes, no clips in a replay
-                output.emit(detection)
-            output.begin(chunk.stream)
-            output.advance(chunk.seconds, chunk.stream.id)
-    finally:
-        output.close()

@@ -9,6 +9,7 @@ owns the outputs, so a worker killed part-way leaves nothing behind but a run to
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -40,6 +41,7 @@ class RunDone:
     failed: tuple[tuple[str, str], ...]
     damaged: tuple[tuple[str, str], ...]
     weeks: frozenset[int]
+    lost: bool = False  # given up: the process analysing it died on every attempt (`failed` says so)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def serve(conn: Connection, models_dir: Path, model_names: list[str], options: R
         conn.send(WorkerFailed(error))
         return
     while (run := receive(conn)) is not None:
-        conn.send(analyse(run, analysis, options, conn))
+        conn.send(analyse(run, analysis, options, conn.send))
 
 
 def receive(conn: Connection) -> Run | None:
@@ -69,7 +71,7 @@ def receive(conn: Connection) -> Run | None:
         return None
 
 
-def analyse(run: Run, analysis: Analysis, options: ReplayOptions, conn: Connection) -> RunDone:
+def analyse(run: Run, analysis: Analysis, options: ReplayOptions, report: Callable[[RunProgress], None]) -> RunDone:
     """One run through the pipeline, as the in-process replay takes it, progress sent on the way."""
     source = FileSource.listed(list(run.recordings), options.decode)
     records: list[Stream | Detection] = []
@@ -81,7 +83,7 @@ def analyse(run: Run, analysis: Analysis, options: ReplayOptions, conn: Connecti
         if chunk.stream.id != begun:
             records.append(chunk.stream)
             begun = chunk.stream.id
-        conn.send(RunProgress(run.index, chunk.seconds, chunk.stream.id))
+        report(RunProgress(run.index, chunk.seconds, chunk.stream.id))
     return RunDone(
         index=run.index,
         records=tuple(records),

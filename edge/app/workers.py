@@ -1,8 +1,7 @@
-"""`edge replay --workers N`: runs of recordings analysed in N worker processes, their detections written here.
+"""`edge replay --workers N`: runs of recordings analysed in N worker processes, for the job (see `job`).
 
 A run (see `runs`) goes to one worker whole, so every stream is analysed as one process would. The parent owns
-the outputs: it holds a run's records until the run is done, then writes them in the order the worker found
-them, so that the detection files hold what one process writes, in the order runs finish. A worker that dies
+the outputs: it is handed a run's records once the run is done (see `job`). A worker that dies
 has its run given to a new worker; what it had sent of the run is dropped, so no detection is written twice.
 A run whose worker dies twice is reported as failed, and the replay goes on.
 """
@@ -19,11 +18,10 @@ from pathlib import Path
 
 import structlog
 
-from edge.app.replay import ReplayOptions, ReplayOutput, ReplayResult
+from edge.app.output import ReplayOutput
+from edge.app.replay import ReplayOptions
 from edge.app.run_worker import RunDone, RunProgress, WorkerFailed, serve
-from edge.sources.files import FileSource, list_recordings
-from edge.sources.runs import Run, joined_runs
-from edge.types import Detection
+from edge.sources.runs import Run
 
 log = structlog.get_logger(__name__)
 
@@ -31,49 +29,6 @@ ATTEMPTS = 2  # a run whose worker dies this many times is given up
 
 # Called in the parent with the pid of the worker that sent the progress (tests kill a worker on its first).
 ProgressHook = Callable[[int, RunProgress], None]
-
-
-def replay_in_workers(
-    paths: list[Path],
-    models_dir: Path,
-    model_names: list[str],
-    out: Path,
-    options: ReplayOptions,
-    workers: int,
-    progress: bool = False,
-    on_progress: ProgressHook | None = None,
-) -> ReplayResult:
-    """As `replay`, the analysis done by `workers` processes; raises what a worker raised loading its models."""
-    recordings = list_recordings(paths, options.decode.naive_zone)
-    runs = joined_runs(recordings, options.decode)
-    total = FileSource.listed(recordings, options.decode).total_seconds()
-    output = ReplayOutput(out, options, {stream_id: path for path, stream_id in recordings}, total, progress)
-    finished: dict[int, RunDone] = {}
-    with output.bar:
-        try:
-            pool = Workers(workers, models_dir, model_names, options, output, on_progress)
-            for done in pool.analyse(runs):
-                write(done, output)
-                finished[done.index] = done
-        finally:
-            output.close()
-    ordered = [finished[index] for index in sorted(finished)]
-    return ReplayResult(
-        summary=output.summary,
-        recordings=len(recordings),
-        failed=[f for done in ordered for f in done.failed],
-        audio_seconds=output.seconds,
-        damaged=[d for done in ordered for d in done.damaged],
-        species_weeks=tuple(sorted(set().union(*(done.weeks for done in ordered)))),
-    )
-
-
-def write(done: RunDone, output: ReplayOutput) -> None:
-    for record in done.records:
-        if isinstance(record, Detection):
-            output.emit(record)
-        else:
-            output.begin(record)
 
 
 @dataclass
@@ -157,7 +112,8 @@ class Workers:
             pending.appendleft(run)
             return None
         reason = f"the worker process analysing it died {attempts} times"
-        return RunDone(run.index, (), tuple((stream_id, reason) for _, stream_id in run.recordings), (), frozenset())
+        failed = tuple((stream_id, reason) for _, stream_id in run.recordings)
+        return RunDone(run.index, (), failed, (), frozenset(), lost=True)
 
     def _start(self) -> Worker:
         parent, child = self.context.Pipe()

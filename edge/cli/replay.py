@@ -12,9 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from edge.app import logs
-from edge.app.replay import ReplayOptions, replay
+from edge.app.job import replay
+from edge.app.ledger import LEDGER_NAME
+from edge.app.replay import ReplayOptions
 from edge.app.sections import DEFAULT_MODEL
-from edge.app.workers import replay_in_workers
 from edge.audio.resample import RESAMPLERS
 from edge.audio.windower import WindowSpec
 from edge.cli.models import models_dir_option
@@ -89,8 +90,10 @@ from edge.sources.files import known_zone
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("edge-out"),
     show_default=True,
-    help="Folder for the detection files (rewritten by each replay).",
+    help="Folder for the detection files and the job's ledger: the same command run again analyses only "
+    "the recordings not done yet.",
 )
+@click.option("--fresh", is_flag=True, help="Forget what an earlier replay into --out did, and start again.")
 @click.option(
     "--channel",
     type=click.IntRange(min=0),
@@ -152,6 +155,7 @@ def replay_command(
     threads,
     join_gap,
     workers,
+    fresh,
     quiet,
     species,
     resampler,
@@ -181,14 +185,14 @@ def replay_command(
     progress = not quiet and console.is_terminal
     workers = workers or os.cpu_count() or 1
     try:
-        if workers == 1:
-            result = replay(list(paths), models_dir, list(model_names), out, options, progress=progress)
-        else:
-            result = replay_in_workers(
-                list(paths), models_dir, list(model_names), out, options, workers, progress=progress
-            )
+        result = replay(list(paths), models_dir, list(model_names), out, options, workers, fresh, progress)
     except (ModelError, ValueError) as error:
         raise click.ClickException(str(error)) from error
+    except KeyboardInterrupt:
+        Console(stderr=True).print(
+            f"interrupted: the recordings done so far are kept in {out}/; the same command goes on from there"
+        )
+        sys.exit(130)
     if not quiet:
         print_summary(result, out)
     if result.failed and len(result.failed) == result.recordings:
@@ -197,10 +201,8 @@ def replay_command(
 
 def print_summary(result, out: Path) -> None:
     console = Console()
-    table = Table(
-        title=f"{result.summary.detections} detections in {result.recordings} recording(s), "
-        f"{result.audio_seconds:.1f} s of audio"
-    )
+    done_before = f", {result.skipped} of them done by an earlier replay" if result.skipped else ""
+    table = Table(title=f"{result.summary.detections} detections in {result.recordings} recording(s){done_before}")
     for column in ("species", "scientific name", "detections", "max confidence"):
         table.add_column(column, justify="right" if column in ("detections", "max confidence") else "left")
     for tally in result.summary.ranked():
@@ -216,4 +218,12 @@ def print_summary(result, out: Path) -> None:
         console.print(f"[red]skipped[/red] {stream_id}: {error}")
     for stream_id, error in result.damaged:
         console.print(f"[yellow]damaged[/yellow] {stream_id}: {error}")
+    speed = f": {result.audio_seconds / result.wall_seconds:.0f}x real time" if result.wall_seconds > 0 else ""
+    console.print(f"analysed {hours(result.audio_seconds)} of audio in {hours(result.wall_seconds)}{speed}")
+    if quarantined := result.states.get("quarantined"):
+        console.print(f"[red]{quarantined} recording(s) quarantined[/red] in {out}/{LEDGER_NAME}: not analysed again")
     console.print(f"detections written to {out}/")
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds:.1f} s"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
@@ -26,6 +27,12 @@ class JsonlSink:
         self._file.write(to_json(to_record(detection)) + "\n")
         self._file.flush()
 
+    def sync(self) -> int:
+        """What was written, on the storage: the file's length."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        return os.fstat(self._file.fileno()).st_size
+
     def close(self) -> None:
         self._file.close()
 
@@ -43,6 +50,12 @@ class CsvSink:
     def emit(self, detection: Detection) -> None:
         self._writer.writerow(finite(to_record(detection)))
         self._file.flush()
+
+    def sync(self) -> int:
+        """What was written, on the storage: the file's length."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        return os.fstat(self._file.fileno()).st_size
 
     def close(self) -> None:
         self._file.close()

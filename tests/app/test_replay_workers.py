@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from edge.app.replay import ReplayOptions, replay
-from edge.app.workers import replay_in_workers
+from edge.app.job import replay
+from edge.app.replay import ReplayOptions
 from edge.audio.windower import WindowSpec
 from edge.events.detector import DetectorOptions
 from edge.inference.member import MemberOptions
@@ -78,8 +78,8 @@ def test_a_worker_killed_mid_run_has_its_run_analysed_again_and_written_once(arc
             os.kill(pid, signal.SIGKILL)
         seen.append((pid, progress.index))
 
-    result = replay_in_workers(
-        [archive], models_dir, ["birdnet-v2.4"], tmp_path / "two", options(), 2, on_progress=kill_the_first
+    result = replay(
+        [archive], models_dir, ["birdnet-v2.4"], tmp_path / "two", options(), workers=2, on_progress=kill_the_first
     )
     killed, run = seen[0]
     assert any(pid != killed and index == run for pid, index in seen[1:]), "another worker took the run up"

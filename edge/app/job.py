@@ -1,0 +1,195 @@
+"""`edge replay`: a resumable job over an archive of recordings, analysed in this process or by workers.
+
+The recordings are listed and cut into runs (see `runs`); those the ledger under `--out` already knows are
+left out. A pool analyses the runs (this process, worker processes or a Ray cluster) and hands back each
+run's records once it is done; this process alone writes them, then commits the run to the ledger. The
+detection files hold what one process writes, in the order runs finish: identical after sorting, whatever
+the pool.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from edge.app.ledger import Ledger, Outcome, key
+from edge.app.output import ReplayOutput
+from edge.app.replay import ReplayOptions, ReplayResult, load_analysis
+from edge.app.run_worker import RunDone, analyse
+from edge.app.workers import ProgressHook, Workers
+from edge.sinks.summary import Summary
+from edge.sources.files import FileSource, list_recordings
+from edge.sources.runs import Run, joined_runs
+from edge.types import Detection
+
+log = structlog.get_logger(__name__)
+
+
+class Pool(Protocol):
+    def analyse(self, runs: list[Run]) -> Iterator[RunDone]:
+        """Each run's results as it is done, in the order runs finish; raises what stops the analysis (a model
+        that cannot be loaded)."""
+        ...
+
+
+class InProcess:
+    """The runs analysed one after the other in this process."""
+
+    def __init__(self, models_dir: Path, model_names: list[str], options: ReplayOptions, output: ReplayOutput):
+        self.analysis = load_analysis(models_dir, model_names, options)
+        self.options = options
+        self.output = output
+
+    def analyse(self, runs: list[Run]) -> Iterator[RunDone]:
+        for run in runs:
+            yield analyse(run, self.analysis, self.options, lambda p: self.output.advance(p.seconds, p.stream_id))
+
+
+def replay(
+    paths: list[Path],
+    models_dir: Path,
+    model_names: list[str],
+    out: Path,
+    options: ReplayOptions,
+    workers: int = 1,
+    fresh: bool = False,
+    progress: bool = False,
+    on_progress: ProgressHook | None = None,
+) -> ReplayResult:
+    """The recordings under `paths` not yet done in `out` analysed by `workers` processes (1: this one), their
+    detections added to the files under `out`. Raises SettingsChanged when `out` holds a job with other
+    settings, ModelError or ValueError when the models or species lists cannot be loaded."""
+    started = time.monotonic()
+    with Ledger.open(out, settings_of(model_names, options), fresh) as ledger:
+        recordings = list_recordings(paths, options.decode.naive_zone)
+        todo, skipped = pending(recordings, ledger)
+        runs = joined_runs(todo, options.decode)
+        total = FileSource.listed(todo, options.decode).total_seconds()
+        output = ReplayOutput(
+            out, options, dict(recordings_by_id(recordings)), total, len(todo), progress, ledger.lengths(), ledger.new
+        )
+        finished: list[RunDone] = []
+        with output.bar:
+            try:
+                pool: Pool = (
+                    InProcess(models_dir, model_names, options, output)
+                    if workers == 1
+                    else Workers(workers, models_dir, model_names, options, output, on_progress)
+                )
+                for done in pool.analyse(runs):
+                    commit(runs[done.index], done, output, ledger)
+                    finished.append(done)
+            finally:
+                output.close()
+        return result_of(ledger, recordings, skipped, finished, output, time.monotonic() - started)
+
+
+def settings_of(model_names: list[str], options: ReplayOptions) -> dict:
+    """What decides a job's detections: resuming it with anything else would mix two analyses."""
+    decode, species = options.decode, options.species
+    return {
+        "models": list(model_names),
+        "window": options.window.seconds,
+        "hop": options.window.hop,
+        "crop_stride": options.member.crop_stride,
+        "sensitivity": options.member.sensitivity,
+        "min_conf": options.detector.min_confidence,
+        "top_k": options.detector.top_k,
+        "channel": decode.channel,
+        "timezone": str(decode.naive_zone),
+        "join_gap": decode.join_gap,
+        "formats": sorted(options.formats),
+        "resampler": options.resampler,
+        "species": {
+            "latitude": species.latitude,
+            "longitude": species.longitude,
+            "range_threshold": species.range_threshold,
+            "week": species.week,
+            "include": list(species.include),
+            "exclude": list(species.exclude),
+            "thresholds_file": str(species.thresholds_file) if species.thresholds_file else None,
+        },
+    }
+
+
+def pending(recordings: list[tuple[Path, str]], ledger: Ledger) -> tuple[list[tuple[Path, str]], int]:
+    """The recordings the ledger does not know, and how many it does. One it knows that has changed since
+    (size or mtime) is not analysed again, as its detections are in the files already: it is logged."""
+    known = ledger.known()
+    todo = []
+    for path, stream_id in recordings:
+        entry = known.get(key(path))
+        if entry is None:
+            todo.append((path, stream_id))
+            continue
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        if (stat.st_size, stat.st_mtime_ns) != (entry.size, entry.mtime_ns):
+            log.warning("replay_recording_changed", recording=stream_id, state=entry.state, analysed_again=False)
+    return todo, len(recordings) - len(todo)
+
+
+def recordings_by_id(recordings: list[tuple[Path, str]]) -> Iterator[tuple[str, Path]]:
+    for path, stream_id in recordings:
+        yield stream_id, path
+
+
+def commit(run: Run, done: RunDone, output: ReplayOutput, ledger: Ledger) -> None:
+    """A run's records written and synced, then the run recorded in the ledger."""
+    tally = Summary()
+    for record in done.records:
+        if isinstance(record, Detection):
+            output.emit(record)
+            tally.emit(record)
+        else:
+            output.begin(record)
+    lengths = output.commit(run)
+    counts = Counter(record.window.stream.id for record in done.records if isinstance(record, Detection))
+    failed, damaged = dict(done.failed), dict(done.damaged)
+    state = "quarantined" if done.lost else "failed"
+    outcomes = [
+        Outcome(
+            path,
+            stream_id,
+            state if stream_id in failed else "done",
+            failed.get(stream_id) or damaged.get(stream_id),
+            counts[stream_id],
+        )
+        for path, stream_id in run.recordings
+    ]
+    ledger.commit(outcomes, lengths, tally.species.values())
+    output.files_done(len(run.recordings))
+
+
+def result_of(
+    ledger: Ledger,
+    recordings: list[tuple[Path, str]],
+    skipped: int,
+    finished: list[RunDone],
+    output: ReplayOutput,
+    wall_seconds: float,
+) -> ReplayResult:
+    """What this replay did, and the species of the whole job so far (earlier replays into `out` included)."""
+    ordered = sorted(finished, key=lambda done: done.index)
+    summary = Summary()
+    for tally in ledger.tally():
+        summary.species[tally.scientific_name] = tally
+        summary.detections += tally.count
+    return ReplayResult(
+        summary=summary,
+        recordings=len(recordings),
+        failed=[f for done in ordered for f in done.failed],
+        audio_seconds=output.seconds,
+        damaged=[d for done in ordered for d in done.damaged],
+        species_weeks=tuple(sorted(set().union(*(done.weeks for done in ordered)))),
+        skipped=skipped,
+        wall_seconds=wall_seconds,
+        states=ledger.states(),
+    )
