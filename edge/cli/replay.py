@@ -190,7 +190,8 @@ def replay_command(
         raise click.ClickException(str(error)) from error
     except KeyboardInterrupt:
         Console(stderr=True).print(
-            f"interrupted: the recordings done so far are kept in {out}/; the same command goes on from there"
+            f"interrupted: the recordings done so far are kept in {out}/; the same command goes on from there",
+            soft_wrap=True,
         )
         sys.exit(130)
     if not quiet:

@@ -45,7 +45,8 @@ def test_all_formats_hold_the_same_detections(data, tmp_path):
 
 def test_a_fresh_replay_rewrites_its_raven_tables(data, tmp_path):
     """A table per recording looked at, with the header only when nothing was heard; tables of an earlier
-    replay into the same folder are gone once it starts afresh; Begin Path is absolute and clock times are in Raven's formats."""
+    replay into the same folder are gone once it starts afresh; Begin Path is absolute and clock times are in
+    Raven's formats."""
     folder = tmp_path / "in"
     folder.mkdir()
     shutil.copy(data / "S4A03895_20190522_120000.wav", folder)

@@ -187,3 +187,18 @@ class StationProcess(EdgeProcess):
     def terminate(self, timeout: float = 60.0) -> int:
         """SIGTERM; the exit code."""
         return super().terminate(timeout)[0]
+
+
+def alive_in_group(group: int) -> list[int]:
+    """The processes of process group `group` still running (zombies left to a parent that does not reap them,
+    such as a container's init, have exited and are not counted)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        state, process_group = fields[0], int(fields[2])
+        if process_group == group and state != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
