@@ -10,7 +10,9 @@ class AudioColumn(ProgressColumn):
     """Audio hours analysed of the job's total."""
 
     def render(self, task: Task) -> Text:
-        return Text(f"{task.completed / 3600:.2f}/{(task.total or 0) / 3600:.2f} h audio")
+        total = task.total or 0.0
+        unit, size = ("h", 3600) if total >= 3600 else ("min", 60)
+        return Text(f"{task.completed / size:.1f}/{total / size:.1f} {unit} audio")
 
 
 class SpeedColumn(ProgressColumn):

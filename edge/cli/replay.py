@@ -219,8 +219,13 @@ def print_summary(result, out: Path) -> None:
         console.print(f"[red]skipped[/red] {stream_id}: {error}")
     for stream_id, error in result.damaged:
         console.print(f"[yellow]damaged[/yellow] {stream_id}: {error}")
-    speed = f": {result.audio_seconds / result.wall_seconds:.0f}x real time" if result.wall_seconds > 0 else ""
-    console.print(f"analysed {hours(result.audio_seconds)} of audio in {hours(result.wall_seconds)}{speed}")
+    if result.skipped == result.recordings:
+        console.print("nothing left to analyse: every recording was done by an earlier replay")
+    elif result.wall_seconds > 0:
+        speed = result.audio_seconds / result.wall_seconds
+        console.print(
+            f"analysed {hours(result.audio_seconds)} of audio in {hours(result.wall_seconds)}: {speed:.0f}x real time"
+        )
     if quarantined := result.states.get("quarantined"):
         console.print(f"[red]{quarantined} recording(s) quarantined[/red] in {out}/{LEDGER_NAME}: not analysed again")
     console.print(f"detections written to {out}/")
