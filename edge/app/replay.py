@@ -19,6 +19,7 @@ from edge.screen.stage import Screen
 from edge.sinks.files import RavenSink, file_sinks
 from edge.sinks.summary import Summary
 from edge.sources.files import DecodeOptions, FileSource
+from edge.sources.recording_time import recorder_of
 from edge.types import Detection, Sink, Stream
 
 LONG_INPUT_SECONDS = 60.0
@@ -102,7 +103,7 @@ class ReplayOutput:
 
     def __init__(self, out: Path, options: ReplayOptions, paths: dict[str, Path], total: float, progress: bool):
         self.summary = Summary()
-        files = file_sinks(out, options.formats, append=False, paths=paths)
+        files = file_sinks(out, options.formats, append=False, paths=paths, recorder_of=recorder_of)
         self.sinks: list[Sink] = [*files, self.summary]
         self.tables = [sink for sink in files if isinstance(sink, RavenSink)]
         self.seconds = 0.0
@@ -123,6 +124,12 @@ class ReplayOutput:
     def emit(self, detection: Detection) -> None:
         for sink in self.sinks:
             sink.emit(detection)
+
+    def end_run(self, name: str) -> None:
+        """A run's detections are all emitted: the sinks that write a file per run (Parquet) write it as `name`."""
+        for sink in self.sinks:
+            if hasattr(sink, "end_run"):
+                sink.end_run(name)
 
     def advance(self, seconds: float, stream_id: str) -> None:
         self.seconds += seconds

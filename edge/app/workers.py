@@ -54,6 +54,7 @@ def replay_in_workers(
             pool = Workers(workers, models_dir, model_names, options, output, on_progress)
             for done in pool.analyse(runs):
                 write(done, output)
+                output.end_run(f"run-{done.index:06d}")
                 finished[done.index] = done
         finally:
             output.close()
