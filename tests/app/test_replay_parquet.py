@@ -1,8 +1,11 @@
 """`edge replay --format parquet`: the rows of the JSON lines, read back as a Hive-partitioned dataset by
-pyarrow and by DuckDB, partitioned by the recordings' dates and recorders, the same for any number of workers."""
+pyarrow and by DuckDB, partitioned by the recordings' dates and recorders, the same for any number of workers; the
+README's DuckDB query run on it."""
 
 import json
+import re
 import shutil
+from datetime import date
 
 import duckdb
 import pyarrow.dataset as ds
@@ -11,6 +14,7 @@ import pytest
 from edge.types import iso_ms
 from edge.wire.records import FIELDS
 from support.audio import cut_recording
+from support.paths import ROOT
 from support.processes import edge_cli
 
 RECORDINGS = ("S4A03895_20190522_120000.wav", "opso_birds_10s.wav")  # a Song Meter's, and one of unknown time
@@ -58,8 +62,8 @@ def written_files(out):
     return sorted(p.relative_to(out / "parquet").as_posix() for p in (out / "parquet").rglob("*") if p.is_file())
 
 
-def test_parquet_holds_the_rows_of_the_json_lines_partitioned_by_date_and_recorder(archive, tmp_path):
-    out = replayed(archive, tmp_path / "out", workers=1)
+def test_parquet_holds_the_rows_of_the_json_lines_partitioned_by_date_and_recorder(archive, tmp_path, monkeypatch):
+    out = replayed(archive, tmp_path / "edge-out", workers=1)
     expected = jsonl_rows(out)
     sources = {row[1] for row in expected}
     assert {"S4A03895_20190522_120000.wav", "opso_birds_10s.wav", "moth/20240501_060000.WAV"} <= sources
@@ -72,7 +76,17 @@ def test_parquet_holds_the_rows_of_the_json_lines_partitioned_by_date_and_record
         "date=unknown/recorder=archive/replay.parquet",
     ]
 
-    again = replayed(archive, tmp_path / "out", workers=2)  # into the same folder: the old dataset goes
+    monkeypatch.chdir(tmp_path)  # the README's query reads edge-out/parquet
+    (query,) = re.findall(r"```sql\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    weekly = duckdb.sql(query).fetchall()
+    assert {(recorder, week) for recorder, week, *_ in weekly} == {
+        ("S4A03895", date(2019, 5, 20)),
+        ("moth", date(2024, 4, 29)),
+    }
+    assert ("moth", date(2024, 4, 29), "Red-faced Spinetail") in {tuple(row[:3]) for row in weekly}
+    assert all(best >= 0.5 for *_, best in weekly)
+
+    again = replayed(archive, tmp_path / "edge-out", workers=2)  # into the same folder: the old dataset goes
     assert jsonl_rows(again) == expected
     assert arrow_rows(again) == (expected, partitions)
     assert duckdb_rows(again) == (expected, partitions)
