@@ -124,7 +124,7 @@ def _pyarrow() -> tuple[Any, Any]:
 def remove_dataset(folder: Path) -> None:
     """The files a ParquetSink wrote under `folder` (and the partition folders they leave empty) removed;
     anything else there is left alone."""
-    for partition in folder.glob("date=*/recorder=*"):
+    for partition in list(folder.glob("date=*/recorder=*")):
         for file in [*partition.glob("*.parquet"), *partition.glob(".*.parquet.tmp")]:
             file.unlink()
         for emptied in (partition, partition.parent):
