@@ -1,4 +1,4 @@
-"""Local detection files: JSON lines, CSV, and Raven selection tables (one per recording)."""
+"""Local detection files: JSON lines, CSV, Raven selection tables (one per recording) and a Parquet dataset."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
+from edge.sinks.parquet import ParquetSink, RecorderOf, remove_dataset
 from edge.storage.file_names import shown
 from edge.types import Detection, Stream
 from edge.wire.records import FIELDS, finite, to_json, to_record
 
-FORMATS = ("jsonl", "csv", "raven")
+FORMATS = ("jsonl", "csv", "raven", "parquet")
 
 
 class JsonlSink:
@@ -147,14 +148,20 @@ class RavenSink:
 
 
 def file_sinks(
-    out_dir: Path, formats: tuple[str, ...], append: bool = True, paths: Mapping[str, Path] | None = None
+    out_dir: Path,
+    formats: tuple[str, ...],
+    append: bool = True,
+    paths: Mapping[str, Path] | None = None,
+    recorder_of: RecorderOf | None = None,
 ) -> list:
     """The sinks for `formats` writing under `out_dir`; `append=False` starts the files afresh, Raven tables
-    of earlier runs included. `paths` maps stream ids to files, for Raven's "Begin Path"."""
+    and the Parquet dataset of earlier runs included. `paths` maps stream ids to files, for Raven's "Begin
+    Path" and Parquet's recorder, which `recorder_of` tells from a file name (see ParquetSink)."""
     makers = {
         "jsonl": lambda: JsonlSink(out_dir / "detections.jsonl", append),
         "csv": lambda: CsvSink(out_dir / "detections.csv", append),
         "raven": lambda: RavenSink(out_dir / "raven", paths),
+        "parquet": lambda: ParquetSink(out_dir / "parquet", paths, recorder_of),
     }
     unknown = [f for f in formats if f not in makers]
     if unknown:
@@ -162,4 +169,5 @@ def file_sinks(
     if not append:
         for table in (out_dir / "raven").glob("*" + RAVEN_SUFFIX):
             table.unlink()
+        remove_dataset(out_dir / "parquet")
     return [makers[f]() for f in formats]
