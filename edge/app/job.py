@@ -9,9 +9,12 @@ the pool.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -22,12 +25,14 @@ from edge.app.output import ReplayOutput
 from edge.app.replay import ReplayOptions, ReplayResult, load_analysis
 from edge.app.run_worker import RunDone, analyse
 from edge.app.workers import ProgressHook, Workers
-from edge.sinks.summary import Summary
+from edge.sinks.summary import SpeciesTally, Summary
 from edge.sources.files import FileSource, list_recordings
 from edge.sources.runs import Run, joined_runs
 from edge.types import Detection
 
 log = structlog.get_logger(__name__)
+
+PARQUET_BATCH_ROWS = 50_000  # about 50 MB held in memory; far fewer files than one per recording
 
 
 class Pool(Protocol):
@@ -74,6 +79,7 @@ def replay(
             out, options, dict(recordings_by_id(recordings)), total, len(todo), progress, ledger.lengths(), ledger.new
         )
         finished: list[RunDone] = []
+        committer = Committer(output, ledger)
         with output.bar:
             try:
                 pool: Pool = (
@@ -82,9 +88,10 @@ def replay(
                     else Workers(workers, models_dir, model_names, options, output, on_progress)
                 )
                 for done in pool.analyse(runs):
-                    commit(runs[done.index], done, output, ledger)
+                    committer.add(runs[done.index], done)
                     finished.append(done)
             finally:
+                committer.commit()  # what was written whole is kept, also after Ctrl-C or an error
                 output.close()
         return result_of(ledger, recordings, skipped, finished, output, time.monotonic() - started)
 
@@ -141,20 +148,79 @@ def recordings_by_id(recordings: list[tuple[Path, str]]) -> Iterator[tuple[str, 
         yield stream_id, path
 
 
-def commit(run: Run, done: RunDone, output: ReplayOutput, ledger: Ledger) -> None:
-    """A run's records written and synced, then the run recorded in the ledger."""
-    tally = Summary()
-    for record in done.records:
-        if isinstance(record, Detection):
-            output.emit(record)
-            tally.emit(record)
-        else:
-            output.begin(record)
-    lengths = output.commit(run)
+class Committer:
+    """Runs written as they are done, and recorded in the ledger in batches.
+
+    Each run's records are written and the files synced at once; the ledger commits the runs written so far
+    when the Parquet rows waiting reach `PARQUET_BATCH_ROWS` (their files are written first), after every run
+    without Parquet, and at the end, Ctrl-C included. A run written but not committed when the process dies
+    is cut off the files by the next replay and analysed again."""
+
+    def __init__(self, output: ReplayOutput, ledger: Ledger):
+        self.output = output
+        self.ledger = ledger
+        self.outcomes: list[Outcome] = []
+        self.lengths: dict[str, int] = {}
+        self.tally = Summary()
+        self.broken = False  # a write failed part-way: nothing more is committed
+
+    def add(self, run: Run, done: RunDone) -> None:
+        """A run written whole (Ctrl-C waits for it), and committed when a batch is full."""
+        with interrupts_held():
+            try:
+                self._write(run, done)
+            except BaseException:
+                self.broken = True
+                raise
+            rows = self.output.parquet_rows()
+            if rows is None or rows >= PARQUET_BATCH_ROWS:
+                self.commit()
+
+    def _write(self, run: Run, done: RunDone) -> None:
+        tally = Summary()
+        for record in done.records:
+            if isinstance(record, Detection):
+                self.output.emit(record)
+                tally.emit(record)
+            else:
+                self.output.begin(record)
+        self.lengths = self.output.end_run()
+        self.outcomes += outcomes(run, done)  # from here on, the run is whole in the files
+        for t in tally.species.values():
+            merged = self.tally.species.setdefault(t.scientific_name, SpeciesTally(t.scientific_name, t.common_name))
+            merged.count += t.count
+            merged.max_confidence = max(merged.max_confidence, t.max_confidence)
+        self.output.files_done(len(run.recordings))
+
+    def commit(self) -> None:
+        """The runs written whole since the last commit recorded (their Parquet files written first)."""
+        if not self.outcomes or self.broken:
+            return
+        with interrupts_held():
+            parts = self.output.write_parquet(f"part-{self.ledger.batches() + 1:06d}")
+            self.ledger.commit(self.outcomes, self.lengths | parts, self.tally.species.values())
+            self.outcomes, self.tally = [], Summary()
+
+
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Ctrl-C held back until the block ends (it then stops the replay as usual): a run is written whole and a
+    batch committed whole, or not at all."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Ctrl-C reaches the main thread alone
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def outcomes(run: Run, done: RunDone) -> list[Outcome]:
     counts = Counter(record.window.stream.id for record in done.records if isinstance(record, Detection))
     failed, damaged = dict(done.failed), dict(done.damaged)
     state = "quarantined" if done.lost else "failed"
-    outcomes = [
+    return [
         Outcome(
             path,
             stream_id,
@@ -164,8 +230,6 @@ def commit(run: Run, done: RunDone, output: ReplayOutput, ledger: Ledger) -> Non
         )
         for path, stream_id in run.recordings
     ]
-    ledger.commit(outcomes, lengths, tally.species.values())
-    output.files_done(len(run.recordings))
 
 
 def result_of(

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from edge.sinks.summary import SpeciesTally
 from edge.storage.database import open_durable, rollback
@@ -108,6 +108,11 @@ class Ledger:
 
     def lengths(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT name, length FROM outputs"))
+
+    def batches(self) -> int:
+        """Parquet batches committed: the next one's files are named after their number."""
+        names = {PurePosixPath(name).name for (name,) in self.db.execute("SELECT name FROM outputs")}
+        return len([name for name in names if name.endswith(".parquet")])
 
     def tally(self) -> list[SpeciesTally]:
         rows = self.db.execute("SELECT scientific_name, common_name, count, max_confidence FROM tally")

@@ -8,8 +8,9 @@ import structlog
 
 from edge.app.progress import job_progress
 from edge.app.replay import ReplayOptions
-from edge.sinks.files import CsvSink, JsonlSink, RavenSink, file_sinks
-from edge.sources.runs import Run
+from edge.sinks.files import PARQUET, CsvSink, JsonlSink, RavenSink, file_sinks
+from edge.sinks.parquet import ParquetSink
+from edge.sources.recording_time import recorder_of
 from edge.types import Detection, Sink, Stream
 
 log = structlog.get_logger(__name__)
@@ -39,9 +40,10 @@ class ReplayOutput:
         self.out = out
         if not new:
             cut_back(out, lengths or {})
-        self.files = file_sinks(out, options.formats, append=not new, paths=paths)
+        self.files = file_sinks(out, options.formats, append=not new, paths=paths, recorder_of=recorder_of)
         self.sinks: list[Sink] = list(self.files)
         self.tables = [sink for sink in self.files if isinstance(sink, RavenSink)]
+        self.parquet = next((sink for sink in self.files if isinstance(sink, ParquetSink)), None)
         self.seconds = 0.0
         self.done_files = 0
         self.bar, self.task = job_progress(total, files, shown=progress and total >= LONG_INPUT_SECONDS)
@@ -62,14 +64,25 @@ class ReplayOutput:
         self.done_files += count
         self.bar.update(self.task, files_done=self.done_files)
 
-    def commit(self, run: Run) -> dict[str, int]:
-        """The detection files synced to the storage after a run's detections: their lengths, by name under
-        `out`, for the ledger."""
-        lengths = {}
-        for sink in self.files:
-            if isinstance(sink, (JsonlSink, CsvSink)):
-                lengths[sink.path.relative_to(self.out).as_posix()] = sink.sync()
-        return lengths
+    def end_run(self) -> dict[str, int]:
+        """A run's detections are all emitted: the detection files synced to the storage, and their lengths by
+        name under `out`, for the ledger."""
+        if self.parquet is not None:
+            self.parquet.end_run()
+        return {self.name(sink.path): sink.sync() for sink in self.files if isinstance(sink, (JsonlSink, CsvSink))}
+
+    def parquet_rows(self) -> int | None:
+        """Rows of ended runs waiting for `write_parquet`; None without Parquet."""
+        return None if self.parquet is None else self.parquet.rows
+
+    def write_parquet(self, name: str) -> dict[str, int]:
+        """The ended runs' rows written as Parquet files `name`; their sizes by name under `out`."""
+        if self.parquet is None:
+            return {}
+        return {self.name(path): path.stat().st_size for path in self.parquet.write(name)}
+
+    def name(self, path: Path) -> str:
+        return path.relative_to(self.out).as_posix()
 
     def close(self) -> None:
         for sink in self.sinks:
@@ -77,8 +90,15 @@ class ReplayOutput:
 
 
 def cut_back(out: Path, lengths: dict[str, int]) -> None:
-    """Each detection file cut back to the length the ledger committed."""
+    """Each detection file cut back to the length the ledger committed, and the Parquet files it does not know
+    (written by a replay killed before its commit) removed."""
+    for parquet in sorted((out / PARQUET).rglob("*.parquet*")):
+        if parquet.relative_to(out).as_posix() not in lengths:
+            log.warning("replay_output_removed", file=parquet.relative_to(out).as_posix(), reason="not committed")
+            parquet.unlink()
     for name, length in lengths.items():
+        if name.startswith(PARQUET + "/"):
+            continue
         path = out / name
         size = path.stat().st_size if path.exists() else 0
         if size > length:

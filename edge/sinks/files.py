@@ -14,6 +14,7 @@ from edge.types import Detection, Stream
 from edge.wire.records import FIELDS, finite, to_json, to_record
 
 FORMATS = ("jsonl", "csv", "raven", "parquet")
+PARQUET = "parquet"  # the dataset's folder under the output folder
 
 
 class JsonlSink:
@@ -161,7 +162,7 @@ def file_sinks(
         "jsonl": lambda: JsonlSink(out_dir / "detections.jsonl", append),
         "csv": lambda: CsvSink(out_dir / "detections.csv", append),
         "raven": lambda: RavenSink(out_dir / "raven", paths),
-        "parquet": lambda: ParquetSink(out_dir / "parquet", paths, recorder_of),
+        "parquet": lambda: ParquetSink(out_dir / PARQUET, paths, recorder_of),
     }
     unknown = [f for f in formats if f not in makers]
     if unknown:
@@ -169,5 +170,5 @@ def file_sinks(
     if not append:
         for table in (out_dir / "raven").glob("*" + RAVEN_SUFFIX):
             table.unlink()
-        remove_dataset(out_dir / "parquet")
+        remove_dataset(out_dir / PARQUET)
     return [makers[f]() for f in formats]

@@ -1,9 +1,9 @@
 """Detections as a Parquet dataset, partitioned Hive-style by the UTC date and the recorder.
 
-`folder/date=2019-05-22/recorder=S4A03895/run-000003.parquet`: a season of recordings becomes a folder that
+`folder/date=2019-05-22/recorder=S4A03895/part-000003.parquet`: a season of recordings becomes a folder that
 DuckDB, pyarrow or Spark read as one table, and a query that names a date or a recorder opens only the files
-of that partition. A run's file is named by its caller, so a run analysed again replaces its file, and is
-written under a temporary name first: a killed replay never leaves half a file under the final name.
+of that partition. A batch's files are named by the caller, and written under a temporary name first: a
+killed replay never leaves half a file under the final name.
 
 pyarrow is imported only when a sink is made: the box never writes Parquet and does without it.
 """
@@ -66,9 +66,14 @@ def recorder_name(stream_id: str, path: Path | None, recorder_of: RecorderOf | N
 
 
 class ParquetSink:
-    """Detections buffered in memory and written as Parquet files under `folder`, one per partition, when a
-    run ends (`end_run`) and when the sink is closed. `paths` maps stream ids to their files and
-    `recorder_of` tells a recorder from a file name (see `recorder_name`)."""
+    """Detections written as Parquet files under `folder`, a file per partition for each batch of runs.
+
+    Rows are held in memory: those of the run being emitted, and those of the runs ended (`end_run`) since
+    the last `write`, which writes the latter as `name`.parquet in each of their partitions (replacing a file
+    of that name). Batching runs keeps the files few and large, as readers want them, where a file per run
+    would make one per recording of an archive. Rows not written by `write` when the sink is closed belong to
+    no committed run and are dropped. `paths` maps stream ids to their files and `recorder_of` tells a
+    recorder from a file name (see `recorder_name`)."""
 
     def __init__(self, folder: Path, paths: Mapping[str, Path] | None = None, recorder_of: RecorderOf | None = None):
         self.pa, self.pq = _pyarrow()
@@ -77,23 +82,36 @@ class ParquetSink:
         self.paths = dict(paths or {})
         self.recorder_of = recorder_of
         self._recorders: dict[str, str] = {}
-        self._rows: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        self._run: list[tuple[tuple[str, str], dict]] = []
+        self._batch: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        self.rows = 0  # in the batch
 
     def emit(self, detection: Detection) -> None:
         record = finite(to_record(detection))
-        self._rows[(safe_value(date_of(record)), self._recorder(record["source"]))].append(record)
+        self._run.append(((safe_value(date_of(record)), self._recorder(record["source"])), record))
 
-    def end_run(self, name: str) -> None:
-        """Write the detections buffered so far as `name`.parquet in each of their partitions (replacing a
-        file of that name), and forget them."""
+    def end_run(self) -> None:
+        """The run's detections are all emitted: they join the batch."""
+        for partition, record in self._run:
+            self._batch[partition].append(record)
+        self.rows += len(self._run)
+        self._run.clear()
+
+    def write(self, name: str) -> list[Path]:
+        """The batch written as `name`.parquet in each of its partitions, and forgotten; the files written."""
         if safe_value(name) != name:
-            raise ValueError(f"a run's file name must be a plain name of [A-Za-z0-9._-], not {name!r}")
-        for (date, recorder), records in sorted(self._rows.items()):
+            raise ValueError(f"a batch's file name must be a plain name of [A-Za-z0-9._-], not {name!r}")
+        written = [
             self._write(self.folder / f"date={date}" / f"recorder={recorder}", name, records)
-        self._rows.clear()
+            for (date, recorder), records in sorted(self._batch.items())
+        ]
+        self._batch.clear()
+        self.rows = 0
+        return written
 
     def close(self) -> None:
-        self.end_run("replay")
+        self._run.clear()
+        self._batch.clear()
 
     def _recorder(self, stream_id: str) -> str:
         if stream_id not in self._recorders:
@@ -101,7 +119,7 @@ class ParquetSink:
             self._recorders[stream_id] = safe_value(name)
         return self._recorders[stream_id]
 
-    def _write(self, partition: Path, name: str, records: list[dict]) -> None:
+    def _write(self, partition: Path, name: str, records: list[dict]) -> Path:
         columns = {field: [record[field] for record in records] for field in FIELDS}
         for field in TIMES:
             columns[field] = [None if t is None else datetime.fromisoformat(t) for t in columns[field]]
@@ -109,7 +127,8 @@ class ParquetSink:
         partition.mkdir(parents=True, exist_ok=True)
         temporary = partition / f".{name}.parquet.tmp"  # hidden, and not *.parquet: no reader takes it up
         self.pq.write_table(table, temporary)
-        os.replace(temporary, partition / f"{name}.parquet")
+        os.replace(temporary, final := partition / f"{name}.parquet")
+        return final
 
 
 def _pyarrow() -> tuple[Any, Any]:

@@ -33,7 +33,17 @@ def archive(data, tmp_path):
 
 
 def replayed(archive, out, workers):
-    edge_cli("replay", str(archive), "--out", str(out), "--format", "jsonl,parquet", f"--workers={workers}", "--quiet")
+    edge_cli(
+        "replay",
+        str(archive),
+        "--out",
+        str(out),
+        "--format",
+        "jsonl,parquet",
+        f"--workers={workers}",
+        "--fresh",
+        "--quiet",
+    )
     return out
 
 
@@ -71,9 +81,9 @@ def test_parquet_holds_the_rows_of_the_json_lines_partitioned_by_date_and_record
     assert arrow_rows(out) == (expected, partitions)
     assert duckdb_rows(out) == (expected, partitions)
     assert written_files(out) == [
-        "date=2019-05-22/recorder=S4A03895/replay.parquet",
-        "date=2024-05-01/recorder=moth/replay.parquet",
-        "date=unknown/recorder=archive/replay.parquet",
+        "date=2019-05-22/recorder=S4A03895/part-000001.parquet",
+        "date=2024-05-01/recorder=moth/part-000001.parquet",
+        "date=unknown/recorder=archive/part-000001.parquet",
     ]
 
     monkeypatch.chdir(tmp_path)  # the README's query reads edge-out/parquet
@@ -86,12 +96,8 @@ def test_parquet_holds_the_rows_of_the_json_lines_partitioned_by_date_and_record
     assert ("moth", date(2024, 4, 29), "Red-faced Spinetail") in {tuple(row[:3]) for row in weekly}
     assert all(best >= 0.5 for *_, best in weekly)
 
-    again = replayed(archive, tmp_path / "edge-out", workers=2)  # into the same folder: the old dataset goes
+    again = replayed(archive, tmp_path / "edge-out", workers=2)  # into the same folder, afresh: the old dataset goes
     assert jsonl_rows(again) == expected
     assert arrow_rows(again) == (expected, partitions)
     assert duckdb_rows(again) == (expected, partitions)
-    assert written_files(again) == [  # a file per run, numbered in recording-time order
-        "date=2019-05-22/recorder=S4A03895/run-000000.parquet",
-        "date=2024-05-01/recorder=moth/run-000001.parquet",
-        "date=unknown/recorder=archive/run-000002.parquet",
-    ]
+    assert written_files(again) == written_files(out), "one batch: a file per partition"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections import Counter
 
+import pyarrow.dataset as ds
 import pytest
 from test_replay_workers import options
 
@@ -103,21 +104,26 @@ def test_ctrl_c_stops_the_job_and_the_same_command_finishes_it(archive, whole, t
 
 def test_a_crash_between_writing_and_committing_leaves_nothing_twice(archive, whole, tmp_path):
     """A replay killed after writing a run's detections but before its commit: the run is not in the ledger,
-    so the next replay cuts its lines off and analyses it again."""
+    so the next replay cuts its lines off, removes its Parquet files and analyses it again."""
     out = tmp_path / "out"
     moved = archive.parent / "later"
     moved.mkdir()
     for name in RECORDINGS[:5]:  # the first replay sees six recordings, the second all eleven
         shutil.move(archive / name, moved / name)
-    edge_cli("replay", str(archive), "--out", str(out), "--format", "jsonl", "--quiet")
+    edge_cli("replay", str(archive), "--out", str(out), "--format", "jsonl,parquet", "--quiet")
     committed = lines(out)
     with (out / "detections.jsonl").open("a") as f:
         f.write(committed[0] + "\n" + committed[1][:40])  # what a killed run had written: a line and a half
+    part = next((out / "parquet").rglob("part-000001.parquet"))
+    shutil.copy(part, part.with_name("part-000009.parquet"))  # and a batch of Parquet files not committed
     for name in RECORDINGS[:5]:
         shutil.move(moved / name, archive / name)
-    result = edge_cli("replay", str(archive), "--out", str(out), "--format", "jsonl")
+    result = edge_cli("replay", str(archive), "--out", str(out), "--format", "jsonl,parquet")
     assert "6 of them done by an earlier replay" in result.stdout
     assert_written_once(out, whole)
+    assert not list((out / "parquet").rglob("part-000009.parquet"))
+    table = ds.dataset(out / "parquet", partitioning="hive").to_table()
+    assert table.num_rows == len(lines(whole)), "every detection once in the Parquet files too"
 
 
 def test_a_run_that_kills_its_worker_twice_is_quarantined_and_left_alone(archive, whole, models_dir, tmp_path):

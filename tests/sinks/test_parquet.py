@@ -37,7 +37,9 @@ def test_a_run_is_written_as_a_file_per_date_and_recorder(tmp_path):
     sink.emit(detection("site/S4A03895_20190522_235958.wav", index=1))  # starts at 00:00:01 the next day
     sink.emit(detection("moth/20190522_235958.WAV"))
     sink.emit(detection("dawn chorus.wav", started=None))
-    sink.end_run("run-000000")
+    sink.end_run()
+    assert sink.rows == 4
+    sink.write("run-000000")
     assert files(tmp_path) == [
         "date=2019-05-22/recorder=S4A03895/run-000000.parquet",
         "date=2019-05-22/recorder=moth/run-000000.parquet",
@@ -67,30 +69,28 @@ def test_a_run_is_written_as_a_file_per_date_and_recorder(tmp_path):
     assert unknown[0]["start_utc"] is None and unknown[0]["end_utc"] is None
 
 
-def test_the_same_run_written_again_replaces_its_file(tmp_path):
+def test_ended_runs_are_written_as_a_batch_and_the_run_being_emitted_waits(tmp_path):
     sink = ParquetSink(tmp_path)
     sink.emit(detection("moth/20190522_235958.WAV", confidence=0.4))
-    sink.end_run("run-000001")
+    sink.end_run()
     sink.emit(detection("moth/20190522_235958.WAV", confidence=0.6))
-    sink.end_run("run-000001")
-    sink.end_run("run-000002")  # nothing buffered: nothing written
-    assert files(tmp_path) == ["date=2019-05-22/recorder=moth/run-000001.parquet"]
-    assert ds.dataset(tmp_path, partitioning="hive").to_table().column("confidence").to_pylist() == [0.6]
+    sink.end_run()
+    sink.emit(detection("moth/20190522_235958.WAV", confidence=0.8))  # its run has not ended
+    assert sink.rows == 2
+    assert sink.write("part-000001") == [tmp_path / "date=2019-05-22/recorder=moth/part-000001.parquet"]
+    assert sink.write("part-000002") == [], "nothing ended since: nothing written"
+    assert files(tmp_path) == ["date=2019-05-22/recorder=moth/part-000001.parquet"]
+    assert ds.dataset(tmp_path, partitioning="hive").to_table().column("confidence").to_pylist() == [0.4, 0.6]
 
 
-def test_close_writes_what_is_left_as_the_replay(tmp_path):
+def test_close_drops_what_was_not_written(tmp_path):
+    """Rows not written belong to no committed run: the replay that analyses the run again writes them."""
     sink = ParquetSink(tmp_path)
     sink.emit(detection("moth/20190522_235958.WAV"))
-    sink.end_run("run-000000")
+    sink.end_run()
     sink.emit(detection("moth/20190522_235958.WAV", index=1))
     sink.close()
-    assert files(tmp_path) == [
-        "date=2019-05-22/recorder=moth/run-000000.parquet",
-        "date=2019-05-23/recorder=moth/replay.parquet",
-    ]
-    empty = tmp_path / "empty"
-    ParquetSink(empty).close()
-    assert not empty.exists(), "no detections, no files"
+    assert not tmp_path.joinpath("date=2019-05-22").exists()
 
 
 @pytest.mark.parametrize(
@@ -110,7 +110,8 @@ def test_close_writes_what_is_left_as_the_replay(tmp_path):
 def test_hostile_file_names_give_one_safe_folder(tmp_path, stream_id, recorder):
     sink = ParquetSink(tmp_path / "parquet", recorder_of=recorder_of)
     sink.emit(detection(stream_id))
-    sink.end_run("run-000000")
+    sink.end_run()
+    sink.write("run-000000")
     (written,) = (tmp_path / "parquet").rglob("*.parquet")
     assert written.relative_to(tmp_path / "parquet").parts == (
         "date=2019-05-22",
@@ -122,7 +123,7 @@ def test_hostile_file_names_give_one_safe_folder(tmp_path, stream_id, recorder):
 def test_partition_values_are_never_empty_or_a_dot():
     assert [safe_value(v) for v in ("", ".", "..", "a b", "ü", "a=b/c")] == ["_", "_", "__", "a_b", "_", "a_b_c"]
     with pytest.raises(ValueError, match="plain name"):
-        ParquetSink(__import__("pathlib").Path("unused")).end_run("../run")
+        ParquetSink(__import__("pathlib").Path("unused")).write("../run")
 
 
 def test_the_recorder_is_the_serial_else_the_folder_of_the_file(tmp_path):
@@ -136,7 +137,8 @@ def test_the_recorder_is_the_serial_else_the_folder_of_the_file(tmp_path):
 def test_a_dataset_of_earlier_replays_is_removed_and_nothing_else(tmp_path):
     sink = ParquetSink(tmp_path / "parquet")
     sink.emit(detection("moth/20190522_235958.WAV"))
-    sink.close()
+    sink.end_run()
+    sink.write("part-000001")
     (tmp_path / "parquet" / "notes.txt").write_text("mine")
     for sink in file_sinks(tmp_path, ("jsonl",), append=False):
         sink.close()
