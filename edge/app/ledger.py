@@ -17,14 +17,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from edge.sinks.summary import SpeciesTally
-from edge.storage.database import open_durable, rollback
+from edge.storage.database import open_durable, transaction
 
 LEDGER_NAME = "replay-ledger.sqlite"
 
@@ -125,7 +124,7 @@ class Ledger:
         """One run's recordings, the detection files' lengths after its detections and the tally it adds,
         recorded at once."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        with self.transaction():
+        with transaction(self.db):
             for o in outcomes:
                 stat = o.path.stat()
                 self.db.execute(
@@ -139,16 +138,6 @@ class Ledger:
                     "count = count + excluded.count, max_confidence = max(max_confidence, excluded.max_confidence)",
                     (t.scientific_name, t.common_name, t.count, t.max_confidence),
                 )
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self.db.execute("COMMIT")
-        except BaseException:
-            rollback(self.db)
-            raise
 
     def close(self) -> None:
         self.db.close()

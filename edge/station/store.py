@@ -29,14 +29,13 @@ Tables:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import structlog
 
 from edge.station.messages import Record, RecordError
-from edge.storage.database import make_durable
+from edge.storage.database import make_durable, transaction
 
 log = structlog.get_logger(__name__)
 
@@ -250,16 +249,8 @@ class Store:
             db.execute("INSERT OR IGNORE INTO boxes (box) VALUES (?)", (box,))
             db.execute("UPDATE boxes SET rejected = rejected + 1 WHERE box = ?", (box,))
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:  # a failed COMMIT may have rolled back already
-                self.db.execute("ROLLBACK")
-            raise
+    def transaction(self) -> AbstractContextManager[None]:
+        return transaction(self.db)
 
     def _note_box(self, record: Record) -> None:
         db = self.db

@@ -4,7 +4,6 @@ README's DuckDB query run on it."""
 
 import json
 import re
-import shutil
 from datetime import date
 
 import duckdb
@@ -13,7 +12,7 @@ import pytest
 
 from edge.types import iso_ms
 from edge.wire.records import FIELDS
-from support.audio import cut_recording
+from support.audio import archive_of
 from support.paths import ROOT
 from support.processes import edge_cli
 
@@ -24,12 +23,7 @@ RECORDINGS = ("S4A03895_20190522_120000.wav", "opso_birds_10s.wav")  # a Song Me
 def archive(data, tmp_path):
     """A Song Meter's recording, one of unknown time, and one cut into three files an AudioMoth in the
     folder "moth" would write back to back."""
-    folder = tmp_path / "archive"
-    folder.mkdir()
-    for name in RECORDINGS:
-        shutil.copy(data / name, folder)
-    cut_recording(data / "maad_spinetail.wav", folder / "moth")
-    return folder
+    return archive_of(data, tmp_path / "archive", RECORDINGS, moth=True)
 
 
 def replayed(archive, out, workers):

@@ -17,6 +17,7 @@ from edge.app.job import replay
 from edge.app.ledger import LEDGER_NAME
 from edge.sources.files import list_recordings
 from edge.sources.runs import joined_runs
+from support.audio import archive_of
 from support.paths import ROOT
 from support.processes import alive_in_group, edge_cli
 from support.waiting import wait_for
@@ -38,12 +39,8 @@ RECORDINGS = (
 
 @pytest.fixture
 def archive(data, tmp_path):
-    """Eleven real recordings of as many recorders: eleven runs."""
-    folder = tmp_path / "archive"
-    folder.mkdir()
-    for name in RECORDINGS:
-        shutil.copy(data / name, folder)
-    return folder
+    """Eleven real recordings of ten recorders (a Song Meter made two): ten runs."""
+    return archive_of(data, tmp_path / "archive", RECORDINGS, moth=False)
 
 
 def lines(out):

@@ -2,7 +2,6 @@
 joined files analysed whole by one of them, and a worker killed part-way replaced without a detection twice."""
 
 import os
-import shutil
 import signal
 from collections import Counter
 
@@ -14,7 +13,7 @@ from edge.audio.windower import WindowSpec
 from edge.events.detector import DetectorOptions
 from edge.inference.member import MemberOptions
 from edge.sources.files import DecodeOptions
-from support.audio import cut_recording
+from support.audio import archive_of
 from support.processes import edge_cli
 
 RECORDINGS = (
@@ -29,12 +28,7 @@ RECORDINGS = (
 @pytest.fixture
 def archive(data, tmp_path):
     """Real recordings, and one recording cut into three files an AudioMoth would write back to back."""
-    folder = tmp_path / "archive"
-    folder.mkdir()
-    for name in RECORDINGS:
-        shutil.copy(data / name, folder)
-    cut_recording(data / "maad_spinetail.wav", folder / "moth")
-    return folder
+    return archive_of(data, tmp_path / "archive", RECORDINGS, moth=True)
 
 
 def written(out):
