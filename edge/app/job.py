@@ -65,9 +65,10 @@ def replay(
     fresh: bool = False,
     progress: bool = False,
     on_progress: ProgressHook | None = None,
+    in_process: bool | None = None,
 ) -> ReplayResult:
-    """The recordings under `paths` not yet done in `out` analysed by `workers` processes (1: this one), their
-    detections added to the files under `out`. Raises SettingsChanged when `out` holds a job with other
+    """The recordings under `paths` not yet done in `out` analysed by `workers` processes (1: this one, unless
+    `in_process` is False), their detections added to the files under `out`. Raises SettingsChanged when `out` holds a job with other
     settings, ModelError or ValueError when the models or species lists cannot be loaded."""
     started = time.monotonic()
     with Ledger.open(out, settings_of(model_names, options), fresh) as ledger:
@@ -84,7 +85,7 @@ def replay(
             try:
                 pool: Pool = (
                     InProcess(models_dir, model_names, options, output)
-                    if workers == 1
+                    if (workers == 1 if in_process is None else in_process)
                     else Workers(workers, models_dir, model_names, options, output, on_progress)
                 )
                 for done in pool.analyse(runs):

@@ -13,13 +13,16 @@ Sections (all by default, or those named with --sections):
 * feed: audio fed faster than the full ensemble can analyse it, once without a budget (the queue grows) and
   once with the guard (it sheds load instead).
 * pages: how fast the station's web pages load over 100,000 stored detections (tools/bench/station_pages.py).
+* archive: `edge replay` of an archive in one process, with 1 and 2 worker processes and on a 2-node Ray
+  cluster on this machine: audio hours per wall hour, scaling efficiency, worker RSS, and a projection to a
+  season on 20 nodes of 8 cores (tools/bench/archive.py).
 
 Every edge run is the whole daemon (`edge run`: decode, resample, front-ends, members, blend, smoothing, daily
 files and the durable outbox) in a process of its own, timed from start to exit (imports and model loading
 included); CPU seconds are its user + system time, peak RSS its ru_maxrss. The recording is made of the real
 recordings in tests/data, resampled once to 48 kHz and repeated to the length asked for.
 
-Usage: python -m tools.bench [--minutes 10] [--sections peers,ensemble,growth,live,feed,resample,pages]
+Usage: python -m tools.bench [--minutes 10] [--sections peers,ensemble,growth,live,feed,resample,pages,archive]
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import soundfile as sf
 import soxr
 
 from edge.app.sections import DEFAULT_MODEL
+from tools.bench.archive import archive_table
 from tools.bench.live import fast_feed_table, latency_table, run_live
 from tools.bench.resample import resample_table
 from tools.bench.station_pages import Season, pages_table
@@ -259,16 +263,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the benchmark recording")
     parser.add_argument("--live-seconds", type=float, default=60.0, help="length of each live run")
-    parser.add_argument("--sections", default="peers,ensemble,growth,live,feed,resample,pages")
+    parser.add_argument("--sections", default="peers,ensemble,growth,live,feed,resample,pages,archive")
+    parser.add_argument("--archive-minutes", type=float, default=60.0, help="audio in the archive section")
+    parser.add_argument("--file-minutes", type=float, default=5.0, help="length of each file of the archive")
     parser.add_argument("--detections", type=int, default=Season.detections, help="stored for the pages section")
     args = parser.parse_args()
     sections = args.sections.split(",")
     print(f"edge benchmark on {os.cpu_count()} CPUs")
-    if set(sections) - {"pages"}:
+    if set(sections) - {"pages", "archive"}:
         with tempfile.TemporaryDirectory() as tmp:
             audio_sections(sections, Path(tmp), args.minutes, args.live_seconds)
     if "pages" in sections:
         print(pages_table(Season(detections=args.detections)))
+    if "archive" in sections:
+        print(archive_table(args.archive_minutes, args.file_minutes))
 
 
 def audio_sections(sections: list[str], folder: Path, minutes: float, live_seconds: float) -> None:

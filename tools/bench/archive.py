@@ -1,0 +1,238 @@
+"""The archive section of the benchmark: `edge replay` over an archive of recordings, side by side in one run.
+
+The archive is made of the real recordings in tests/data at 48 kHz, cut into files of `--file-minutes` written
+by a dozen recorders (AudioMoth-style names in a folder each). It is replayed (default model, 5 s windows every
+2.5 s, JSON lines out) by one process (`--workers 1`), by a pool of 1 and of 2 worker processes, and, when Ray
+is installed, by 2 actors on a 2-node Ray cluster started on this machine (a head and a second node, one CPU
+each). Each replay is a process of its own timed from start to exit (imports, model loading and worker start
+included). Throughput is audio hours per wall hour; the speed-up and the scaling efficiency (speed-up per
+worker) are against the single process. Peak RSS is the largest high-water mark (VmHWM) of any one worker,
+sampled from /proc while the replay runs. From the single process's throughput and the overheads measured, a
+projection: what a cluster of many nodes would take to replay a season.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDERS = 12
+SEASON_HOURS = 60_000  # 50 AudioMoths, 12 h a day, 100 days
+PROJECTED_NODES, PROJECTED_CORES = 20, 8
+
+# A pool of one worker process is reachable from the library alone: the command runs one worker in-process.
+POOL_OF_ONE = """
+import sys
+from datetime import UTC
+from pathlib import Path
+from edge.app.job import replay
+from edge.app.replay import ReplayOptions
+options = ReplayOptions.build(window=5.0, hop=2.5, crop_stride=1.0, sensitivity=1.0, min_conf=0.25, top_k=10,
+                              channel=None, naive_zone=UTC, threads=1, formats=("jsonl",))
+replay([Path(sys.argv[1])], Path(sys.argv[2]), ["birdnet-v2.4"], Path(sys.argv[3]), options, workers=1,
+       in_process=False)
+"""
+
+
+@dataclass
+class Measured:
+    name: str
+    workers: int
+    wall: float
+    audio_seconds: float
+    worker_rss_mb: float
+
+    @property
+    def throughput(self) -> float:
+        """Audio hours per wall hour."""
+        return self.audio_seconds / self.wall
+
+
+def make_archive(folder: Path, minutes: float, file_minutes: float) -> tuple[Path, float]:
+    """`minutes` of audio from tests/data at 48 kHz, in files of `file_minutes` spread over RECORDERS folders."""
+    from tools.bench.__main__ import RECORDINGS  # the same recordings as every other section
+
+    rate = 48000
+    pieces = []
+    for name in RECORDINGS:
+        audio, original = sf.read(str(ROOT / "tests" / "data" / name), dtype="float32", always_2d=True)
+        pieces.append(soxr.resample(audio.mean(axis=1), original, rate))
+    one_pass = np.concatenate(pieces)
+    per_file = int(file_minutes * 60 * rate)
+    files = max(1, round(minutes / file_minutes))
+    audio = np.tile(one_pass, int(np.ceil(files * per_file / len(one_pass))))
+    archive = folder / "archive"
+    for index in range(files):
+        recorder, take = divmod(index, RECORDERS)
+        start = time.gmtime(1714543200 + recorder * int(file_minutes * 60))  # 2024-05-01 06:00 UTC onwards
+        name = time.strftime("%Y%m%d_%H%M%S.WAV", start)
+        path = archive / f"moth{take + 1:02d}" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), audio[index * per_file : (index + 1) * per_file], rate, subtype="PCM_16")
+    return archive, files * per_file / rate
+
+
+def replay_command(archive: Path, out: Path, *options: str) -> list[str]:
+    command = [sys.executable, "-m", "edge", "replay", str(archive), "--out", str(out), "--format", "jsonl"]
+    return [*command, "--quiet", *options]
+
+
+def local(archive: Path, out: Path, workers: int) -> list[str]:
+    return replay_command(archive, out, "--workers", str(workers))
+
+
+def measure(name: str, workers: int, command: list[str], seconds: float, workers_are: str) -> Measured:
+    """The command run to completion, the peak RSS of its workers sampled on the way: `workers_are` "self"
+    (the command's own process), "children" (its descendants) or "ray" (Ray's worker processes)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    selected = {
+        "self": lambda pid, _: pid == process.pid,
+        "children": lambda pid, _: pid != process.pid and descends_from(pid, process.pid),
+        "ray": lambda _, cmdline: cmdline.startswith("ray::"),
+    }[workers_are]
+    with peak_rss(selected) as peak:
+        _, stderr = process.communicate()
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}): {stderr.decode()[-2000:]}")
+    return Measured(name, workers, wall, seconds, peak())
+
+
+@contextmanager
+def peak_rss(selected: Callable[[int, str], bool]) -> Iterator[Callable[[], float]]:
+    """While the block runs, the largest VmHWM (MB) of any process `selected(pid, cmdline)` picks."""
+    best = [0.0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.2):
+            for pid, cmdline in processes():
+                if selected(pid, cmdline):
+                    best[0] = max(best[0], vm_hwm_mb(pid))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield lambda: best[0]
+    finally:
+        stop.set()
+        thread.join()
+
+
+def processes() -> list[tuple[int, str]]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            found.append((int(entry.name), cmdline))
+    return found
+
+
+def vm_hwm_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def descends_from(pid: int, root: int) -> bool:
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+        if pid == root:
+            return True
+    return False
+
+
+def archive_table(minutes: float, file_minutes: float) -> str:
+    """The section's measurements, as the table and projection it prints."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        archive, seconds = make_archive(folder, minutes, file_minutes)
+        models = ROOT / "models"
+        runs = [
+            measure(
+                "one process (--workers 1)",
+                1,
+                replay_command(archive, folder / "one", "--workers", "1"),
+                seconds,
+                "self",
+            ),
+            measure(
+                "1 worker process",
+                1,
+                [sys.executable, "-c", POOL_OF_ONE, str(archive), str(models), str(folder / "pool1")],
+                seconds,
+                "children",
+            ),
+            measure(
+                "2 worker processes (--workers 2)",
+                2,
+                replay_command(archive, folder / "two", "--workers", "2"),
+                seconds,
+                "children",
+            ),
+        ]
+        runs += ray_runs(folder, archive, seconds)
+        same = {sorted_lines(folder / name) for name in ("one", "pool1", "two", "ray") if (folder / name).exists()}
+        return render(runs, seconds, len(list(archive.rglob("*.WAV"))), identical=len(same) == 1)
+
+
+def sorted_lines(out: Path) -> tuple[str, ...]:
+    return tuple(sorted((out / "detections.jsonl").read_text().splitlines()))
+
+
+def ray_runs(folder: Path, archive: Path, seconds: float) -> list[Measured]:
+    return []  # the Ray cluster row: added with the --ray option
+
+
+def render(runs: list[Measured], seconds: float, files: int, identical: bool) -> str:
+    single = runs[0]
+    lines = [
+        f"archive: {files} files, {seconds / 3600:.2f} h of audio; detection files the same after sorting: {identical}",
+        f"  {'':36}{'wall s':>8}{'audio h/h':>11}{'speed-up':>10}{'efficiency':>12}{'worker RSS':>12}",
+    ]
+    for m in runs:
+        speedup = m.throughput / single.throughput
+        lines.append(
+            f"  {m.name:36}{m.wall:8.1f}{m.throughput:11.0f}{speedup:9.2f}x{speedup / m.workers:12.2f}"
+            f"{m.worker_rss_mb:9.0f} MB"
+        )
+    lines += projection(runs)
+    return "\n".join(lines)
+
+
+def projection(runs: list[Measured]) -> list[str]:
+    """A season on PROJECTED_NODES nodes of PROJECTED_CORES cores, from the per-worker throughput measured with
+    the most workers here (its overheads included), assuming it holds per core on every node."""
+    best = max(runs, key=lambda m: (m.workers, m.throughput))
+    per_worker = best.throughput / best.workers
+    workers = PROJECTED_NODES * PROJECTED_CORES
+    hours = SEASON_HOURS / (per_worker * workers)
+    return [
+        f"projection: {SEASON_HOURS:,} h of audio (a season of 50 AudioMoths, 12 h a day, 100 days) at "
+        f"{per_worker:.0f} audio h per wall h per worker ({best.name}):",
+        f"  one worker {SEASON_HOURS / per_worker / 24:.1f} days; {PROJECTED_NODES} nodes x {PROJECTED_CORES} cores "
+        f"= {workers} workers {hours:.1f} h",
+    ]
