@@ -9,6 +9,7 @@ owns the outputs, so a worker killed part-way leaves nothing behind but a run to
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -59,7 +60,8 @@ def serve(conn: Connection, models_dir: Path, model_names: list[str], options: R
         conn.send(WorkerFailed(error))
         return
     while (run := receive(conn)) is not None:
-        conn.send(analyse(run, analysis, options, conn))
+        for message in analyse(run, analysis, options):
+            conn.send(message)
 
 
 def receive(conn: Connection) -> Run | None:
@@ -69,8 +71,10 @@ def receive(conn: Connection) -> Run | None:
         return None
 
 
-def analyse(run: Run, analysis: Analysis, options: ReplayOptions, conn: Connection) -> RunDone:
-    """One run through the pipeline, as the in-process replay takes it, progress sent on the way."""
+def analyse(run: Run, analysis: Analysis, options: ReplayOptions) -> Iterator[RunProgress | RunDone]:
+    """One run through the pipeline, as the in-process replay takes it: a RunProgress after each chunk, then
+    the RunDone. A generator, so that each kind of worker passes the messages on its own way (a pipe, a Ray
+    streaming generator)."""
     source = FileSource.listed(list(run.recordings), options.decode)
     records: list[Stream | Detection] = []
     begun: str | None = None
@@ -81,8 +85,8 @@ def analyse(run: Run, analysis: Analysis, options: ReplayOptions, conn: Connecti
         if chunk.stream.id != begun:
             records.append(chunk.stream)
             begun = chunk.stream.id
-        conn.send(RunProgress(run.index, chunk.seconds, chunk.stream.id))
-    return RunDone(
+        yield RunProgress(run.index, chunk.seconds, chunk.stream.id)
+    yield RunDone(
         index=run.index,
         records=tuple(records),
         failed=tuple(source.failed),
