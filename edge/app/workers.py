@@ -48,7 +48,7 @@ def replay_in_workers(
     finished: dict[int, RunDone] = {}
     with output.bar:
         try:
-            make_pool = pool or Workers
+            make_pool: Callable[..., Pool] = pool or Workers
             for done in make_pool(workers, models_dir, model_names, options, output, on_progress).analyse(runs):
                 write(done, output)
                 finished[done.index] = done

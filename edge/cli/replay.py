@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edge.app import logs
+from edge.app.ray_workers import RayWorkers, import_ray
 from edge.app.replay import ReplayOptions, replay
 from edge.app.sections import DEFAULT_MODEL
 from edge.app.workers import replay_in_workers
@@ -125,7 +127,16 @@ from edge.sources.files import known_zone
     type=click.IntRange(min=1),
     default=None,
     help="Worker processes analysing recordings side by side (a recorder's joined files go to one); "
-    "1: all in this process.  [default: the number of cores]",
+    "1: all in this process; with --ray, Ray actors.  [default: the number of cores; with --ray, the "
+    "cluster's CPUs]",
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="ADDRESS",
+    default=None,
+    help="Analyse on the Ray cluster whose head is at HOST:PORT (auto: the one this machine belongs to); "
+    "every node must see the recordings and models at the same paths.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar, no summary.")
 @click.option(
@@ -152,6 +163,7 @@ def replay_command(
     threads,
     join_gap,
     workers,
+    ray_address,
     quiet,
     species,
     resampler,
@@ -179,20 +191,33 @@ def replay_command(
     )
     console = Console(stderr=True)
     progress = not quiet and console.is_terminal
-    workers = workers or os.cpu_count() or 1
     try:
-        if workers == 1:
+        if ray_address is not None:
+            result = replay_on_ray(
+                ray_address, list(paths), models_dir, list(model_names), out, options, workers, progress
+            )
+        elif (workers := workers or os.cpu_count() or 1) == 1:
             result = replay(list(paths), models_dir, list(model_names), out, options, progress=progress)
         else:
             result = replay_in_workers(
                 list(paths), models_dir, list(model_names), out, options, workers, progress=progress
             )
-    except (ModelError, ValueError) as error:
+    except (ModelError, ValueError, ConnectionError) as error:
         raise click.ClickException(str(error)) from error
     if not quiet:
         print_summary(result, out)
     if result.failed and len(result.failed) == result.recordings:
         sys.exit(1)
+
+
+def replay_on_ray(address: str, paths, models_dir, model_names, out, options, actors: int | None, progress: bool):
+    """The replay's runs analysed by Ray actors (`actors` None: one per CPU of the cluster)."""
+    try:
+        import_ray()
+    except RuntimeError as error:
+        raise click.UsageError(str(error)) from error
+    pool = partial(RayWorkers, address)
+    return replay_in_workers(paths, models_dir, model_names, out, options, actors, progress=progress, pool=pool)
 
 
 def print_summary(result, out: Path) -> None:
