@@ -41,10 +41,12 @@ def test_a_replay_on_two_nodes_writes_what_one_process_writes(cluster, archive, 
         "replay", str(archive), "--ray", cluster.address, "--out", str(spread), "--format", "jsonl,csv,raven"
     )
     assert written(spread) == written(one)
+    assert all(re.match(r"\d{4}-\d\d-\d\dT", line) for line in result.stderr.splitlines()), "only our log lines"
     nodes = re.findall(r"ray_run_done .*node=(\w+)", result.stderr)
+    # Which node analysed how many runs depends on how fast each loaded its models; that both do is the next test's.
     print(f"runs done per node: {Counter(nodes)}")
-    assert set(nodes) == {cluster.head_id, cluster.second_id}, "both nodes analysed runs"
     assert len(nodes) == 5, "a run per recorder: the Song Meter's two files are one, the three cut files one"
+    assert set(nodes) <= {cluster.head_id, cluster.second_id}
 
 
 def test_a_node_killed_mid_run_has_its_run_analysed_again_on_the_other(cluster, archive, models_dir, tmp_path):
@@ -72,6 +74,7 @@ def test_a_node_killed_mid_run_has_its_run_analysed_again_on_the_other(cluster, 
     )
     after = seen[seen.index((cluster.second_id, killed[0])) + 1 :]
     assert (cluster.head_id, killed[0]) in after, "the head took the run up"
+    assert {node for node, index in seen if index != killed[0]} == {cluster.head_id}, "the head analysed the rest"
     lines = (tmp_path / "two" / "detections.jsonl").read_text().splitlines()
     assert not [line for line, count in Counter(lines).items() if count > 1], "no detection written twice"
     assert sorted(lines) == sorted((tmp_path / "one" / "detections.jsonl").read_text().splitlines())
