@@ -79,7 +79,19 @@ def test_recording_times_become_utc(data, tmp_path):
     folder.mkdir()
     shutil.copy(data / "opso_audiomoth_metadata_15s.wav", folder)
     shutil.copy(data / "S4A03895_20190522_120000.wav", folder)
-    edge_cli("replay", str(folder), "--out", str(tmp_path / "out"), "--min-conf", "0.01", "--timezone", "Europe/Paris")
+    # One process: with workers, the detections come in the order runs finish.
+    edge_cli(
+        "replay",
+        str(folder),
+        "--out",
+        str(tmp_path / "out"),
+        "--min-conf",
+        "0.01",
+        "--timezone",
+        "Europe/Paris",
+        "--workers",
+        "1",
+    )
     records = read_jsonl(tmp_path / "out" / "detections.jsonl")
     by_source = {r["source"]: r for r in records}
     moth = [r for r in records if r["source"] == "opso_audiomoth_metadata_15s.wav"]
