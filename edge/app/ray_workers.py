@@ -132,9 +132,10 @@ class RayWorkers:
         actors: list[Actor] = []
         try:
             remote = ray.remote(num_cpus=1, max_restarts=0)(RunAnalyser)
-            count = self.count or max(1, int(ray.cluster_resources().get("CPU", 0)))
+            cpus = int(ray.cluster_resources().get("CPU", 0))
+            count = self.count or max(1, cpus)
             actors.extend(start(remote, self.actor_args) for _ in range(min(count, len(runs))))
-            log.info("ray_actors_started", actors=len(actors), address=self.address)
+            log.info("ray_actors_started", actors=len(actors), address=self.address, cluster_cpus=cpus)
             pending = RunQueue(runs, self.output)
             while pending or any(a.run is not None for a in actors):
                 for actor in actors:

@@ -105,3 +105,12 @@ def test_without_ray_or_a_cluster_the_replay_says_so(data, tmp_path):
     nobody = f"127.0.0.1:{free_port()}"
     result = edge_cli("replay", recording, "--ray", nobody, "--out", str(tmp_path), check=False)
     assert result.returncode == 1 and f"no Ray cluster answers at {nobody}" in result.stderr
+
+
+def test_a_model_the_actors_cannot_load_stops_the_replay_with_its_error(cluster, data, tmp_path):
+    recording = str(data / "opso_aru_1_CSWA_3s.wav")
+    result = edge_cli(
+        "replay", recording, "--ray", cluster.address, "--model", "nope", "--out", str(tmp_path), check=False
+    )
+    assert result.returncode == 1
+    assert "Error: no model named 'nope'" in result.stderr
