@@ -13,16 +13,16 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
 
 import structlog
 
 from edge.app.ledger import Ledger, Outcome, key
 from edge.app.output import ReplayOutput
 from edge.app.replay import ReplayOptions, ReplayResult, load_analysis
+from edge.app.run_queue import Pool
 from edge.app.run_worker import RunDone, analyse
 from edge.app.workers import ProgressHook, Workers
 from edge.sinks.summary import SpeciesTally, Summary
@@ -35,24 +35,29 @@ log = structlog.get_logger(__name__)
 PARQUET_BATCH_ROWS = 50_000  # about 50 MB held in memory; far fewer files than one per recording
 
 
-class Pool(Protocol):
-    def analyse(self, runs: list[Run]) -> Iterator[RunDone]:
-        """Each run's results as it is done, in the order runs finish; raises what stops the analysis (a model
-        that cannot be loaded)."""
-        ...
-
-
 class InProcess:
-    """The runs analysed one after the other in this process."""
+    """The runs analysed one after the other in this process (a pool's arguments; `count` is 1)."""
 
-    def __init__(self, models_dir: Path, model_names: list[str], options: ReplayOptions, output: ReplayOutput):
+    def __init__(
+        self,
+        count: int | None,
+        models_dir: Path,
+        model_names: list[str],
+        options: ReplayOptions,
+        output: ReplayOutput,
+        on_progress: ProgressHook | None = None,
+    ):
         self.analysis = load_analysis(models_dir, model_names, options)
         self.options = options
         self.output = output
 
     def analyse(self, runs: list[Run]) -> Iterator[RunDone]:
         for run in runs:
-            yield analyse(run, self.analysis, self.options, lambda p: self.output.advance(p.seconds, p.stream_id))
+            for message in analyse(run, self.analysis, self.options):
+                if isinstance(message, RunDone):
+                    yield message
+                else:
+                    self.output.advance(message.seconds, message.stream_id)
 
 
 def replay(
@@ -61,15 +66,18 @@ def replay(
     model_names: list[str],
     out: Path,
     options: ReplayOptions,
-    workers: int = 1,
+    workers: int | None = 1,
     fresh: bool = False,
     progress: bool = False,
     on_progress: ProgressHook | None = None,
     in_process: bool | None = None,
+    pool: Callable[..., Pool] | None = None,
 ) -> ReplayResult:
     """The recordings under `paths` not yet done in `out` analysed by `workers` processes (1: this one, unless
-    `in_process` is False), their detections added to the files under `out`. Raises SettingsChanged when `out` holds a job with other
-    settings, ModelError or ValueError when the models or species lists cannot be loaded."""
+    `in_process` is False), or by another `pool` (made with Workers' arguments, e.g. RayWorkers; `workers`
+    None lets it choose how many), their detections added to the files under `out`. Raises SettingsChanged
+    when `out` holds a job with other settings, ModelError or ValueError when the models or species lists
+    cannot be loaded."""
     started = time.monotonic()
     with Ledger.open(out, settings_of(model_names, options), fresh) as ledger:
         recordings = list_recordings(paths, options.decode.naive_zone)
@@ -83,12 +91,9 @@ def replay(
         committer = Committer(output, ledger)
         with output.bar:
             try:
-                pool: Pool = (
-                    InProcess(models_dir, model_names, options, output)
-                    if (workers == 1 if in_process is None else in_process)
-                    else Workers(workers, models_dir, model_names, options, output, on_progress)
-                )
-                for done in pool.analyse(runs):
+                local = InProcess if (workers == 1 if in_process is None else in_process) else Workers
+                make: Callable[..., Pool] = pool or local
+                for done in make(workers, models_dir, model_names, options, output, on_progress).analyse(runs):
                     committer.add(runs[done.index], done)
                     finished.append(done)
             finally:

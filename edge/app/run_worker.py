@@ -9,7 +9,7 @@ owns the outputs, so a worker killed part-way leaves nothing behind but a run to
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -41,7 +41,7 @@ class RunDone:
     failed: tuple[tuple[str, str], ...]
     damaged: tuple[tuple[str, str], ...]
     weeks: frozenset[int]
-    lost: bool = False  # given up: the process analysing it died on every attempt (`failed` says so)
+    lost: bool = False  # given up: what analysed it died on every attempt (`failed` says so)
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,8 @@ def serve(conn: Connection, models_dir: Path, model_names: list[str], options: R
         conn.send(WorkerFailed(error))
         return
     while (run := receive(conn)) is not None:
-        conn.send(analyse(run, analysis, options, conn.send))
+        for message in analyse(run, analysis, options):
+            conn.send(message)
 
 
 def receive(conn: Connection) -> Run | None:
@@ -71,8 +72,10 @@ def receive(conn: Connection) -> Run | None:
         return None
 
 
-def analyse(run: Run, analysis: Analysis, options: ReplayOptions, report: Callable[[RunProgress], None]) -> RunDone:
-    """One run through the pipeline, as the in-process replay takes it, progress sent on the way."""
+def analyse(run: Run, analysis: Analysis, options: ReplayOptions) -> Iterator[RunProgress | RunDone]:
+    """One run through the pipeline, as the in-process replay takes it: a RunProgress after each chunk, then
+    the RunDone. A generator, so that each kind of worker passes the messages on its own way (a pipe, a Ray
+    streaming generator)."""
     source = FileSource.listed(list(run.recordings), options.decode)
     records: list[Stream | Detection] = []
     begun: str | None = None
@@ -83,8 +86,8 @@ def analyse(run: Run, analysis: Analysis, options: ReplayOptions, report: Callab
         if chunk.stream.id != begun:
             records.append(chunk.stream)
             begun = chunk.stream.id
-        report(RunProgress(run.index, chunk.seconds, chunk.stream.id))
-    return RunDone(
+        yield RunProgress(run.index, chunk.seconds, chunk.stream.id)
+    yield RunDone(
         index=run.index,
         records=tuple(records),
         failed=tuple(source.failed),

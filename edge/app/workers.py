@@ -9,23 +9,17 @@ A run whose worker dies twice is reported as failed, and the replay goes on.
 from __future__ import annotations
 
 import multiprocessing
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-import structlog
-
 from edge.app.output import ReplayOutput
 from edge.app.replay import ReplayOptions
+from edge.app.run_queue import RunQueue
 from edge.app.run_worker import RunDone, RunProgress, WorkerFailed, serve
 from edge.sources.runs import Run
-
-log = structlog.get_logger(__name__)
-
-ATTEMPTS = 2  # a run whose worker dies this many times is given up
 
 # Called in the parent with the pid of the worker that sent the progress (tests kill a worker on its first).
 ProgressHook = Callable[[int, RunProgress], None]
@@ -56,17 +50,16 @@ class Workers:
         self.output = output
         self.on_progress = on_progress
         self.context = multiprocessing.get_context("spawn")
-        self.attempts: dict[int, int] = {}
 
     def analyse(self, runs: list[Run]) -> Iterator[RunDone]:
         """Each run's results as it is done, in the order runs finish; the workers are stopped at the end."""
-        pending = deque(runs)
+        pending = RunQueue(runs, self.output)
         workers = [self._start() for _ in range(min(self.count, len(runs)))]
         try:
             while pending or any(w.run is not None for w in workers):
                 for worker in workers:
                     if worker.run is None and pending:
-                        worker.run = pending.popleft()
+                        worker.run = pending.take()
                         worker.conn.send(worker.run)
                 for conn in wait([w.conn for w in workers]):
                     worker = next(w for w in workers if w.conn is conn)
@@ -79,7 +72,7 @@ class Workers:
         finally:
             self._stop(workers)
 
-    def _receive(self, worker: Worker, pending: deque[Run]) -> RunDone | None:
+    def _receive(self, worker: Worker, pending: RunQueue) -> RunDone | None:
         """Handle one message of a worker; the results of a run it finished (or that is given up on)."""
         try:
             message = worker.conn.recv()
@@ -97,23 +90,12 @@ class Workers:
         worker.run, worker.seconds = None, 0.0
         return message
 
-    def _lost(self, worker: Worker, pending: deque[Run]) -> RunDone | None:
-        """A dead worker's run goes back to the front of the queue; on its last attempt it is given up, its
-        files reported as failed."""
+    def _lost(self, worker: Worker, pending: RunQueue) -> RunDone | None:
+        """A dead worker's run goes back to the queue (see `RunQueue.lost`)."""
         worker.conn.close()
         worker.process.join()
         run, worker.run = worker.run, None
-        self.output.advance(-worker.seconds, "")  # the run starts again from nothing
-        if run is None:
-            return None
-        attempts = self.attempts[run.index] = self.attempts.get(run.index, 0) + 1
-        log.warning("replay_worker_died", exit_code=worker.process.exitcode, run=run.index, attempt=attempts)
-        if attempts < ATTEMPTS:
-            pending.appendleft(run)
-            return None
-        reason = f"the worker process analysing it died {attempts} times"
-        failed = tuple((stream_id, reason) for _, stream_id in run.recordings)
-        return RunDone(run.index, (), failed, (), frozenset(), lost=True)
+        return pending.lost(run, worker.seconds, "worker process", exit_code=worker.process.exitcode)
 
     def _start(self) -> Worker:
         parent, child = self.context.Pipe()

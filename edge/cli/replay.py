@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,7 @@ from rich.table import Table
 from edge.app import logs
 from edge.app.job import replay
 from edge.app.ledger import LEDGER_NAME
+from edge.app.ray_workers import RayWorkers, import_ray
 from edge.app.replay import ReplayOptions
 from edge.app.sections import DEFAULT_MODEL
 from edge.audio.resample import RESAMPLERS
@@ -128,7 +130,16 @@ from edge.sources.files import known_zone
     type=click.IntRange(min=1),
     default=None,
     help="Worker processes analysing recordings side by side (a recorder's joined files go to one); "
-    "1: all in this process.  [default: the number of cores]",
+    "1: all in this process; with --ray, Ray actors.  [default: the number of cores; with --ray, the "
+    "cluster's CPUs]",
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="ADDRESS",
+    default=None,
+    help="Analyse on the Ray cluster whose head is at HOST:PORT (auto: the one this machine belongs to); "
+    "every node must see the recordings and models at the same paths.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar, no summary.")
 @click.option(
@@ -156,6 +167,7 @@ def replay_command(
     join_gap,
     workers,
     fresh,
+    ray_address,
     quiet,
     species,
     resampler,
@@ -183,10 +195,12 @@ def replay_command(
     )
     console = Console(stderr=True)
     progress = not quiet and console.is_terminal
-    workers = workers or os.cpu_count() or 1
     try:
-        result = replay(list(paths), models_dir, list(model_names), out, options, workers, fresh, progress)
-    except (ModelError, ValueError) as error:
+        pool = ray_pool(ray_address) if ray_address is not None else None
+        if pool is None:
+            workers = workers or os.cpu_count() or 1
+        result = replay(list(paths), models_dir, list(model_names), out, options, workers, fresh, progress, pool=pool)
+    except (ModelError, ValueError, ConnectionError) as error:
         raise click.ClickException(str(error)) from error
     except KeyboardInterrupt:
         Console(stderr=True).print(
@@ -198,6 +212,15 @@ def replay_command(
         print_summary(result, out)
     if result.failed and len(result.failed) == result.recordings:
         sys.exit(1)
+
+
+def ray_pool(address: str):
+    """Ray actors on the cluster at `address` as the pool (`--workers` None: one per CPU of the cluster)."""
+    try:
+        import_ray()
+    except RuntimeError as error:
+        raise click.UsageError(str(error)) from error
+    return partial(RayWorkers, address)
 
 
 def print_summary(result, out: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from edge.types import iso_ms
 from edge.wire.records import FIELDS
-from support.audio import archive_of
+from support.archive import make_archive
 from support.paths import ROOT
 from support.processes import edge_cli
 
@@ -23,7 +23,7 @@ RECORDINGS = ("S4A03895_20190522_120000.wav", "opso_birds_10s.wav")  # a Song Me
 def archive(data, tmp_path):
     """A Song Meter's recording, one of unknown time, and one cut into three files an AudioMoth in the
     folder "moth" would write back to back."""
-    return archive_of(data, tmp_path / "archive", RECORDINGS, moth=True)
+    return make_archive(data, tmp_path / "archive", RECORDINGS)
 
 
 def replayed(archive, out, workers):

@@ -11,13 +11,12 @@ from collections import Counter
 
 import pyarrow.dataset as ds
 import pytest
-from test_replay_workers import options
 
 from edge.app.job import replay
 from edge.app.ledger import LEDGER_NAME
 from edge.sources.files import list_recordings
 from edge.sources.runs import joined_runs
-from support.audio import archive_of
+from support.archive import block_options, make_archive
 from support.paths import ROOT
 from support.processes import alive_in_group, edge_cli
 from support.waiting import wait_for
@@ -40,7 +39,7 @@ RECORDINGS = (
 @pytest.fixture
 def archive(data, tmp_path):
     """Eleven real recordings of ten recorders (a Song Meter made two): ten runs."""
-    return archive_of(data, tmp_path / "archive", RECORDINGS, moth=False)
+    return make_archive(data, tmp_path / "archive", RECORDINGS, moth=False)
 
 
 def lines(out):
@@ -137,11 +136,13 @@ def test_a_run_that_kills_its_worker_twice_is_quarantined_and_left_alone(archive
         models_dir,
         ["birdnet-v2.4"],
         out,
-        options(),
+        block_options(),
         workers=2,
         on_progress=kill_every_worker_of_the_first_run,
     )
-    first = [stream_id for _, stream_id in joined_runs(list_recordings([archive]), options().decode)[0].recordings]
+    first = [
+        stream_id for _, stream_id in joined_runs(list_recordings([archive]), block_options().decode)[0].recordings
+    ]
     assert first == ["S4A03895_20190522_120000.wav", "S4A03895_20190522_230000.wav"], "one recorder: one run"
     assert len(set(killed)) == 2, "two workers, one per attempt"
     assert [stream_id for stream_id, _ in result.failed] == first

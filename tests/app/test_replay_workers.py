@@ -8,33 +8,13 @@ from collections import Counter
 import pytest
 
 from edge.app.job import replay
-from edge.app.replay import ReplayOptions
-from edge.audio.windower import WindowSpec
-from edge.events.detector import DetectorOptions
-from edge.inference.member import MemberOptions
-from edge.sources.files import DecodeOptions
-from support.audio import archive_of
+from support.archive import RECORDINGS, block_options, make_archive, written
 from support.processes import edge_cli
-
-RECORDINGS = (
-    "S4A03895_20190522_120000.wav",
-    "S4A03895_20190522_230000.wav",
-    "opso_birds_10s.wav",
-    "curlew_call_1.wav",
-    "opso_aru_1_CSWA_3s.wav",
-)
 
 
 @pytest.fixture
 def archive(data, tmp_path):
-    """Real recordings, and one recording cut into three files an AudioMoth would write back to back."""
-    return archive_of(data, tmp_path / "archive", RECORDINGS, moth=True)
-
-
-def written(out):
-    """Each detection file's lines, sorted; each Raven table as written."""
-    files = {name: sorted((out / name).read_text().splitlines()) for name in ("detections.jsonl", "detections.csv")}
-    return files | {p.name: p.read_text() for p in sorted((out / "raven").iterdir())}
+    return make_archive(data, tmp_path / "archive")
 
 
 def test_detection_files_are_the_same_for_any_number_of_workers(archive, tmp_path):
@@ -52,19 +32,8 @@ def test_detection_files_are_the_same_for_any_number_of_workers(archive, tmp_pat
     assert written(outs[3]) == one
 
 
-def options(formats=("jsonl",)):
-    """Replay's defaults, decoded a second at a time so that every run sends progress many times."""
-    return ReplayOptions(
-        window=WindowSpec(),
-        member=MemberOptions(),
-        detector=DetectorOptions(),
-        decode=DecodeOptions(block_seconds=1.0),
-        formats=formats,
-    )
-
-
 def test_a_worker_killed_mid_run_has_its_run_analysed_again_and_written_once(archive, models_dir, tmp_path):
-    replay([archive], models_dir, ["birdnet-v2.4"], tmp_path / "one", options())
+    replay([archive], models_dir, ["birdnet-v2.4"], tmp_path / "one", block_options())
     seen = []  # (worker pid, run) of every progress message, in order
 
     def kill_the_first(pid, progress):
@@ -73,7 +42,7 @@ def test_a_worker_killed_mid_run_has_its_run_analysed_again_and_written_once(arc
         seen.append((pid, progress.index))
 
     result = replay(
-        [archive], models_dir, ["birdnet-v2.4"], tmp_path / "two", options(), workers=2, on_progress=kill_the_first
+        [archive], models_dir, ["birdnet-v2.4"], tmp_path / "two", block_options(), 2, on_progress=kill_the_first
     )
     killed, run = seen[0]
     assert any(pid != killed and index == run for pid, index in seen[1:]), "another worker took the run up"

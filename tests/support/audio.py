@@ -4,7 +4,6 @@ nothing, as an attacker's clip that decodes to far more than it weighs."""
 from __future__ import annotations
 
 import io
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +47,3 @@ def cut_recording(source, folder, names=("20240501_060000.WAV", "20240501_060006
     for name, begin, end in zip(names, bounds, bounds[1:], strict=False):
         sf.write(folder / name, audio[begin:end], rate, subtype="PCM_16")
     return audio, rate
-
-
-def archive_of(data: Path, folder: Path, names: tuple[str, ...], moth: bool = False) -> Path:
-    """A folder of copies of the recordings `names` (from `data`), and with `moth` the spinetail recording cut
-    into three files an AudioMoth would write back to back in its subfolder `moth` (one joined stream)."""
-    folder.mkdir(parents=True)
-    for name in names:
-        shutil.copy(data / name, folder)
-    if moth:
-        cut_recording(data / "maad_spinetail.wav", folder / "moth")
-    return folder
