@@ -43,9 +43,10 @@ def test_all_formats_hold_the_same_detections(data, tmp_path):
     assert first["Scientific Name"] == records[0]["scientific_name"]
 
 
-def test_each_replay_rewrites_its_raven_tables(data, tmp_path):
+def test_a_fresh_replay_rewrites_its_raven_tables(data, tmp_path):
     """A table per recording looked at, with the header only when nothing was heard; tables of an earlier
-    replay into the same folder are gone; Begin Path is absolute and clock times are in Raven's formats."""
+    replay into the same folder are gone once it starts afresh; Begin Path is absolute and clock times are in
+    Raven's formats."""
     folder = tmp_path / "in"
     folder.mkdir()
     shutil.copy(data / "S4A03895_20190522_120000.wav", folder)
@@ -68,7 +69,7 @@ def test_each_replay_rewrites_its_raven_tables(data, tmp_path):
     assert rows[0]["Begin Date"] == "2019/05/22"
     assert rows[0]["Begin Clock Time"] == f"12:00:{offset:06.3f}", "UTC, HH:MM:SS.sss"
 
-    edge_cli("replay", str(folder / "opso_aru_1_CSWA_3s.wav"), "--out", str(out), "--min-conf", "0.99")
+    edge_cli("replay", str(folder / "opso_aru_1_CSWA_3s.wav"), "--out", str(out), "--min-conf", "0.99", "--fresh")
     assert [p.name for p in (out / "raven").iterdir()] == ["opso_aru_1_CSWA_3s.edge.selection.table.txt"]
     only = (out / "raven" / "opso_aru_1_CSWA_3s.edge.selection.table.txt").read_text().splitlines()
     assert only == [meter[0]], "nothing above 0.99: the header alone"
