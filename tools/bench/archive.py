@@ -13,6 +13,7 @@ projection: what a cluster of many nodes would take to replay a season.
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import tempfile
@@ -196,7 +197,8 @@ def archive_table(minutes: float, file_minutes: float) -> str:
         ]
         runs += ray_runs(folder, archive, seconds)
         same = {sorted_lines(folder / name) for name in ("one", "pool1", "two", "ray") if (folder / name).exists()}
-        return render(runs, seconds, len(list(archive.rglob("*.WAV"))), identical=len(same) == 1)
+        files = len(list(archive.rglob("*.WAV")))
+        return render(runs, seconds, files, identical=len(same) == 1, start=start_up(folder))
 
 
 def sorted_lines(out: Path) -> tuple[str, ...]:
@@ -204,10 +206,34 @@ def sorted_lines(out: Path) -> tuple[str, ...]:
 
 
 def ray_runs(folder: Path, archive: Path, seconds: float) -> list[Measured]:
-    return []  # the Ray cluster row: added with the --ray option
+    """The archive on 2 actors of a 2-node cluster started here as the tests start it (none without Ray)."""
+    if importlib.util.find_spec("ray") is None:
+        print("archive: Ray is not installed (bash tools/setup.sh cluster): no cluster row")
+        return []
+    sys.path.insert(0, str(ROOT / "tests"))
+    from support.ray_cluster import RayCluster
+
+    cluster = RayCluster().start()
+    try:
+        command = replay_command(archive, folder / "ray", "--ray", cluster.address, "--workers", "2")
+        return [measure("2-node Ray cluster (2 actors)", 2, command, seconds, "ray")]
+    finally:
+        cluster.stop()
 
 
-def render(runs: list[Measured], seconds: float, files: int, identical: bool) -> str:
+def start_up(folder: Path) -> float:
+    """Wall seconds of `edge replay` of a 1 s file in one process: imports, model loading, writing."""
+    from tools.bench.__main__ import RECORDINGS
+
+    audio, rate = sf.read(str(ROOT / "tests" / "data" / RECORDINGS[0]), dtype="float32")
+    path = folder / "one_second.wav"
+    sf.write(str(path), audio[:rate], rate, subtype="PCM_16")
+    started = time.perf_counter()
+    subprocess.run(replay_command(path, folder / "start", "--workers", "1"), cwd=ROOT, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def render(runs: list[Measured], seconds: float, files: int, identical: bool, start: float) -> str:
     single = runs[0]
     lines = [
         f"archive: {files} files, {seconds / 3600:.2f} h of audio; detection files the same after sorting: {identical}",
@@ -219,20 +245,28 @@ def render(runs: list[Measured], seconds: float, files: int, identical: bool) ->
             f"  {m.name:36}{m.wall:8.1f}{m.throughput:11.0f}{speedup:9.2f}x{speedup / m.workers:12.2f}"
             f"{m.worker_rss_mb:9.0f} MB"
         )
-    lines += projection(runs)
+    local = next((m for m in runs if m.name.startswith("2 worker")), None)
+    spread = next((m for m in runs if "Ray" in m.name), None)
+    if local and spread:
+        extra = (spread.wall - local.wall) / files
+        lines.append(f"  Ray against 2 local worker processes: {extra * 1000:+.0f} ms per file ({files} files)")
+    lines += projection(runs, start)
     return "\n".join(lines)
 
 
-def projection(runs: list[Measured]) -> list[str]:
-    """A season on PROJECTED_NODES nodes of PROJECTED_CORES cores, from the per-worker throughput measured with
-    the most workers here (its overheads included), assuming it holds per core on every node."""
-    best = max(runs, key=lambda m: (m.workers, m.throughput))
-    per_worker = best.throughput / best.workers
+def projection(runs: list[Measured], start: float) -> list[str]:
+    """A season on PROJECTED_NODES nodes of PROJECTED_CORES cores: the single process's throughput once started
+    (its start-up taken off), per worker, times the workers, times the scaling efficiency measured here with
+    the most workers (which holds the per-run overheads of that pool), plus one start-up."""
+    single = runs[0]
+    per_core = single.audio_seconds / max(single.wall - start, 1e-9)  # audio s per wall s of one busy core
+    scaled = max((m for m in runs if m.workers > 1), key=lambda m: (m.workers, m.throughput), default=single)
+    efficiency = scaled.throughput / single.throughput / scaled.workers
     workers = PROJECTED_NODES * PROJECTED_CORES
-    hours = SEASON_HOURS / (per_worker * workers)
+    hours = start / 3600 + SEASON_HOURS / (per_core * workers * efficiency)
     return [
-        f"projection: {SEASON_HOURS:,} h of audio (a season of 50 AudioMoths, 12 h a day, 100 days) at "
-        f"{per_worker:.0f} audio h per wall h per worker ({best.name}):",
-        f"  one worker {SEASON_HOURS / per_worker / 24:.1f} days; {PROJECTED_NODES} nodes x {PROJECTED_CORES} cores "
-        f"= {workers} workers {hours:.1f} h",
+        f"start-up (imports, models): {start:.1f} s; one core once started: {per_core:.0f} audio h per wall h",
+        f"projection: {SEASON_HOURS:,} h of audio (50 AudioMoths, 12 h a day, 100 days): one core "
+        f"{SEASON_HOURS / per_core / 24:.1f} days; {PROJECTED_NODES} nodes x {PROJECTED_CORES} cores = {workers} "
+        f"workers at the efficiency of {scaled.name} ({efficiency:.2f}): {hours:.1f} h",
     ]
