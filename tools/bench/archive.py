@@ -76,10 +76,10 @@ def make_archive(folder: Path, minutes: float, file_minutes: float) -> tuple[Pat
     audio = np.tile(one_pass, int(np.ceil(files * per_file / len(one_pass))))
     archive = folder / "archive"
     for index in range(files):
-        recorder, take = divmod(index, RECORDERS)
-        start = time.gmtime(1714543200 + recorder * int(file_minutes * 60))  # 2024-05-01 06:00 UTC onwards
+        take, recorder = divmod(index, RECORDERS)  # each recorder's files back to back from 06:00 UTC
+        start = time.gmtime(1714543200 + take * round(file_minutes * 60))
         name = time.strftime("%Y%m%d_%H%M%S.WAV", start)
-        path = archive / f"moth{take + 1:02d}" / name
+        path = archive / f"moth{recorder + 1:02d}" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(path), audio[index * per_file : (index + 1) * per_file], rate, subtype="PCM_16")
     return archive, files * per_file / rate
@@ -99,12 +99,12 @@ def measure(name: str, workers: int, command: list[str], seconds: float, workers
     (the command's own process), "children" (its descendants) or "ray" (Ray's worker processes)."""
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    selected = {
-        "self": lambda pid, _: pid == process.pid,
-        "children": lambda pid, _: pid != process.pid and descends_from(pid, process.pid),
-        "ray": lambda _, cmdline: cmdline.startswith("ray::"),
-    }[workers_are]
-    with peak_rss(selected) as peak:
+    chosen: dict[str, Callable[[], list[int]]] = {
+        "self": lambda: [process.pid],
+        "children": lambda: descendants(process.pid),
+        "ray": lambda: [pid for pid, cmdline in processes() if cmdline.startswith("ray::")],
+    }
+    with peak_rss(chosen[workers_are]) as peak:
         _, stderr = process.communicate()
     wall = time.perf_counter() - started
     if process.returncode != 0:
@@ -113,16 +113,17 @@ def measure(name: str, workers: int, command: list[str], seconds: float, workers
 
 
 @contextmanager
-def peak_rss(selected: Callable[[int, str], bool]) -> Iterator[Callable[[], float]]:
-    """While the block runs, the largest VmHWM (MB) of any process `selected(pid, cmdline)` picks."""
+def peak_rss(chosen: Callable[[], list[int]]) -> Iterator[Callable[[], float]]:
+    """While the block runs, the largest VmHWM (MB, a high-water mark: sampling now and then finds it) of the
+    processes `chosen()` lists. Sampled every second: a replay's workers live as long as it does, and the
+    sampling must not take the CPU the replay is measured on."""
     best = [0.0]
     stop = threading.Event()
 
     def sample() -> None:
-        while not stop.wait(0.2):
-            for pid, cmdline in processes():
-                if selected(pid, cmdline):
-                    best[0] = max(best[0], vm_hwm_mb(pid))
+        while not stop.wait(1.0):
+            for pid in chosen():
+                best[0] = max(best[0], vm_hwm_mb(pid))
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -155,15 +156,21 @@ def vm_hwm_mb(pid: int) -> float:
     return 0.0
 
 
-def descends_from(pid: int, root: int) -> bool:
-    while pid > 1:
+def descendants(root: int) -> list[int]:
+    """The processes under `root`, from one pass over /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
-            return False
-        if pid == root:
-            return True
-    return False
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        pids = children.get(todo.pop(), [])
+        found += pids
+        todo += pids
+    return found
 
 
 def archive_table(minutes: float, file_minutes: float) -> str:
