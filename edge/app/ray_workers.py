@@ -67,6 +67,7 @@ class RunAnalyser:
 
     def __init__(self, models_dir: Path, model_names: list[str], options: ReplayOptions):
         logs.configure()  # its lines go to the node's Ray worker logs
+        normal_priority()
         ray = import_ray()
         self.place = Place(ray.get_runtime_context().get_node_id(), socket.gethostname(), os.getpid())
         self.options = options
@@ -91,6 +92,16 @@ class RunAnalyser:
                 )
                 message = RunDone(message.index, message.records, failed, message.damaged, message.weeks)
             yield message
+
+
+def normal_priority() -> None:
+    """Ray starts its workers at niceness 15, below everything else on the node: an actor that is the job's
+    work takes the normal priority back where the node allows it (as root, or with CAP_SYS_NICE), so that it
+    gets its CPU as a local worker process does."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, 0)
+    except PermissionError:
+        log.info("ray_actor_niceness_kept", niceness=os.getpriority(os.PRIO_PROCESS, 0))
 
 
 @dataclass
