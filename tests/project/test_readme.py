@@ -19,6 +19,7 @@ from support.paths import ROOT
 PROGRAMS = {
     ".venv/bin/edge",
     ".venv/bin/python",
+    ".venv/bin/ray",  # bash tools/setup.sh cluster
     "/opt/edge/.venv/bin/edge",
     "bash",
     "pip",
