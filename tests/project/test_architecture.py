@@ -15,7 +15,7 @@ LAYERS = [
     {"inference"},
     {"screen", "events", "clips"},
     {"sources", "sinks"},
-    {"pipeline"},
+    {"pipeline", "evaluation"},
     {"app"},
     {"station"},
     {"cli"},

@@ -1,0 +1,91 @@
+"""Precision, recall, F1 and average precision of scored predictions against a number of true items.
+
+A prediction is a score (a confidence, 0..1) and whether it is right (it matched a label). `positives` counts
+the true items, those no prediction found included. At a threshold, the predictions scoring at or above it are
+kept: precision is the share of them that are right, recall the share of the positives they find.
+
+Average precision is the area under the precision-recall curve taken as steps, without interpolation: the sum
+over the distinct scores, highest first, of the recall gained there times the precision there (scikit-learn's
+`average_precision_score`). Positives no prediction found are never reached: they hold the curve's recall
+below 1 and so lower the average precision, as they should.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import groupby
+
+Prediction = tuple[float, bool]  # (score, right)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """True and false positives and false negatives at one threshold."""
+
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def precision(self) -> float | None:
+        """None when nothing was predicted: no precision to speak of."""
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else None
+
+    @property
+    def recall(self) -> float | None:
+        """None when there is nothing to find."""
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else None
+
+    @property
+    def f1(self) -> float | None:
+        p, r = self.precision, self.recall
+        if p is None or r is None:
+            return None
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """Keeping the predictions scoring `threshold` or more."""
+
+    threshold: float
+    precision: float
+    recall: float | None
+
+
+def counts_at(predictions: Sequence[Prediction], positives: int, threshold: float) -> Counts:
+    kept = [right for score, right in predictions if score >= threshold]
+    tp = sum(kept)
+    return Counts(tp=tp, fp=len(kept) - tp, fn=positives - tp)
+
+
+def curve(predictions: Sequence[Prediction], positives: int) -> list[CurvePoint]:
+    """A point at each distinct score, highest first."""
+    points = []
+    tp = fp = 0
+    ordered = sorted(predictions, key=lambda p: -p[0])
+    for score, group in groupby(ordered, key=lambda p: p[0]):
+        for _, right in group:
+            tp, fp = tp + right, fp + (not right)
+        points.append(CurvePoint(score, tp / (tp + fp), tp / positives if positives else None))
+    return points
+
+
+def average_precision(predictions: Sequence[Prediction], positives: int) -> float | None:
+    """None without positives (nothing to find: no recall, no area)."""
+    if not positives:
+        return None
+    area, recalled = 0.0, 0.0
+    for point in curve(predictions, positives):
+        assert point.recall is not None
+        area += (point.recall - recalled) * point.precision
+        recalled = point.recall
+    return area
+
+
+def best_threshold(predictions: Sequence[Prediction], positives: int, target_precision: float) -> CurvePoint | None:
+    """The lowest threshold whose precision reaches `target_precision`, so the most recall at that precision;
+    None when no threshold reaches it."""
+    reaching = [p for p in curve(predictions, positives) if p.precision >= target_precision]
+    return min(reaching, key=lambda p: p.threshold, default=None)
