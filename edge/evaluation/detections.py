@@ -1,0 +1,59 @@
+"""Detections as `edge replay` writes them (JSON lines, CSV) and as the daemon publishes its events, read for
+an evaluation: each a Span of its recording (the file's name without folder or extension, as labels name it)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from edge.evaluation.matching import Span
+
+
+class DetectionsError(ValueError):
+    """A detections file that cannot be read, named with its line."""
+
+
+def read_detections(path: Path) -> list[Span]:
+    """The detections in `path`: a replay's output folder (its detections.jsonl, else detections.csv) or one
+    file. Event records count once, at their end (`kind` "end"), spanning the whole event."""
+    if path.is_dir():
+        found = [path / name for name in ("detections.jsonl", "detections.csv") if (path / name).exists()]
+        if not found:
+            raise DetectionsError(f"{path}: no detections.jsonl or detections.csv")
+        path = found[0]
+    records = csv_records(path) if path.suffix.lower() == ".csv" else jsonl_records(path)
+    return [span for line, record in records if (span := to_span(path, line, record)) is not None]
+
+
+def jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
+    with path.open(encoding="utf-8") as f:
+        for line, text in enumerate(f, start=1):
+            if text.strip():
+                try:
+                    record = json.loads(text)
+                except json.JSONDecodeError as error:
+                    raise DetectionsError(f"{path.name} line {line}: not JSON ({error.msg})") from None
+                yield line, record
+
+
+def csv_records(path: Path) -> Iterator[tuple[int, dict]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        yield from enumerate(csv.DictReader(f), start=2)
+
+
+def to_span(path: Path, line: int, record: dict) -> Span | None:
+    if not isinstance(record, dict):
+        raise DetectionsError(f"{path.name} line {line}: not a record")
+    if str(record.get("kind", "end")) not in ("end", ""):
+        return None  # an event's start and updates: the end record holds the whole event
+    try:
+        start, end, confidence = (float(record[k]) for k in ("start_s", "end_s", "confidence"))
+        source, species = str(record["source"]), str(record["scientific_name"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise DetectionsError(f"{path.name} line {line}: not a detection record ({error})") from None
+    if not all(map(math.isfinite, (start, end, confidence))):
+        raise DetectionsError(f"{path.name} line {line}: start, end and confidence must be numbers")
+    return Span(PurePosixPath(source).stem, start, end, species, confidence)
