@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edge.cli.evaluate import evaluate_command
 from edge.cli.models import models_command
 from edge.cli.replay import replay_command
 from edge.cli.run import config_group, run_command
@@ -23,3 +24,4 @@ main.add_command(run_command)
 main.add_command(config_group)
 main.add_command(station_group)
 main.add_command(species_command)
+main.add_command(evaluate_command)

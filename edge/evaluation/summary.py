@@ -1,0 +1,87 @@
+"""An evaluation's numbers: per species and overall at a threshold, and the thresholds it proposes.
+
+Species with labels are scored; species detected but never labelled are reported apart (an expert who boxed
+only some species leaves the others' detections unjudged: they may be real). Overall pools every labelled
+species' predictions (micro-averaging). A threshold is proposed for a species when the labels behind it are
+enough (`min_support` true items) and some threshold reaches the target precision: the lowest such, which
+keeps the most recall; every other species keeps the default and the file says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge.evaluation.matching import Matched
+from edge.evaluation.metrics import average_precision, best_threshold, counts_at
+
+
+def scores(matched: Matched, threshold: float) -> dict:
+    at = counts_at(matched.predictions, matched.positives, threshold)
+    return {
+        "precision": at.precision,
+        "recall": at.recall,
+        "f1": at.f1,
+        "ap": average_precision([p for p in matched.predictions if p[0] >= threshold], matched.positives),
+        "support": matched.positives,
+        "tp": at.tp,
+        "fp": at.fp,
+        "fn": at.fn,
+    }
+
+
+def evaluation(matched: dict[str, Matched], threshold: float) -> dict:
+    """Per labelled species, overall, the labelled species never detected, and the unlabelled detected."""
+    labelled = {species: m for species, m in matched.items() if m.positives}
+    pooled = Matched([p for m in labelled.values() for p in m.predictions], sum(m.positives for m in labelled.values()))
+    return {
+        "species": {species: scores(m, threshold) for species, m in labelled.items()},
+        "overall": scores(pooled, threshold),
+        "never_detected": sorted(s for s, m in labelled.items() if not any(p[0] >= threshold for p in m.predictions)),
+        "unlabelled": {
+            species: {"detections": n, "max_confidence": max(p[0] for p in m.predictions)}
+            for species, m in matched.items()
+            if not m.positives and (n := sum(p[0] >= threshold for p in m.predictions))
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Proposal:
+    species: str
+    threshold: float | None  # None: keeps the default
+    precision: float | None
+    recall: float | None
+    support: int
+    why: str
+
+
+def proposals(matched: dict[str, Matched], target: float, min_support: int) -> list[Proposal]:
+    found = []
+    for species, m in sorted(matched.items()):
+        if not m.positives:
+            continue
+        if m.positives < min_support:
+            found.append(
+                Proposal(species, None, None, None, m.positives, f"{m.positives} labelled, fewer than {min_support}")
+            )
+            continue
+        best = best_threshold(m.predictions, m.positives, target)
+        if best is None:
+            found.append(Proposal(species, None, None, None, m.positives, f"no threshold reaches precision {target}"))
+        else:
+            found.append(Proposal(species, best.threshold, best.precision, best.recall, m.positives, "tuned"))
+    return found
+
+
+def thresholds_file(found: list[Proposal], target: float, default: float) -> str:
+    """The thresholds file the daemon reads (`[species] thresholds_file`), each number with its support."""
+    lines = [f"# thresholds for precision {target} on labelled recordings; other species: the default {default}"]
+    for p in found:
+        if p.threshold is None:
+            lines.append(f"# {p.species}: keeps the default {default} ({p.why})")
+        else:
+            lines.append(
+                f"{p.species},{p.threshold:.4f}  # precision {p.precision:.3f}, recall {p.recall:.3f}, "
+                f"{p.support} labelled"
+            )
+    return "\n".join(lines) + "\n"
