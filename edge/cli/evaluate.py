@@ -1,4 +1,8 @@
-"""`edge evaluate`: detections against an expert's labels, per species and overall; thresholds proposed."""
+"""`edge evaluate`: detections against an expert's labels, per species and overall; thresholds proposed.
+
+One run of detections, or several side by side (two models, two resamplers, with and without smoothing): each
+`--detections` is scored against the same labels, in one table. `--audio` runs the replay itself first.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,41 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from edge.cli.models import models_dir_option
+from edge.cli.replay import replay_command
+from edge.cli.types import FiniteRange
 from edge.evaluation.detections import DetectionsError, read_detections
 from edge.evaluation.labels import LabelError, read_labels
-from edge.evaluation.matching import by_events, by_segments
+from edge.evaluation.matching import Matched, Span, by_events, by_segments
+from edge.evaluation.names import SpeciesNames, read_codes
 from edge.evaluation.summary import evaluation, proposals, thresholds_file
 from edge.screen.species import SpeciesListError
+
+# The replay `--audio` runs keeps detections down to this confidence, so the curves, the average precision and
+# the proposed thresholds can reach below the --min-conf scored.
+REPLAY_FLOOR = 0.05
 
 
 @click.command(name="evaluate")
 @click.option("--truth", type=click.Path(exists=True, path_type=Path), required=True, help="Labels: a file or folder.")
 @click.option(
-    "--detections", type=click.Path(exists=True, path_type=Path), required=True, help="A replay's --out, or a file."
+    "--detections",
+    "runs",
+    multiple=True,
+    required=True,
+    metavar="[NAME=]PATH",
+    help="A replay's --out (JSON lines, CSV or Parquet), a file, or the daemon's event files; repeat to compare "
+    "runs side by side.",
 )
+@click.option(
+    "--audio",
+    type=click.Path(exists=True, path_type=Path),
+    help="Run the replay over these recordings first, into the one --detections folder (resumed when run again).",
+)
+@click.option("--model", "model_names", multiple=True, help="With --audio: the model(s) to run.  [default: BirdNET]")
+@click.option("--window", type=FiniteRange(0.1, 60), default=3.0, show_default=True, help="With --audio: seconds.")
+@click.option("--hop", type=FiniteRange(0.1, 60), help="With --audio: seconds between windows.  [default: --window]")
+@models_dir_option
 @click.option("--match", type=click.Choice(["segments", "events"]), default="segments", show_default=True)
 @click.option("--segment", type=click.FloatRange(0.1, 60), default=3.0, show_default=True, help="Segment, seconds.")
 @click.option("--min-overlap", type=click.FloatRange(0, 60), default=0.5, show_default=True, help="Seconds.")
@@ -30,66 +57,107 @@ from edge.screen.species import SpeciesListError
 @click.option("--thresholds-out", type=click.Path(dir_okay=False, path_type=Path), help="Write the thresholds here.")
 @click.option("--target-precision", type=click.FloatRange(0, 1), default=0.9, show_default=True)
 @click.option("--min-support", type=click.IntRange(min=1), default=10, show_default=True, help="Labels to tune on.")
-def evaluate_command(
-    truth,
-    detections,
-    match,
-    segment,
-    min_overlap,
-    min_conf,
-    names,
-    output,
-    thresholds_out,
-    target_precision,
-    min_support,
-):
+@click.pass_context
+def evaluate_command(ctx, truth, runs, audio, model_names, window, hop, models_dir, **options):
     """Score detections against an expert's labels (Raven tables, Audacity labels or a CSV)."""
+    named = [named_run(text) for text in runs]
+    if audio is not None:
+        if len(named) != 1:
+            raise click.UsageError("--audio writes into one --detections folder: give exactly one")
+        replay_into(ctx, audio, named[0][1], model_names, window, hop or window, models_dir, options["output"])
     try:
-        codes = read_codes(names) if names else {}
-        labels = read_labels(truth, lambda name: codes.get(name.casefold(), name))
-        found = read_detections(detections)
+        codes = read_codes(options["names"]) if options["names"] else {}
+        names = SpeciesNames.of_models(models_dir, codes)
+        labels = read_labels(truth, names)
+        found = {name: read_detections(existing(path)) for name, path in named}
     except (LabelError, DetectionsError, SpeciesListError) as error:
         raise click.ClickException(str(error)) from error
-    matched = (
-        by_segments(labels, found, segment, min_overlap)
-        if match == "segments"
-        else by_events(labels, found, min_overlap)
-    )
-    result = {"match": match, "segment_s": segment, "min_overlap_s": min_overlap, "min_conf": min_conf}
-    result |= evaluation(matched, min_conf)
-    if thresholds_out is not None:
-        proposed = proposals(matched, target_precision, min_support)
-        thresholds_out.write_text(thresholds_file(proposed, target_precision, min_conf), encoding="utf-8")
-    if output == "json":
-        click.echo(json.dumps(result, indent=2))
+    results = {name: score(labels, spans, options) for name, spans in found.items()}
+    unknown = dict(names.unknown.most_common())
+    if options["thresholds_out"] is not None:
+        write_thresholds(labels, found, named[0][0], options)
+    if options["output"] == "json":
+        body = next(iter(results.values())) if len(results) == 1 else {"runs": results}
+        click.echo(json.dumps(body | {"unknown_label_names": unknown}, indent=2))
     else:
-        print_table(result)
+        print_table(results, unknown)
 
 
-def read_codes(path: Path) -> dict[str, str]:
-    """'code,scientific name' lines (`#` comments): the names labels use, mapped to the models' names."""
-    codes = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        code, _, name = text.partition(",")
-        if not code.strip() or not name.strip():
-            raise SpeciesListError(f"{path}:{number}: expected 'code,scientific name', got {line.strip()!r}")
-        codes[code.strip().casefold()] = name.strip()
-    return codes
+def named_run(text: str) -> tuple[str, Path]:
+    """ "NAME=PATH" or PATH (named after the folder or file)."""
+    name, sep, path = text.partition("=")
+    if sep and name and not Path(text).exists():
+        return name, Path(path)
+    return Path(text).name or text, Path(text)
 
 
-def print_table(result: dict) -> None:
-    kind = {"segments": "segment", "events": "event"}[result["match"]]
-    table = Table(title=f"{kind}-based, at {result['min_conf']}")
-    for column in ("species", "support", "precision", "recall", "F1", "AP"):
-        table.add_column(column, justify="left" if column == "species" else "right")
-    rows = [*result["species"].items(), ("overall", result["overall"])]
-    for species, s in rows:
-        cells = [s["precision"], s["recall"], s["f1"], s["ap"]]
-        table.add_row(species, str(s["support"]), *("-" if v is None else f"{v:.3f}" for v in cells))
+def existing(path: Path) -> Path:
+    if not path.exists():
+        raise DetectionsError(f"{path}: no such file or folder")
+    return path
+
+
+def replay_into(ctx, audio: Path, out: Path, model_names, window: float, hop: float, models_dir, output) -> None:
+    """The replay's own command, with its defaults but for the windows, the models and a low floor."""
+    extra = {"model_names": tuple(model_names)} if model_names else {}
+    ctx.invoke(
+        replay_command,
+        paths=(audio,),
+        out=out,
+        window=window,
+        hop=hop,
+        min_conf=REPLAY_FLOOR,
+        models_dir=models_dir,
+        quiet=output == "json",  # the JSON alone on stdout
+        **extra,
+    )
+
+
+def matched_by(labels: list[Span], spans: list[Span], options: dict) -> dict[str, Matched]:
+    if options["match"] == "segments":
+        return by_segments(labels, spans, options["segment"], options["min_overlap"])
+    return by_events(labels, spans, options["min_overlap"])
+
+
+def score(labels: list[Span], spans: list[Span], options: dict) -> dict:
+    result = {key: options[key] for key in ("match", "min_conf")}
+    result |= {"segment_s": options["segment"], "min_overlap_s": options["min_overlap"]}
+    return result | evaluation(matched_by(labels, spans, options), options["min_conf"])
+
+
+def write_thresholds(labels: list[Span], found: dict[str, list[Span]], first: str, options: dict) -> None:
+    """The thresholds of the first run: the one a box is to be tuned for."""
+    matched = matched_by(labels, found[first], options)
+    proposed = proposals(matched, options["target_precision"], options["min_support"])
+    text = thresholds_file(proposed, options["target_precision"], options["min_conf"])
+    options["thresholds_out"].write_text(text, encoding="utf-8")
+
+
+def print_table(results: dict[str, dict], unknown: dict[str, int]) -> None:
+    first = next(iter(results.values()))
+    kind = {"segments": "segment", "events": "event"}[first["match"]]
+    several = len(results) > 1
+    table = Table(title=f"{kind}-based, at {first['min_conf']}")
+    columns = ("species", *(("run",) if several else ()), "support", "precision", "recall", "F1", "AP")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("species", "run") else "right", no_wrap=True)
+    species = sorted({s for r in results.values() for s in r["species"]})
+    for row in [*species, "overall"]:
+        for n, (name, result) in enumerate(results.items()):
+            s = result["overall"] if row == "overall" else result["species"].get(row)
+            if s is None:
+                continue
+            cells = [s["precision"], s["recall"], s["f1"], s["ap"]]
+            head = [row if n == 0 else "", *((name,) if several else ())]
+            table.add_row(*head, str(s["support"]), *("-" if v is None else f"{v:.3f}" for v in cells))
+        if several:
+            table.add_section()
     console = Console()
     console.print(table)
-    if result["unlabelled"]:
-        console.print("detected but not labelled: " + ", ".join(result["unlabelled"]))
+    for name, result in results.items():
+        if result["unlabelled"]:
+            run = f" ({name})" if several else ""
+            console.print(f"detected but not labelled{run}: " + ", ".join(result["unlabelled"]), soft_wrap=True)
+    if unknown:
+        listed = ", ".join(f"{n} ({count})" for n, count in unknown.items())
+        console.print(f"label names no model knows (kept as written): {listed}", soft_wrap=True)

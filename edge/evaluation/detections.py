@@ -1,5 +1,6 @@
-"""Detections as `edge replay` writes them (JSON lines, CSV) and as the daemon publishes its events, read for
-an evaluation: each a Span of its recording (the file's name without folder or extension, as labels name it)."""
+"""Detections as `edge replay` writes them (JSON lines, CSV, a Parquet dataset) and as the daemon publishes its
+events, read for an evaluation: each a Span of its recording (the file's name without folder or extension, as
+labels name it)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from edge.evaluation.matching import Span
 
@@ -16,15 +18,24 @@ class DetectionsError(ValueError):
     """A detections file that cannot be read, named with its line."""
 
 
+REPLAY_FILES = ("detections.jsonl", "detections.csv", "parquet")
+
+
 def read_detections(path: Path) -> list[Span]:
-    """The detections in `path`: a replay's output folder (its detections.jsonl, else detections.csv) or one
-    file. Event records count once, at their end (`kind` "end"), spanning the whole event."""
+    """The detections in `path`: a replay's output folder (its detections.jsonl, else detections.csv, else its
+    Parquet dataset), one file, or a Parquet dataset's folder. Event records count once, at their end (`kind`
+    "end"), spanning the whole event."""
     if path.is_dir():
-        found = [path / name for name in ("detections.jsonl", "detections.csv") if (path / name).exists()]
+        found = [path / name for name in REPLAY_FILES if (path / name).exists()]
+        if not found and any(path.rglob("*.parquet")):
+            found = [path]
         if not found:
-            raise DetectionsError(f"{path}: no detections.jsonl or detections.csv")
+            raise DetectionsError(f"{path}: no detections.jsonl, detections.csv or parquet/ of a replay")
         path = found[0]
-    records = csv_records(path) if path.suffix.lower() == ".csv" else jsonl_records(path)
+    if path.is_dir() or path.suffix.lower() == ".parquet":
+        records = parquet_records(path)
+    else:
+        records = csv_records(path) if path.suffix.lower() == ".csv" else jsonl_records(path)
     return [span for line, record in records if (span := to_span(path, line, record)) is not None]
 
 
@@ -42,6 +53,22 @@ def jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
 def csv_records(path: Path) -> Iterator[tuple[int, dict]]:
     with path.open(encoding="utf-8", newline="") as f:
         yield from enumerate(csv.DictReader(f), start=2)
+
+
+def parquet_records(path: Path) -> Iterator[tuple[int, dict]]:
+    """The rows of a Parquet file or dataset (any partitioning), numbered from 1; only the columns a Span needs
+    are read, so a season's dataset is read a column at a time."""
+    try:
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+    except ImportError:
+        raise DetectionsError(f"{path}: reading Parquet needs pyarrow (pip install 'edge[archive]')") from None
+    columns = ["source", "start_s", "end_s", "confidence", "scientific_name"]
+    try:
+        table: Any = ds.dataset(path, format="parquet", partitioning="hive").to_table(columns=columns)
+    except (pa.ArrowException, OSError) as error:
+        raise DetectionsError(f"{path}: not a dataset of detections ({error})") from None
+    yield from enumerate(table.to_pylist(), start=1)
 
 
 def to_span(path: Path, line: int, record: dict) -> Span | None:
