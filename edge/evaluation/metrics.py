@@ -52,6 +52,7 @@ class CurvePoint:
     threshold: float
     precision: float
     recall: float | None
+    kept: int  # predictions at or above the threshold: what the precision rests on
 
 
 def counts_at(predictions: Sequence[Prediction], positives: int, threshold: float) -> Counts:
@@ -68,7 +69,7 @@ def curve(predictions: Sequence[Prediction], positives: int) -> list[CurvePoint]
     for score, group in groupby(ordered, key=lambda p: p[0]):
         for _, right in group:
             tp, fp = tp + right, fp + (not right)
-        points.append(CurvePoint(score, tp / (tp + fp), tp / positives if positives else None))
+        points.append(CurvePoint(score, tp / (tp + fp), tp / positives if positives else None, tp + fp))
     return points
 
 
@@ -84,8 +85,12 @@ def average_precision(predictions: Sequence[Prediction], positives: int) -> floa
     return area
 
 
-def best_threshold(predictions: Sequence[Prediction], positives: int, target_precision: float) -> CurvePoint | None:
-    """The lowest threshold whose precision reaches `target_precision`, so the most recall at that precision;
-    None when no threshold reaches it."""
-    reaching = [p for p in curve(predictions, positives) if p.precision >= target_precision]
+def best_threshold(
+    predictions: Sequence[Prediction], positives: int, target_precision: float, min_kept: int = 1
+) -> CurvePoint | None:
+    """The lowest threshold whose precision reaches `target_precision` over `min_kept` predictions or more, so
+    the most recall at that precision; None when no threshold reaches it (a precision of 1 over the two highest
+    scores says little)."""
+    points = curve(predictions, positives)
+    reaching = [p for p in points if p.precision >= target_precision and p.kept >= min_kept]
     return min(reaching, key=lambda p: p.threshold, default=None)

@@ -3,8 +3,9 @@
 Species with labels are scored; species detected but never labelled are reported apart (an expert who boxed
 only some species leaves the others' detections unjudged: they may be real). Overall pools every labelled
 species' predictions (micro-averaging). A threshold is proposed for a species when the labels behind it are
-enough (`min_support` true items) and some threshold reaches the target precision: the lowest such, which
-keeps the most recall; every other species keeps the default and the file says why.
+enough (`min_support` true items) and some threshold reaches the target precision over `min_support`
+detections or more: the lowest such, which keeps the most recall; every other species keeps the default and
+the file says why.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edge.evaluation.matching import Matched
-from edge.evaluation.metrics import average_precision, best_threshold, counts_at
+from edge.evaluation.metrics import average_precision, best_threshold, counts_at, curve
 
 
 def scores(matched: Matched, threshold: float) -> dict:
+    """The numbers at `threshold`, and the precision-recall curve down to the lowest confidence detected (its
+    part at or above `threshold` is the area the average precision measures)."""
     at = counts_at(matched.predictions, matched.positives, threshold)
     return {
         "precision": at.precision,
@@ -26,6 +29,10 @@ def scores(matched: Matched, threshold: float) -> dict:
         "tp": at.tp,
         "fp": at.fp,
         "fn": at.fn,
+        "curve": [
+            {"threshold": p.threshold, "precision": round(p.precision, 4), "recall": round(p.recall or 0.0, 4)}
+            for p in curve(matched.predictions, matched.positives)
+        ],
     }
 
 
@@ -52,7 +59,7 @@ class Proposal:
     precision: float | None
     recall: float | None
     support: int
-    why: str
+    why: str  # why the default is kept, or a remark on the threshold
 
 
 def proposals(matched: dict[str, Matched], target: float, min_support: int) -> list[Proposal]:
@@ -65,11 +72,18 @@ def proposals(matched: dict[str, Matched], target: float, min_support: int) -> l
                 Proposal(species, None, None, None, m.positives, f"{m.positives} labelled, fewer than {min_support}")
             )
             continue
-        best = best_threshold(m.predictions, m.positives, target)
+        best = best_threshold(m.predictions, m.positives, target, min_kept=min_support)
         if best is None:
-            found.append(Proposal(species, None, None, None, m.positives, f"no threshold reaches precision {target}"))
+            why = f"no threshold reaches precision {target} over {min_support} detections or more"
+            found.append(Proposal(species, None, None, None, m.positives, why))
         else:
-            found.append(Proposal(species, best.threshold, best.precision, best.recall, m.positives, "tuned"))
+            lowest = best.threshold == min(score for score, _ in m.predictions)
+            why = (
+                "the lowest confidence detected: a replay with a lower --min-conf may find a lower one"
+                if lowest
+                else ""
+            )
+            found.append(Proposal(species, best.threshold, best.precision, best.recall, m.positives, why))
     return found
 
 
@@ -82,6 +96,6 @@ def thresholds_file(found: list[Proposal], target: float, default: float) -> str
         else:
             lines.append(
                 f"{p.species},{p.threshold:.4f}  # precision {p.precision:.3f}, recall {p.recall:.3f}, "
-                f"{p.support} labelled"
+                f"{p.support} labelled" + (f"; {p.why}" if p.why else "")
             )
     return "\n".join(lines) + "\n"

@@ -41,3 +41,10 @@ def test_the_threshold_for_a_target_precision_keeps_the_most_recall():
     assert best_threshold(PREDICTIONS, 4, 0.9).threshold == 0.9
     assert best_threshold(PREDICTIONS, 4, 0.6).threshold == 0.3, "0.3 reaches 0.6 again, with more recall"
     assert best_threshold([(0.5, False)], 1, 0.5) is None
+
+
+def test_a_threshold_rests_on_enough_detections():
+    """Precision 1 over the single highest score is no basis for a threshold."""
+    assert [p.kept for p in curve(PREDICTIONS, 4)] == [1, 2, 4, 5]
+    assert best_threshold(PREDICTIONS, 4, 0.9, min_kept=2) is None
+    assert best_threshold(PREDICTIONS, 4, 0.5, min_kept=2).threshold == 0.3
