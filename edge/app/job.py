@@ -25,7 +25,7 @@ from edge.app.replay import ReplayOptions, ReplayResult, load_analysis
 from edge.app.run_queue import Pool
 from edge.app.run_worker import RunDone, analyse
 from edge.app.workers import ProgressHook, Workers
-from edge.sinks.summary import SpeciesTally, Summary
+from edge.sinks.summary import Summary
 from edge.sources.files import FileSource, list_recordings
 from edge.sources.runs import Run, joined_runs
 from edge.types import Detection
@@ -183,19 +183,15 @@ class Committer:
                 self.commit()
 
     def _write(self, run: Run, done: RunDone) -> None:
-        tally = Summary()
+        # Counted as written: a write that fails part-way breaks the committer, so this tally is never committed.
         for record in done.records:
             if isinstance(record, Detection):
                 self.output.emit(record)
-                tally.emit(record)
+                self.tally.emit(record)
             else:
                 self.output.begin(record)
         self.lengths = self.output.end_run()
         self.outcomes += outcomes(run, done)  # from here on, the run is whole in the files
-        for t in tally.species.values():
-            merged = self.tally.species.setdefault(t.scientific_name, SpeciesTally(t.scientific_name, t.common_name))
-            merged.count += t.count
-            merged.max_confidence = max(merged.max_confidence, t.max_confidence)
         self.output.files_done(len(run.recordings))
 
     def commit(self) -> None:
@@ -248,12 +244,8 @@ def result_of(
 ) -> ReplayResult:
     """What this replay did, and the species of the whole job so far (earlier replays into `out` included)."""
     ordered = sorted(finished, key=lambda done: done.index)
-    summary = Summary()
-    for tally in ledger.tally():
-        summary.species[tally.scientific_name] = tally
-        summary.detections += tally.count
     return ReplayResult(
-        summary=summary,
+        summary=Summary.of(ledger.tally()),
         recordings=len(recordings),
         failed=[f for done in ordered for f in done.failed],
         audio_seconds=output.seconds,

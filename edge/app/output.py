@@ -19,8 +19,8 @@ LONG_INPUT_SECONDS = 60.0  # shorter replays show no progress bar
 
 
 class ReplayOutput:
-    """Where a replay's detections go: the detection files, the summary and the progress bar, in the one process
-    that writes, whichever process analysed them. A recording's Raven table exists once `begin` names it.
+    """Where a replay's detections go: the detection files and the progress bar, in the one process that
+    writes, whichever process analysed them. A recording's Raven table exists once `begin` names it.
 
     `lengths` are the detection files' lengths as the ledger committed them: a file grown past its length was
     being written when a replay was killed, and is cut back to it before anything is added. `new`: no

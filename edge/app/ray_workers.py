@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,7 @@ class RunAnalyser:
                     (stream_id, reason if paths[stream_id].exists() else f"not found on {self.place}: {reason}")
                     for stream_id, reason in message.failed
                 )
-                message = RunDone(message.index, message.records, failed, message.damaged, message.weeks)
+                message = replace(message, failed=failed)
             yield message
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from edge.types import Detection
@@ -20,6 +21,15 @@ class Summary:
     def __init__(self):
         self.species: dict[str, SpeciesTally] = {}
         self.detections = 0
+
+    @classmethod
+    def of(cls, tallies: Iterable[SpeciesTally]) -> Summary:
+        """The summary the tallies of its species make (as a replay's ledger keeps them)."""
+        summary = cls()
+        for tally in tallies:
+            summary.species[tally.scientific_name] = tally
+            summary.detections += tally.count
+        return summary
 
     def emit(self, detection: Detection) -> None:
         label = detection.label

@@ -83,13 +83,18 @@ print(json.dumps([[d["start_time"], d["end_time"], d["scientific_name"], d["conf
 """
 
 
-def make_input(folder: Path, minutes: float, rate: int) -> tuple[Path, float]:
+def one_pass(rate: int) -> np.ndarray:
+    """The bench's recordings, mixed down to mono at `rate` and put end to end: the audio every section tiles."""
     pieces = []
     for name in RECORDINGS:
         audio, original = sf.read(str(ROOT / "tests" / "data" / name), dtype="float32", always_2d=True)
         pieces.append(soxr.resample(audio.mean(axis=1), original, rate))
-    one_pass = np.concatenate(pieces)
-    audio = np.tile(one_pass, int(np.ceil(minutes * 60 * rate / len(one_pass))))[: int(minutes * 60 * rate)]
+    return np.concatenate(pieces)
+
+
+def make_input(folder: Path, minutes: float, rate: int) -> tuple[Path, float]:
+    once = one_pass(rate)
+    audio = np.tile(once, int(np.ceil(minutes * 60 * rate / len(once))))[: int(minutes * 60 * rate)]
     path = folder / f"bench_{rate}.wav"
     sf.write(str(path), audio, rate, subtype="PCM_16")
     return path, len(audio) / rate

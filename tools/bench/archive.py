@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-import soxr
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDERS = 12
@@ -65,17 +64,13 @@ class Measured:
 
 def make_archive(folder: Path, minutes: float, file_minutes: float) -> tuple[Path, float]:
     """`minutes` of audio from tests/data at 48 kHz, in files of `file_minutes` spread over RECORDERS folders."""
-    from tools.bench.__main__ import RECORDINGS  # the same recordings as every other section
+    from tools.bench.__main__ import one_pass  # the same audio as every other section
 
     rate = 48000
-    pieces = []
-    for name in RECORDINGS:
-        audio, original = sf.read(str(ROOT / "tests" / "data" / name), dtype="float32", always_2d=True)
-        pieces.append(soxr.resample(audio.mean(axis=1), original, rate))
-    one_pass = np.concatenate(pieces)
+    once = one_pass(rate)
     per_file = int(file_minutes * 60 * rate)
     files = max(1, round(minutes / file_minutes))
-    audio = np.tile(one_pass, int(np.ceil(files * per_file / len(one_pass))))
+    audio = np.tile(once, int(np.ceil(files * per_file / len(once))))
     archive = folder / "archive"
     for index in range(files):
         take, recorder = divmod(index, RECORDERS)  # each recorder's files back to back from 06:00 UTC
