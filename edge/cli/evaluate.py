@@ -36,8 +36,8 @@ REPLAY_FLOOR = 0.05
     multiple=True,
     required=True,
     metavar="[NAME=]PATH",
-    help="A replay's --out (JSON lines, CSV or Parquet), a file, or the daemon's event files; repeat to compare "
-    "runs side by side.",
+    help="A replay's --out (JSON lines, CSV or Parquet), a file, or the daemon's data folder (its daily event "
+    "files); repeat to compare runs side by side.",
 )
 @click.option(
     "--audio",
@@ -129,7 +129,7 @@ def write_thresholds(labels: list[Span], found: dict[str, list[Span]], first: st
     """The thresholds of the first run: the one a box is to be tuned for."""
     matched = matched_by(labels, found[first], options)
     proposed = proposals(matched, options["target_precision"], options["min_support"])
-    text = thresholds_file(proposed, options["target_precision"], options["min_conf"])
+    text = thresholds_file(proposed, options["target_precision"])
     options["thresholds_out"].write_text(text, encoding="utf-8")
 
 

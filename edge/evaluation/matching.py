@@ -6,9 +6,11 @@ a detection gives a segment its confidence when they overlap by that much (a seg
 confidence given to it). The predictions are the segments given a confidence; the positives, the true
 segments. Windows that overlap (a 2.5 s hop) or are longer than a segment count once per segment.
 
-Event-based: a detection is right when it overlaps (by `min_overlap` seconds or more) a label of its species
-in its recording that no more confident detection took; each label is taken once, so a call found by two
-windows counts one true and one false detection. The positives are the labels.
+Event-based: a detection is right when it overlaps a label of its species in its recording (by `min_overlap`
+seconds, or half of the shorter of the two); a label is found, once, by the detections overlapping it so, at the
+highest confidence among them. A call found by two windows is two right detections and one label found; a
+daemon's event spanning a minute of calls is one right detection that finds them all. The positives are the
+labels.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from edge.evaluation.metrics import Prediction
+from edge.evaluation.metrics import Prediction, found_scores
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,20 @@ class Span:
 
 @dataclass(frozen=True)
 class Matched:
-    """One species' predictions and the number of true items they were to find."""
+    """One species' predictions and the number of true items they were to find; `found`: the score at which
+    each item found is found, when a prediction may find several (None: each right prediction finds one)."""
 
     predictions: list[Prediction]
     positives: int
+    found: list[float] | None = None
+
+    def found_scores(self) -> list[float]:
+        return list(found_scores(self.predictions, self.found))
+
+    def above(self, threshold: float) -> Matched:
+        """The predictions scoring `threshold` or more, and the items they find."""
+        kept = [p for p in self.predictions if p[0] >= threshold]
+        return Matched(kept, self.positives, None if self.found is None else [s for s in self.found if s >= threshold])
 
 
 def overlap(a_start: float, a_end: float, b_start: float, b_end: float) -> float:
@@ -79,33 +91,35 @@ def touched(span: Span, segment: float, min_overlap: float) -> list[int]:
     ]
 
 
-def by_events(labels: Iterable[Span], detections: Iterable[Span], min_overlap: float = 0.0) -> dict[str, Matched]:
-    """Species -> its detections, each right or not, and the number of labels."""
-    open_labels: dict[tuple[str, str], list[Span]] = defaultdict(list)
+def by_events(labels: Iterable[Span], detections: Iterable[Span], min_overlap: float = 0.5) -> dict[str, Matched]:
+    """Species -> its detections, each right or not, the number of labels, and the confidence each label found
+    was found at."""
+    truth: dict[tuple[str, str], list[Span]] = defaultdict(list)
     for label in labels:
-        open_labels[(label.species, label.recording)].append(label)
+        truth[(label.species, label.recording)].append(label)
     positives: dict[str, int] = defaultdict(int)
-    for (species, _), spans in open_labels.items():
+    for (species, _), spans in truth.items():
         positives[species] += len(spans)
     predictions: dict[str, list[Prediction]] = defaultdict(list)
-    for d in sorted(detections, key=lambda d: (-(d.confidence or 0.0), d.recording, d.start)):
+    found: dict[tuple[str, str, int], float] = {}
+    for d in detections:
         assert d.confidence is not None
-        candidates = open_labels[(d.species, d.recording)]
-        taken = best_overlap(d, candidates, min_overlap)
-        if taken is not None:
-            candidates.remove(taken)
-        predictions[d.species].append((d.confidence, taken is not None))
+        hits = [i for i, label in enumerate(truth.get((d.species, d.recording), ())) if shared(d, label, min_overlap)]
+        predictions[d.species].append((d.confidence, bool(hits)))
+        for i in hits:
+            key = (d.species, d.recording, i)
+            found[key] = max(found.get(key, 0.0), d.confidence)
+    found_by: dict[str, list[float]] = defaultdict(list)
+    for (species, _, _), score in sorted(found.items()):
+        found_by[species].append(score)
     return {
-        species: Matched(predictions[species], positives[species])
+        species: Matched(predictions[species], positives[species], found_by[species])
         for species in sorted(positives.keys() | predictions.keys())
     }
 
 
-def best_overlap(detection: Span, labels: list[Span], min_overlap: float) -> Span | None:
-    """The label `detection` overlaps most, if by `min_overlap` or more (and by something at all)."""
-    best, most = None, 0.0
-    for label in labels:
-        shared = overlap(detection.start, detection.end, label.start, label.end)
-        if shared > most and shared >= min_overlap:
-            best, most = label, shared
-    return best
+def shared(a: Span, b: Span, min_overlap: float) -> bool:
+    """Whether `a` and `b` overlap by `min_overlap` seconds, or by half of the shorter when it is under twice
+    that (a 0.3 s call inside a window is found), and by something at all."""
+    needed = min(min_overlap, (a.end - a.start) / 2, (b.end - b.start) / 2)
+    return overlap(a.start, a.end, b.start, b.end) >= max(needed, 1e-9)

@@ -4,8 +4,8 @@ Species with labels are scored; species detected but never labelled are reported
 only some species leaves the others' detections unjudged: they may be real). Overall pools every labelled
 species' predictions (micro-averaging). A threshold is proposed for a species when the labels behind it are
 enough (`min_support` true items) and some threshold reaches the target precision over `min_support`
-detections or more: the lowest such, which keeps the most recall; every other species keeps the default and
-the file says why.
+detections or more: the lowest such, which keeps the most recall; every other species keeps the daemon's own
+threshold ([smoothing] on) and the file says why.
 """
 
 from __future__ import annotations
@@ -19,19 +19,21 @@ from edge.evaluation.metrics import average_precision, best_threshold, counts_at
 def scores(matched: Matched, threshold: float) -> dict:
     """The numbers at `threshold`, and the precision-recall curve down to the lowest confidence detected (its
     part at or above `threshold` is the area the average precision measures)."""
-    at = counts_at(matched.predictions, matched.positives, threshold)
+    at = counts_at(matched.predictions, matched.positives, threshold, matched.found)
+    kept = matched.above(threshold)
     return {
         "precision": at.precision,
         "recall": at.recall,
         "f1": at.f1,
-        "ap": average_precision([p for p in matched.predictions if p[0] >= threshold], matched.positives),
+        "ap": average_precision(kept.predictions, kept.positives, kept.found),
         "support": matched.positives,
         "tp": at.tp,
         "fp": at.fp,
         "fn": at.fn,
+        "found": at.found,
         "curve": [
             {"threshold": p.threshold, "precision": round(p.precision, 4), "recall": round(p.recall or 0.0, 4)}
-            for p in curve(matched.predictions, matched.positives)
+            for p in curve(matched.predictions, matched.positives, matched.found)
         ],
     }
 
@@ -39,7 +41,11 @@ def scores(matched: Matched, threshold: float) -> dict:
 def evaluation(matched: dict[str, Matched], threshold: float) -> dict:
     """Per labelled species, overall, the labelled species never detected, and the unlabelled detected."""
     labelled = {species: m for species, m in matched.items() if m.positives}
-    pooled = Matched([p for m in labelled.values() for p in m.predictions], sum(m.positives for m in labelled.values()))
+    pooled = Matched(
+        [p for m in labelled.values() for p in m.predictions],
+        sum(m.positives for m in labelled.values()),
+        [s for m in labelled.values() for s in m.found_scores()],
+    )
     return {
         "species": {species: scores(m, threshold) for species, m in labelled.items()},
         "overall": scores(pooled, threshold),
@@ -55,7 +61,7 @@ def evaluation(matched: dict[str, Matched], threshold: float) -> dict:
 @dataclass(frozen=True)
 class Proposal:
     species: str
-    threshold: float | None  # None: keeps the default
+    threshold: float | None  # None: the daemon's own, [smoothing] on
     precision: float | None
     recall: float | None
     support: int
@@ -72,7 +78,7 @@ def proposals(matched: dict[str, Matched], target: float, min_support: int) -> l
                 Proposal(species, None, None, None, m.positives, f"{m.positives} labelled, fewer than {min_support}")
             )
             continue
-        best = best_threshold(m.predictions, m.positives, target, min_kept=min_support)
+        best = best_threshold(m.predictions, m.positives, target, min_kept=min_support, found=m.found)
         if best is None:
             why = f"no threshold reaches precision {target} over {min_support} detections or more"
             found.append(Proposal(species, None, None, None, m.positives, why))
@@ -87,12 +93,13 @@ def proposals(matched: dict[str, Matched], target: float, min_support: int) -> l
     return found
 
 
-def thresholds_file(found: list[Proposal], target: float, default: float) -> str:
-    """The thresholds file the daemon reads (`[species] thresholds_file`), each number with its support."""
-    lines = [f"# thresholds for precision {target} on labelled recordings; other species: the default {default}"]
+def thresholds_file(found: list[Proposal], target: float) -> str:
+    """The thresholds file the daemon reads (`[species] thresholds_file`), each number with its support. A
+    species without a line starts its events at the daemon's own threshold (`[smoothing] on`)."""
+    lines = [f"# thresholds for precision {target} on labelled recordings; other species: [smoothing] on"]
     for p in found:
         if p.threshold is None:
-            lines.append(f"# {p.species}: keeps the default {default} ({p.why})")
+            lines.append(f"# {p.species}: no line, so [smoothing] on ({p.why})")
         else:
             lines.append(
                 f"{p.species},{p.threshold:.4f}  # precision {p.precision:.3f}, recall {p.recall:.3f}, "

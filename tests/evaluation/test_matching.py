@@ -37,20 +37,31 @@ def test_segments_take_the_highest_confidence_and_a_label_marks_them_true():
     assert matched["Other species"].positives == 0
 
 
-def test_each_label_is_taken_once_by_the_most_confident_detection():
+def test_a_detection_is_right_when_it_overlaps_a_label_and_a_label_is_found_once():
     labels = [label(1.0, 2.0), label(10.0, 11.0)]
     detections = [
-        detection(0.0, 5.0, 0.5),  # overlaps the first label, but a more confident window took it
+        detection(0.0, 5.0, 0.5),  # overlaps the first label, as the next does: both right, the label found once
         detection(0.0, 3.0, 0.7),
         detection(20.0, 23.0, 0.9),  # no label there
         detection(9.0, 12.0, 0.2, recording="b.wav"),  # the second label's time, but another recording
+        detection(0.0, 3.0, 0.8, species="Other species"),  # the first label's time, but another species
     ]
-    matched = by_events(labels, detections)[PIHA]
-    assert matched.predictions == [(0.9, False), (0.7, True), (0.5, False), (0.2, False)]
-    assert matched.positives == 2
+    matched = by_events(labels, detections)
+    assert matched[PIHA].predictions == [(0.5, True), (0.7, True), (0.9, False), (0.2, False)]
+    assert matched[PIHA].positives == 2
+    assert matched[PIHA].found == [0.7], "the first label, at its most confident detection; the second never"
+    assert matched["Other species"].predictions == [(0.8, False)]
 
 
-def test_a_detection_takes_the_label_it_overlaps_most():
-    labels = [label(0.0, 1.0), label(2.0, 6.0)]
-    matched = by_events(labels, [detection(0.5, 3.5, 0.9), detection(0.0, 1.0, 0.8)])[PIHA]
-    assert matched.predictions == [(0.9, True), (0.8, True)], "the first took the longer overlap, 1.5 s"
+def test_one_long_event_finds_every_call_it_spans():
+    calls = [label(t, t + 0.4) for t in (1.0, 3.0, 5.0, 30.0)]
+    matched = by_events(calls, [detection(0.0, 10.0, 0.6), detection(29.9, 30.1, 0.3)])[PIHA]
+    assert matched.predictions == [(0.6, True), (0.3, True)], "0.1 s of a 0.2 s detection: half of it"
+    assert matched.found == [0.6, 0.6, 0.6, 0.3]
+
+
+def test_a_short_overlap_is_enough_only_for_a_short_call():
+    calls = [label(0.0, 4.0), label(9.8, 10.1), label(20.8, 21.1)]
+    detections = [detection(3.7, 8.0, 0.9), detection(10.0, 12.0, 0.8), detection(20.9, 23.0, 0.7)]
+    matched = by_events(calls, detections)[PIHA]
+    assert matched.predictions == [(0.9, False), (0.8, False), (0.7, True)], "0.3 s of 4 s, 0.1 of 0.3: no; 0.2: yes"

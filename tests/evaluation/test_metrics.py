@@ -10,7 +10,7 @@ PREDICTIONS = [(0.9, True), (0.8, False), (0.7, True), (0.7, False), (0.3, True)
 
 def test_counts_at_a_threshold():
     at = counts_at(PREDICTIONS, positives=4, threshold=0.7)
-    assert at == Counts(tp=2, fp=2, fn=2)
+    assert at == Counts(tp=2, fp=2, fn=2, found=2)
     assert (at.precision, at.recall, at.f1) == (0.5, 0.5, 0.5)
     everything = counts_at(PREDICTIONS, 4, 0.0)
     assert (everything.precision, everything.recall) == (0.6, 0.75)
@@ -48,3 +48,13 @@ def test_a_threshold_rests_on_enough_detections():
     assert [p.kept for p in curve(PREDICTIONS, 4)] == [1, 2, 4, 5]
     assert best_threshold(PREDICTIONS, 4, 0.9, min_kept=2) is None
     assert best_threshold(PREDICTIONS, 4, 0.5, min_kept=2).threshold == 0.3
+
+
+def test_items_found_by_a_prediction_that_finds_several():
+    """An event spanning two calls finds both: recall counts the calls found, precision the events right."""
+    predictions, found = [(0.9, True), (0.5, False), (0.4, True)], [0.9, 0.9, 0.4]
+    points = [(p.threshold, p.precision, p.recall) for p in curve(predictions, 3, found)]
+    assert points == [(0.9, 1.0, 2 / 3), (0.5, 0.5, 2 / 3), (0.4, 2 / 3, 1.0)]
+    at = counts_at(predictions, 3, 0.5, found)
+    assert (at.tp, at.fp, at.fn, at.found, at.precision, at.recall) == (1, 1, 1, 2, 0.5, 2 / 3)
+    assert average_precision(predictions, 3, found) == pytest.approx(2 / 3 * 1.0 + 1 / 3 * 2 / 3)
