@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -23,8 +24,10 @@ REPLAY_FILES = ("detections.jsonl", "detections.csv", "parquet")
 
 def read_detections(path: Path) -> list[Span]:
     """The detections in `path`: a replay's output folder (its detections.jsonl, else detections.csv, else its
-    Parquet dataset), one file, or a Parquet dataset's folder. Event records count once, at their end (`kind`
-    "end"), spanning the whole event."""
+    Parquet dataset), one file, a Parquet dataset's folder, or the daemon's daily event files (see
+    daily_event_files). Event records count once, at their end (`kind` "end"), spanning the whole event."""
+    if path.is_dir() and (days := daily_event_files(path)):
+        return read_daily_events(days)
     if path.is_dir():
         found = [path / name for name in REPLAY_FILES if (path / name).exists()]
         if not found and any(path.rglob("*.parquet")):
@@ -84,3 +87,30 @@ def to_span(path: Path, line: int, record: dict) -> Span | None:
     if not all(map(math.isfinite, (start, end, confidence))):
         raise DetectionsError(f"{path.name} line {line}: start, end and confidence must be numbers")
     return Span(PurePosixPath(source).stem, start, end, species, confidence)
+
+
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def daily_event_files(folder: Path) -> list[Path]:
+    """The daemon's event files under `folder`: its data folder (records/events), its records folder (events)
+    or the events folder itself, one file a UTC day (`<YYYY-MM-DD>.jsonl`, and `.csv` with the same records).
+    The JSON lines when there are any, else the CSV files: never both, which would count each event twice."""
+    for events in (folder / "records" / "events", folder / "events", folder):
+        for suffix in (".jsonl", ".csv"):
+            days = sorted(p for p in events.glob("*" + suffix) if DAY.fullmatch(p.stem))
+            if days:
+                return days
+    return []
+
+
+def read_daily_events(days: list[Path]) -> list[Span]:
+    """The events that ended in the files of `days`, each once: a recording analysed again after a power cut
+    gives its events under the same ids, and their end records again."""
+    ends: dict[str, Span] = {}
+    for day in days:
+        records = csv_records(day) if day.suffix == ".csv" else jsonl_records(day)
+        for line, record in records:
+            if (span := to_span(day, line, record)) is not None:
+                ends[str(record.get("id", f"{day.name}:{line}"))] = span
+    return list(ends.values())

@@ -1,0 +1,1 @@
+"""Tools for scoring edge against an expert's labels."""
