@@ -102,13 +102,12 @@ def time_label(seconds: float) -> str:
 def draw_spectrogram(ax, summary: Summary, labels: Sequence[Span]) -> None:
     db = summary.power_db
     low, high = (float(v) for v in _percentiles(db))
+    # Coloured here, as bytes: matplotlib would resample the dB values as floats at the figure's size.
+    colours = plt.get_cmap("magma")(np.clip((db - low) / (high - low), 0, 1), bytes=True)
     ax.imshow(
-        db,
+        colours,
         origin="lower",
         aspect="auto",
-        cmap="magma",
-        vmin=low,
-        vmax=high,
         extent=(0, summary.seconds, 0, summary.top_hz / 1000),
         interpolation="nearest",
     )
