@@ -10,7 +10,7 @@ import numpy as np
 
 from edge.evaluation.matching import Matched, Span
 from edge.evaluation.metrics import curve
-from edge.report.figures import WIDTH_IN, plt, png
+from edge.report.figures import WIDTH_IN, clock_axis, plt, png
 
 TIMELINE_ROWS = 20  # species in rows of their own; the rest share one
 MAX_BINS = 240
@@ -56,7 +56,7 @@ def timeline(recordings: Sequence[tuple[str, float]], detections: Sequence[Span]
         ax.set_xticks([offsets[n] + s / 2 for n, s in recordings], [n[:18] for n, _ in recordings], fontsize=7)
         ax.set_xlabel(f"recordings end to end (bins of {step:g} s)")
     else:
-        ax.set_xlabel(f"seconds from the start (bins of {step:g} s)")
+        clock_axis(ax, at, f"time from the start, bins of {step:g} s")
     figure.colorbar(image, ax=ax, label="highest confidence", pad=0.01)
     figure.tight_layout(pad=0.4)
     return png(figure)

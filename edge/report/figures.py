@@ -21,6 +21,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from edge.evaluation.matching import Span  # noqa: E402
 from edge.report.spectrogram import Summary  # noqa: E402
@@ -28,6 +29,7 @@ from edge.report.spectrogram import Summary  # noqa: E402
 WIDTH_IN, DPI = 12.0, 100  # every figure 1200 pixels wide
 LANES = 8  # species drawn in lanes of their own; the rest share one
 MIN_LABEL_PX = 34  # a bar narrower than this carries no confidence label
+MIN_BOX_PX = 6  # a box without a band narrower than this is a mark along the top
 EXPERT = "#00e5ff"
 
 
@@ -90,13 +92,24 @@ def recording_figure(summary: Summary | None, detections: Sequence[Span], labels
         draw_spectrogram(axes[0][0], summary, labels)
     draw_lanes(axes[-1][0], rows, seconds, labels_lane=bool(labels))
     axes[-1][0].set_xlim(0, seconds)
-    axes[-1][0].set_xlabel(time_label(seconds))
+    clock_axis(axes[-1][0], seconds)
     figure.tight_layout(pad=0.4, h_pad=0.2)
     return png(figure)
 
 
-def time_label(seconds: float) -> str:
-    return "time (s)" if seconds <= 600 else "time (s; ticks every minute or more)"
+def clock_axis(ax, seconds: float, what: str = "time") -> None:
+    """Seconds on a short axis; hours, minutes and seconds on a long one."""
+    if seconds <= 600:
+        ax.set_xlabel(f"{what} (s)")
+        return
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=12, steps=[1, 2, 3, 6, 10]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: clock(x)))
+    ax.set_xlabel(f"{what} (h:mm:ss)")
+
+
+def clock(seconds: float) -> str:
+    minutes, s = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{s:02d}"
 
 
 def draw_spectrogram(ax, summary: Summary, labels: Sequence[Span]) -> None:
@@ -111,24 +124,28 @@ def draw_spectrogram(ax, summary: Summary, labels: Sequence[Span]) -> None:
         extent=(0, summary.seconds, 0, summary.top_hz / 1000),
         interpolation="nearest",
     )
-    top = summary.top_hz / 1000
-    for label in labels:
-        bottom = (label.low_hz or 0.0) / 1000
-        height = ((label.high_hz or summary.top_hz) / 1000) - bottom
-        whole_band = label.low_hz is None
-        ax.add_patch(
-            Rectangle(
-                (label.start, bottom if not whole_band else 0.02 * top),
-                label.end - label.start,
-                height if not whole_band else 0.96 * top,
-                fill=False,
-                edgecolor=EXPERT,
-                linewidth=1.0,
-                linestyle="--" if whole_band else "-",
-            )
-        )
+    draw_boxes(ax, labels, summary.top_hz / 1000, summary.seconds)
     ax.set_ylabel("kHz")
-    ax.set_ylim(0, top)
+    ax.set_ylim(0, summary.top_hz / 1000)
+
+
+def draw_boxes(ax, labels: Sequence[Span], top: float, seconds: float) -> None:
+    """The expert's boxes: their band where they give one; else dashed over every frequency where that is
+    wide enough to see, and as marks along the top where it is not (an hour of thin dashed boxes is a fog)."""
+    px_per_second = WIDTH_IN * DPI * 0.85 / max(seconds, 1e-9)
+    marks = []
+    for label in labels:
+        width = label.end - label.start
+        if label.low_hz is not None and label.high_hz is not None:
+            corner, height = (label.start, label.low_hz / 1000), (label.high_hz - label.low_hz) / 1000
+            ax.add_patch(Rectangle(corner, width, height, fill=False, edgecolor=EXPERT, linewidth=1.0))
+        elif width * px_per_second >= MIN_BOX_PX:
+            corner = (label.start, 0.02 * top)
+            ax.add_patch(Rectangle(corner, width, 0.96 * top, fill=False, edgecolor=EXPERT, linestyle="--"))
+        else:
+            marks.append(Span("", label.start, label.end, "", 1.0))
+    bars = [(b.start, b.end - b.start) for b in merged(marks)]
+    ax.broken_barh(bars, (0.96 * top, 0.04 * top), facecolors=EXPERT)
 
 
 def _percentiles(db: np.ndarray) -> tuple[float, float]:
