@@ -46,7 +46,7 @@ def main() -> None:
             OUT.parent.mkdir(exist_ok=True)
             box = page.locator("#rec-1").bounding_box()
             assert box is not None, "the report has its first recording"
-            page.screenshot(path=str(OUT), clip={"x": 0, "y": box["y"], "width": 1200, "height": box["height"]})
+            page.screenshot(path=str(OUT), clip={"x": 0, "y": box["y"], "width": 1200, "height": box["height"] + 12})
             browser.close()
     small(OUT)
     print(OUT)

@@ -131,7 +131,10 @@ def recording_caption(spectrogram: bool, labels: bool) -> str:
         "confidence (darker: lower)."
     )
     if labels:
-        parts.append(" The expert's boxes are outlined in cyan (dashed: no frequency band given) and in the last lane.")
+        parts.append(
+            " The expert's boxes are outlined in cyan (dashed: no frequency band given; a mark along the top "
+            "where too short to outline) and drawn again in the last lane."
+        )
     return "".join(parts)
 
 
