@@ -71,49 +71,20 @@ def write_report(
     `audio`: recording name -> its file, for the spectrograms. With `labels`, the expert's boxes are drawn and
     the detections scored: `matched` as `edge evaluate` matched them (`method` says how), by default by 3 s
     segments."""
-    # Here, not at the top: `edge.report` imports without matplotlib, and the command says what to install.
-    from edge.report import charts
-    from edge.report.figures import recording_figure
-    from edge.report.spectrogram import summarise
-
     began = time.monotonic()
-    audio = audio or {}
     shown = [d for d in detections if (d.confidence or 0.0) >= min_conf]
     names = sorted({s.recording for s in [*detections, *(labels or ())]})
-    recordings = []
-    for index, name in enumerate(names):
-        found = [d for d in shown if d.recording == name]
-        boxed = [s for s in labels or () if s.recording == name]
-        summary = summarise(audio[name]) if name in audio else None
-        seconds = max([summary.seconds if summary else 0.0, *(s.end for s in [*found, *boxed])] or [0.0])
-        png = recording_figure(summary, found, boxed)
-        alt = f"Spectrogram of {name} with {len(found)} detections" if summary else f"Detections in {name}"
-        caption = recording_caption(summary is not None, bool(labels))
-        recordings.append(
-            Recording(
-                name, f"rec-{index + 1}", seconds, len(found), len(boxed), Figure(png, alt, caption), bool(summary)
-            )
-        )
-    overview = [
-        Figure(
-            charts.timeline([(r.name, r.seconds) for r in recordings], shown, min_conf),
-            "Timeline: species by time, coloured by the highest confidence",
-            "Each row a species, each cell a time bin over the recordings laid end to end; the colour is the "
-            "highest confidence detected there.",
-        ),
-        Figure(
-            charts.counts(shown, labels),
-            "Detections per species" + (" beside the expert's boxes" if labels else ""),
-            "Detection windows per species" + (", beside the expert's boxes of that species." if labels else "."),
-        ),
-    ]
+    recordings = [recording_section(i, name, shown, labels, audio or {}) for i, name in enumerate(names)]
+    overview = overview_figures(recordings, shown, labels, min_conf)
     scored = None
     if labels is not None:
+        from edge.report.charts import pr_curves  # see recording_section
+
         matched = matched if matched is not None else by_segments(labels, detections)
         scored = evaluation(matched, min_conf)
         overview.append(
             Figure(
-                charts.pr_curves(matched, min_conf),
+                pr_curves(matched, min_conf),
                 "Precision-recall curves per labelled species",
                 f"Precision against recall as the threshold falls ({method}); the dot marks {min_conf}. "
                 "The number after a species is its support.",
@@ -122,6 +93,43 @@ def write_report(
     html = render(title, recordings, overview, scored, shown, labels, min_conf, method)
     Path(path).write_text(html, encoding="utf-8")
     log.info("report_written", path=os.fspath(path), recordings=len(recordings), seconds=time.monotonic() - began)
+
+
+def recording_section(
+    index: int, name: str, shown: Sequence[Span], labels: Sequence[Span] | None, audio: Mapping[str, Path]
+) -> Recording:
+    """One recording's facts and figure (its spectrogram when `audio` has it)."""
+    # Here, not at the top: `edge.report` imports without matplotlib, and the command says what to install.
+    from edge.report.figures import recording_figure
+    from edge.report.spectrogram import summarise
+
+    found = [d for d in shown if d.recording == name]
+    boxed = [s for s in labels or () if s.recording == name]
+    summary = summarise(audio[name]) if name in audio else None
+    seconds = max([summary.seconds if summary else 0.0, *(s.end for s in [*found, *boxed])] or [0.0])
+    alt = f"Spectrogram of {name} with {len(found)} detections" if summary else f"Detections in {name}"
+    figure = Figure(recording_figure(summary, found, boxed), alt, recording_caption(summary is not None, bool(labels)))
+    return Recording(name, f"rec-{index + 1}", seconds, len(found), len(boxed), figure, summary is not None)
+
+
+def overview_figures(
+    recordings: Sequence[Recording], shown: Sequence[Span], labels: Sequence[Span] | None, min_conf: float
+) -> list[Figure]:
+    from edge.report.charts import counts, timeline  # see recording_section
+
+    return [
+        Figure(
+            timeline([(r.name, r.seconds) for r in recordings], shown, min_conf),
+            "Timeline: species by time, coloured by the highest confidence",
+            "Each row a species, each cell a time bin over the recordings laid end to end; the colour is the "
+            "highest confidence detected there.",
+        ),
+        Figure(
+            counts(shown, labels),
+            "Detections per species" + (" beside the expert's boxes" if labels else ""),
+            "Detection windows per species" + (", beside the expert's boxes of that species." if labels else "."),
+        ),
+    ]
 
 
 def recording_caption(spectrogram: bool, labels: bool) -> str:
