@@ -7,6 +7,7 @@ import click
 from edge.cli.evaluate import evaluate_command
 from edge.cli.models import models_command
 from edge.cli.replay import replay_command
+from edge.cli.report import report_command
 from edge.cli.run import config_group, run_command
 from edge.cli.species import species_command
 from edge.cli.station import station_group
@@ -25,3 +26,4 @@ main.add_command(config_group)
 main.add_command(station_group)
 main.add_command(species_command)
 main.add_command(evaluate_command)
+main.add_command(report_command)

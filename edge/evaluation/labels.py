@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from edge.evaluation.matching import Span
@@ -29,7 +30,7 @@ def read_labels(path: Path, names: Callable[[str], str] = str) -> list[Span]:
         if path.is_dir()
         else [path]
     )
-    return [Span(s.recording, s.start, s.end, names(s.species)) for f in files for s in read_file(f)]
+    return [replace(s, species=names(s.species)) for f in files for s in read_file(f)]
 
 
 def read_file(path: Path) -> Iterator[Span]:
@@ -55,7 +56,18 @@ def raven(path: Path, text: str) -> Iterator[Span]:
         if row.get("View", "Spectrogram 1").startswith("Waveform"):
             continue  # Raven lists a selection once per view
         name = Path(row["Begin File"]).stem if row.get("Begin File") else recording
-        yield span(path, line, name, row.get("Begin Time (s)"), row.get("End Time (s)"), row.get(column))
+        found = span(path, line, name, row.get("Begin Time (s)"), row.get("End Time (s)"), row.get(column))
+        low, high = band(row.get("Low Freq (Hz)"), row.get("High Freq (Hz)"))
+        yield replace(found, low_hz=low, high_hz=high)
+
+
+def band(low: str | None, high: str | None) -> tuple[float | None, float | None]:
+    """A box's band when it has one (a table whose boxes span 0 to 0 Hz gives none)."""
+    try:
+        bottom, top = float(low or ""), float(high or "")
+    except ValueError:
+        return None, None
+    return (bottom, top) if 0 <= bottom < top and math.isfinite(top) else (None, None)
 
 
 def audacity(path: Path, text: str) -> Iterator[Span]:

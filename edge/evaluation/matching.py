@@ -26,13 +26,16 @@ from edge.evaluation.metrics import Prediction, found_scores
 @dataclass(frozen=True)
 class Span:
     """Something heard in `recording` from `start` to `end` (seconds from its start): a label (`confidence`
-    None) or a detection."""
+    None) or a detection. A label's box may give its band, `low_hz` to `high_hz` (Raven's), drawn by reports
+    and never matched on."""
 
     recording: str
     start: float
     end: float
     species: str
     confidence: float | None = None
+    low_hz: float | None = None
+    high_hz: float | None = None
 
 
 @dataclass(frozen=True)

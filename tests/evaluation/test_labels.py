@@ -25,6 +25,15 @@ def test_a_raven_table_labels_the_recording_it_is_named_after(tmp_path):
     ], "a selection once, though Raven lists it per view"
 
 
+def test_a_raven_box_keeps_its_band_when_it_has_one(tmp_path):
+    (tmp_path / "dawn.Table.1.selections.txt").write_text(
+        RAVEN.replace("1.035\t1.835\t0\t0", "1.035\t1.835\t2500\t4200").replace("8.115\t0\t0", "8.115\t900\t900")
+    )
+    first, second = read_labels(tmp_path)
+    assert (first.low_hz, first.high_hz) == (2500.0, 4200.0)
+    assert (second.low_hz, second.high_hz) == (None, None), "no band: 0 Hz high"
+
+
 def test_audacity_labels_and_a_csv(tmp_path):
     (tmp_path / "dawn.txt").write_text("0.5\t2.25\tTurdus merula\n\\\t1000\t4000\n3\t4\tErithacus rubecula\n")
     (tmp_path / "more.csv").write_text("File,Start,End,Species\nsite/dusk.wav,1,2.5,Strix aluco\n")

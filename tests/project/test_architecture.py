@@ -16,6 +16,7 @@ LAYERS = [
     {"screen", "events", "clips"},
     {"sources", "sinks"},
     {"pipeline", "evaluation"},
+    {"report"},  # draws evaluation's records and numbers
     {"app"},
     {"station"},
     {"cli"},
