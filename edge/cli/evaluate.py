@@ -6,6 +6,7 @@ One run of detections, or several side by side (two models, two resamplers, with
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from edge.app import logs
 from edge.cli.models import models_dir_option
 from edge.cli.replay import replay_command
 from edge.cli.types import FiniteRange
@@ -21,7 +23,31 @@ from edge.evaluation.labels import LabelError, read_labels
 from edge.evaluation.matching import Matched, Span, by_events, by_segments
 from edge.evaluation.names import SpeciesNames, read_codes
 from edge.evaluation.summary import evaluation, proposals, thresholds_file
+from edge.report import INSTALL, find_audio, write_report
 from edge.screen.species import SpeciesListError
+
+
+def scoring_options(command):
+    """How detections are matched to labels and scored: the options `edge evaluate` and `edge report` share."""
+    for option in reversed(
+        [
+            models_dir_option,
+            click.option("--names", type=click.Path(exists=True, path_type=Path), help="'code,scientific name' lines."),
+            click.option("--match", type=click.Choice(["segments", "events"]), default="segments", show_default=True),
+            click.option(
+                "--segment", type=click.FloatRange(0.1, 60), default=3.0, show_default=True, help="Segment, seconds."
+            ),
+            click.option(
+                "--min-overlap", type=click.FloatRange(0, 60), default=0.5, show_default=True, help="Seconds."
+            ),
+            click.option(
+                "--min-conf", type=click.FloatRange(0, 1), default=0.25, show_default=True, help="Threshold scored."
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
 
 # The replay `--audio` runs keeps detections down to this confidence, so the curves, the average precision and
 # the proposed thresholds can reach below the --min-conf scored.
@@ -47,28 +73,27 @@ REPLAY_FLOOR = 0.05
 @click.option("--model", "model_names", multiple=True, help="With --audio: the model(s) to run.  [default: BirdNET]")
 @click.option("--window", type=FiniteRange(0.1, 60), default=3.0, show_default=True, help="With --audio: seconds.")
 @click.option("--hop", type=FiniteRange(0.1, 60), help="With --audio: seconds between windows.  [default: --window]")
-@models_dir_option
-@click.option("--match", type=click.Choice(["segments", "events"]), default="segments", show_default=True)
-@click.option("--segment", type=click.FloatRange(0.1, 60), default=3.0, show_default=True, help="Segment, seconds.")
-@click.option("--min-overlap", type=click.FloatRange(0, 60), default=0.5, show_default=True, help="Seconds.")
-@click.option("--min-conf", type=click.FloatRange(0, 1), default=0.25, show_default=True, help="Threshold scored.")
-@click.option("--names", type=click.Path(exists=True, path_type=Path), help="'code,scientific name' lines.")
+@scoring_options
 @click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--thresholds-out", type=click.Path(dir_okay=False, path_type=Path), help="Write the thresholds here.")
 @click.option("--target-precision", type=click.FloatRange(0, 1), default=0.9, show_default=True)
 @click.option("--min-support", type=click.IntRange(min=1), default=10, show_default=True, help="Labels to tune on.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the first run's report (HTML, figures; spectrograms from --audio), as `edge report`.",
+)
 @click.pass_context
 def evaluate_command(ctx, truth, runs, audio, model_names, window, hop, models_dir, **options):
     """Score detections against an expert's labels (Raven tables, Audacity labels or a CSV)."""
+    logs.configure()  # on stderr: stdout holds the table or the JSON alone
     named = [named_run(text) for text in runs]
     if audio is not None:
         if len(named) != 1:
             raise click.UsageError("--audio writes into one --detections folder: give exactly one")
         replay_into(ctx, audio, named[0][1], model_names, window, hop or window, models_dir, options["output"])
     try:
-        codes = read_codes(options["names"]) if options["names"] else {}
-        names = SpeciesNames.of_models(models_dir, codes)
-        labels = read_labels(truth, names)
+        labels, names = read_truth(truth, options["names"], models_dir)
         found = {name: read_detections(existing(path)) for name, path in named}
     except (LabelError, DetectionsError, SpeciesListError) as error:
         raise click.ClickException(str(error)) from error
@@ -76,11 +101,44 @@ def evaluate_command(ctx, truth, runs, audio, model_names, window, hop, models_d
     unknown = dict(names.unknown.most_common())
     if options["thresholds_out"] is not None:
         write_thresholds(labels, found, named[0][0], options)
+    if options["report"] is not None:
+        first = named[0][0]
+        draw_report(options["report"], found[first], labels, audio, matched_by(labels, found[first], options), options)
     if options["output"] == "json":
         body = next(iter(results.values())) if len(results) == 1 else {"runs": results}
         click.echo(json.dumps(body | {"unknown_label_names": unknown}, indent=2))
     else:
         print_table(results, unknown)
+
+
+def read_truth(truth: Path, codes: Path | None, models_dir: Path) -> tuple[list[Span], SpeciesNames]:
+    """The labels, their species named as the models name them; the names resolver tells which it could not."""
+    names = SpeciesNames.of_models(models_dir, read_codes(codes) if codes else {})
+    return read_labels(truth, names), names
+
+
+def draw_report(
+    path: Path,
+    detections: list[Span],
+    labels: list[Span] | None,
+    audio: Path | None,
+    matched: dict[str, Matched] | None,
+    options: dict,
+) -> None:
+    """`edge report`'s page; matplotlib is an extra, and the error says which."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise click.ClickException(f"the report draws with matplotlib, which is not installed: {INSTALL}")
+    files = find_audio(audio) if audio is not None and audio.is_dir() else {audio.stem: audio} if audio else {}
+    write_report(path, detections, labels, files, matched, options["min_conf"], method_of(options))
+
+
+def method_of(options: dict) -> str:
+    """How the detections were matched, in a few words."""
+    if options["match"] == "segments":
+        how = f"{options['segment']:g} s segments"
+    else:
+        how = "events: a detection right when it overlaps a label, each label found once"
+    return how + f", overlap {options['min_overlap']:g} s or more (half of a shorter call)"
 
 
 def named_run(text: str) -> tuple[str, Path]:

@@ -88,7 +88,7 @@ def pr_curves(matched: dict[str, Matched], min_conf: float) -> bytes:
     figure, ax = plt.subplots(figsize=(6.5, 4.6))
     for name in species:
         m = matched[name]
-        points = curve(m.predictions, m.positives)  # a labelled species': every recall a number
+        points = curve(m.predictions, m.positives, m.found)  # a labelled species': every recall a number
         if not points:
             continue
         line = ax.step(

@@ -98,6 +98,22 @@ def test_the_numbers_are_those_of_edge_evaluate(report, replayed):
     assert unlabelled == set(expected["unlabelled"]), "the detected but unlabelled species, listed apart"
 
 
+def test_evaluate_writes_the_report_of_what_it_scored(replayed, tmp_path):
+    """`edge evaluate --report`: the page scores as the JSON printed beside it, event-based here."""
+    path = tmp_path / "evaluated.html"
+    options = ("--match", "events", "--format", "json", "--report", str(path))
+    result = edge_cli("evaluate", "--truth", str(LABELLED), "--detections", str(replayed), *options)
+    expected = json.loads(result.stdout)["overall"]
+    page = path.read_text(encoding="utf-8")
+    rows = {row[0]: row[1:] for row in Page(page).rows if len(row) == 9}
+    assert rows["overall"][:5] == [
+        str(expected["support"]),
+        *(f"{expected[k]:.3f}" for k in ("precision", "recall", "f1", "ap")),
+    ]
+    assert "each label found once" in page
+    assert not Page(page).images[0].get("alt", "").startswith("Spectrogram"), "no --audio: no spectrograms"
+
+
 def test_names_from_files_are_escaped(tmp_path):
     evil = "<script>alert(1)</script>"
     detections = tmp_path / "detections.jsonl"
