@@ -1,10 +1,10 @@
 """Every folder of a models directory, whatever it holds, with the sha256 of each of its files.
 
-Audio classifiers have a `manifest.toml` (edge.inference.manifest); BirdNET's range model a `range.toml`
-(edge.screen.range_model), the speech detector a `speech.toml` (edge.screen.speech) and the translated common names a
-`names.toml` (edge.inference.names). Each reader loads its own kind, all through edge.inference.manifest's
-`read_manifest_file` and `verified`; this module only lists and checks them all, for `edge models` and `edge config
-check`.
+Audio classifiers and call detectors have a `manifest.toml` (edge.inference.manifest); BirdNET's range model a
+`range.toml` (edge.screen.range_model), the speech detector a `speech.toml` (edge.screen.speech) and the translated
+common names a `names.toml` (edge.inference.names). Each reader loads its own kind, all through
+edge.inference.manifest's `read_manifest_file` and `verified`; this module only lists and checks them all, for `edge
+models` and `edge config check`.
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ def folder_at(directory: Path) -> ModelFolder | None:
 def read_folder(directory: Path, manifest_name: str, kind: str) -> ModelFolder:
     path = directory / manifest_name
     data = read_manifest_file(path)
+    if kind == "classifier" and data.get("output", {}).get("kind") == "calls":
+        kind = "call detector"
     try:
         if kind == "common names":
             languages = data["languages"]
@@ -86,6 +88,9 @@ def describe(directory: Path, kind: str, data: dict) -> str:
     if kind == "classifier":
         m = load_manifest(directory)
         return f"{m.input_kind} {m.input_seconds:g} s @ {m.sample_rate} Hz, {len(m.labels())} classes, {m.precision}"
+    if kind == "call detector":
+        m = load_manifest(directory)
+        return f"calls in {m.input_seconds:g} s chunks @ {m.sample_rate} Hz, {len(m.labels())} classes, {m.precision}"
     if kind == "speech detector":
         return f"{data['input']['frame']}-sample frames @ {data['input']['sample_rate']} Hz"
     return f"{data['output']['shape'][-1]} classes by place and week"

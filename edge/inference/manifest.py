@@ -68,9 +68,9 @@ class Manifest:
     label_format: Literal["scientific_common", "scientific"]
     sample_rate: int
     input_length: int
-    input_kind: Literal["waveform", "logmel"]
+    input_kind: Literal["waveform", "logmel", "spectrogram"]
     input_name: str
-    output_kind: Literal["logits", "probabilities"]
+    output_kind: Literal["logits", "probabilities", "calls"]
     output_name: str
     logmel: LogMelSpec | None = None
     batch: int | None = None  # most crops per session run that pays off (large activations: 1)
@@ -203,21 +203,23 @@ def load_manifest(directory: Path) -> Manifest:
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ModelError(f"{path}: invalid manifest: {error!r}") from error
-    if manifest.input_kind not in ("waveform", "logmel"):
-        raise ModelError(f"{path}: input kind {manifest.input_kind!r} is not 'waveform' or 'logmel'")
-    if manifest.output_kind not in ("logits", "probabilities"):
-        raise ModelError(f"{path}: output kind {manifest.output_kind!r} is not 'logits' or 'probabilities'")
+    if manifest.input_kind not in ("waveform", "logmel", "spectrogram"):
+        raise ModelError(f"{path}: input kind {manifest.input_kind!r} is not 'waveform', 'logmel' or 'spectrogram'")
+    if manifest.output_kind not in ("logits", "probabilities", "calls"):
+        raise ModelError(f"{path}: output kind {manifest.output_kind!r} is not 'logits', 'probabilities' or 'calls'")
     for needed in (manifest.path, directory / manifest.labels_file):
         if not needed.is_file():
             raise ModelError(f"{path}: missing {needed.name}")
     return manifest
 
 
-def discover(models_dir: Path) -> list[Manifest]:
-    """Every model directory under `models_dir`, by name."""
+def discover(models_dir: Path, calls: bool = False) -> list[Manifest]:
+    """Every classifier's model directory under `models_dir`, by name; with `calls`, the call detectors'
+    (output kind "calls", edge.inference.calls) instead: they find calls in a spectrogram, they do not score
+    windows."""
     require_folder(models_dir)
     found = [load_manifest(d) for d in sorted(models_dir.iterdir()) if (d / MANIFEST).is_file()]
-    return sorted(found, key=lambda m: m.name)
+    return sorted((m for m in found if (m.output_kind == "calls") == calls), key=lambda m: m.name)
 
 
 def find(models_dir: Path, name: str) -> Manifest:
