@@ -99,6 +99,11 @@ class Call:
         return int(np.argmax(self.probabilities))
 
 
+SPECTROGRAM_KEYS = ("n_fft", "hop_length", "min_freq", "max_freq", "scale", "pcen_time_frames", "pcen_gain",
+                    "pcen_bias", "pcen_power", "pcen_eps", "resize", "width_multiple", "height")  # fmt: skip
+CALLS_KEYS = ("nms_kernel", "top_k_per_second", "threshold", "detection_name", "size_name", "classes_name")
+
+
 def read_call_spec(manifest: Manifest) -> CallSpec:
     path = manifest.directory / MANIFEST
     data = read_manifest_file(path)
@@ -111,11 +116,6 @@ def read_call_spec(manifest: Manifest) -> CallSpec:
         )
     except (KeyError, TypeError) as error:
         raise ModelError(f"{path}: invalid call detector manifest: {error!r}") from error
-
-
-SPECTROGRAM_KEYS = ("n_fft", "hop_length", "min_freq", "max_freq", "scale", "pcen_time_frames", "pcen_gain",
-                    "pcen_bias", "pcen_power", "pcen_eps", "resize", "width_multiple", "height")  # fmt: skip
-CALLS_KEYS = ("nms_kernel", "top_k_per_second", "threshold", "detection_name", "size_name", "classes_name")
 
 
 def pcen_spectrogram(audio: np.ndarray, spec: CallSpec) -> np.ndarray:
@@ -159,10 +159,22 @@ def first_order_smoothing(x: np.ndarray, b: float, block: int = 64) -> np.ndarra
 def peaks(heat: np.ndarray, kernel: int) -> np.ndarray:
     """`heat` [height, width] where a pixel is the maximum of the kernel x kernel square centred on it, 0
     elsewhere (BatDetect2's max-pool non-maximum suppression; the square is cut at the edges)."""
+    square_max = running_max(running_max(heat, kernel, axis=0), kernel, axis=1)
+    return np.where(square_max == heat, heat, 0.0)
+
+
+def running_max(x: np.ndarray, kernel: int, axis: int) -> np.ndarray:
+    """The maximum of the `kernel` values centred on each along `axis` (a square's maximum is the maximum of
+    its rows' maxima: 2 k comparisons a pixel instead of k^2)."""
     pad = (kernel - 1) // 2
-    padded = np.pad(heat, pad, constant_values=-np.inf)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (kernel, kernel))
-    return np.where(windows.max(axis=(-2, -1)) == heat, heat, 0.0)
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (pad, kernel - 1 - pad)
+    padded = np.pad(x, widths, constant_values=-np.inf)
+    n = x.shape[axis]
+    out = padded.take(range(0, n), axis=axis)
+    for shift in range(1, kernel):
+        np.maximum(out, padded.take(range(shift, shift + n), axis=axis), out=out)
+    return out
 
 
 def decode(
