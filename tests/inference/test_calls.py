@@ -6,6 +6,7 @@ import pytest
 import soundfile as sf
 import soxr
 
+from edge.app.model_folders import model_folders
 from edge.inference.calls import CallDetector, decode, first_order_smoothing, peaks, read_call_spec
 from edge.inference.manifest import ModelError, find, load_manifest
 
@@ -80,3 +81,9 @@ def test_a_call_detector_is_not_a_window_classifier(models_dir):
     with pytest.raises(ModelError, match="not a call detector"):
         CallDetector(find(models_dir, "birdnet-v2.4"))
     assert read_call_spec(load_manifest(models_dir / "batdetect2-uk")).threshold == 0.3
+
+
+def test_edge_models_lists_it_as_a_call_detector(models_dir):
+    (folder,) = [f for f in model_folders(models_dir) if f.name == "batdetect2-uk"]
+    assert folder.kind == "call detector" and folder.problems() == []
+    assert folder.detail == "calls in 3 s chunks @ 256000 Hz, 17 classes, fp32"
