@@ -7,13 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import structlog
 
 from edge.audio.windower import WindowSpec
+from edge.inference.call_member import CallMember
 from edge.inference.frontend import SharedFrontEnd, front_end_key
 from edge.inference.manifest import find
 from edge.inference.member import Member, MemberOptions
 from edge.inference.stages import Stages
-from edge.types import Label, Scores, Window
+from edge.types import Label, Scores, Stream, Window
+
+log = structlog.get_logger(__name__)
+
+AnyMember = Member | CallMember
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ class Taxonomy:
     columns: tuple[np.ndarray, ...]  # per member: taxonomy index of each of its outputs
 
     @classmethod
-    def of(cls, members: list[Member]) -> Taxonomy:
+    def of(cls, members: list[AnyMember]) -> Taxonomy:
         index: dict[str, int] = {}
         labels: list[Label] = []
         columns = []
@@ -56,12 +62,14 @@ class Ensemble:
     probabilities). A class known to some members only is scored by those; a class no running member knows
     scores 0.
 
-    `score` may run a subset of the members (`active`, by index) and skip TTA: the CPU budget guard's levers.
+    `score` may run a subset of the members (`active`, by index) and skip TTA: the CPU budget guard's levers. A
+    member whose model declares a lowest source rate never runs on a stream recorded below it (a bat detector
+    on a 48 kHz microphone), and says so once per stream.
     """
 
     def __init__(
         self,
-        members: list[Member],
+        members: list[AnyMember],
         weights: list[float] | None = None,
         priorities: list[int] | None = None,
         stages: Stages | None = None,
@@ -74,6 +82,7 @@ class Ensemble:
         self.stages = stages or Stages()
         self.taxonomy = Taxonomy.of(members)
         self._coverage: dict[frozenset[int], np.ndarray] = {}
+        self._rates_told: Stream | None = None
         self.name = "+".join(m.manifest.name for m in members)
         self.version = "+".join(m.manifest.version for m in members)
 
@@ -89,7 +98,7 @@ class Ensemble:
         """Blended scores of each window, in order."""
         if not windows:
             return []
-        running = sorted(range(len(self.members)) if active is None else active)
+        running = self.heard(windows[0].stream, sorted(range(len(self.members)) if active is None else active))
         try:
             per_member = {i: self.members[i].score(windows, tta=tta) for i in running}
         finally:
@@ -103,8 +112,24 @@ class Ensemble:
             for window, p in zip(windows, blended, strict=True)
         ]
 
+    def heard(self, stream: Stream, running: list[int]) -> list[int]:
+        """The members of `running` whose models can hear a stream recorded at its rate."""
+        kept = [i for i in running if (self.members[i].manifest.min_source_rate or 0) <= stream.sample_rate]
+        if len(kept) < len(running) and self._rates_told != stream:
+            self._rates_told = stream
+            for i in sorted(set(running) - set(kept)):
+                manifest = self.members[i].manifest
+                log.info(
+                    "member_not_run_at_this_rate",
+                    member=manifest.name,
+                    stream=stream.id,
+                    sample_rate=stream.sample_rate,
+                    needs=manifest.min_source_rate,
+                )
+        return kept
+
     def _blend(self, per_member: dict[int, list[np.ndarray]], n: int) -> list[np.ndarray]:
-        if len(self.members) == 1:
+        if len(self.members) == 1 and per_member:
             return per_member[0]
         coverage = self._coverage_of(frozenset(per_member))
         results = []
@@ -131,9 +156,14 @@ def load_ensemble(
     declare the same front-end share one."""
     stages = stages or Stages()
     front_ends: dict[tuple, SharedFrontEnd] = {}
-    members = []
+    members: list[AnyMember] = []
     for spec in specs:
         manifest = find(models_dir, spec.name)
+        if manifest.output_kind == "calls":
+            if spec.shifts:
+                raise ValueError(f"{spec.name}: a call detector places calls itself; it takes no TTA shifts")
+            members.append(CallMember(manifest, options, window, stages))
+            continue
         slack = window.seconds - manifest.input_seconds
         if slack > 0 and options.crop_stride > slack + 1e-9:
             raise ValueError(

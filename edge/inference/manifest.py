@@ -77,6 +77,9 @@ class Manifest:
     precision: str = "fp32"
     tuned_for: tuple[str, ...] = ()
     not_species: frozenset[str] | None = None  # scientific names of classes that are not species, if listed
+    # The lowest rate a source must record at for the model to hear anything (bats: far above 48 kHz); a
+    # stream recorded below it is not given to the model.
+    min_source_rate: int | None = None
 
     @property
     def path(self) -> Path:
@@ -196,6 +199,7 @@ def load_manifest(directory: Path) -> Manifest:
             output_name=out.get("name", "output"),
             logmel=LogMelSpec(**inp["logmel"]) if inp["kind"] == "logmel" else None,
             batch=int(inp["batch"]) if "batch" in inp else None,
+            min_source_rate=int(inp["min_source_rate"]) if "min_source_rate" in inp else None,
             # A quantized model says so in an optional [quantization] table; FP32 manifests have none.
             precision=str(data.get("quantization", {}).get("precision", "fp32")),
             tuned_for=string_list(data.get("quantization", {}).get("tuned_for", []), "tuned_for"),
@@ -223,7 +227,8 @@ def discover(models_dir: Path, calls: bool = False) -> list[Manifest]:
 
 
 def find(models_dir: Path, name: str) -> Manifest:
-    models = {m.name: m for m in discover(models_dir)}
+    """The model named `name`: a window classifier or a call detector."""
+    models = {m.name: m for m in [*discover(models_dir), *discover(models_dir, calls=True)]}
     if name not in models:
         known = ", ".join(models) or "none"
         raise ModelError(f"no model named {name!r} in {models_dir} (bundled: {known})")

@@ -8,7 +8,7 @@ import soxr
 
 from edge.app.model_folders import model_folders
 from edge.inference.calls import CallDetector, decode, first_order_smoothing, peaks, read_call_spec
-from edge.inference.manifest import ModelError, find, load_manifest
+from edge.inference.manifest import ModelError, discover, find, load_manifest
 
 
 @pytest.fixture
@@ -75,9 +75,10 @@ def test_a_recording_is_run_in_chunks_of_three_seconds(detector, data):
     assert [c.score for c in shifted] == pytest.approx([c.score for c in alone], abs=1e-5)
 
 
-def test_a_call_detector_is_not_a_window_classifier(models_dir):
-    with pytest.raises(ModelError, match="no model named"):
-        find(models_dir, "batdetect2-uk")
+def test_a_call_detector_is_found_by_name_but_is_no_window_classifier(models_dir):
+    """`--model batdetect2-uk` finds it; the classifiers' list (species names, the range model's labels) does not."""
+    assert find(models_dir, "batdetect2-uk").output_kind == "calls"
+    assert "batdetect2-uk" not in [m.name for m in discover(models_dir)]
     with pytest.raises(ModelError, match="not a call detector"):
         CallDetector(find(models_dir, "birdnet-v2.4"))
     assert read_call_spec(load_manifest(models_dir / "batdetect2-uk")).threshold == 0.3

@@ -140,6 +140,28 @@ def check_parity(out: Path, rng: np.random.Generator) -> tuple[int, float]:
     return count, worst
 
 
+# The English names of the UK's bats (the Bat Conservation Trust's), which a ranger reads; BatDetect2 names its
+# classes by their scientific names alone.
+COMMON_NAMES = {
+    "Barbastellus barbastellus": "Barbastelle",
+    "Eptesicus serotinus": "Serotine",
+    "Myotis alcathoe": "Alcathoe bat",
+    "Myotis bechsteinii": "Bechstein's bat",
+    "Myotis brandtii": "Brandt's bat",
+    "Myotis daubentonii": "Daubenton's bat",
+    "Myotis mystacinus": "Whiskered bat",
+    "Myotis nattereri": "Natterer's bat",
+    "Nyctalus leisleri": "Leisler's bat",
+    "Nyctalus noctula": "Noctule",
+    "Pipistrellus nathusii": "Nathusius' pipistrelle",
+    "Pipistrellus pipistrellus": "Common pipistrelle",
+    "Pipistrellus pygmaeus": "Soprano pipistrelle",
+    "Plecotus auritus": "Brown long-eared bat",
+    "Plecotus austriacus": "Grey long-eared bat",
+    "Rhinolophus ferrumequinum": "Greater horseshoe bat",
+    "Rhinolophus hipposideros": "Lesser horseshoe bat",
+}
+
 MANIFEST = """\
 # Read by edge at start-up: everything edge knows about this model.
 name = "batdetect2-uk"
@@ -151,8 +173,8 @@ attribution = "ATTRIBUTION.md"
 file = "model.onnx"
 sha256 = "{sha256}"
 labels = "labels.txt"
-# One scientific name per line, in the order of the classes output.
-label_format = "scientific"
+# "Scientific name_English name" per line, in the order of the classes output.
+label_format = "scientific_common"
 
 [input]
 kind = "spectrogram"
@@ -160,6 +182,9 @@ sample_rate = {sample_rate}
 # BatDetect2 runs a recording in chunks of 3 s, each on its own; the graph takes any number of frames.
 length = {length}
 name = "spectrogram"
+# UK bats call from about 20 kHz (noctule) to 110 kHz (lesser horseshoe): a stream recorded below 96 kHz holds
+# little of that band, and is not given to the model.
+min_source_rate = 96000
 
 # edge.inference.calls computes the input: |STFT| of 2 ms frames every 0.5 ms, 10-120 kHz, then PCEN with
 # librosa's defaults as BatDetect2 calls it (the magnitude times 2^31; sr = rate / 10 with librosa's hop of
@@ -230,7 +255,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / "model.onnx"
     onnx_path.write_bytes(export(graph, bins))
-    (args.out / "labels.txt").write_text("".join(f"{name}\n" for name in params["class_names"]))
+    (args.out / "labels.txt").write_text("".join(f"{name}_{COMMON_NAMES[name]}\n" for name in params["class_names"]))
     (args.out / "LICENSE").write_bytes(package_file("LICENSE.md").read_bytes())
     version = md.version(PACKAGE)
     (args.out / "manifest.toml").write_text(

@@ -1,0 +1,93 @@
+"""A call detector (BatDetect2) as a member of the ensemble: it finds calls, the ensemble blends window scores.
+
+The detector runs the stream in chunks that tile it on the windows' grid: the hop, cut into equal parts no
+longer than the detector's own chunk (BatDetect2's 3 s), so that every window holds whole chunks, every chunk
+lies in a window, and each chunk runs once however many windows hold it (with 5 s windows every 2.5 s, chunks
+of 2.5 s). A window's score for a species is the highest probability that species has among the calls found
+in its chunks, so the blend, the species screen and the smoother take a call detector as they take a
+classifier. Calls reaching above the source's Nyquist frequency are dropped, as BatDetect2 drops them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from edge.audio.windower import WindowSpec
+from edge.inference.calls import Call, CallDetector
+from edge.inference.manifest import Manifest
+from edge.inference.member import MemberOptions
+from edge.inference.stages import Stages
+from edge.types import Label, Stream, Window
+
+
+def chunk_seconds(hop: float, longest: float) -> float:
+    """The hop cut into the fewest equal parts no longer than `longest`."""
+    return hop / math.ceil(hop / longest - 1e-9)
+
+
+class NoFrontEnd:
+    """The detector computes its own spectrogram: nothing is shared for the ensemble to clear."""
+
+    def clear(self) -> None:
+        pass
+
+
+class CallMember:
+    """The ensemble's view of a call detector: `score` as a Member's, the calls behind each chunk kept in
+    `calls` (stream chunk start -> its calls, times in seconds from the stream's start) until the windows
+    have moved past them."""
+
+    shifts: tuple[float, ...] = ()  # time-shift TTA means nothing to a detector that places calls itself
+
+    def __init__(self, manifest: Manifest, options: MemberOptions, window: WindowSpec, stages: Stages | None = None):
+        self.manifest = manifest
+        self.options = options
+        self.detector = CallDetector(manifest, options.intra_op_threads)
+        self.labels: tuple[Label, ...] = self.detector.labels
+        self.stages = stages or Stages()
+        self.front_end = NoFrontEnd()
+        self.chunk = round(chunk_seconds(window.hop, manifest.input_seconds) * manifest.sample_rate)
+        self.calls: dict[int, list[Call]] = {}
+        self._stream: Stream | None = None
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def sample_rate(self) -> int:
+        return self.manifest.sample_rate
+
+    def score(self, windows: list[Window], tta: bool = True) -> list[np.ndarray]:
+        """Each window's probability per label: the highest among the calls found in its chunks."""
+        if windows and windows[0].stream != self._stream:
+            self.calls, self._stream = {}, windows[0].stream
+        scores = [self._score(window) for window in windows]
+        if windows:
+            oldest_needed = windows[-1].offset[self.sample_rate]
+            self.calls = {at: calls for at, calls in self.calls.items() if at >= oldest_needed}
+        return scores
+
+    def _score(self, window: Window) -> np.ndarray:
+        audio, offset = window.audio[self.sample_rate], window.offset[self.sample_rate]
+        found = np.zeros(len(self.labels), np.float32)
+        for k in range(-(-offset // self.chunk), (offset + len(audio)) // self.chunk):
+            at = k * self.chunk
+            if at not in self.calls:
+                self.calls[at] = self._find(audio[at - offset : at - offset + self.chunk], at, window.stream)
+            for call in self.calls[at]:
+                np.maximum(found, call.probabilities, out=found)
+        return found
+
+    def _find(self, audio: np.ndarray, at: int, stream: Stream) -> list[Call]:
+        with self.stages.measure(f"member:{self.name}", items=1):
+            calls = self.detector.calls(audio)
+        start, nyquist = at / self.sample_rate, stream.sample_rate / 2
+        return [
+            replace(call, start=call.start + start, end=call.end + start)
+            for call in calls
+            if int(call.high_freq) <= nyquist  # as BatDetect2 compares them
+        ]
