@@ -127,6 +127,8 @@ def settings_of(model_names: list[str], options: ReplayOptions) -> dict:
             "exclude": list(species.exclude),
             "thresholds_file": str(species.thresholds_file) if species.thresholds_file else None,
         },
+        # Named only when used: ledgers of replays made before it existed stay valid.
+        **({"time_expansion": decode.time_expansion} if decode.time_expansion != 1 else {}),
     }
 
 

@@ -44,6 +44,7 @@ class ReplayOptions:
         threads: int,
         formats: tuple[str, ...],
         join_gap: float | None = 0.5,
+        time_expansion: float = 1.0,
         species: SpeciesOptions = SpeciesOptions(),
         resampler: str = "kaiser_fast",
     ):
@@ -51,7 +52,9 @@ class ReplayOptions:
             window=WindowSpec(seconds=window, hop=hop),
             member=MemberOptions(crop_stride=crop_stride, sensitivity=sensitivity, intra_op_threads=threads),
             detector=DetectorOptions(min_confidence=min_conf, top_k=top_k),
-            decode=DecodeOptions(channel=channel, naive_zone=naive_zone, join_gap=join_gap),
+            decode=DecodeOptions(
+                channel=channel, naive_zone=naive_zone, join_gap=join_gap, time_expansion=time_expansion
+            ),
             formats=formats,
             species=species,
             resampler=resampler,

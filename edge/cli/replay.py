@@ -126,6 +126,14 @@ from edge.sources.files import known_zone
     "one stream; off: each file on its own.",
 )
 @click.option(
+    "--time-expansion",
+    type=FiniteRange(1, 100),
+    default=1.0,
+    show_default=True,
+    help="Time-expansion factor of a bat detector's recordings (10: played ten times slower than the bats "
+    "called).",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=1),
     default=None,
@@ -165,6 +173,7 @@ def replay_command(
     zone,
     threads,
     join_gap,
+    time_expansion,
     workers,
     fresh,
     ray_address,
@@ -189,6 +198,7 @@ def replay_command(
         naive_zone=naive_zone,
         threads=threads,
         join_gap=join_gap,
+        time_expansion=time_expansion,
         formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
         species=species,
         resampler=resampler,

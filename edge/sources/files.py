@@ -63,17 +63,32 @@ class AccessDenied(AudioError):
     """A recording the box may not read (its permissions): not damaged, readable once they are fixed."""
 
 
+TimeExpansion = Annotated[
+    float,
+    Field(
+        ge=1,
+        le=100,
+        description="Time-expansion factor of a bat detector's recordings (10: played ten times slower than "
+        "the bats called); 1: real time.",
+    ),
+]
+
+
 @dataclass(frozen=True)
 class DecodeOptions:
     """`channel`: None mixes all channels down to mono, N picks channel N (0-based). `block_seconds` (and
     MAX_BLOCK_SAMPLES) bound memory: a multi-hour file is read this much at a time. `naive_zone`: the zone of
     the times in file names that carry none. `join_gap`: consecutive files of one recorder whose times meet
-    within this many seconds are one stream (see `joins`); None: each file is a stream of its own."""
+    within this many seconds are one stream (see `joins`); None: each file is a stream of its own.
+    `time_expansion`: a bat detector's time-expanded recordings play this many times slower than the bats
+    called; their stream runs at the file's rate times it, so every time and frequency is the bats' own (as
+    BatDetect2 reads them)."""
 
     channel: int | None = None
     block_seconds: float = 20.0
     naive_zone: tzinfo = UTC
     join_gap: float | None = 0.5
+    time_expansion: float = 1.0
 
 
 def list_recordings(paths: list[Path], naive_zone: tzinfo = UTC) -> list[tuple[Path, str]]:
@@ -152,7 +167,7 @@ class FileSource:
                 continue  # a named pipe would block sf.info; decode says what it is
             try:
                 info = sf.info(os.fsencode(path))
-                total += info.frames / info.samplerate
+                total += info.frames / (info.samplerate * self.options.time_expansion)
             except (sf.LibsndfileError, RuntimeError, OSError):
                 pass
         return total
@@ -180,7 +195,7 @@ def decode(
         st = path.stat()
         own = Stream(
             id=stream_id,
-            sample_rate=f.samplerate,
+            sample_rate=round(f.samplerate * options.time_expansion),
             started_utc=recording_start(path, f.copy_metadata().get("comment"), options.naive_zone),
             instance=f"{st.st_size}:{st.st_mtime_ns}",
         )
@@ -265,6 +280,7 @@ class ReplayConfig(BaseModel):
     )
     timezone: ZoneName = Field("UTC", description="Zone of recorder clocks whose file names carry none.")
     channel: int | None = Field(None, ge=0, description="Channel to analyse (0-based); default: the mix-down.")
+    time_expansion: TimeExpansion = 1.0
     join_files: JoinFiles = True
     join_gap_seconds: JoinGap = 0.5
 
@@ -279,6 +295,7 @@ class ReplaySource:
             naive_zone=ZoneInfo(config.timezone),
             block_seconds=PACED_BLOCK_SECONDS if config.speed else 20.0,
             join_gap=config.join_gap_seconds if config.join_files else None,
+            time_expansion=config.time_expansion,
         )
         self.files = FileSource(config.paths, options)
         self.speed = config.speed

@@ -32,6 +32,7 @@ from edge.sources.files import (
     AudioError,
     DamagedAudio,
     DecodeOptions,
+    TimeExpansion,
     ZoneName,
     decode,
     recording_time,
@@ -73,6 +74,7 @@ class FolderConfig(BaseModel):
     )
     timezone: ZoneName = Field("UTC", description="Zone of recorder clocks whose file names carry none.")
     channel: int | None = Field(None, ge=0, description="Channel to analyse (0-based); default: the mix-down.")
+    time_expansion: TimeExpansion = 1.0
     max_attempts: int = Field(
         3, ge=1, description="A file whose analysis was cut off (crash, power loss) this often is quarantined."
     )
@@ -92,7 +94,9 @@ class FolderSource:
         self.done_dir = done_dir.resolve()
         self.quarantine_dir = quarantine_dir.resolve()
         self.shelves = Shelves(self.root, self.done_dir, self.quarantine_dir, config.after)
-        self.decode_options = DecodeOptions(channel=config.channel, naive_zone=ZoneInfo(config.timezone))
+        self.decode_options = DecodeOptions(
+            channel=config.channel, naive_zone=ZoneInfo(config.timezone), time_expansion=config.time_expansion
+        )
         self.joiner = Joiner(
             config.join_gap_seconds if config.join_files else None,
             resumed=lambda recorder: StreamEnd.from_row(state.stream_end(recorder)),

@@ -55,3 +55,19 @@ def test_a_48_khz_recording_is_not_given_to_the_bat_detector(recordings, tmp_pat
     said = [line for line in result.stderr.splitlines() if "member_not_run_at_this_rate" in line]
     assert len(said) == 1, "once for the stream"
     assert all(f in said[0] for f in ("member=batdetect2-uk", "sample_rate=48000", "needs=96000"))
+
+
+def test_a_time_expanded_recording_is_read_at_the_bats_own_rate(tmp_path):
+    """A bat detector that plays its recordings ten times slower writes 384 kHz audio as 38.4 kHz: with
+    --time-expansion 10 its bats are found, at their own times; without, it is too slow for BatDetect2."""
+    audio, rate = sf.read(data / "bats" / "20180530_213516-EPTSER-LR_0_0.5.wav", dtype="float32")
+    expanded = tmp_path / "expanded.wav"
+    sf.write(expanded, audio, rate // 10, subtype="PCM_16")
+    command = ("replay", str(expanded), "--model", "batdetect2-uk", "--workers", "1", "--format", "jsonl")
+    edge_cli(*command, "--time-expansion", "10", "--out", str(tmp_path / "te"))
+    records = [json.loads(line) for line in (tmp_path / "te" / "detections.jsonl").read_text().splitlines()]
+    assert {r["scientific_name"] for r in records if r["confidence"] >= 0.5} == BATS
+    assert {(r["start_s"], r["end_s"]) for r in records} == {(0.0, 5.0)}, "0.5 s of bats: the first window alone"
+    result = edge_cli(*command, "--out", str(tmp_path / "real-time"))
+    assert not (tmp_path / "real-time" / "detections.jsonl").read_text()
+    assert "needs=96000" in result.stderr and "sample_rate=38400" in result.stderr
