@@ -7,25 +7,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import structlog
 
 from edge.audio.windower import WindowSpec
 from edge.inference.frontend import SharedFrontEnd, front_end_key
 from edge.inference.manifest import find
 from edge.inference.member import Member, MemberOptions
+from edge.inference.schedule import Active, Schedule
 from edge.inference.stages import Stages
 from edge.types import Label, Scores, Window
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class MemberSpec:
     """A member as the configuration declares it: the model's name, its `weight` in the blend, its
-    `priority` (under a CPU budget, members of lower priority are shed first) and its time-shift TTA
-    `shifts` in seconds (e.g. (-0.5, 0.5): three variants with the unshifted one)."""
+    `priority` (under a CPU budget, members of lower priority are shed first), its time-shift TTA
+    `shifts` in seconds (e.g. (-0.5, 0.5): three variants with the unshifted one) and when it is `active`:
+    always, or only by day or by night at the box's place."""
 
     name: str
     weight: float = 1.0
     priority: int = 0
     shifts: tuple[float, ...] = ()
+    active: Active = "always"
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class Ensemble:
     scores 0.
 
     `score` may run a subset of the members (`active`, by index) and skip TTA: the CPU budget guard's levers.
+    Of those, it runs only the members the `schedule` lets run at the time of the batch's first window;
+    `held_off` holds the ones it kept from the last batch.
     """
 
     def __init__(
@@ -65,6 +73,7 @@ class Ensemble:
         weights: list[float] | None = None,
         priorities: list[int] | None = None,
         stages: Stages | None = None,
+        schedule: Schedule | None = None,
     ):
         if not members:
             raise ValueError("an ensemble needs at least one member")
@@ -73,6 +82,9 @@ class Ensemble:
         self.priorities = tuple(priorities or [0] * len(members))
         self.stages = stages or Stages()
         self.taxonomy = Taxonomy.of(members)
+        self.schedule = schedule or Schedule([m.name for m in members], ["always"] * len(members), None)
+        self.held_off: frozenset[int] = frozenset()
+        self._time_unknown_logged = False
         self._coverage: dict[frozenset[int], np.ndarray] = {}
         self.name = "+".join(m.manifest.name for m in members)
         self.version = "+".join(m.manifest.version for m in members)
@@ -89,7 +101,7 @@ class Ensemble:
         """Blended scores of each window, in order."""
         if not windows:
             return []
-        running = sorted(range(len(self.members)) if active is None else active)
+        running = self._scheduled(windows, sorted(range(len(self.members)) if active is None else active))
         try:
             per_member = {i: self.members[i].score(windows, tta=tta) for i in running}
         finally:
@@ -102,6 +114,22 @@ class Ensemble:
             Scores(window=window, probabilities=p, labels=self.taxonomy.labels, model=name, model_version=self.version)
             for window, p in zip(windows, blended, strict=True)
         ]
+
+    def _scheduled(self, windows: list[Window], running: list[int]) -> list[int]:
+        """`running` less the members the schedule holds off at the first window's start (a batch is one
+        chunk's windows); all of `running` when the stream's time is unknown."""
+        if not self.schedule.scheduled:
+            return running
+        first = windows[0]
+        moment = first.stream.utc_at(first.start)
+        if moment is None:
+            if not self._time_unknown_logged:
+                self._time_unknown_logged = True
+                log.warning("schedule_time_unknown", stream=first.stream.id, running="every member")
+            self.held_off = frozenset()
+            return running
+        self.held_off = self.schedule.held_off(moment)
+        return [i for i in running if i not in self.held_off]
 
     def _blend(self, per_member: dict[int, list[np.ndarray]], n: int) -> list[np.ndarray]:
         if len(self.members) == 1:
@@ -125,11 +153,18 @@ class Ensemble:
 
 
 def load_ensemble(
-    models_dir: Path, specs: list[MemberSpec], window: WindowSpec, options: MemberOptions, stages: Stages | None = None
+    models_dir: Path,
+    specs: list[MemberSpec],
+    window: WindowSpec,
+    options: MemberOptions,
+    stages: Stages | None = None,
+    place: tuple[float, float] | None = None,
 ) -> Ensemble:
     """Sessions are built once here, each from a model file whose sha256 is checked as it loads; members that
-    declare the same front-end share one."""
+    declare the same front-end share one. `place` (latitude, longitude) is needed by members active only by
+    day or night: ValueError without it."""
     stages = stages or Stages()
+    schedule = Schedule([s.name for s in specs], [s.active for s in specs], place)
     front_ends: dict[tuple, SharedFrontEnd] = {}
     members = []
     for spec in specs:
@@ -145,4 +180,4 @@ def load_ensemble(
         key = front_end_key(manifest)
         front_end = front_ends.setdefault(key, SharedFrontEnd(manifest, stages))
         members.append(Member(manifest, options, spec.shifts, front_end, stages))
-    return Ensemble(members, [s.weight for s in specs], [s.priority for s in specs], stages)
+    return Ensemble(members, [s.weight for s in specs], [s.priority for s in specs], stages, schedule)
