@@ -5,6 +5,7 @@ outputs. Builds only: nothing here starts a thread or opens a device (see `Daemo
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from edge.app.settings import Settings
@@ -58,7 +59,8 @@ def build_source(settings: Settings, state: RecordingState) -> LiveSource:
 
 def build_ensemble(settings: Settings, stages: Stages) -> Ensemble:
     specs = [member.spec() for member in settings.model.members]
-    ensemble = load_ensemble(settings.models_dir, specs, window_spec(settings), settings.model.options(), stages)
+    place = settings.species.options().place
+    ensemble = load_ensemble(settings.models_dir, specs, window_spec(settings), settings.model.options(), stages, place)
     if settings.language != "en":
         names = CommonNames.load(settings.models_dir, settings.language)
         ensemble.taxonomy = replace(ensemble.taxonomy, labels=localise(ensemble.taxonomy.labels, names))
@@ -94,8 +96,9 @@ def build_clips(settings: Settings, speech: SpeechDetector | NoSpeech) -> ClipRe
 
 def build_guard(settings: Settings, ensemble: Ensemble, live: bool) -> BudgetGuard:
     options = settings.budget.options()
-    loads = ladder(ensemble.priorities, ensemble.has_tta, options.order, options.max_hop_factor)
-    return BudgetGuard(options, loads, [m.name for m in ensemble.members], live)
+    loads_for = partial(ladder, ensemble.priorities, ensemble.has_tta, options.order, options.max_hop_factor)
+    names = [m.name for m in ensemble.members]
+    return BudgetGuard(options, loads_for(frozenset()), names, live, ladder_for=loads_for)
 
 
 def build_outputs(settings: Settings) -> Outputs:

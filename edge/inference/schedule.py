@@ -21,11 +21,11 @@ class Schedule:
     when a scheduled member becomes active or inactive (its first moment included)."""
 
     def __init__(self, names: Sequence[str], active: Sequence[Active], place: tuple[float, float] | None):
-        scheduled = [name for name, when in zip(names, active, strict=True) if when != "always"]
+        pairs = zip(names, active, strict=True)
+        scheduled = [f"{name} is active by {when} only" for name, when in pairs if when != "always"]
         if scheduled and place is None:
             raise ValueError(
-                f"{', '.join(scheduled)} run only by day or night, which needs the box's place: "
-                "set [species] latitude and longitude"
+                f"{', '.join(scheduled)}: sunrise and sunset need the box's place, set [species] latitude and longitude"
             )
         self.names = tuple(names)
         self.active = tuple(active)
