@@ -145,6 +145,8 @@ class BudgetGuard:
         self._entered_at.clear()
         self._restored = False
         self._forget_samples()
+        if self.options.cpu_budget is None:
+            return
         log.info(
             "load_rescheduled",
             level=self.level,
