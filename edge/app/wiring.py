@@ -5,7 +5,6 @@ outputs. Builds only: nothing here starts a thread or opens a device (see `Daemo
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 from edge.app.settings import Settings
@@ -13,7 +12,7 @@ from edge.audio.windower import Windower, WindowSpec
 from edge.clips.recorder import ClipRecorder, NoClips
 from edge.clips.store import ClipStore
 from edge.events.smoother import Smoother
-from edge.inference.budget import BudgetGuard, ladder
+from edge.inference.budget import BudgetGuard, Load, ladder
 from edge.inference.ensemble import Ensemble, load_ensemble
 from edge.inference.names import CommonNames, localise
 from edge.inference.stages import Stages
@@ -96,9 +95,14 @@ def build_clips(settings: Settings, speech: SpeechDetector | NoSpeech) -> ClipRe
 
 def build_guard(settings: Settings, ensemble: Ensemble, live: bool) -> BudgetGuard:
     options = settings.budget.options()
-    loads_for = partial(ladder, ensemble.priorities, ensemble.has_tta, options.order, options.max_hop_factor)
-    names = [m.name for m in ensemble.members]
-    return BudgetGuard(options, loads_for(frozenset()), names, live, ladder_for=loads_for)
+    members = ensemble.members
+
+    def loads_for(held_off: frozenset[int]) -> list[Load]:
+        """The ladder while the schedule holds `held_off` off: a TTA step only if a member running has TTA."""
+        has_tta = any(m.shifts for i, m in enumerate(members) if i not in held_off)
+        return ladder(ensemble.priorities, has_tta, options.order, options.max_hop_factor, held_off)
+
+    return BudgetGuard(options, loads_for(frozenset()), [m.name for m in members], live, ladder_for=loads_for)
 
 
 def build_outputs(settings: Settings) -> Outputs:
