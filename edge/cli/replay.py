@@ -39,7 +39,8 @@ from edge.sources.files import known_zone
     multiple=True,
     default=[DEFAULT_MODEL],
     show_default=True,
-    help="Model to run (repeat for an ensemble).",
+    help="Model to run (repeat for an ensemble); NAME@day or NAME@night runs it only from sunrise to sunset, "
+    "or from sunset to sunrise, at the recording's time (needs --lat/--lon).",
 )
 @models_dir_option
 @click.option(

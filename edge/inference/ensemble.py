@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast, get_args
 
 import numpy as np
 import structlog
@@ -32,6 +33,17 @@ class MemberSpec:
     priority: int = 0
     shifts: tuple[float, ...] = ()
     active: Active = "always"
+
+    @classmethod
+    def parse(cls, text: str) -> MemberSpec:
+        """A member as a command line names it: `name`, or `name@day` / `name@night` for one active by day
+        or by night only."""
+        name, at, when = text.partition("@")
+        if not at:
+            return cls(name)
+        if when not in get_args(Active):
+            raise ValueError(f"{text}: a model runs @day, @night or @always, not @{when}")
+        return cls(name, active=cast(Active, when))
 
 
 @dataclass(frozen=True)

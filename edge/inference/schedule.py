@@ -25,7 +25,8 @@ class Schedule:
         scheduled = [f"{name} is active by {when} only" for name, when in pairs if when != "always"]
         if scheduled and place is None:
             raise ValueError(
-                f"{', '.join(scheduled)}: sunrise and sunset need the box's place, set [species] latitude and longitude"
+                f"{', '.join(scheduled)}: sunrise and sunset need the box's place ([species] latitude and "
+                "longitude; edge replay's --lat and --lon)"
             )
         self.names = tuple(names)
         self.active = tuple(active)

@@ -64,5 +64,8 @@ def test_a_stream_of_unknown_time_runs_every_member_and_says_so_once(ensemble, r
 
 def test_a_scheduled_member_needs_the_place(tmp_path):
     write_waveform_model(tmp_path, name="bats")
-    with pytest.raises(ValueError, match=r"bats is active by night only: .* set \[species\] latitude and longitude"):
+    with pytest.raises(
+        ValueError,
+        match=r"bats is active by night only: sunrise and sunset need the box.s place \(\[species\] latitude",
+    ):
         load_ensemble(tmp_path, [MemberSpec("bats", active="night")], SPEC, MemberOptions())
