@@ -144,7 +144,7 @@ class Ensemble:
         return [i for i in running if i not in self.held_off]
 
     def _blend(self, per_member: dict[int, list[np.ndarray]], n: int) -> list[np.ndarray]:
-        if len(self.members) == 1:
+        if len(self.members) == 1 and per_member:
             return per_member[0]
         coverage = self._coverage_of(frozenset(per_member))
         results = []

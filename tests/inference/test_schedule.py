@@ -62,6 +62,13 @@ def test_a_stream_of_unknown_time_runs_every_member_and_says_so_once(ensemble, r
     assert ensemble.held_off == frozenset()
 
 
+def test_when_the_schedule_holds_every_member_off_windows_score_zero(tmp_path, rng):
+    write_waveform_model(tmp_path, name="bats")
+    ensemble = load_ensemble(tmp_path, [MemberSpec("bats", active="night")], SPEC, MemberOptions(), place=FRANKFURT)
+    scores = ensemble.score(windows_from(datetime(2019, 5, 22, 12, tzinfo=UTC), rng))
+    assert len(scores) == 2 and all(s.model == "" and not s.probabilities.any() for s in scores)
+
+
 def test_a_scheduled_member_needs_the_place(tmp_path):
     write_waveform_model(tmp_path, name="bats")
     with pytest.raises(
