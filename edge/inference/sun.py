@@ -1,5 +1,5 @@
-"""Sunrise and sunset in UTC at a place, by NOAA's solar calculator formulas (Meeus' low-precision solar
-coordinates; NOAA gives them as good to about a minute between the polar circles).
+"""Sunrise and sunset in UTC at a place, by NOAA's solar calculator formulas (from Meeus' Astronomical
+Algorithms; NOAA gives them as within a minute between 72 degrees south and north, within ten minutes beyond).
 
 "Day" is from sunrise to sunset: the sun's upper limb above the horizon, its centre above -0.833 degrees
 (refraction and the sun's radius). North of the Arctic circle in June (south of the Antarctic one in December)
