@@ -139,9 +139,11 @@ class Daemon:
         self.latencies.record(chunk, windows, time.monotonic())
 
     def _account(self, chunk: AudioChunk) -> None:
-        """The chunk's cost goes to the budget guard; live input is steered, file input paced."""
+        """The chunk's cost goes to the budget guard, then the members the schedule held off (the next
+        chunk is measured with them); live input is steered, file input paced."""
         lag = None if chunk.received is None else time.monotonic() - chunk.received
         self.guard.account(chunk.seconds, lag)
+        self.guard.hold_off(self.ensemble.held_off)
         if not self.guard.live:
             self.guard.pace(self.stop_requested)
 

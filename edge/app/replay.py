@@ -85,7 +85,8 @@ class Analysis:
 
 def load_analysis(models_dir: Path, model_names: list[str], options: ReplayOptions) -> Analysis:
     """Raises ModelError for a model that cannot be loaded, ValueError for species no model knows."""
-    ensemble = load_ensemble(models_dir, [MemberSpec(name) for name in model_names], options.window, options.member)
+    specs = [MemberSpec.parse(name) for name in model_names]
+    ensemble = load_ensemble(models_dir, specs, options.window, options.member, place=options.species.place)
     windower = Windower(options.window, ensemble.sample_rates, options.resampler)
     species = SpeciesFilter.load(options.species, ensemble.taxonomy.labels, models_dir)
     if species.unknown:  # a typo would silently report, or drop, nothing

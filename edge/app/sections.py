@@ -18,6 +18,7 @@ from edge.events.smoother import SmootherOptions
 from edge.inference.budget import BudgetOptions, Lever
 from edge.inference.ensemble import MemberSpec
 from edge.inference.member import MemberOptions
+from edge.inference.schedule import Active
 from edge.screen.alerts import AlertClass, AlertOptions
 from edge.screen.species import SpeciesOptions
 from edge.screen.speech import SpeechOptions
@@ -52,16 +53,22 @@ class MemberSettings(Section):
         description="Time-shift test-time augmentation: shifts in seconds, e.g. "
         "[-0.5, 0.5] (three variants, averaged).",
     )
+    active: Active = Field(
+        "always",
+        description="When the model runs: always, by day (sunrise to sunset) or by night, at the place set by "
+        "[species] latitude and longitude.",
+    )
 
     def spec(self) -> MemberSpec:
-        return MemberSpec(self.name, self.weight, self.priority, tuple(self.tta))
+        return MemberSpec(self.name, self.weight, self.priority, tuple(self.tta), self.active)
 
 
 class ModelSettings(Section):
     members: list[MemberSettings] = Field(
         [MemberSettings(name=DEFAULT_MODEL)],
         min_length=1,
-        description="Models to run: names, or tables with name, weight, priority and tta (an ensemble if several).",
+        description="Models to run: names, or tables with name, weight, priority, tta and active (an ensemble if "
+        "several).",
     )
     threads: int = Field(
         MemberOptions.intra_op_threads, ge=1, le=64, description="ONNX Runtime threads inside an operator, per model."

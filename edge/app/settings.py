@@ -9,6 +9,7 @@ The sections (one per TOML table) are in `sections`.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tomllib
 from pathlib import Path
@@ -99,6 +100,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def scheduled_members_need_place(self) -> Settings:
+        scheduled = [f"{m.name} is active by {m.active} only" for m in self.model.members if m.active != "always"]
+        if scheduled and not self.species.options().located:
+            raise ValueError(
+                f"model.members: {', '.join(scheduled)}: sunrise and sunset need the box's place, "
+                "set [species] latitude and longitude"
+            )
+        return self
+
     @property
     def clips_dir(self) -> Path:
         return self.clips.directory or self.data_dir / "clips"
@@ -154,6 +165,7 @@ def load_settings(path: Path) -> Settings:
 
 SOURCE_TYPES = ("folder", "microphone", "replay")
 SECRETS = ("password",)
+OPTION_PATH = re.compile(r"[a-z_]+(\.[a-z_]+)+")
 
 
 def describe(error: ValidationError, path: Path) -> str:
@@ -177,7 +189,7 @@ def options_wrong(error: ValidationError) -> list[tuple[str, str]]:
         location = [str(part) for part in problem["loc"]]
         if location[:1] == ["source"] and location[1:2] and location[1] in SOURCE_TYPES:
             del location[1]  # the union's tag, not an option
-        option = ".".join(location) or "(top level)"
+        option = ".".join(location)
         value = problem.get("input")
         shown = (
             type(value) in (int, float, bool)
@@ -185,5 +197,9 @@ def options_wrong(error: ValidationError) -> list[tuple[str, str]]:
             and not any(part in SECRETS for part in location)
         )
         words = problem["msg"].removeprefix("Value error, ")  # our validators' own words need no label
+        named, colon, rest = words.partition(": ")
+        if not option and colon and OPTION_PATH.fullmatch(named):  # a check across tables names its option
+            option, words = named, rest
+        option = option or "(top level)"
         found.append((option, words + (f" (got {value!r})" if shown else "")))
     return found

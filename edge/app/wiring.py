@@ -12,7 +12,7 @@ from edge.audio.windower import Windower, WindowSpec
 from edge.clips.recorder import ClipRecorder, NoClips
 from edge.clips.store import ClipStore
 from edge.events.smoother import Smoother
-from edge.inference.budget import BudgetGuard, ladder
+from edge.inference.budget import BudgetGuard, Load, ladder
 from edge.inference.ensemble import Ensemble, load_ensemble
 from edge.inference.names import CommonNames, localise
 from edge.inference.stages import Stages
@@ -58,7 +58,8 @@ def build_source(settings: Settings, state: RecordingState) -> LiveSource:
 
 def build_ensemble(settings: Settings, stages: Stages) -> Ensemble:
     specs = [member.spec() for member in settings.model.members]
-    ensemble = load_ensemble(settings.models_dir, specs, window_spec(settings), settings.model.options(), stages)
+    place = settings.species.options().place
+    ensemble = load_ensemble(settings.models_dir, specs, window_spec(settings), settings.model.options(), stages, place)
     if settings.language != "en":
         names = CommonNames.load(settings.models_dir, settings.language)
         ensemble.taxonomy = replace(ensemble.taxonomy, labels=localise(ensemble.taxonomy.labels, names))
@@ -94,8 +95,14 @@ def build_clips(settings: Settings, speech: SpeechDetector | NoSpeech) -> ClipRe
 
 def build_guard(settings: Settings, ensemble: Ensemble, live: bool) -> BudgetGuard:
     options = settings.budget.options()
-    loads = ladder(ensemble.priorities, ensemble.has_tta, options.order, options.max_hop_factor)
-    return BudgetGuard(options, loads, [m.name for m in ensemble.members], live)
+    members = ensemble.members
+
+    def loads_for(held_off: frozenset[int]) -> list[Load]:
+        """The ladder while the schedule holds `held_off` off: a TTA step only if a member running has TTA."""
+        has_tta = any(m.shifts for i, m in enumerate(members) if i not in held_off)
+        return ladder(ensemble.priorities, has_tta, options.order, options.max_hop_factor, held_off)
+
+    return BudgetGuard(options, loads_for(frozenset()), [m.name for m in members], live, ladder_for=loads_for)
 
 
 def build_outputs(settings: Settings) -> Outputs:

@@ -39,7 +39,8 @@ from edge.sources.files import known_zone
     multiple=True,
     default=[DEFAULT_MODEL],
     show_default=True,
-    help="Model to run (repeat for an ensemble).",
+    help="Model to run (repeat for an ensemble); NAME@day or NAME@night runs it only from sunrise to sunset, "
+    "or from sunset to sunrise, at the recording's time (needs --lat/--lon).",
 )
 @models_dir_option
 @click.option(
@@ -130,8 +131,7 @@ from edge.sources.files import known_zone
     type=FiniteRange(1, 100),
     default=1.0,
     show_default=True,
-    help="Time-expansion factor of a bat detector's recordings (10: played ten times slower than the bats "
-    "called).",
+    help="Time-expansion factor of a bat detector's recordings (10: played ten times slower than the bats called).",
 )
 @click.option(
     "--workers",

@@ -10,6 +10,9 @@ entering this level; their ratio predicts what the level above would cost now. T
 prediction fits within `headroom` x budget, after holding the current level for `hold_seconds` of audio (the
 hold doubles each time a restored level has to be shed again, up to 16 times, so a machine that stays busy is
 not probed every minute).
+
+Members the schedule holds off (a night member by day) count as shed: the member lever never sheds them, so the
+guard never restores them either, and never sheds the last member the schedule lets run.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -37,26 +40,33 @@ class Load:
     active: tuple[int, ...]
     hop_factor: int = 1
 
-    def describe(self, names: Sequence[str]) -> str:
-        parts = [",".join(names[i] for i in self.active), "tta" if self.tta else "no tta"]
+    def describe(self, names: Sequence[str], held_off: Collection[int] = ()) -> str:
+        running = ",".join(names[i] for i in self.active if i not in held_off) or "no member"
+        parts = [running, "tta" if self.tta else "no tta"]
         if self.hop_factor > 1:
             parts.append(f"hop x{self.hop_factor}")
         return "; ".join(parts)
 
 
 def ladder(
-    priorities: Sequence[int], has_tta: bool, order: Sequence[Lever] = SHED_ORDER, max_hop_factor: int = 4
+    priorities: Sequence[int],
+    has_tta: bool,
+    order: Sequence[Lever] = SHED_ORDER,
+    max_hop_factor: int = 4,
+    held_off: Collection[int] = (),
 ) -> list[Load]:
     """Level 0 runs everything; each next level sheds one more step. Members go lowest priority first (the
-    later-declared first among equals); the last member is never shed."""
+    later-declared first among equals); the last member is never shed. Members `held_off` by the schedule are
+    not shed (their steps would save nothing) and stay in `active`: the schedule keeps them from running."""
     load = Load(tta=has_tta, active=tuple(range(len(priorities))))
     loads = [load]
+    sheddable = [i for i in range(len(priorities)) if i not in held_off]
     for lever in order:
         if lever == "tta" and load.tta:
             load = replace(load, tta=False)
             loads.append(load)
         elif lever == "members":
-            for i in sorted(range(len(priorities)), key=lambda i: (priorities[i], -i))[:-1]:
+            for i in sorted(sheddable, key=lambda i: (priorities[i], -i))[:-1]:
                 load = replace(load, active=tuple(j for j in load.active if j != i))
                 loads.append(load)
         elif lever == "hop":
@@ -82,7 +92,8 @@ class BudgetOptions:
 
 class BudgetGuard:
     """Fed the CPU time and audio of each chunk; says which `load` to run. Pure bookkeeping apart from
-    `pace`, which sleeps, and its log lines."""
+    `pace`, which sleeps, and its log lines. `ladder_for` gives the loads when the schedule holds some
+    members off (see `hold_off`); without it the loads stay as given."""
 
     def __init__(
         self,
@@ -93,11 +104,14 @@ class BudgetGuard:
         cpu_clock=time.process_time,
         clock=time.monotonic,
         sleep=time.sleep,
+        ladder_for: Callable[[frozenset[int]], list[Load]] | None = None,
     ):
         self.options = options
         self.loads = loads
         self.names = tuple(names)
         self.live = live
+        self.held_off: frozenset[int] = frozenset()
+        self._ladder_for = ladder_for or (lambda held_off: loads)
         self.level = 0
         self.changes = 0
         self.paced_seconds = 0.0
@@ -117,6 +131,28 @@ class BudgetGuard:
     @property
     def load(self) -> Load:
         return self.loads[self.level]
+
+    def hold_off(self, members: frozenset[int]) -> None:
+        """The schedule now holds these `members` off: the ladder is rebuilt without steps that shed them, at
+        the level that sheds what the current one shed of the members still allowed, and costs are measured
+        afresh (a different set of members runs)."""
+        if members == self.held_off:
+            return
+        before, held_before = self.load, self.held_off
+        self.held_off, self.loads = members, self._ladder_for(members)
+        self.level = equivalent_level(before, held_before, self.loads, members)
+        self._left_at.clear()
+        self._entered_at.clear()
+        self._restored = False
+        self._forget_samples()
+        if self.options.cpu_budget is None:
+            return
+        log.info(
+            "load_rescheduled",
+            level=self.level,
+            load=self.load.describe(self.names, members),
+            was=before.describe(self.names, held_before),
+        )
 
     def account(self, audio_seconds: float, lag: float | None = None) -> None:
         """One chunk analysed: the process's CPU time since the last call is its cost."""
@@ -172,12 +208,15 @@ class BudgetGuard:
         log.warning(
             event,
             level=self.level,
-            load=self.load.describe(self.names),
-            was=before.describe(self.names),
+            load=self.load.describe(self.names, self.held_off),
+            was=before.describe(self.names, self.held_off),
             cost=round(cost, 4),
             budget=self.options.cpu_budget,
             **context,
         )
+        self._forget_samples()
+
+    def _forget_samples(self) -> None:
         self._samples.clear()
         self._audio_sum = self._cpu_sum = 0.0
         self._audio_at_level = 0.0
@@ -201,7 +240,20 @@ class BudgetGuard:
             "cpu_budget": self.options.cpu_budget,
             "cpu_cost": None if self.cost is None else round(self.cost, 4),
             "load_level": self.level,
-            "load": self.load.describe(self.names),
+            "load": self.load.describe(self.names, self.held_off),
             "load_changes": self.changes,
             "paced_seconds": round(self.paced_seconds, 1),
         }
+
+
+def equivalent_level(before: Load, held_before: Collection[int], loads: list[Load], held_off: Collection[int]) -> int:
+    """The first level of `loads` that sheds at least what `before` shed: TTA, hop, and the members it shed
+    that `held_off` still lets run (or as many as the ladder can shed)."""
+    members = set(loads[0].active)  # level 0 runs every member
+    still_shed = members - set(before.active) - set(held_before) - set(held_off)
+    for level, load in enumerate(loads):
+        shed = members - set(load.active)
+        members_done = still_shed <= shed or len(set(load.active) - set(held_off)) <= 1
+        if load.tta <= before.tta and load.hop_factor >= before.hop_factor and members_done:
+            return level
+    return len(loads) - 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast, get_args
 
 import numpy as np
 import structlog
@@ -14,6 +15,7 @@ from edge.inference.call_member import CallMember
 from edge.inference.frontend import SharedFrontEnd, front_end_key
 from edge.inference.manifest import find
 from edge.inference.member import Member, MemberOptions
+from edge.inference.schedule import Active, Schedule
 from edge.inference.stages import Stages
 from edge.types import Label, Scores, Stream, Window
 
@@ -21,17 +23,32 @@ log = structlog.get_logger(__name__)
 
 AnyMember = Member | CallMember
 
+log = structlog.get_logger(__name__)
+
 
 @dataclass(frozen=True)
 class MemberSpec:
     """A member as the configuration declares it: the model's name, its `weight` in the blend, its
-    `priority` (under a CPU budget, members of lower priority are shed first) and its time-shift TTA
-    `shifts` in seconds (e.g. (-0.5, 0.5): three variants with the unshifted one)."""
+    `priority` (under a CPU budget, members of lower priority are shed first), its time-shift TTA
+    `shifts` in seconds (e.g. (-0.5, 0.5): three variants with the unshifted one) and when it is `active`:
+    always, or only by day or by night at the box's place."""
 
     name: str
     weight: float = 1.0
     priority: int = 0
     shifts: tuple[float, ...] = ()
+    active: Active = "always"
+
+    @classmethod
+    def parse(cls, text: str) -> MemberSpec:
+        """A member as a command line names it: `name`, or `name@day` / `name@night` for one active by day
+        or by night only."""
+        name, at, when = text.partition("@")
+        if not at:
+            return cls(name)
+        if when not in get_args(Active):
+            raise ValueError(f"{text}: a model runs @day, @night or @always, not @{when}")
+        return cls(name, active=cast(Active, when))
 
 
 @dataclass(frozen=True)
@@ -62,9 +79,11 @@ class Ensemble:
     probabilities). A class known to some members only is scored by those; a class no running member knows
     scores 0.
 
-    `score` may run a subset of the members (`active`, by index) and skip TTA: the CPU budget guard's levers. A
-    member whose model declares a lowest source rate never runs on a stream recorded below it (a bat detector
-    on a 48 kHz microphone), and says so once per stream.
+    `score` may run a subset of the members (`active`, by index) and skip TTA: the CPU budget guard's levers.
+    Of those, it runs only the members the `schedule` lets run at the time of the batch's first window
+    (`held_off` holds the ones it kept from the last batch), and of those only the members that can hear the
+    stream: a model that declares a lowest source rate never runs on a stream recorded below it (a bat
+    detector on a 48 kHz microphone), and says so once per stream.
     """
 
     def __init__(
@@ -73,6 +92,7 @@ class Ensemble:
         weights: list[float] | None = None,
         priorities: list[int] | None = None,
         stages: Stages | None = None,
+        schedule: Schedule | None = None,
     ):
         if not members:
             raise ValueError("an ensemble needs at least one member")
@@ -81,6 +101,9 @@ class Ensemble:
         self.priorities = tuple(priorities or [0] * len(members))
         self.stages = stages or Stages()
         self.taxonomy = Taxonomy.of(members)
+        self.schedule = schedule or Schedule([m.name for m in members], ["always"] * len(members), None)
+        self.held_off: frozenset[int] = frozenset()
+        self._time_unknown_logged = False
         self._coverage: dict[frozenset[int], np.ndarray] = {}
         self._rates_told: Stream | None = None
         self.name = "+".join(m.manifest.name for m in members)
@@ -98,7 +121,8 @@ class Ensemble:
         """Blended scores of each window, in order."""
         if not windows:
             return []
-        running = self.heard(windows[0].stream, sorted(range(len(self.members)) if active is None else active))
+        running = self._scheduled(windows, sorted(range(len(self.members)) if active is None else active))
+        running = self.heard(windows[0].stream, running)
         try:
             per_member = {i: self.members[i].score(windows, tta=tta) for i in running}
         finally:
@@ -128,6 +152,22 @@ class Ensemble:
                 )
         return kept
 
+    def _scheduled(self, windows: list[Window], running: list[int]) -> list[int]:
+        """`running` less the members the schedule holds off at the first window's start (a batch is one
+        chunk's windows); all of `running` when the stream's time is unknown."""
+        if not self.schedule.scheduled:
+            return running
+        first = windows[0]
+        moment = first.stream.utc_at(first.start)
+        if moment is None:
+            if not self._time_unknown_logged:
+                self._time_unknown_logged = True
+                log.warning("schedule_time_unknown", stream=first.stream.id, running="every member")
+            self.held_off = frozenset()
+            return running
+        self.held_off = self.schedule.held_off(moment)
+        return [i for i in running if i not in self.held_off]
+
     def _blend(self, per_member: dict[int, list[np.ndarray]], n: int) -> list[np.ndarray]:
         if len(self.members) == 1 and per_member:
             return per_member[0]
@@ -150,11 +190,18 @@ class Ensemble:
 
 
 def load_ensemble(
-    models_dir: Path, specs: list[MemberSpec], window: WindowSpec, options: MemberOptions, stages: Stages | None = None
+    models_dir: Path,
+    specs: list[MemberSpec],
+    window: WindowSpec,
+    options: MemberOptions,
+    stages: Stages | None = None,
+    place: tuple[float, float] | None = None,
 ) -> Ensemble:
     """Sessions are built once here, each from a model file whose sha256 is checked as it loads; members that
-    declare the same front-end share one."""
+    declare the same front-end share one. `place` (latitude, longitude) is needed by members active only by
+    day or night: ValueError without it."""
     stages = stages or Stages()
+    schedule = Schedule([s.name for s in specs], [s.active for s in specs], place)
     front_ends: dict[tuple, SharedFrontEnd] = {}
     members: list[AnyMember] = []
     for spec in specs:
@@ -175,4 +222,4 @@ def load_ensemble(
         key = front_end_key(manifest)
         front_end = front_ends.setdefault(key, SharedFrontEnd(manifest, stages))
         members.append(Member(manifest, options, spec.shifts, front_end, stages))
-    return Ensemble(members, [s.weight for s in specs], [s.priority for s in specs], stages)
+    return Ensemble(members, [s.weight for s in specs], [s.priority for s in specs], stages, schedule)

@@ -81,6 +81,19 @@ CASES = [
     ),
     ("unknown alert class", {"alerts": {"classes": ["Gunn"]}}, "alerts.classes", "'Gunn' is not a class"),
     (
+        "scheduled member without a place",
+        {"model": {"members": [{"name": "birdnet-v2.4", "active": "night"}]}},
+        "model.members",
+        "birdnet-v2.4 is active by night only: sunrise and sunset need the box's place, set [species] latitude and "
+        "longitude",
+    ),
+    (
+        "member active at an unknown time",
+        {"model": {"members": [{"name": "birdnet-v2.4", "active": "dusk"}]}},
+        "model.members.0.active",
+        "'always', 'day' or 'night'",
+    ),
+    (
         "missing recording to replay",
         {"source": {"type": "replay", "paths": ["{tmp}/none.wav"]}},
         "source.paths",

@@ -211,3 +211,31 @@ def test_models_command_lists_the_bundled_model():
 def test_unknown_model_is_a_clear_error(data, tmp_path):
     result = edge_cli("replay", str(data / "curlew_call_1.wav"), "--model", "nope", "--out", str(tmp_path), check=False)
     assert result.returncode != 0 and "no model named 'nope'" in result.stderr
+
+
+def test_models_by_day_and_by_night_run_at_each_recordings_time(data, tmp_path):
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    for name in ("S4A03895_20190522_120000Z.wav", "S4A03895_20190522_230000Z.wav"):  # noon and 23:00 UTC
+        shutil.copy(data / "maad_spinetail.wav", recordings / name)
+    models = ["--model", "birdnet-v2.4@day", "--model", "birdnet-v2.4-int8@night"]
+    frankfurt = ["--lat", "50.1", "--lon", "8.7", "--range-threshold", "0"]
+    out = tmp_path / "out"
+    edge_cli("replay", str(recordings), *models, *frankfurt, "--out", str(out), "--format", "jsonl", "--workers", "1")
+    records = read_jsonl(out / "detections.jsonl")
+    models_by_source = {r["source"]: set() for r in records}
+    for r in records:
+        models_by_source[r["source"]].add(r["model"])
+    assert models_by_source == {
+        "S4A03895_20190522_120000Z.wav": {"birdnet-v2.4"},  # the day member alone
+        "S4A03895_20190522_230000Z.wav": {"birdnet-v2.4-int8"},  # the night member alone
+    }
+
+
+def test_a_model_by_night_needs_the_place(data, tmp_path):
+    args = ["replay", str(data / "curlew_call_1.wav"), "--model", "birdnet-v2.4@night", "--out", str(tmp_path)]
+    result = edge_cli(*args, "--workers", "1", check=False)
+    assert result.returncode == 1 and "birdnet-v2.4 is active by night only" in result.stderr
+    assert "--lat and --lon" in result.stderr
+    result = edge_cli("replay", str(data / "curlew_call_1.wav"), "--model", "birdnet-v2.4@dusk", check=False)
+    assert result.returncode == 1 and "not @dusk" in result.stderr

@@ -1,5 +1,6 @@
 """The daemon under a CPU budget: live input sheds load down the ladder and says so; file input is paced."""
 
+import shutil
 import time
 
 import pytest
@@ -39,6 +40,36 @@ def test_live_input_over_budget_sheds_tta_then_members_then_hop(data, tmp_path, 
     assert latencies and max(latencies) < 5, "paced audio is timed from its arrival"
     events = read_records(tmp_path / "data" / "records")
     assert events, "a shed load still reports"
+
+
+def test_a_member_the_schedule_holds_off_is_never_shed_nor_restored(data, tmp_path, models_dir, models_with_birdclef):
+    recording = tmp_path / "20190522_120000Z.wav"  # noon at the box: the night member does not run
+    shutil.copy(data / "opso_great_plains_toad.wav", recording)
+    shutil.copytree(models_dir / "birdnet-v2.4-range", models_with_birdclef / "birdnet-v2.4-range")  # located box
+    members = [
+        {"name": "birdnet-v2.4", "priority": 1},
+        {"name": "birdclef-tiny", "tta": [-0.5, 0.5], "active": "night"},
+    ]
+    config = write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        {"type": "folder", "path": str(tmp_path / "unused")},
+        models_dir=str(models_with_birdclef),
+        model={"members": members},
+        species={"latitude": 50.1, "longitude": 8.7, "range_threshold": 0.0},
+        budget={"cpu_budget": 0.001, "settle_seconds": 6.0, "max_hop_factor": 3, "max_lag": 60.0},
+    )
+    daemon = DaemonProcess(config, "--replay", str(recording), "--speed", "4")
+    code = daemon.wait_exit()
+    daemon.close()
+    assert code == 0, daemon.stderr_now()
+    # birdclef-tiny's step and its TTA's would save nothing: the guard goes straight to a longer hop.
+    assert [s["load"] for s in daemon.logged("load_shed")] == [
+        "birdnet-v2.4; no tta; hop x2",
+        "birdnet-v2.4; no tta; hop x3",
+    ]
+    assert not daemon.logged("load_restored")
+    assert read_records(tmp_path / "data" / "records", "health")[-1]["load"] == "birdnet-v2.4; no tta; hop x3"
 
 
 def test_file_input_is_paced_to_the_budget(data, tmp_path):

@@ -22,8 +22,8 @@ class Clocks:
         self.wall += seconds
 
 
-def guard_with(clocks, live=True, **options):
-    loads = ladder(priorities=[2, 1, 0], has_tta=True, max_hop_factor=3)
+def guard_with(clocks, live=True, priorities=(2, 1, 0), **options):
+    loads = ladder(priorities, has_tta=True, max_hop_factor=3)
     return BudgetGuard(
         BudgetOptions(**options),
         loads,
@@ -32,6 +32,7 @@ def guard_with(clocks, live=True, **options):
         cpu_clock=lambda: clocks.cpu,
         clock=lambda: clocks.wall,
         sleep=clocks.sleep,
+        ladder_for=lambda held_off: ladder(priorities, has_tta=True, max_hop_factor=3, held_off=held_off),
     )
 
 
@@ -133,3 +134,49 @@ def test_no_budget_no_steering():
     feed(guard, clocks, 60, 3.0, lag=10)
     guard.pace(threading.Event())
     assert guard.level == 0 and clocks.wall == 60 and guard.stats()["cpu_cost"] == 3.0
+
+
+def test_a_member_the_schedule_holds_off_counts_as_shed():
+    # bats (priority 0, the first to go) are a night member, and it is day.
+    loads = ladder(priorities=[2, 1, 0], has_tta=True, max_hop_factor=3, held_off={2})
+    assert [(load.active, load.hop_factor) for load in loads[1:]] == [
+        ((0, 1, 2), 1),  # no tta
+        ((0, 2), 1),  # frogs go; bats stay listed, the schedule keeps them from running
+        ((0, 2), 2),
+        ((0, 2), 3),
+    ]
+    assert loads[2].describe(NAMES, held_off={2}) == "birdnet; no tta"
+    # Birds by day only, and it is night: the last member running (bats) is never shed.
+    night = ladder(priorities=[2, 1, 0], has_tta=False, order=("members",), held_off={0, 1})
+    assert night == [Load(tta=False, active=(0, 1, 2))]
+
+
+def test_the_guard_sheds_and_restores_only_members_the_schedule_lets_run():
+    clocks = Clocks()
+    guard = guard_with(clocks, cpu_budget=0.5, settle_seconds=5, hold_seconds=30)
+    guard.hold_off(frozenset({2}))  # day: bats held off
+    costs = [1.2, 0.9, 0.6, 0.4, 0.3]
+    with capture_logs() as logs:
+        for _ in range(20):
+            feed(guard, clocks, 5, costs[guard.level])
+    assert [e["load"] for e in logs] == ["birdnet,frogs; no tta", "birdnet; no tta", "birdnet; no tta; hop x2"]
+    quiet = [0.3, 0.2, 0.1, 0.08]
+    with capture_logs() as logs:
+        for _ in range(100):
+            feed(guard, clocks, 5, quiet[guard.level])
+    assert [e["load"] for e in logs] == ["birdnet; no tta", "birdnet,frogs; no tta", "birdnet,frogs; tta"]
+    assert guard.level == 0 and guard.stats()["load"] == "birdnet,frogs; tta", "bats were never restored"
+
+
+def test_at_a_change_of_schedule_the_guard_keeps_what_it_shed_of_the_members_still_running():
+    clocks = Clocks()
+    guard = guard_with(clocks, priorities=(2, 0, 1), cpu_budget=0.5, settle_seconds=5, hold_seconds=30)
+    guard.hold_off(frozenset({2}))  # day: bats held off
+    for _ in range(3):
+        feed(guard, clocks, 5, 2.0)
+    assert guard.load.describe(NAMES, guard.held_off) == "birdnet; no tta; hop x2"
+    with capture_logs() as logs:
+        guard.hold_off(frozenset({0}))  # night: birdnet held off, bats run
+    # frogs (the lowest priority) stay shed, and the hop long; bats run, the last member, never shed.
+    assert logs[0]["event"] == "load_rescheduled" and logs[0]["load"] == "bats; no tta; hop x2"
+    assert guard.load == Load(tta=False, active=(0, 2), hop_factor=2)
