@@ -71,3 +71,18 @@ def test_a_time_expanded_recording_is_read_at_the_bats_own_rate(tmp_path):
     result = edge_cli(*command, "--out", str(tmp_path / "real-time"))
     assert not (tmp_path / "real-time" / "detections.jsonl").read_text()
     assert "needs=96000" in result.stderr and "sample_rate=38400" in result.stderr
+
+
+@pytest.mark.parametrize("clock, heard", [("120000", "birds"), ("230000", "bats")])
+def test_birds_by_day_and_bats_by_night(recordings, tmp_path, clock, heard):
+    """BirdNET by day, BatDetect2 by night, in London: the same audio recorded at noon and at 23:00 UTC."""
+    moth = tmp_path / "moth" / f"20240601_{clock}.WAV"
+    moth.parent.mkdir()
+    moth.write_bytes((recordings / "moth384.wav").read_bytes())
+    place = ("--lat", "51.5", "--lon", "-0.1", "--range-threshold", "0")
+    models = ("--model", "birdnet-v2.4@day", "--model", "batdetect2-uk@night")
+    edge_cli("replay", str(moth), *models, *place, "--workers", "1", "--format", "jsonl", "--out", str(tmp_path / "o"))
+    records = [json.loads(line) for line in (tmp_path / "o" / "detections.jsonl").read_text().splitlines()]
+    bats = {r["scientific_name"] for r in records} & BATS
+    assert (bats == BATS) == (heard == "bats") and bool(bats) == (heard == "bats")
+    assert {r["model"] for r in records} == {"birdnet-v2.4" if heard == "birds" else "batdetect2-uk"}
