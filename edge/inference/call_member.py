@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from edge.audio.windower import WindowSpec
-from edge.inference.calls import Call, CallDetector
+from edge.inference.calls import CallBox, CallDetector
 from edge.inference.manifest import Manifest
 from edge.inference.member import MemberOptions
 from edge.inference.stages import Stages
@@ -50,7 +50,7 @@ class CallMember:
         self.stages = stages or Stages()
         self.front_end = NoFrontEnd()
         self.chunk = round(chunk_seconds(window.hop, manifest.input_seconds) * manifest.sample_rate)
-        self.calls: dict[int, list[Call]] = {}
+        self.calls: dict[int, list[CallBox]] = {}
         self._stream: Stream | None = None
 
     @property
@@ -82,7 +82,7 @@ class CallMember:
                 np.maximum(found, call.probabilities, out=found)
         return found
 
-    def _find(self, audio: np.ndarray, at: int, stream: Stream) -> list[Call]:
+    def _find(self, audio: np.ndarray, at: int, stream: Stream) -> list[CallBox]:
         with self.stages.measure(f"member:{self.name}", items=1):
             calls = self.detector.calls(audio)
         start, nyquist = at / self.sample_rate, stream.sample_rate / 2

@@ -1,4 +1,4 @@
-"""Call detectors: models that find each echolocation call in a spectrogram, as BatDetect2 does.
+"""CallBox detectors: models that find each echolocation call in a spectrogram, as BatDetect2 does.
 
 Such a model's manifest says `[output] kind = "calls"`. Its input is a PCEN spectrogram computed here in NumPy
 (`[input.spectrogram]`); the graph subtracts each frequency bin's mean, resizes and runs the network, whose
@@ -84,7 +84,7 @@ class CallSpec:
 
 
 @dataclass(frozen=True)
-class Call:
+class CallBox:
     """One call: `start` and `end` in seconds from the start of the audio, `low_freq` and `high_freq` in Hz,
     `score` the detection probability (0..1), `probabilities` each class's (labels order; they sum to `score`)."""
 
@@ -94,6 +94,7 @@ class Call:
     high_freq: float
     score: float
     probabilities: np.ndarray
+    peak_freq: float | None = None  # Hz: where most of its energy is (see peak_frequency)
 
     def best(self) -> int:
         return int(np.argmax(self.probabilities))
@@ -120,14 +121,36 @@ def read_call_spec(manifest: Manifest) -> CallSpec:
 
 def pcen_spectrogram(audio: np.ndarray, spec: CallSpec) -> np.ndarray:
     """The model's input for `audio` (float, at spec.sample_rate): [bins (highest first), frames], float32."""
+    return model_input(magnitudes(audio, spec), spec)
+
+
+def model_input(magnitude: np.ndarray, spec: CallSpec) -> np.ndarray:
+    """The model's input from the audio's `magnitudes`."""
+    energy = magnitude[:, spec.bins].T[::-1].astype(np.float64) * np.float32(spec.scale)
+    return pcen(energy, spec).astype(np.float32)
+
+
+def magnitudes(audio: np.ndarray, spec: CallSpec) -> np.ndarray:
+    """|STFT| of `audio`, padded as the model's input: [frames, every bin], float32."""
     audio = np.asarray(audio, np.float32)
     audio = np.pad(audio, (0, spec.padded_length(len(audio)) - len(audio)))
     frames = np.lib.stride_tricks.sliding_window_view(audio, spec.n_fft)[:: spec.hop_length]
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(spec.n_fft) / spec.n_fft)
     # librosa's STFT: float64 window times float32 frames, stored as complex64; its magnitude as float32.
-    magnitude = np.abs(np.fft.rfft(frames * window, axis=-1).astype(np.complex64)).astype(np.float32)
-    energy = magnitude[:, spec.bins].T[::-1].astype(np.float64) * np.float32(spec.scale)
-    return pcen(energy, spec).astype(np.float32)
+    return np.abs(np.fft.rfft(frames * window, axis=-1).astype(np.complex64)).astype(np.float32)
+
+
+def peak_frequency(magnitude: np.ndarray, call: CallBox, spec: CallSpec) -> float:
+    """The frequency (Hz) of most energy inside the call's box, summed over its frames: bat workers' peak
+    frequency (FmaxE). The box's own low frequency when it holds no whole bin."""
+    bin_hz = spec.sample_rate / spec.n_fft
+    first = max(0, int(call.start * spec.sample_rate) // spec.hop_length)
+    last = max(first + 1, int(call.end * spec.sample_rate) // spec.hop_length)
+    low, high = int(np.ceil(call.low_freq / bin_hz)), int(call.high_freq / bin_hz) + 1
+    box = magnitude[first:last, low:high].astype(np.float64)
+    if box.size == 0:
+        return call.low_freq
+    return float((low + int(np.argmax((box**2).sum(axis=0)))) * bin_hz)
 
 
 def pcen(energy: np.ndarray, spec: CallSpec) -> np.ndarray:
@@ -183,7 +206,7 @@ def decode(
     classes: np.ndarray,
     spec: CallSpec,
     threshold: float | None = None,
-) -> list[Call]:
+) -> list[CallBox]:
     """The calls in one example's outputs ([1, h, w], [2, h, w], [classes, h, w]), in time order."""
     threshold = spec.threshold if threshold is None else threshold
     heat = peaks(detection[0], spec.nms_kernel)
@@ -204,7 +227,7 @@ def decode(
     end = spec.time_of(x.astype(np.float32) + duration)
     high = low + bandwidth * freq_step
     return [
-        Call(float(start[i]), float(end[i]), float(low[i]), float(high[i]), float(scores[i]), classes[:, y[i], x[i]])
+        CallBox(float(start[i]), float(end[i]), float(low[i]), float(high[i]), float(scores[i]), classes[:, y[i], x[i]])
         for i in range(len(scores))
     ]
 
@@ -227,17 +250,23 @@ class CallDetector:
 
     def outputs(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The network's detection, size and class outputs for `audio`, batch dimension removed."""
-        features = pcen_spectrogram(audio, self.spec)[None, None]
+        return self._run(magnitudes(audio, self.spec))
+
+    def _run(self, magnitude: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        features = model_input(magnitude, self.spec)[None, None]
         names = [self.spec.detection_name, self.spec.size_name, self.spec.classes_name]
         detection, size, classes = self.session.run(names, {self.manifest.input_name: features})
         return detection[0], size[0], classes[0]
 
-    def calls(self, audio: np.ndarray, threshold: float | None = None) -> list[Call]:
-        return decode(*self.outputs(audio), self.spec, threshold)
+    def calls(self, audio: np.ndarray, threshold: float | None = None) -> list[CallBox]:
+        """The calls in `audio`, each with its peak frequency."""
+        magnitude = magnitudes(audio, self.spec)
+        found = decode(*self._run(magnitude), self.spec, threshold)
+        return [replace(call, peak_freq=peak_frequency(magnitude, call, self.spec)) for call in found]
 
     def calls_in_chunks(
         self, audio: np.ndarray, threshold: float | None = None, nyquist: float | None = None
-    ) -> list[Call]:
+    ) -> list[CallBox]:
         """Calls of a whole recording; with `nyquist` (half the recording's own rate, Hz), those reaching
         above it are dropped, as BatDetect2 drops them."""
         found = []

@@ -9,6 +9,7 @@ import soxr
 from edge.app.model_folders import model_folders
 from edge.inference.calls import CallDetector, decode, first_order_smoothing, peaks, read_call_spec
 from edge.inference.manifest import ModelError, discover, find, load_manifest
+from support.paths import DATA
 
 
 @pytest.fixture
@@ -88,3 +89,15 @@ def test_edge_models_lists_it_as_a_call_detector(models_dir):
     (folder,) = [f for f in model_folders(models_dir) if f.name == "batdetect2-uk"]
     assert folder.kind == "call detector" and folder.problems() == []
     assert folder.detail == "calls in 3 s chunks @ 256000 Hz, 17 classes, fp32"
+
+
+def test_peak_frequencies_are_where_these_bats_call(detector):
+    """Most energy at the frequencies British bat guides give: greater horseshoe 80-84 kHz (its constant
+    frequency), common pipistrelle about 42-51 kHz (9 horseshoe calls, 9 pipistrelle calls here)."""
+    peaks_of = {}
+    for name in ("20180627_215323-RHIFER-LR_0_0.5.wav", "20180530_213516-EPTSER-LR_0_0.5.wav"):
+        audio, rate = sf.read(DATA / "bats" / name, dtype="float32")
+        for call in detector.calls(soxr.resample(audio, rate, 256000)):
+            peaks_of.setdefault(detector.labels[call.best()].scientific_name, []).append(call.peak_freq)
+    assert 80000 <= np.median(peaks_of["Rhinolophus ferrumequinum"]) <= 84000, "one call cut short at 72 kHz"
+    assert all(42000 <= f <= 51000 for f in peaks_of["Pipistrellus pipistrellus"])

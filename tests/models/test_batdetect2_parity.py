@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from edge.inference.calls import Call, CallDetector
+from edge.inference.calls import CallBox, CallDetector
 from edge.inference.manifest import discover, load_manifest
 
 RATE = 256000
@@ -59,7 +59,7 @@ def rows(calls: list[dict]) -> np.ndarray:
     return table[np.lexsort((table[:, 2], table[:, 0]))] if len(table) else table
 
 
-def as_dicts(calls: list[Call]) -> list[dict]:
+def as_dicts(calls: list[CallBox]) -> list[dict]:
     return [
         {
             "start": c.start,
