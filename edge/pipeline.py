@@ -22,7 +22,7 @@ from edge.screen.alerts import AlertGate
 from edge.screen.species import SpeciesFilter
 from edge.screen.speech import NoSpeech, SpeechDetector
 from edge.screen.stage import Screen
-from edge.types import Alert, AudioChunk, ClipSettled, Event, EventRecord, EventStage, Window
+from edge.types import Alert, AudioChunk, Call, ClipSettled, Event, EventRecord, EventStage, Window
 
 
 class Pipeline(Generic[EventRecord]):
@@ -49,10 +49,10 @@ class Pipeline(Generic[EventRecord]):
         self.stages = stages if stages is not None else Stages()
         self.windows: list[Window] = []
 
-    def push(self, chunk: AudioChunk, load: Load | None = None) -> list[EventRecord | Alert | ClipSettled]:
-        """The records of one chunk, in order: each window's alerts, then the events (or detections) it
-        completed; at the end of its stream, the events still open; last, the clips settled (written or
-        refused) while the chunk went through. `load` (the budget guard's) chooses the
+    def push(self, chunk: AudioChunk, load: Load | None = None) -> list[EventRecord | Alert | ClipSettled | Call]:
+        """The records of one chunk, in order: each window's alerts, the calls a call detector found in it,
+        then the events (or detections) it completed; at the end of its stream, the events still open; last,
+        the clips settled (written or refused) while the chunk went through. `load` (the budget guard's) chooses the
         members, TTA and the windows scored; None runs everything."""
         with self.stages.measure("speech"):
             self.speech.push(chunk)  # before the clips' ring: a clip is refused for the speech in it
@@ -60,10 +60,11 @@ class Pipeline(Generic[EventRecord]):
         with self.stages.measure("windows"):
             self.windows = [w for w in self.windower.push(chunk) if load is None or w.index % load.hop_factor == 0]
         active, tta = (None, True) if load is None else (load.active, load.tta)
-        records: list[EventRecord | Alert | ClipSettled] = []
+        records: list[EventRecord | Alert | ClipSettled | Call] = []
         for scores in self.ensemble.score(self.windows, active=active, tta=tta):
             screened = self.screen.screen(scores)
             records += screened.alerts
+            records += scores.calls
             for alert in screened.alerts:
                 self.clips.alert(alert)
             records += self._with_clips(self.events.update(screened.scores))

@@ -131,15 +131,37 @@ def index_by_name(labels: tuple[Label, ...]) -> dict[str, int]:
     return index
 
 
+@final
+@dataclass(frozen=True)
+class Call:
+    """One call a call detector (BatDetect2) found in `stream`: `start_s` and `end_s` on the stream's clock, its
+    lowest, highest and peak frequency (Hz), the detector's `score` (0..1), and the `label` it most likely is,
+    at `probability` (0..1)."""
+
+    stream: Stream
+    start_s: float
+    end_s: float
+    low_freq: float
+    high_freq: float
+    peak_freq: float
+    score: float
+    label: Label
+    probability: float
+    model: str
+    model_version: str
+
+
 @dataclass(frozen=True)
 class Scores:
-    """Blended probabilities (0..1) of every class in `labels` for one window."""
+    """Blended probabilities (0..1) of every class in `labels` for one window; `calls`, the calls a call
+    detector found for it (those of its chunks no earlier window held)."""
 
     window: Window
     probabilities: np.ndarray
     labels: tuple[Label, ...]
     model: str
     model_version: str
+    calls: tuple[Call, ...] = ()
 
 
 @final

@@ -40,7 +40,7 @@ from edge.screen.alerts import AlertGate
 from edge.screen.species import SpeciesListError
 from edge.sinks.clip_queue import ClipKind, QueuedClip
 from edge.sources.state import RecordingState
-from edge.types import Alert, AudioChunk, ClipSettled, Event
+from edge.types import Alert, AudioChunk, Call, ClipSettled, Event
 from edge.wire.clips import clip_metadata
 from edge.wire.records import alert_record, event_record, record_key
 
@@ -118,7 +118,7 @@ class Daemon:
         self.outputs.stop()
         log.info("daemon_stopped")
 
-    def _publish(self, chunk: AudioChunk, records: list[Event | Alert | ClipSettled]) -> None:
+    def _publish(self, chunk: AudioChunk, records: list[Event | Alert | ClipSettled | Call]) -> None:
         """The chunk's alerts and events, in order, to the outputs, and its clips to the uplink; then its counts
         and latencies."""
         windows = self.pipeline.windows
@@ -128,6 +128,8 @@ class Daemon:
         if records:
             with self.stages.measure("publish", items=len(records)):
                 for record in records:
+                    if isinstance(record, Call):
+                        continue  # a call detector's calls reach the events through the windows' scores
                     if isinstance(record, Alert):
                         self._publish_alert(record)
                     elif isinstance(record, ClipSettled):

@@ -21,14 +21,14 @@ import structlog
 
 from edge.app.ledger import Ledger, Outcome, key
 from edge.app.output import ReplayOutput
-from edge.app.replay import ReplayOptions, ReplayResult, load_analysis
+from edge.app.replay import ReplayOptions, ReplayResult, finds_calls, load_analysis
 from edge.app.run_queue import Pool
 from edge.app.run_worker import RunDone, analyse
 from edge.app.workers import ProgressHook, Workers
 from edge.sinks.summary import Summary
 from edge.sources.files import FileSource, list_recordings
 from edge.sources.runs import Run, joined_runs
-from edge.types import Detection
+from edge.types import Call, Detection
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +85,15 @@ def replay(
         runs = joined_runs(todo, options.decode)
         total = FileSource.listed(todo, options.decode).total_seconds()
         output = ReplayOutput(
-            out, options, dict(recordings_by_id(recordings)), total, len(todo), progress, ledger.lengths(), ledger.new
+            out,
+            options,
+            dict(recordings_by_id(recordings)),
+            total,
+            len(todo),
+            progress,
+            ledger.lengths(),
+            ledger.new,
+            calls=finds_calls(models_dir, model_names),
         )
         finished: list[RunDone] = []
         committer = Committer(output, ledger)
@@ -190,6 +198,8 @@ class Committer:
             if isinstance(record, Detection):
                 self.output.emit(record)
                 self.tally.emit(record)
+            elif isinstance(record, Call):
+                self.output.emit_call(record)
             else:
                 self.output.begin(record)
         self.lengths = self.output.end_run()

@@ -8,13 +8,15 @@ import structlog
 
 from edge.app.progress import job_progress
 from edge.app.replay import ReplayOptions
+from edge.sinks.calls import CallTable
 from edge.sinks.files import PARQUET, CsvSink, JsonlSink, RavenSink, file_sinks
 from edge.sinks.parquet import ParquetSink
 from edge.sources.recording_time import recorder_of
-from edge.types import Detection, Sink, Stream
+from edge.types import Call, Detection, Sink, Stream
 
 log = structlog.get_logger(__name__)
 
+CALLS_FILE = "calls.csv"  # with a call detector among the models
 LONG_INPUT_SECONDS = 60.0  # shorter replays show no progress bar
 
 
@@ -36,6 +38,7 @@ class ReplayOutput:
         progress: bool,
         lengths: dict[str, int] | None = None,
         new: bool = True,
+        calls: bool = False,
     ):
         self.out = out
         if not new:
@@ -44,6 +47,7 @@ class ReplayOutput:
         self.sinks: list[Sink] = list(self.files)
         self.tables = [sink for sink in self.files if isinstance(sink, RavenSink)]
         self.parquet = next((sink for sink in self.files if isinstance(sink, ParquetSink)), None)
+        self.calls = CallTable(out / CALLS_FILE, append=not new) if calls else None
         self.seconds = 0.0
         self.done_files = 0
         self.bar, self.task = job_progress(total, files, shown=progress and total >= LONG_INPUT_SECONDS)
@@ -55,6 +59,10 @@ class ReplayOutput:
     def emit(self, detection: Detection) -> None:
         for sink in self.sinks:
             sink.emit(detection)
+
+    def emit_call(self, call: Call) -> None:
+        if self.calls is not None:
+            self.calls.emit(call)
 
     def advance(self, seconds: float, stream_id: str) -> None:
         self.seconds += seconds
@@ -69,7 +77,8 @@ class ReplayOutput:
         name under `out`, for the ledger."""
         if self.parquet is not None:
             self.parquet.end_run()
-        return {self.name(sink.path): sink.sync() for sink in self.files if isinstance(sink, (JsonlSink, CsvSink))}
+        tables = [sink for sink in [*self.files, self.calls] if isinstance(sink, (JsonlSink, CsvSink, CallTable))]
+        return {self.name(sink.path): sink.sync() for sink in tables}
 
     def parquet_rows(self) -> int | None:
         """Rows of ended runs waiting for `write_parquet`; None without Parquet."""
@@ -87,6 +96,8 @@ class ReplayOutput:
     def close(self) -> None:
         for sink in self.sinks:
             sink.close()
+        if self.calls is not None:
+            self.calls.close()
 
 
 def cut_back(out: Path, lengths: dict[str, int]) -> None:

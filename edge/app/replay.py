@@ -9,6 +9,7 @@ from pathlib import Path
 from edge.audio.windower import Windower, WindowSpec
 from edge.events.detector import Detector, DetectorOptions
 from edge.inference.ensemble import MemberSpec, load_ensemble
+from edge.inference.manifest import find
 from edge.inference.member import MemberOptions
 from edge.pipeline import Pipeline
 from edge.screen.alerts import AlertGate, AlertOptions
@@ -81,6 +82,11 @@ class Analysis:
 
     pipeline: Pipeline[Detection]
     species: SpeciesFilter
+
+
+def finds_calls(models_dir: Path, model_names: list[str]) -> bool:
+    """Whether a call detector is among the models (its calls get a table); ModelError for an unknown one."""
+    return any(find(models_dir, MemberSpec.parse(name).name).output_kind == "calls" for name in model_names)
 
 
 def load_analysis(models_dir: Path, model_names: list[str], options: ReplayOptions) -> Analysis:

@@ -18,7 +18,7 @@ from edge.app import logs
 from edge.app.replay import Analysis, ReplayOptions, load_analysis
 from edge.sources.files import FileSource
 from edge.sources.runs import Run
-from edge.types import Detection, Stream
+from edge.types import Call, Detection, Stream
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,11 @@ class RunProgress:
 @dataclass(frozen=True)
 class RunDone:
     """Run `index` analysed: `records` in the order one process finds them, each a Stream as its analysis
-    begins (for the recordings without detections) or a Detection; the files that failed or were damaged
+    begins (for the recordings without detections), a Detection or a Call; the files that failed or were damaged
     (stream id, reason); the range filter's weeks."""
 
     index: int
-    records: tuple[Stream | Detection, ...]
+    records: tuple[Stream | Detection | Call, ...]
     failed: tuple[tuple[str, str], ...]
     damaged: tuple[tuple[str, str], ...]
     weeks: frozenset[int]
@@ -77,12 +77,15 @@ def analyse(run: Run, analysis: Analysis, options: ReplayOptions) -> Iterator[Ru
     the RunDone. A generator, so that each kind of worker passes the messages on its own way (a pipe, a Ray
     streaming generator)."""
     source = FileSource.listed(list(run.recordings), options.decode)
-    records: list[Stream | Detection] = []
+    records: list[Stream | Detection | Call] = []
     begun: str | None = None
     for chunk in source.chunks():
-        for detection in analysis.pipeline.push(chunk):
-            assert isinstance(detection, Detection)  # no alert classes, no clips in a replay
-            records.append(replace(detection, window=replace(detection.window, audio={})))  # samples stay here
+        for record in analysis.pipeline.push(chunk):
+            if isinstance(record, Call):
+                records.append(record)
+                continue
+            assert isinstance(record, Detection)  # no alert classes, no clips in a replay
+            records.append(replace(record, window=replace(record.window, audio={})))  # samples stay here
         if chunk.stream.id != begun:
             records.append(chunk.stream)
             begun = chunk.stream.id

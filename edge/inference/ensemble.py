@@ -131,9 +131,17 @@ class Ensemble:
         with self.stages.measure("blend", items=len(windows)):
             blended = self._blend(per_member, len(windows))
         name = "+".join(self.members[i].name for i in running)
+        detectors = [m for i in running if isinstance(m := self.members[i], CallMember)]
         return [
-            Scores(window=window, probabilities=p, labels=self.taxonomy.labels, model=name, model_version=self.version)
-            for window, p in zip(windows, blended, strict=True)
+            Scores(
+                window=window,
+                probabilities=p,
+                labels=self.taxonomy.labels,
+                model=name,
+                model_version=self.version,
+                calls=tuple(call for m in detectors for call in m.fresh[k]),
+            )
+            for k, (window, p) in enumerate(zip(windows, blended, strict=True))
         ]
 
     def heard(self, stream: Stream, running: list[int]) -> list[int]:
