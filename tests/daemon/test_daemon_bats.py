@@ -1,0 +1,40 @@
+"""One microphone, two models, through the daemon: a real spinetail recording and a real bat recording in one
+384 kHz file; BirdNET's events are the birds', BatDetect2's the bats'."""
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from support.config import write_config
+from support.processes import DaemonProcess
+from support.records import read_records
+
+BATS = {"Eptesicus serotinus", "Pipistrellus pipistrellus"}  # listed with the bat recording
+
+
+def test_birdnet_and_batdetect2_on_one_384_khz_stream(data, tmp_path):
+    bird, bird_rate = sf.read(data / "maad_spinetail.wav", dtype="float32", always_2d=True)
+    bat, bat_rate = sf.read(data / "bats" / "20180530_213516-EPTSER-LR_0_0.5.wav", dtype="float32")
+    rate = 384000
+    audio = np.zeros(25 * rate, np.float32)
+    song = soxr.resample(bird.mean(axis=1), bird_rate, rate)
+    audio[: len(song)] = song
+    audio[21 * rate : 21 * rate + len(bat)] = bat
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    sf.write(recordings / "moth.wav", audio, rate, subtype="PCM_16")
+    config = write_config(
+        tmp_path / "edge.toml",
+        tmp_path / "data",
+        {"type": "replay", "paths": [str(recordings)]},
+        model={"members": ["birdnet-v2.4", "batdetect2-uk"]},
+    )
+    daemon = DaemonProcess(config)
+    assert daemon.wait_exit() == 0
+    daemon.close()
+    ends = [e for e in read_records(tmp_path / "data" / "records") if e["kind"] == "end"]
+    bats = [e for e in ends if e["scientific_name"] in BATS]
+    assert {e["scientific_name"] for e in bats} == BATS
+    assert all(e["start_s"] <= 21 < e["end_s"] for e in bats), "the events hold the bats' half second"
+    assert any(e["scientific_name"].startswith("Cranioleuca") and e["end_s"] <= 22.5 for e in ends)
+    assert {e["model"] for e in ends} == {"birdnet-v2.4+batdetect2-uk"}
