@@ -48,7 +48,9 @@ def test_each_chunk_runs_once_and_a_window_holds_the_calls_of_its_chunks(models_
     member = CallMember(load_manifest(models_dir / "batdetect2-uk"), MemberOptions(), WindowSpec(5.0, 2.5), stages)
     windows = windows_of(bat_audio, Stream("bats.wav", 384000))
     scores = member.score(windows[:2]) + member.score(windows[2:])
-    assert stages.costs["member:batdetect2-uk"].calls == 4, "chunks of 2.5 s: 0, 2.5, 5 and 7.5 s, once each"
+    # Chunks of 2.5 s at 0, 2.5, 5 and 7.5 s, each looked at once: the one holding the bats runs, the three of
+    # digital silence are not run at all.
+    assert stages.costs["member:batdetect2-uk"].calls == 1
     serotine = member.labels.index(next(label for label in member.labels if label.scientific_name == SEROTINE))
     chunk = bat_audio[int(2.5 * RATE) : 5 * RATE]
     alone = max(call.probabilities[serotine] for call in member.detector.calls(chunk))
