@@ -193,6 +193,9 @@ class Event(StreamSpan):
     model: str
     model_version: str
     clip: str | None = None  # the event's audio clip, relative to the clip folder, once written
+    # A bat pass: the calls of its species a call detector found in it, and their median peak frequency (Hz).
+    calls: int = 0
+    peak_freq: float | None = None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.types import Event, Scores, Stream
+from edge.types import Call, Event, Scores, Stream
 
 EVENT_NAMESPACE = uuid.UUID("6c1f3f1e-2d4b-4f51-9d0e-5b8f3a1f7e21")
 
@@ -60,6 +60,7 @@ class _Track:
     reported_confidence: float
     started: bool = False
     closed_at: int | None = None  # sample at which it ended (cooling down), None while open
+    calls: dict[float, float] = field(default_factory=dict)  # a call detector's calls in it: start s -> peak Hz
 
 
 @dataclass
@@ -70,6 +71,7 @@ class _StreamState:
     ema: np.ndarray | None = None
     last: Scores | None = None  # the last window judged
     tracks: dict[int, _Track] = field(default_factory=dict)
+    recent: list[Call] = field(default_factory=list)  # the calls of the windows judged lately
 
 
 class Smoother:
@@ -157,6 +159,7 @@ class Smoother:
         events = []
         on, off, instant = self._limits(len(raw))
         candidates = set(np.flatnonzero((smoothed >= off) | (raw >= instant)).tolist()) | set(state.tracks)
+        self._keep_calls(scores)
         for i in sorted(candidates):
             limits = (float(on[i]), float(off[i]), float(instant[i]))
             events += self._step(i, float(raw[i]), float(smoothed[i]), scores, limits)
@@ -165,6 +168,22 @@ class Smoother:
             if track.closed_at is not None and window.start - track.closed_at >= o.cooldown * rate:
                 del state.tracks[i]
         return events
+
+    def _keep_calls(self, scores: Scores) -> None:
+        """A call detector's calls come with the first window that holds them; they are kept while a window
+        still may (a window's length back), for the events of their species that reach them."""
+        state = self._current
+        window = scores.window
+        horizon = (2 * window.start - window.end) / window.stream.sample_rate
+        state.recent = [call for call in [*state.recent, *scores.calls] if call.end_s >= horizon]
+
+    def _count_calls(self, track: _Track, scores: Scores) -> None:
+        """The track's calls: those of its species that start inside it."""
+        rate = scores.window.stream.sample_rate
+        species = scores.labels[track.index].scientific_name
+        for call in self._current.recent:
+            if call.label.scientific_name == species and track.start / rate <= call.start_s < track.end / rate:
+                track.calls[call.start_s] = call.peak_freq
 
     def _step(self, i: int, raw: float, smoothed: float, scores: Scores, limits: tuple[float, float, float]) -> list:
         o = self.options
@@ -197,6 +216,7 @@ class Smoother:
             track.end = window.end
             track.last_confident = window.end
             track.confidence = max(track.confidence, raw if raw >= instant else smoothed)
+            self._count_calls(track, scores)
         events = []
         if not track.started:
             long_enough = track.end - track.start >= o.min_duration * rate
@@ -229,4 +249,6 @@ class Smoother:
             confidence=track.confidence,
             model=scores.model,
             model_version=scores.model_version,
+            calls=len(track.calls),
+            peak_freq=float(np.median(list(track.calls.values()))) if track.calls else None,
         )

@@ -124,10 +124,13 @@ EVENT = {
     "seq": SEQ,
     **OBSERVATION,
     "clip": optional(text(MAX_PATH)),
+    # A bat pass's calls and their median peak frequency, within edge.event/1 (events of a call detector).
+    "calls": COUNT,
+    "peak_freq_hz": optional(number(0, 1_000_000)),
 }
-EVENT_REQUIRED = tuple(name for name in EVENT if name != "clip")  # clip came within edge.event/1
+EVENT_REQUIRED = tuple(name for name in EVENT if name not in ("clip", "calls", "peak_freq_hz"))
 ALERT = {
-    **{name: check for name, check in EVENT.items() if name != "clip"},
+    **{name: check for name, check in EVENT.items() if name not in ("clip", "calls", "peak_freq_hz")},
     "kind": one_of("alert"),
     "alert_class": text(),
     "threshold": number(0, 1),

@@ -84,6 +84,8 @@ def event_record(event: Event, box: str) -> dict:
         "box": box,
         **observation(e, e.label, e.confidence, e.model, e.model_version),
         "clip": e.clip,
+        # A bat pass (an event of a call detector's species) says how many calls, and where their energy is.
+        **({"calls": e.calls, "peak_freq_hz": round(e.peak_freq or 0.0)} if e.calls else {}),
     }
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edge.events.smoother import Smoother, SmootherOptions
-from edge.types import Label, Scores, Stream, Window
+from edge.types import Call, Label, Scores, Stream, Window
 
 RATE = 48000
 LABELS = (
@@ -94,3 +94,25 @@ def test_stream_end_closes_events():
     events, _ = run([[0.9, 0.0]] * 3, SmootherOptions())
     assert [e.kind for _, e in events] == ["start", "end"]
     assert events[-1][1].end_seconds == 10.0
+
+
+def test_a_bat_pass_counts_the_calls_of_its_species_in_it():
+    """Calls come with the first window holding them (a call detector's chunk); an event of their species
+    counts those inside it once, with their median peak frequency; the other species' calls are not its."""
+    stream = Stream("moth", RATE)
+    bat, other = LABELS
+    calls_at = {1: [(2.6, 45000.0), (3.1, 47000.0)], 2: [(5.2, 46000.0), (5.4, 30000.0, other)], 6: [(15.1, 44000.0)]}
+    smoother = Smoother(SmootherOptions(neighbours=0, end_after=5.0))
+    events = []
+    for k, values in enumerate([[0.0, 0.0], [0.9, 0.0], [0.9, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]):
+        start = int(k * 2.5 * RATE)
+        window = Window(stream, k, start, start + 5 * RATE, {}, {})
+        calls = tuple(
+            Call(stream, at, at + 0.005, 40000.0, 60000.0, peak, 0.8, rest[0] if rest else bat, 0.7, "bd", "1")
+            for at, peak, *rest in calls_at.get(k, [])
+        )
+        events += smoother.update(Scores(window, np.array(values, np.float32), LABELS, "m", "1", calls))
+    end = next(e for e in events + smoother.close() if e.kind == "end")
+    assert (end.start_seconds, end.end_seconds) == (2.5, 10.0)
+    assert end.calls == 3, "2.6, 3.1 and 5.2 s: the other species' call and the one after the event are not its"
+    assert end.peak_freq == 46000.0
