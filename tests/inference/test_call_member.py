@@ -53,6 +53,7 @@ def test_each_chunk_runs_once_and_a_window_holds_the_calls_of_its_chunks(models_
     assert stages.costs["member:batdetect2-uk"].calls == 1
     serotine = member.labels.index(next(label for label in member.labels if label.scientific_name == SEROTINE))
     chunk = bat_audio[int(2.5 * RATE) : 5 * RATE]
+    chunk = chunk[: np.flatnonzero(chunk)[-1] + 1]  # run without its trailing digital silence
     alone = max(call.probabilities[serotine] for call in member.detector.calls(chunk))
     assert scores[0][serotine] == scores[1][serotine] == pytest.approx(alone), "both windows hold the 2.5 s chunk"
     heard = {member.labels[i].scientific_name for i in np.flatnonzero(scores[0] >= 0.5)}
