@@ -8,7 +8,7 @@ import structlog
 
 from edge.app.progress import job_progress
 from edge.app.replay import ReplayOptions
-from edge.sinks.calls import CallTable
+from edge.sinks.calls import call_table
 from edge.sinks.files import PARQUET, CsvSink, JsonlSink, RavenSink, file_sinks
 from edge.sinks.parquet import ParquetSink
 from edge.sources.recording_time import recorder_of
@@ -47,7 +47,7 @@ class ReplayOutput:
         self.sinks: list[Sink] = list(self.files)
         self.tables = [sink for sink in self.files if isinstance(sink, RavenSink)]
         self.parquet = next((sink for sink in self.files if isinstance(sink, ParquetSink)), None)
-        self.calls = CallTable(out / CALLS_FILE, append=not new) if calls else None
+        self.calls = call_table(out / CALLS_FILE, append=not new) if calls else None
         self.seconds = 0.0
         self.done_files = 0
         self.bar, self.task = job_progress(total, files, shown=progress and total >= LONG_INPUT_SECONDS)
@@ -77,7 +77,7 @@ class ReplayOutput:
         name under `out`, for the ledger."""
         if self.parquet is not None:
             self.parquet.end_run()
-        tables = [sink for sink in [*self.files, self.calls] if isinstance(sink, (JsonlSink, CsvSink, CallTable))]
+        tables = [sink for sink in [*self.files, self.calls] if isinstance(sink, (JsonlSink, CsvSink))]
         return {self.name(sink.path): sink.sync() for sink in tables}
 
     def parquet_rows(self) -> int | None:

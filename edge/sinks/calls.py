@@ -8,10 +8,9 @@ Times are seconds from the start of the recording (of its stream, for joined fil
 
 from __future__ import annotations
 
-import csv
-import os
 from pathlib import Path
 
+from edge.sinks.files import CsvSink
 from edge.types import Call
 
 CALL_FIELDS = (
@@ -45,26 +44,6 @@ def call_row(call: Call) -> dict:
     }
 
 
-class CallTable:
-    """`calls.csv`: a header, then a row per call, flushed per call; `sync` gives its length for the ledger."""
-
-    def __init__(self, path: Path, append: bool = True):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        new = not append or not path.exists() or path.stat().st_size == 0
-        self._file = path.open("a" if append else "w", encoding="utf-8", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=CALL_FIELDS)
-        if new:
-            self._writer.writeheader()
-
-    def emit(self, call: Call) -> None:
-        self._writer.writerow(call_row(call))
-        self._file.flush()
-
-    def sync(self) -> int:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        return os.fstat(self._file.fileno()).st_size
-
-    def close(self) -> None:
-        self._file.close()
+def call_table(path: Path, append: bool = True) -> CsvSink[Call]:
+    """`calls.csv`: a header, then a row per call, flushed per call."""
+    return CsvSink(path, append, CALL_FIELDS, call_row)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import Generic, TextIO, TypeVar
 
 from edge.sinks.parquet import ParquetSink, RecorderOf, remove_dataset
 from edge.storage.file_names import shown
@@ -15,6 +15,7 @@ from edge.wire.records import FIELDS, finite, to_json, to_record
 
 FORMATS = ("jsonl", "csv", "raven", "parquet")
 PARQUET = "parquet"  # the dataset's folder under the output folder
+Item = TypeVar("Item")
 
 
 class JsonlSink:
@@ -39,18 +40,31 @@ class JsonlSink:
         self._file.close()
 
 
-class CsvSink:
-    def __init__(self, path: Path, append: bool = True):
+def detection_row(detection: Detection) -> dict:
+    return finite(to_record(detection))
+
+
+class CsvSink(Generic[Item]):
+    """A CSV file with a header, a row per item (`row` makes it), flushed per item: detections by default."""
+
+    def __init__(
+        self,
+        path: Path,
+        append: bool = True,
+        fields: tuple[str, ...] = FIELDS,
+        row: Callable[[Item], dict] = detection_row,  # type: ignore[assignment]  # the default is for detections
+    ):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.row = row
         new = not append or not path.exists() or path.stat().st_size == 0
         self._file = path.open("a" if append else "w", encoding="utf-8", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=FIELDS)
+        self._writer = csv.DictWriter(self._file, fieldnames=fields)
         if new:
             self._writer.writeheader()
 
-    def emit(self, detection: Detection) -> None:
-        self._writer.writerow(finite(to_record(detection)))
+    def emit(self, item: Item) -> None:
+        self._writer.writerow(self.row(item))
         self._file.flush()
 
     def sync(self) -> int:

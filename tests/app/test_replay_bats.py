@@ -5,15 +5,14 @@ is not run on it."""
 import csv
 import json
 
-import numpy as np
 import pytest
 import soundfile as sf
 import soxr
 
+from support.bats import BATS, birds_then_bats
 from support.paths import DATA as data
 from support.processes import edge_cli
 
-BATS = {"Eptesicus serotinus", "Pipistrellus pipistrellus"}  # listed with the bat recording
 MODELS = ("--model", "birdnet-v2.4", "--model", "batdetect2-uk")
 
 
@@ -21,15 +20,9 @@ MODELS = ("--model", "birdnet-v2.4", "--model", "batdetect2-uk")
 def recordings(tmp_path_factory):
     """25 s: the spinetail's 19.5 s from the start, the bats' 0.5 s from 21 s; at 384 kHz and at 48 kHz."""
     folder = tmp_path_factory.mktemp("moth")
-    bird, bird_rate = sf.read(data / "maad_spinetail.wav", dtype="float32", always_2d=True)
-    bat, bat_rate = sf.read(data / "bats" / "20180530_213516-EPTSER-LR_0_0.5.wav", dtype="float32")
-    rate = 384000
-    audio = np.zeros(25 * rate, np.float32)
-    song = soxr.resample(bird.mean(axis=1), bird_rate, rate)
-    audio[: len(song)] = song
-    audio[21 * rate : 21 * rate + len(bat)] = bat
-    sf.write(folder / "moth384.wav", audio, rate, subtype="PCM_16")
-    sf.write(folder / "moth48.wav", soxr.resample(audio, rate, 48000), 48000, subtype="PCM_16")
+    audio = birds_then_bats(384000)
+    sf.write(folder / "moth384.wav", audio, 384000, subtype="PCM_16")
+    sf.write(folder / "moth48.wav", soxr.resample(audio, 384000, 48000), 48000, subtype="PCM_16")
     return folder
 
 

@@ -1,28 +1,16 @@
 """One microphone, two models, through the daemon: a real spinetail recording and a real bat recording in one
 384 kHz file; BirdNET's events are the birds', BatDetect2's the bats', each a bat pass with its calls."""
 
-import numpy as np
-import soundfile as sf
-import soxr
-
+from support.bats import BATS, write_birds_then_bats
 from support.config import write_config
 from support.processes import DaemonProcess
 from support.records import read_records
 
-BATS = {"Eptesicus serotinus", "Pipistrellus pipistrellus"}  # listed with the bat recording
 
-
-def test_birdnet_and_batdetect2_on_one_384_khz_stream(data, tmp_path):
-    bird, bird_rate = sf.read(data / "maad_spinetail.wav", dtype="float32", always_2d=True)
-    bat, bat_rate = sf.read(data / "bats" / "20180530_213516-EPTSER-LR_0_0.5.wav", dtype="float32")
-    rate = 384000
-    audio = np.zeros(25 * rate, np.float32)
-    song = soxr.resample(bird.mean(axis=1), bird_rate, rate)
-    audio[: len(song)] = song
-    audio[21 * rate : 21 * rate + len(bat)] = bat
+def test_birdnet_and_batdetect2_on_one_384_khz_stream(tmp_path):
     recordings = tmp_path / "recordings"
     recordings.mkdir()
-    sf.write(recordings / "moth.wav", audio, rate, subtype="PCM_16")
+    write_birds_then_bats(recordings / "moth.wav")
     config = write_config(
         tmp_path / "edge.toml",
         tmp_path / "data",
