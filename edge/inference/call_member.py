@@ -12,7 +12,6 @@ A chunk of digital silence is not run.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 
@@ -111,10 +110,4 @@ class CallMember:
         with self.stages.measure(f"member:{self.name}", items=1):
             # Trailing zeros (the padding past the stream's end) left out: a recording's last chunk is run as
             # BatDetect2 runs a short file, its mean and attention over the recording's own samples.
-            calls = self.detector.calls(audio[: heard[-1] + 1])
-        start, nyquist = at / self.sample_rate, stream.sample_rate / 2
-        return [
-            replace(call, start=call.start + start, end=call.end + start)
-            for call in calls
-            if int(call.high_freq) <= nyquist  # as BatDetect2 compares them
-        ]
+            return self.detector.calls_at(audio[: heard[-1] + 1], at, nyquist=stream.sample_rate / 2)

@@ -269,10 +269,22 @@ class CallDetector:
     ) -> list[CallBox]:
         """Calls of a whole recording; with `nyquist` (half the recording's own rate, Hz), those reaching
         above it are dropped, as BatDetect2 drops them."""
-        found = []
         length = self.manifest.input_length
-        for start in range(0, len(audio), length):
-            offset = start / self.spec.sample_rate
-            for call in self.calls(audio[start : start + length], threshold):
-                found.append(replace(call, start=call.start + offset, end=call.end + offset))
-        return [call for call in found if nyquist is None or int(call.high_freq) <= nyquist]
+        return [
+            call
+            for start in range(0, len(audio), length)
+            for call in self.calls_at(audio[start : start + length], start, nyquist, threshold)
+        ]
+
+    def calls_at(
+        self, audio: np.ndarray, start: int, nyquist: float | None = None, threshold: float | None = None
+    ) -> list[CallBox]:
+        """The calls of a piece of audio that starts `start` samples into its recording, their times counted
+        from the recording's start; with `nyquist`, those reaching above it dropped, as BatDetect2 drops them
+        (comparing the whole Hz)."""
+        offset = start / self.spec.sample_rate
+        return [
+            replace(call, start=call.start + offset, end=call.end + offset)
+            for call in self.calls(audio, threshold)
+            if nyquist is None or int(call.high_freq) <= nyquist
+        ]
